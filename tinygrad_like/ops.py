@@ -1,0 +1,573 @@
+"""The rule table: every primitive operation, its forward and its backward side by side.
+
+Each primitive is a small class. ``forward`` takes NumPy arrays (and plain parameters) and returns the
+result array; it keeps on ``self`` only what its backward needs. ``backward(grad)`` gets the gradient of the
+loss with respect to the output and returns one gradient per input (``None`` for an input that needs none,
+see ``self.needs_grad``).
+
+A rule may return a gradient of the *broadcast* shape: the engine (``Tensor.backward``) sums it back to the
+input's shape and casts it to the input's dtype, so broadcasting is undone in one place, not in every rule.
+
+Rules never warn: out-of-domain values (``log(0)``, ``exp(1000)``) give NumPy's inf/nan silently, and the
+anomaly checks report them where asked.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # NumPy >= 2 keeps its error state in a context variable: switching it costs ~0.1 us instead of ~2 us.
+    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
+
+    _QUIET_EXTOBJ = _make_extobj(all="ignore")
+
+    class _Quiet:
+        """``np.errstate(all="ignore")``, cheap enough to wrap every elementwise op."""
+
+        __slots__ = ("token",)
+
+        def __enter__(self) -> None:
+            self.token = _extobj_contextvar.set(_QUIET_EXTOBJ)
+
+        def __exit__(self, *exc: object) -> None:
+            _extobj_contextvar.reset(self.token)
+
+    def quiet() -> _Quiet:
+        return _Quiet()
+
+except ImportError:  # older NumPy: the public (slower) context manager does the same job
+
+    def quiet() -> np.errstate:  # type: ignore[misc]
+        return np.errstate(all="ignore")
+
+
+def _floating(x: np.ndarray) -> np.ndarray:
+    """Float ops on integer or bool input compute in float32 (as PyTorch does), not NumPy's float64."""
+    return x if x.dtype.kind == "f" else x.astype(np.float32)
+
+
+class Function:
+    """Base of every primitive. ``inputs`` and ``needs_grad`` are set by the engine when a graph is recorded."""
+
+    __slots__ = ("inputs", "needs_grad")
+    name = "function"
+
+    def forward(self, *args, **params) -> np.ndarray:  # pragma: no cover - every rule overrides it
+        raise NotImplementedError
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:  # pragma: no cover
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Short label for drawings and error messages, e.g. ``sum(axis=(1,))``."""
+        return self.name
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Binary arithmetic. Broadcasting is undone by the engine.
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Add(Function):
+    """z = x + y;  dz/dx = 1, dz/dy = 1."""
+
+    __slots__ = ()
+    name = "add"
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, grad):
+        return grad, grad
+
+
+class Sub(Function):
+    """z = x - y;  dz/dx = 1, dz/dy = -1.  (Fused: one graph node instead of x + (-y).)"""
+
+    __slots__ = ()
+    name = "sub"
+
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, grad):
+        return grad, (-grad if self.needs_grad[1] else None)
+
+
+class Mul(Function):
+    """z = x * y;  dz/dx = y, dz/dy = x."""
+
+    __slots__ = ("x", "y")
+    name = "mul"
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, grad):
+        dx, dy = self.needs_grad
+        return (grad * self.y if dx else None), (grad * self.x if dy else None)
+
+
+class Div(Function):
+    """z = x / y;  dz/dx = 1/y, dz/dy = -x/y^2 = -z/y.  (Fused: one node instead of x * y**-1.)"""
+
+    __slots__ = ("y", "out")
+    name = "div"
+
+    def forward(self, x, y):
+        if x.dtype.kind != "f" and y.dtype.kind != "f":  # true division of integers gives float32
+            x, y = x.astype(np.float32), y.astype(np.float32)
+        with quiet():
+            self.out = x / y
+        self.y = y
+        return self.out
+
+    def backward(self, grad):
+        dx, dy = self.needs_grad
+        with quiet():
+            gx = grad / self.y if dx else None
+            gy = -grad * self.out / self.y if dy else None
+        return gx, gy
+
+
+class Pow(Function):
+    """z = x ** y;  dz/dx = y * x**(y-1),  dz/dy = z * log(x)  (taken as 0 where x == 0 and y >= 0)."""
+
+    __slots__ = ("x", "y", "out")
+    name = "pow"
+
+    def forward(self, x, y):
+        with quiet():
+            self.out = np.power(x, y)
+        self.x, self.y = x, y
+        return self.out
+
+    def backward(self, grad):
+        dx, dy = self.needs_grad
+        x, y = self.x, self.y
+        with quiet():
+            gx = grad * y * np.power(x, y - 1) if dx else None
+            gy = None
+            if dy:
+                log_x = np.where((x == 0) & (y >= 0), 0, np.log(x))
+                gy = grad * self.out * log_x
+        return gx, gy
+
+
+class Matmul(Function):
+    """z = x @ y (1-D, 2-D, batched N-D);  dz/dx = g @ y^T,  dz/dy = x^T @ g.
+
+    1-D operands are promoted as NumPy does (x to a row, y to a column); the promoted axes are put back in
+    the gradient, and the engine sums broadcast batch dimensions away.
+    """
+
+    __slots__ = ("x", "y")
+    name = "matmul"
+
+    def forward(self, x, y):
+        if x.ndim == 0 or y.ndim == 0:
+            raise ValueError(f"matmul: both operands must be at least 1-D, got shapes {x.shape} and {y.shape}")
+        k_x, k_y = x.shape[-1], y.shape[-2] if y.ndim > 1 else y.shape[0]
+        if k_x != k_y:
+            raise ValueError(f"matmul: shapes {x.shape} and {y.shape} are not aligned ({k_x} != {k_y})")
+        try:
+            out = x @ y
+        except ValueError:
+            raise ValueError(
+                f"matmul: batch dimensions of shapes {x.shape} and {y.shape} cannot be broadcast together"
+            ) from None
+        self.x, self.y = x, y
+        return out
+
+    def backward(self, grad):
+        x, y = self.x, self.y
+        need_x, need_y = self.needs_grad
+        x2 = x if x.ndim > 1 else x[None, :]
+        y2 = y if y.ndim > 1 else y[:, None]
+        if x.ndim == 1:  # the promoted row was dropped from the result: restore it
+            grad = grad[..., None, :] if y.ndim > 1 else grad[..., None]
+        if y.ndim == 1:
+            grad = grad[..., None]
+        gx = grad @ np.swapaxes(y2, -1, -2) if need_x else None
+        gy = np.swapaxes(x2, -1, -2) @ grad if need_y else None
+        if x.ndim == 1 and gx is not None:
+            gx = gx[..., 0, :]
+        if y.ndim == 1 and gy is not None:
+            gy = gy[..., 0]
+        return gx, gy
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Elementwise unary functions
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Exp(Function):
+    """z = exp(x);  dz/dx = z."""
+
+    __slots__ = ("out",)
+    name = "exp"
+
+    def forward(self, x):
+        with quiet():
+            self.out = np.exp(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out,)
+
+
+class Log(Function):
+    """z = log(x);  dz/dx = 1/x."""
+
+    __slots__ = ("x",)
+    name = "log"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        with quiet():
+            return np.log(self.x)
+
+    def backward(self, grad):
+        with quiet():
+            return (grad / self.x,)
+
+
+class Sqrt(Function):
+    """z = sqrt(x);  dz/dx = 1 / (2 z)."""
+
+    __slots__ = ("out",)
+    name = "sqrt"
+
+    def forward(self, x):
+        with quiet():
+            self.out = np.sqrt(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        with quiet():
+            return (grad / (2 * self.out),)
+
+
+class Sigmoid(Function):
+    """z = 1 / (1 + exp(-x));  dz/dx = z (1 - z), from the saved output.
+
+    exp(-x) overflows to inf for x < -88 (float32), and 1 / (1 + inf) is exactly 0: the value is right,
+    so the overflow is silenced rather than avoided.
+    """
+
+    __slots__ = ("out",)
+    name = "sigmoid"
+
+    def forward(self, x):
+        out = np.negative(_floating(x))
+        with quiet():
+            np.exp(out, out=out)
+        out += 1
+        np.reciprocal(out, out=out)
+        self.out = out
+        return out
+
+    def backward(self, grad):
+        out = self.out
+        return (grad * (out * (1 - out)),)
+
+
+class Relu(Function):
+    """z = max(x, 0);  dz/dx = 1 where x > 0, else 0 (0 at x == 0)."""
+
+    __slots__ = ("out",)
+    name = "relu"
+
+    def forward(self, x):
+        self.out = np.maximum(x, 0)
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (self.out > 0),)
+
+
+class Tanh(Function):
+    """z = tanh(x);  dz/dx = 1 - z^2."""
+
+    __slots__ = ("out",)
+    name = "tanh"
+
+    def forward(self, x):
+        self.out = np.tanh(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (1 - self.out * self.out),)
+
+
+class Abs(Function):
+    """z = |x|;  dz/dx = sign(x) (0 at x == 0)."""
+
+    __slots__ = ("x",)
+    name = "abs"
+
+    def forward(self, x):
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, grad):
+        return (grad * np.sign(self.x),)
+
+
+class Clip(Function):
+    """z = min(max(x, low), high);  dz/dx = 1 where low <= x <= high, else 0.
+
+    A primitive rather than a composition: the clipped values must be exactly ``low`` and ``high``.
+    """
+
+    __slots__ = ("x", "low", "high")
+    name = "clip"
+
+    def forward(self, x, low=None, high=None):
+        if low is None and high is None:
+            raise ValueError("clip: at least one of min and max must be given")
+        if low is not None and high is not None and low > high:
+            raise ValueError(f"clip: min ({low}) is greater than max ({high})")
+        self.x, self.low, self.high = x, low, high
+        return np.clip(x, low, high)
+
+    def backward(self, grad):
+        x, inside = self.x, True
+        if self.low is not None:
+            inside = x >= self.low
+        if self.high is not None:
+            inside = inside & (x <= self.high)
+        return (grad * inside,)
+
+    def describe(self):
+        return f"clip({self.low}, {self.high})"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Reductions. ``axes`` is already normalised by the Tensor method (a tuple, or None for all axes).
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _keepdim_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape a reduction over ``axes`` has with keepdims=True."""
+    if axes is None:
+        return (1,) * len(shape)
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    """z = sum(x, axes);  dz/dx = 1: the gradient is broadcast back over the summed axes."""
+
+    __slots__ = ("in_shape", "axes", "keepdim")
+    name = "sum"
+
+    def forward(self, x, axes=None, keepdim=False):
+        self.in_shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        return np.sum(x, axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        grad = np.reshape(grad, _keepdim_shape(self.in_shape, self.axes))
+        return (np.broadcast_to(grad, self.in_shape),)
+
+    def describe(self):
+        return "sum" if self.axes is None else f"sum(axis={self.axes})"
+
+
+class Max(Function):
+    """z = max(x, axes);  dz/dx = 1 at the maximum; tied maxima share the gradient equally."""
+
+    __slots__ = ("x", "out", "axes")
+    name = "max"
+    reduce = staticmethod(np.max)
+
+    def forward(self, x, axes=None, keepdim=False):
+        if x.size == 0:
+            raise ValueError(f"{self.name}: cannot reduce an empty tensor of shape {x.shape}")
+        out = self.reduce(x, axis=axes, keepdims=True)
+        self.x, self.out, self.axes = x, out, axes
+        if keepdim:
+            return out
+        return np.reshape(out, () if axes is None else tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+    def backward(self, grad):
+        grad = np.reshape(grad, self.out.shape)
+        winners = self.x == self.out
+        return (winners * (grad / np.sum(winners, axis=self.axes, keepdims=True)),)
+
+    def describe(self):
+        return self.name if self.axes is None else f"{self.name}(axis={self.axes})"
+
+
+class Min(Max):
+    """z = min(x, axes);  dz/dx = 1 at the minimum; tied minima share the gradient equally."""
+
+    __slots__ = ()
+    name = "min"
+    reduce = staticmethod(np.min)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Softmax family (max-subtracted, so logits of any size are safe)
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Softmax(Function):
+    """z = exp(x - max) / sum(exp(x - max));  dz/dx applied to g:  z * (g - sum(g * z))."""
+
+    __slots__ = ("out", "axis")
+    name = "softmax"
+
+    def forward(self, x, axis=-1):
+        x = _floating(x)
+        with quiet():  # only non-finite logits can warn here (inf - inf)
+            e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+            self.out, self.axis = e / np.sum(e, axis=axis, keepdims=True), axis
+        return self.out
+
+    def backward(self, grad):
+        out = self.out
+        return (out * (grad - np.sum(grad * out, axis=self.axis, keepdims=True)),)
+
+    def describe(self):
+        return f"softmax(axis={self.axis})"
+
+
+class LogSoftmax(Function):
+    """z = x - max - log(sum(exp(x - max)));  dz/dx applied to g:  g - softmax(x) * sum(g)."""
+
+    __slots__ = ("out", "axis")
+    name = "log_softmax"
+
+    def forward(self, x, axis=-1):
+        x = _floating(x)
+        with quiet():  # only non-finite logits can warn here (inf - inf)
+            shifted = x - np.max(x, axis=axis, keepdims=True)
+            self.out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+        self.axis = axis
+        return self.out
+
+    def backward(self, grad):
+        return (grad - np.exp(self.out) * np.sum(grad, axis=self.axis, keepdims=True),)
+
+    def describe(self):
+        return f"log_softmax(axis={self.axis})"
+
+
+class BinaryCrossEntropy(Function):
+    """z = -(y log p + (1 - y) log(1 - p)), each log floored at -100 (as PyTorch);
+    dz/dp = (p - y) / (p (1 - p)),  dz/dy = log(1 - p) - log(p).
+
+    Fused for stability: composed of log ops, p == 1 (a float32 sigmoid of x > 17) gives 0 * inf = nan.
+    """
+
+    __slots__ = ("p", "y", "log_p", "log_1mp")
+    name = "binary_crossentropy"
+
+    def forward(self, p, y):
+        with quiet():
+            self.log_p = np.maximum(np.log(p), -100)
+            self.log_1mp = np.maximum(np.log1p(-p), -100)
+        self.p, self.y = p, y
+        return -(y * self.log_p + (1 - y) * self.log_1mp)
+
+    def backward(self, grad):
+        dp, dy = self.needs_grad
+        p, y = self.p, self.y
+        gp = grad * (p - y) / np.maximum(p * (1 - p), 1e-12) if dp else None
+        gy = grad * (self.log_1mp - self.log_p) if dy else None
+        return gp, gy
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Movement: the gradient is moved back the same way
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Reshape(Function):
+    """z = reshape(x, shape);  dz/dx: reshape g back to x's shape."""
+
+    __slots__ = ("in_shape",)
+    name = "reshape"
+
+    def forward(self, x, shape=()):
+        self.in_shape = x.shape
+        try:
+            return np.reshape(x, shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
+            ) from None
+
+    def backward(self, grad):
+        return (np.reshape(grad, self.in_shape),)
+
+
+class Permute(Function):
+    """z = transpose(x, order);  dz/dx: transpose g by the inverse order."""
+
+    __slots__ = ("order",)
+    name = "permute"
+
+    def forward(self, x, order=()):
+        self.order = order
+        return np.transpose(x, order)
+
+    def backward(self, grad):
+        return (np.transpose(grad, np.argsort(self.order)),)
+
+    def describe(self):
+        return f"permute{self.order}"
+
+
+class Expand(Function):
+    """z = broadcast_to(x, shape);  dz/dx: the engine sums g over the broadcast axes, so g passes through."""
+
+    __slots__ = ()
+    name = "expand"
+
+    def forward(self, x, shape=()):
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(f"expand: cannot expand a tensor of shape {x.shape} to {shape}") from None
+
+    def backward(self, grad):
+        return (grad,)
+
+
+def _is_basic_index(index) -> bool:
+    """True for indices made of ints, slices, None and Ellipsis only (no repeated elements possible)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+class GetItem(Function):
+    """z = x[index];  dz/dx: g scattered back into zeros of x's shape, added up over repeated indices."""
+
+    __slots__ = ("in_shape", "dtype", "index")
+    name = "getitem"
+
+    def forward(self, x, index=None):
+        self.in_shape, self.dtype, self.index = x.shape, x.dtype, index
+        try:
+            return x[index]
+        except IndexError as e:
+            raise IndexError(f"getitem: {e} (tensor shape {x.shape})") from None
+
+    def backward(self, grad):
+        out = np.zeros(self.in_shape, dtype=grad.dtype)
+        if _is_basic_index(self.index):
+            out[self.index] = grad  # a basic index hits each element at most once
+        else:
+            np.add.at(out, self.index, grad)
+        return (out,)
+
+
+# Every primitive by name, for drawings, tests and anyone reading along.
+RULES: dict[str, type[Function]] = {
+    f.name: f
+    for f in (Add, Sub, Mul, Div, Pow, Matmul, Exp, Log, Sqrt, Sigmoid, Relu, Tanh, Abs, Clip, Sum, Max, Min,
+              Softmax, LogSoftmax, BinaryCrossEntropy, Reshape, Permute, Expand, GetItem)
+}

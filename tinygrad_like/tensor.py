@@ -1,0 +1,720 @@
+"""Tensor: a NumPy array, its gradient, and a link to the rule (``ops.py``) that made it.
+
+Operations record the graph on the way forward; ``backward()`` walks it once, iteratively, from the output
+to the leaves. Derived operations (neg, mean, square, flatten, transpose, cross_entropy, ...) are
+compositions of the primitives in ``ops.py`` and so need no backward rule of their own.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import ops
+from .ops import Function, quiet
+
+_grad_enabled = True  # switched off by ``no_grad``
+_rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
+
+Shape = tuple[int, ...]
+Axis = int | Sequence[int] | None
+
+_ALLOWED_KINDS = "fiub"  # float, signed int, unsigned int, bool
+
+
+class no_grad:  # noqa: N801 - named like PyTorch's and tinygrad's
+    """Context manager (and decorator) under which no graph is recorded; the previous state comes back on exit."""
+
+    def __enter__(self) -> no_grad:
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _grad_enabled
+        _grad_enabled = self._previous
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = fn.__name__, fn.__doc__, fn
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``."""
+    return _grad_enabled
+
+
+class _ReleasedGraph:
+    """Stands where a node's rule was once ``backward()`` has released it (its saved arrays are gone)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Turning user input into arrays
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _dtype_arg(dtype: Any, op: str) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: unknown dtype {dtype!r}") from None
+    if dt.kind not in _ALLOWED_KINDS:
+        raise TypeError(f"{op}: unsupported dtype {dt} (use a float, int or bool dtype)")
+    return dt
+
+
+def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Copy ``data`` into a fresh array following the dtype rules of the API (Python floats -> float32, ...)."""
+    if isinstance(data, Tensor):
+        data = data.data
+    wanted = None if dtype is None else _dtype_arg(dtype, "Tensor")
+    from_numpy = isinstance(data, (np.ndarray, np.generic))
+    try:
+        arr = np.array(data, dtype=wanted)
+    except (ValueError, TypeError) as e:
+        if "inhomogeneous" in str(e) or "sequence" in str(e):
+            raise ValueError(f"Tensor: nested lists have ragged lengths and do not form an array ({e})") from None
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__}: {e}") from None
+    if arr.dtype.kind not in _ALLOWED_KINDS:
+        raise TypeError(
+            f"Tensor: unsupported data of dtype {arr.dtype} ({type(data).__name__}); "
+            "use numbers, nested lists of numbers or a numeric NumPy array"
+        )
+    if wanted is None and not from_numpy:  # Python numbers: float -> float32, int -> int32 when it fits
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+        elif arr.dtype.kind == "i" and (arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31)):
+            arr = arr.astype(np.int32)
+    return arr
+
+
+def _scalar_dtype(value: Any, like: np.dtype) -> np.dtype | type:
+    """A Python scalar next to a tensor takes the tensor's dtype when it can (so float32 stays float32)."""
+    if like.kind == "f":
+        return like
+    if isinstance(value, (float, np.floating)):
+        return np.float32
+    if isinstance(value, (bool, np.bool_)):
+        return like
+    return like if like.kind in "iu" else np.int32
+
+
+def _make(data: np.ndarray, ctx: Function | None = None) -> Tensor:
+    """Fast internal constructor: wraps ``data`` without copying or checking."""
+    t = object.__new__(Tensor)
+    t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad = data, None, ctx is not None, ctx, False
+    return t
+
+
+def _apply(rule: type[Function], *inputs: Tensor, **params: Any) -> Tensor:
+    """Run one primitive forward and, when a gradient is wanted, record it in the graph."""
+    fn = rule()
+    data = fn.forward(*[t.data for t in inputs], **params)
+    if _grad_enabled:
+        needs = tuple([t.requires_grad for t in inputs])
+        if True in needs:
+            fn.inputs, fn.needs_grad = inputs, needs
+            return _make(data, fn)
+    return _make(data)
+
+
+def _operand(value: Any, like: Tensor, op: str) -> Tensor:
+    """The other side of a binary op as a Tensor (a constant when it is not one already)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (numbers.Number, np.bool_)) and not isinstance(value, complex):
+        return _make(np.asarray(value, dtype=_scalar_dtype(value, like.data.dtype)))
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return _make(_to_array(value))
+    raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} (tensor shape {like.shape})")
+
+
+def _binary(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
+    try:
+        return _apply(rule, x, y)
+    except ValueError:
+        try:
+            np.broadcast_shapes(x.shape, y.shape)
+        except ValueError:
+            raise ValueError(f"{rule.name}: shapes {x.shape} and {y.shape} cannot be broadcast together") from None
+        raise
+
+
+def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
+    """Normalise ``axis`` (int, negative int, tuple or list, or None) to a sorted tuple of non-negative axes."""
+    if axis is None:
+        return None
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if ndim == 0:  # as PyTorch: axis 0 or -1 of a 0-d tensor is the tensor itself
+        if any(a not in (0, -1) for a in axes):
+            raise np.exceptions.AxisError(f"{op}: axis {axis} is out of range for a 0-d tensor")
+        return ()
+    out = []
+    for a in axes:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def _one_axis(axis: int, ndim: int, op: str) -> int:
+    axes = _axes(axis, ndim, op)
+    return axes[0] if axes else 0
+
+
+def _reduce_args(op: str, axis: Axis, keepdim: bool, keepdims: bool | None, dim: Axis) -> tuple[Axis, bool]:
+    """Accept PyTorch's ``dim=`` and NumPy's ``keepdims=`` spellings."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give either axis or dim, not both")
+        axis = dim
+    return axis, bool(keepdim if keepdims is None else keepdims)
+
+
+def _shape_arg(shape: tuple, op: str) -> Shape:
+    """Shapes are given as separate ints or as one tuple/list."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in shape):
+        raise TypeError(f"{op}: shape must be ints, got {shape!r}")
+    return tuple(int(n) for n in shape)
+
+
+def _factory_shape(shape: tuple, op: str) -> Shape:
+    shape = _shape_arg(shape, op)
+    if any(n < 0 for n in shape):
+        raise ValueError(f"{op}: negative dimension in shape {shape}")
+    return shape
+
+
+def _index_arg(index: Any) -> Any:
+    """Tensors inside an index become their arrays; lists become integer (or bool) arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    if isinstance(index, tuple):
+        return tuple(_index_arg(i) for i in index)
+    return index
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Tensor
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
+
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __array_ufunc__ = None  # ``ndarray + Tensor`` defers to ``Tensor.__radd__`` and gives a Tensor
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        self.data: np.ndarray = _to_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"Tensor: only floating point tensors can require grad, got dtype {self.data.dtype}")
+        self.requires_grad: bool = bool(requires_grad)
+        self.grad: Tensor | None = None
+        self._ctx: Function | _ReleasedGraph | None = None
+        self._retains_grad = False
+
+    # -- properties and values out ------------------------------------------------------------------------
+    @property
+    def shape(self) -> Shape:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        """Number of elements."""
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not made by a recorded operation."""
+        return self._ctx is None
+
+    @property
+    def op(self) -> str | None:
+        """Name of the operation that made this tensor, None for a leaf."""
+        return None if self._ctx is None else self._ctx.name
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def __iter__(self) -> Iterator[Tensor]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> Any:
+        if self.data.size != 1:
+            raise ValueError(f"item: only one-element tensors can be converted to a number, got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous")
+        return bool(self.data)
+
+    __hash__ = object.__hash__  # comparisons return tensors, identity stays the hash
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=50)
+        extra = f", dtype={self.dtype}"
+        if self.requires_grad:
+            extra += f", requires_grad=True, op={self.op}" if self._ctx is not None else ", requires_grad=True"
+        return f"Tensor({body}{extra})"
+
+    # -- graph handling -----------------------------------------------------------------------------------
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return _make(self.data)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only floating point tensors can require grad, got {self.dtype}")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after ``backward()`` (leaves always keep theirs)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: the tensor does not require grad")
+        self._retains_grad = True
+
+    def _accumulate(self, grad: np.ndarray) -> None:
+        if self.grad is None:  # an own copy: never shares memory with another tensor's gradient
+            self.grad = _make(np.array(grad, dtype=self.data.dtype))
+        else:
+            self.grad.data = self.grad.data + grad
+
+    def _graph(self) -> list[Tensor]:
+        """Every tensor this one depends on that needs a gradient, inputs before outputs (no recursion)."""
+        order: list[Tensor] = []
+        seen: set[int] = set()  # expanded nodes; a node is appended only after all of its inputs
+        stack: list[tuple[Tensor, bool]] = [(self, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            ctx = node._ctx
+            if ctx is None:
+                continue
+            if type(ctx) is _ReleasedGraph:
+                raise RuntimeError(
+                    f"backward: the graph through '{ctx.name}' (output shape {node.shape}) was already released "
+                    "by an earlier backward(); call the first backward(retain_graph=True) to go through it twice"
+                )
+            for t, need in zip(ctx.inputs, ctx.needs_grad):
+                if need and id(t) not in seen:
+                    stack.append((t, False))
+        return order
+
+    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf), times ``gradient``, into ``.grad`` of every leaf that requires grad.
+
+        ``gradient`` may be omitted only for a one-element tensor. The graph is released afterwards unless
+        ``retain_graph=True``; going through a released graph again raises RuntimeError.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"backward: this tensor (shape {self.shape}) does not require grad and has no graph; "
+                "create the inputs with requires_grad=True, outside no_grad()"
+            )
+        if gradient is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: gradient can be omitted only for a one-element tensor, got shape {self.shape}; "
+                    "pass gradient= of that shape"
+                )
+            seed = np.ones_like(self.data)
+        else:
+            seed = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            if seed.shape != self.shape:
+                raise ValueError(f"backward: gradient has shape {seed.shape} but the tensor has shape {self.shape}")
+            seed = seed.astype(self.dtype, copy=False)
+
+        order = self._graph()
+        grads: dict[int, np.ndarray] = {id(self): seed}
+        with quiet():
+            for i in range(len(order) - 1, -1, -1):
+                node = order[i]
+                order[i] = None  # let memory go as the walk proceeds
+                grad = grads.pop(id(node))
+                ctx = node._ctx
+                if ctx is None or node._retains_grad:
+                    node._accumulate(grad)
+                if ctx is None:
+                    continue
+                for index, (t, need, g) in enumerate(zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad))):
+                    if not need:
+                        continue
+                    data = t.data
+                    if g.shape != data.shape:
+                        g = _unbroadcast(g, data.shape, ctx.name, index)
+                    if g.dtype != data.dtype:
+                        g = g.astype(data.dtype)
+                    key = id(t)
+                    previous = grads.get(key)
+                    grads[key] = g if previous is None else previous + g
+                if not retain_graph:
+                    node._ctx = _ReleasedGraph(ctx.name)
+
+    # -- arithmetic -----------------------------------------------------------------------------------------
+    def add(self, other: Any) -> Tensor:
+        return _binary(ops.Add, self, _operand(other, self, "add"))
+
+    def sub(self, other: Any) -> Tensor:
+        return _binary(ops.Sub, self, _operand(other, self, "sub"))
+
+    def mul(self, other: Any) -> Tensor:
+        return _binary(ops.Mul, self, _operand(other, self, "mul"))
+
+    def div(self, other: Any) -> Tensor:
+        return _binary(ops.Div, self, _operand(other, self, "div"))
+
+    def pow(self, exponent: Any) -> Tensor:
+        return _binary(ops.Pow, self, _operand(exponent, self, "pow"))
+
+    def matmul(self, other: Any) -> Tensor:
+        return _apply(ops.Matmul, self, _operand(other, self, "matmul"))
+
+    dot = matmul
+
+    def neg(self) -> Tensor:
+        return self * -1
+
+    __add__ = add
+    __sub__ = sub
+    __mul__ = mul
+    __truediv__ = div
+    __pow__ = pow
+    __matmul__ = matmul
+    __neg__ = neg
+
+    def __radd__(self, other: Any) -> Tensor:
+        return _binary(ops.Add, _operand(other, self, "add"), self)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return _binary(ops.Sub, _operand(other, self, "sub"), self)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return _binary(ops.Mul, _operand(other, self, "mul"), self)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return _binary(ops.Div, _operand(other, self, "div"), self)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return _binary(ops.Pow, _operand(other, self, "pow"), self)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return _apply(ops.Matmul, _operand(other, self, "matmul"), self)
+
+    # -- elementwise --------------------------------------------------------------------------------------
+    def exp(self) -> Tensor:
+        return _apply(ops.Exp, self)
+
+    def log(self) -> Tensor:
+        return _apply(ops.Log, self)
+
+    def sqrt(self) -> Tensor:
+        return _apply(ops.Sqrt, self)
+
+    def sigmoid(self) -> Tensor:
+        return _apply(ops.Sigmoid, self)
+
+    def relu(self) -> Tensor:
+        return _apply(ops.Relu, self)
+
+    def tanh(self) -> Tensor:
+        return _apply(ops.Tanh, self)
+
+    def abs(self) -> Tensor:
+        return _apply(ops.Abs, self)
+
+    def square(self) -> Tensor:
+        return self * self
+
+    def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        return _apply(ops.Clip, self, low=min, high=max)
+
+    # -- reductions ---------------------------------------------------------------------------------------
+    def sum(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
+            dim: Axis = None) -> Tensor:
+        axis, keepdim = _reduce_args("sum", axis, keepdim, keepdims, dim)
+        return _apply(ops.Sum, self, axes=_axes(axis, self.ndim, "sum"), keepdim=keepdim)
+
+    def mean(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
+             dim: Axis = None) -> Tensor:
+        axis, keepdim = _reduce_args("mean", axis, keepdim, keepdims, dim)
+        axes = _axes(axis, self.ndim, "mean")
+        count = self.size if axes is None else math.prod(self.shape[a] for a in axes)
+        if count == 0:
+            raise ValueError(f"mean: cannot average over zero elements (shape {self.shape}, axis {axis})")
+        return self.sum(axes, keepdim) / count
+
+    def max(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
+            dim: Axis = None) -> Tensor:
+        axis, keepdim = _reduce_args("max", axis, keepdim, keepdims, dim)
+        return _apply(ops.Max, self, axes=_axes(axis, self.ndim, "max"), keepdim=keepdim)
+
+    def min(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
+            dim: Axis = None) -> Tensor:
+        axis, keepdim = _reduce_args("min", axis, keepdim, keepdims, dim)
+        return _apply(ops.Min, self, axes=_axes(axis, self.ndim, "min"), keepdim=keepdim)
+
+    def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        axis = axis if dim is None else dim
+        return _apply(ops.Softmax, self, axis=_one_axis(axis, self.ndim, "softmax"))
+
+    def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
+        axis = axis if dim is None else dim
+        return _apply(ops.LogSoftmax, self, axis=_one_axis(axis, self.ndim, "log_softmax"))
+
+    # -- shape ----------------------------------------------------------------------------------------------
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        return _apply(ops.Reshape, self, shape=_shape_arg(shape, "reshape"))
+
+    def permute(self, *order: int | Sequence[int]) -> Tensor:
+        order = _shape_arg(order, "permute")
+        if sorted(a % self.ndim if self.ndim else a for a in order) != list(range(self.ndim)):
+            raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
+        return _apply(ops.Permute, self, order=tuple(a % self.ndim for a in order))
+
+    def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
+        """Swap two axes (as tinygrad and PyTorch)."""
+        a, b = _one_axis(dim0, self.ndim, "transpose"), _one_axis(dim1, self.ndim, "transpose")
+        order = list(range(self.ndim))
+        order[a], order[b] = order[b], order[a]
+        return _apply(ops.Permute, self, order=tuple(order))
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - NumPy's and PyTorch's name
+        """All axes reversed."""
+        return _apply(ops.Permute, self, order=tuple(range(self.ndim - 1, -1, -1)))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = _one_axis(start_dim, self.ndim, "flatten"), _one_axis(end_dim, self.ndim, "flatten")
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {self.shape}")
+        shape = self.shape
+        return self.reshape(shape[:start] + (math.prod(shape[start:end + 1]),) + shape[end + 1:])
+
+    def expand(self, *shape: int | Sequence[int]) -> Tensor:
+        """Broadcast to ``shape``; -1 keeps a dimension as it is."""
+        shape = _shape_arg(shape, "expand")
+        offset = len(shape) - self.ndim
+        if offset < 0:
+            raise ValueError(f"expand: cannot expand a tensor of shape {self.shape} to fewer dimensions {shape}")
+        shape = tuple(self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(shape))
+        return _apply(ops.Expand, self, shape=shape)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _apply(ops.GetItem, self, index=_index_arg(index))
+
+    # -- losses ---------------------------------------------------------------------------------------------
+    def cross_entropy(self, target: Any, reduction: str = "mean") -> Tensor:
+        """Cross-entropy of (N, C) logits against integer labels (N,) or probabilities (N, C).
+
+        Built on log_softmax, so its gradient is ``softmax - target`` (divided by N for the mean).
+        """
+        if self.ndim != 2:
+            raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
+        n, classes = self.shape
+        labels = target.data if isinstance(target, Tensor) else np.asarray(target)
+        log_probs = self.log_softmax(axis=1)
+        if labels.dtype.kind in "iu" and labels.shape == (n,):
+            if n and (labels.min() < 0 or labels.max() >= classes):
+                raise ValueError(
+                    f"cross_entropy: labels must be in [0, {classes}), got values from {labels.min()} to {labels.max()}"
+                )
+            losses = -log_probs[np.arange(n), labels]
+        elif labels.dtype.kind == "f" and labels.shape == (n, classes):
+            target = target if isinstance(target, Tensor) else _make(labels)
+            losses = -(log_probs * target).sum(axis=1)
+        else:
+            raise ValueError(
+                f"cross_entropy: target must be integer labels of shape ({n},) or probabilities of shape "
+                f"({n}, {classes}), got dtype {labels.dtype} and shape {labels.shape}"
+            )
+        return _reduce_loss(losses, reduction, "cross_entropy")
+
+    def binary_crossentropy(self, target: Any, reduction: str = "mean") -> Tensor:
+        """Binary cross-entropy of probabilities ``self`` against ``target`` in [0, 1], mean over all elements."""
+        target = _operand(target, self, "binary_crossentropy")
+        if target.shape != self.shape:
+            raise ValueError(f"binary_crossentropy: target shape {target.shape} differs from input shape {self.shape}")
+        return _reduce_loss(_apply(ops.BinaryCrossEntropy, self, target), reduction, "binary_crossentropy")
+
+    # -- no gradient ----------------------------------------------------------------------------------------
+    def argmax(self, axis: int | None = None, keepdim: bool = False) -> Tensor:
+        axis = None if axis is None else _one_axis(axis, self.ndim, "argmax")
+        return _make(np.argmax(self.data, axis=axis, keepdims=keepdim))
+
+    def _compare(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else other
+        try:
+            return _make(ufunc(self.data, other))
+        except ValueError:
+            raise ValueError(f"{op}: shapes {self.shape} and {np.shape(other)} cannot be broadcast together") from None
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less, "<")
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, np.less_equal, "<=")
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater, ">")
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, np.greater_equal, ">=")
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal, "==")
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal, "!=")
+
+    # -- factories ------------------------------------------------------------------------------------------
+    @staticmethod
+    def manual_seed(seed: int) -> None:
+        """Seed the generator behind randn, rand and uniform."""
+        global _rng
+        _rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def zeros(*shape: int | Sequence[int], dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.zeros(_factory_shape(shape, "zeros"), _dtype_arg(dtype, "zeros")), requires_grad)
+
+    @staticmethod
+    def ones(*shape: int | Sequence[int], dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.ones(_factory_shape(shape, "ones"), _dtype_arg(dtype, "ones")), requires_grad)
+
+    @staticmethod
+    def full(shape: int | Sequence[int], value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        shape = _factory_shape((shape,), "full")
+        dtype = _to_array(value).dtype if dtype is None else _dtype_arg(dtype, "full")
+        return Tensor(np.full(shape, value, dtype), requires_grad)
+
+    @staticmethod
+    def eye(n: int, m: int | None = None, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+        _factory_shape((n,) if m is None else (n, m), "eye")
+        return Tensor(np.eye(n, m, dtype=_dtype_arg(dtype, "eye")), requires_grad)
+
+    @staticmethod
+    def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
+               requires_grad: bool = False) -> Tensor:
+        """``arange(stop)`` or ``arange(start, stop, step)``: int32 for int arguments, float32 otherwise."""
+        if stop is None:
+            start, stop = 0, start
+        if step == 0:
+            raise ValueError("arange: step must not be zero")
+        if dtype is None:
+            ints = all(isinstance(v, (int, np.integer)) for v in (start, stop, step))
+            dtype = np.int32 if ints else np.float32
+        return Tensor(np.arange(start, stop, step, dtype=_dtype_arg(dtype, "arange")), requires_grad)
+
+    @staticmethod
+    def randn(*shape: int | Sequence[int], dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+        """Standard normal samples."""
+        data = _rng.standard_normal(_factory_shape(shape, "randn"))
+        return Tensor(data.astype(_dtype_arg(dtype, "randn")), requires_grad)
+
+    @staticmethod
+    def rand(*shape: int | Sequence[int], dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+        """Uniform samples in [0, 1)."""
+        data = _rng.random(_factory_shape(shape, "rand"))
+        return Tensor(data.astype(_dtype_arg(dtype, "rand")), requires_grad)
+
+    @staticmethod
+    def uniform(*shape: int | Sequence[int], low: float = -1.0, high: float = 1.0, dtype: Any = np.float32,
+                requires_grad: bool = False) -> Tensor:
+        """Uniform samples in [low, high)."""
+        data = _rng.uniform(low, high, _factory_shape(shape, "uniform"))
+        return Tensor(data.astype(_dtype_arg(dtype, "uniform")), requires_grad)
+
+    @staticmethod
+    def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.zeros_like(t.data, dtype=dtype), requires_grad)
+
+    @staticmethod
+    def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.ones_like(t.data, dtype=dtype), requires_grad)
+
+    @staticmethod
+    def full_like(t: Tensor, value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+        return Tensor(np.full_like(t.data, value, dtype=dtype), requires_grad)
+
+
+def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
+    if reduction == "mean":
+        return losses.mean()
+    if reduction == "sum":
+        return losses.sum()
+    if reduction == "none":
+        return losses
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _unbroadcast(grad: np.ndarray, shape: Shape, op: str, index: int) -> np.ndarray:
+    """Sum a gradient of a broadcast shape back to the input's ``shape``; refuse shapes that cannot come from it."""
+    extra = grad.ndim - len(shape)
+    if extra < 0 or any(s not in (1, g) for g, s in zip(grad.shape[extra:], shape)):
+        raise RuntimeError(
+            f"{op}: backward returned a gradient of shape {grad.shape} for input {index} of shape {shape}"
+        )
+    axes = tuple(range(extra)) + tuple(extra + i for i, s in enumerate(shape) if s == 1 and grad.shape[extra + i] != 1)
+    return np.sum(grad, axis=axes).reshape(shape)
