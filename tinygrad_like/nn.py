@@ -1,0 +1,236 @@
+"""Networks built from Tensors: Module, Linear, Sequential and MLP (the blog's [784, 64, 32, 10] network).
+
+Parameters are the Tensor attributes of a module (and of its sub-modules, lists and tuples), named by their
+attribute path, e.g. ``layers.0.weight``. ``save``/``load`` use NumPy ``.npz`` files without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import weakref
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .tensor import Tensor, is_grad_enabled
+
+CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
+
+# Output tensor -> (module, its input tensors), for every module call that recorded a graph. Drawings use it
+# to group each layer's operations; entries vanish with the graph.
+module_calls: weakref.WeakKeyDictionary[Tensor, tuple[Module, tuple[Tensor, ...]]] = weakref.WeakKeyDictionary()
+
+_registry: dict[str, type[Module]] = {}
+
+
+class Module:
+    """Base class: subclasses set Tensors and Modules as attributes and define ``forward``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _registry[cls.__name__] = cls
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        out = self.forward(*args, **kwargs)
+        if isinstance(out, Tensor) and out.requires_grad and is_grad_enabled():
+            module_calls[out] = (self, tuple(a for a in args if isinstance(a, Tensor)))
+        return out
+
+    # -- parameters -----------------------------------------------------------------------------------------
+    def _children(self) -> Iterator[tuple[str, Any]]:
+        for name, value in vars(self).items():
+            if isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, (Tensor, Module)):
+                        yield f"{name}.{i}", item
+            elif isinstance(value, (Tensor, Module)):
+                yield name, value
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module (named ``prefix``) and every sub-module, depth first."""
+        yield prefix, self
+        for name, value in self._children():
+            if isinstance(value, Module):
+                yield from value.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, value in module._children():
+                if isinstance(value, Tensor) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{module_name}.{name}" if module_name else name), value
+
+    def parameters(self) -> list[Tensor]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad = None
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any] | None:
+        """Constructor arguments (JSON-able) that rebuild this module, or None if it cannot be rebuilt."""
+        return None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter's array, by name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy arrays into the parameters; every missing, unexpected or mismatched entry is reported at once."""
+        params = dict(self.named_parameters())
+        problems = [f"missing {name} {tuple(p.shape)} {p.dtype}" for name, p in params.items() if name not in state]
+        problems += [f"unexpected {name}" for name in state if name not in params and name != CONFIG_KEY]
+        for name, p in params.items():
+            if name in state:
+                value = np.asarray(state[name].data if isinstance(state[name], Tensor) else state[name])
+                if value.shape != p.shape or value.dtype != p.dtype:
+                    problems.append(f"{name}: expected {p.shape} {p.dtype}, got {value.shape} {value.dtype}")
+        if problems:
+            raise ValueError(f"load_state_dict: {type(self).__name__} does not match the state:\n  "
+                             + "\n  ".join(problems))
+        for name, p in params.items():
+            p.data = np.array(state[name].data if isinstance(state[name], Tensor) else state[name])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the parameters (and the constructor arguments) to an ``.npz`` file, atomically."""
+        path = Path(path)
+        arrays = self.state_dict()
+        config = self.config()
+        if config is not None:
+            arrays[CONFIG_KEY] = np.array(json.dumps({"class": type(self).__name__, "args": config}))
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)  # the old file stays intact until the new one is complete
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Module:
+        """Rebuild a module saved by ``save`` (its class and constructor arguments are in the file)."""
+        state = read_npz(path)
+        if CONFIG_KEY not in state:
+            raise ValueError(f"load: {path} holds no module description; build the module yourself and call "
+                             "module.load_state_dict(nn.read_npz(path))")
+        try:
+            config = json.loads(str(state.pop(CONFIG_KEY)))
+            module_cls = _registry[config["class"]]
+            module = module_cls(**config["args"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"load: {path} has an unusable module description ({e})") from None
+        if not isinstance(module, cls):
+            raise TypeError(f"load: {path} holds a {type(module).__name__}, not a {cls.__name__}")
+        module.load_state_dict(state)
+        return module
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}("]
+        for name, value in self._children():
+            text = repr(value) if isinstance(value, Module) else f"Tensor{tuple(value.shape)}"
+            lines.append(f"  ({name}): " + text.replace("\n", "\n  "))
+        return "\n".join(lines) + ")" if len(lines) > 1 else f"{type(self).__name__}()"
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file; never unpickles, so a crafted file cannot run code."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"load: {path} is not a readable .npz weights file ({e})") from None
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias, with weight of shape (out_features, in_features) as in PyTorch and the blog."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
+                 rng: np.random.Generator | None = None) -> None:
+        rng = rng or np.random.default_rng()
+        bound = 1 / np.sqrt(in_features)  # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(np.float32),
+                             requires_grad=True)
+        self.bias = (Tensor(rng.uniform(-bound, bound, out_features).astype(np.float32), requires_grad=True)
+                     if bias else None)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = x @ self.weight.T
+        return out if self.bias is None else out + self.bias
+
+    def config(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None}
+
+
+class Sequential(Module):
+    """Layers applied one after another; a layer is a Module or any callable (e.g. ``Tensor.sigmoid``)."""
+
+    def __init__(self, *layers: Any) -> None:
+        self.layers = list(layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def __getitem__(self, index: int) -> Any:
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+
+ACTIVATIONS = {"sigmoid": Tensor.sigmoid, "relu": Tensor.relu, "tanh": Tensor.tanh}
+
+
+class MLP(Module):
+    """The blog's network: Linear layers with ``activation`` between them and softmax on the output.
+
+    Rows are samples. ``layers.i.weight`` has the blog's layout (n_out, n_in), so ``from_blog`` / ``to_blog``
+    copy arrays one to one. ``init="blog"`` draws every weight and bias from U(-1, 1) as the blog does;
+    ``init="default"`` uses PyTorch's Linear initialisation.
+    """
+
+    def __init__(self, layers: Sequence[int] = (784, 64, 32, 10), activation: str = "sigmoid",
+                 init: str = "blog", seed: int | None = None, dtype: Any = np.float32) -> None:
+        if len(layers) < 2:
+            raise ValueError(f"MLP: need at least an input and an output size, got layers={list(layers)}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if init not in ("blog", "default"):
+            raise ValueError(f"MLP: init must be 'blog' or 'default', got {init!r}")
+        rng = np.random.default_rng(seed)
+        self.sizes, self.activation, self.init = [int(n) for n in layers], activation, init
+        self.layers = [Linear(n_in, n_out, rng=rng) for n_in, n_out in zip(self.sizes, self.sizes[1:])]
+        for layer in self.layers:
+            for p in (layer.weight, layer.bias):
+                if init == "blog":
+                    p.data = rng.uniform(-1, 1, p.shape)
+                p.data = p.data.astype(dtype)
+
+    def logits(self, x: Tensor) -> Tensor:
+        """The output layer before softmax."""
+        act = ACTIVATIONS[self.activation]
+        for layer in self.layers[:-1]:
+            x = act(layer(x))
+        return self.layers[-1](x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class probabilities, as the blog's forward returns them."""
+        return self.logits(x).softmax(axis=-1)
+
+    def config(self) -> dict[str, Any]:
+        return {"layers": self.sizes, "activation": self.activation, "init": self.init,
+                "dtype": str(self.layers[0].weight.dtype)}
