@@ -1,0 +1,452 @@
+"""Tests for tinygrad_like.data: IDX/npz loading, validation errors, search order and downloads.
+
+Every test runs with HOME, XDG_CACHE_HOME, the Debian path and the mirror list pointed into tmp_path, so nothing
+is read from or written to the real machine (except the one test on the installed Fashion-MNIST, read-only), and
+downloads only ever reach a local http.server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from tinygrad_like import data
+from tinygrad_like.data import DatasetError, DatasetNotFoundError, DownloadError
+
+GZ_NAMES = [f"{stem}.gz" for stem in data.IDX_FILES]
+REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    for var in ("KERAS_HOME", data.DATA_ENV, data.MIRRORS_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "debian")
+    # Port 9 on localhost refuses at once: a test that forgets its mirrors can never reach the internet.
+    monkeypatch.setattr(data, "MIRRORS", {name: ("http://127.0.0.1:9/",) for name in data.DATASETS})
+
+
+def make_arrays(n_train: int = 6, n_test: int = 4, seed: int = 0) -> data.Arrays:
+    rng = np.random.default_rng(seed)
+    x_train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
+    y_train = rng.integers(0, 10, n_train, dtype=np.uint8)
+    y_test = rng.integers(0, 10, n_test, dtype=np.uint8)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def write_dataset(directory: Path, arrays: data.Arrays, gz: bool = True) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (x_train, y_train), (x_test, y_test) = arrays
+    for stem, array in zip(data.IDX_FILES, (x_train, y_train, x_test, y_test), strict=True):
+        data.write_idx(directory / (f"{stem}.gz" if gz else stem), array)
+    return directory
+
+
+def write_npz(path: Path, arrays: data.Arrays) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (x_train, y_train), (x_test, y_test) = arrays
+    np.savez(path, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    return path
+
+
+def assert_same(got: data.Arrays, want: data.Arrays) -> None:
+    for g, w in zip((*got[0], *got[1]), (*want[0], *want[1]), strict=True):
+        assert g.dtype == np.uint8
+        np.testing.assert_array_equal(g, w)
+
+
+# ------------------------------------------------------------------------------------------------- loading
+@pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "raw"])
+def test_load_idx_files(tmp_path: Path, gz: bool) -> None:
+    arrays = make_arrays()
+    write_dataset(tmp_path / "d", arrays, gz=gz)
+    got = data.load_mnist(tmp_path / "d", download=False)
+    assert_same(got, arrays)
+    (x_train, y_train), (x_test, y_test) = got
+    assert x_train.shape == (6, 28, 28) and y_train.shape == (6,) and x_test.shape == (4, 28, 28)
+    assert x_train.flags.writeable  # in-place shuffles must work
+
+
+def test_load_npz_directory_and_file(tmp_path: Path) -> None:
+    arrays = make_arrays()
+    npz = write_npz(tmp_path / "keras" / "mnist.npz", arrays)
+    assert_same(data.load_mnist(npz.parent, download=False), arrays)
+    assert_same(data.load_mnist(npz, download=False), arrays)
+    assert data.find_dataset("mnist", npz).kind == "npz"
+
+
+def test_idx_roundtrip_other_dtypes_and_gzip_sniffing(tmp_path: Path) -> None:
+    for array in (np.arange(12, dtype=np.int32).reshape(3, 4), np.linspace(-1, 1, 5, dtype=np.float32)):
+        np.testing.assert_array_equal(data.read_idx(data.write_idx(tmp_path / "a.gz", array)), array)
+    # The gzip magic decides, not the file name.
+    data.write_idx(tmp_path / "plain-name", np.arange(5, dtype=np.uint8), compress=True)
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "plain-name"), np.arange(5))
+    with pytest.raises(TypeError, match="bool"):
+        data.write_idx(tmp_path / "b", np.zeros(3, dtype=bool))
+
+
+def test_write_idx_is_deterministic(tmp_path: Path) -> None:
+    array = np.arange(100, dtype=np.uint8)
+    first, second = data.write_idx(tmp_path / "a.gz", array), data.write_idx(tmp_path / "b.gz", array)
+    assert first.read_bytes() == second.read_bytes()
+
+
+# --------------------------------------------------------------------------------------------------- errors
+def corrupt(directory: Path, stem: str, content: bytes) -> Path:
+    """Replace one file of a raw dataset with ``content``."""
+    target = directory / stem
+    target.write_bytes(content)
+    return target
+
+
+def test_bad_magic_number(tmp_path: Path) -> None:
+    d = write_dataset(tmp_path / "d", make_arrays(), gz=False)
+    labels = (d / "train-labels-idx1-ubyte").read_bytes()
+    corrupt(d, "train-images-idx3-ubyte", labels)  # a label file where images belong
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte: bad magic number 0x00000801"):
+        data.load_mnist(d, download=False)
+    corrupt(d, "train-images-idx3-ubyte", b"GIF89a" + bytes(100))
+    with pytest.raises(DatasetError, match="bad magic number"):
+        data.load_mnist(d, download=False)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    d = write_dataset(tmp_path / "d", make_arrays(), gz=False)
+    images = (d / "t10k-images-idx3-ubyte").read_bytes()
+    corrupt(d, "t10k-images-idx3-ubyte", images[:-100])
+    with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte: truncated IDX file.*\(4, 28, 28\)"):
+        data.load_mnist(d, download=False)
+    corrupt(d, "t10k-images-idx3-ubyte", images[:10])  # ends inside the dimensions
+    with pytest.raises(DatasetError, match="truncated IDX file"):
+        data.load_mnist(d, download=False)
+    corrupt(d, "t10k-images-idx3-ubyte", images[:2])
+    with pytest.raises(DatasetError, match="truncated IDX file"):
+        data.load_mnist(d, download=False)
+
+
+def test_trailing_bytes(tmp_path: Path) -> None:
+    d = write_dataset(tmp_path / "d", make_arrays(), gz=False)
+    corrupt(d, "t10k-labels-idx1-ubyte", (d / "t10k-labels-idx1-ubyte").read_bytes() + b"xx")
+    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte: 2 unexpected bytes"):
+        data.load_mnist(d, download=False)
+
+
+def test_counts_disagree(tmp_path: Path) -> None:
+    (x_train, y_train), test = make_arrays()
+    d = write_dataset(tmp_path / "d", ((x_train, y_train[:5]), test))
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz has 6 images but .*"
+                                           r"train-labels-idx1-ubyte.gz has 5 labels"):
+        data.load_mnist(d, download=False)
+
+
+def test_labels_out_of_range(tmp_path: Path) -> None:
+    train, (x_test, y_test) = make_arrays()
+    y_test = y_test.copy()
+    y_test[2] = 10
+    d = write_dataset(tmp_path / "d", (train, (x_test, y_test)))
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte.gz: label out of range.*index 2 \(value 10\)"):
+        data.load_mnist(d, download=False)
+
+
+def test_wrong_image_size(tmp_path: Path) -> None:
+    (x_train, y_train), test = make_arrays()
+    d = write_dataset(tmp_path / "d", ((x_train[:, :, :27], y_train), test))
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz: wrong image size: shape \(6, 28, 27\)"):
+        data.load_mnist(d, download=False)
+
+
+@pytest.mark.parametrize("damage", ["cut", "flip"])
+def test_corrupt_gzip(tmp_path: Path, damage: str) -> None:
+    d = write_dataset(tmp_path / "d", make_arrays())
+    target = d / "train-images-idx3-ubyte.gz"
+    raw = bytearray(target.read_bytes())
+    if damage == "cut":
+        raw = raw[: len(raw) // 2]
+    else:
+        raw[len(raw) // 2: len(raw) // 2 + 8] = bytes(8)  # breaks the deflate stream or its CRC
+    target.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz: corrupt gzip data"):
+        data.load_mnist(d, download=False)
+
+
+def test_bad_npz_files(tmp_path: Path) -> None:
+    (x_train, y_train), (x_test, y_test) = make_arrays()
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test)
+    with pytest.raises(DatasetError, match=r"mnist.npz: missing arrays \['y_test'\]"):
+        data.load_mnist(npz, download=False)
+    np.savez(npz, x_train=x_train.astype(np.float32), y_train=y_train, x_test=x_test, y_test=y_test)
+    with pytest.raises(DatasetError, match=r"mnist.npz\[x_train\].*expected uint8"):
+        data.load_mnist(npz, download=False)
+    np.savez(npz, x_train=np.array([object()]), y_train=y_train, x_test=x_test, y_test=y_test)
+    with pytest.raises(DatasetError, match="mnist.npz: not a readable .npz file"):  # no pickles, ever
+        data.load_mnist(npz, download=False)
+    npz.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DatasetError, match="mnist.npz: not a readable .npz file"):
+        data.load_mnist(npz, download=False)
+
+
+def test_not_found_lists_every_place_and_remedy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "env"))
+    assert data.find_dataset("fashion-mnist", tmp_path / "given") is None
+    with pytest.raises(DatasetNotFoundError) as info:
+        data.load_fashion_mnist(tmp_path / "given", download=False)
+    message = str(info.value)
+    for place in (tmp_path / "given", tmp_path / "env", tmp_path / "xdg-cache" / "tinygrad_like" / "fashion-mnist",
+                  tmp_path / "home" / ".keras" / "datasets" / "fashion-mnist", tmp_path / "debian"):
+        assert str(place) in message
+    for remedy in ("--data-dir", data.DATA_ENV, "apt-get install dataset-fashion-mnist", "download=False"):
+        assert remedy in message
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, DatasetError)
+    with pytest.raises(DatasetNotFoundError) as info:
+        data.load_mnist(download=False)
+    assert "apt-get" not in str(info.value) and "mnist.npz" in str(info.value)
+
+
+def test_incomplete_directory_is_reported(tmp_path: Path) -> None:
+    d = write_dataset(tmp_path / "d", make_arrays())
+    (d / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DatasetNotFoundError, match=r"incomplete, missing t10k-labels-idx1-ubyte\[.gz\]"):
+        data.load_mnist(d, download=False)
+
+
+def test_unknown_dataset_name() -> None:
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
+        data.load_dataset("cifar")
+    assert data.cache_dir("Fashion_MNIST").name == "fashion-mnist"
+
+
+def test_corrupt_cache_suggests_deleting_it(tmp_path: Path) -> None:
+    (x_train, y_train), test = make_arrays()
+    cache = write_dataset(data.cache_dir("mnist"), ((x_train, y_train + 10), test))
+    with pytest.raises(DatasetError, match=f"label out of range(.|\n)*delete {re.escape(str(cache))}"):
+        data.load_mnist(download=False)
+
+
+# ----------------------------------------------------------------------------------------------- search order
+def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """path > $TINYGRAD_LIKE_DATA > user cache > Keras cache > Debian; each copy has its own training-set size."""
+    home = tmp_path / "home"
+    places = [
+        ("path", tmp_path / "given"),
+        (f"${data.DATA_ENV}", tmp_path / "env" / "fashion-mnist"),  # a per-dataset subfolder of the variable
+        ("cache", tmp_path / "xdg-cache" / "tinygrad_like" / "fashion-mnist"),
+        ("keras", home / ".keras" / "datasets" / "fashion-mnist"),
+        ("debian", tmp_path / "debian"),
+    ]
+    for size, (_, place) in enumerate(places, 1):
+        write_dataset(place, make_arrays(n_train=size), gz=size % 2 == 0)
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "env"))
+    for size, (origin, place) in enumerate(places, 1):
+        source = data.find_dataset("fashion-mnist", tmp_path / "given")
+        assert source is not None and (source.origin, source.directory) == (origin, place)
+        assert origin in str(source)
+        (x_train, _), _ = data.load_fashion_mnist(tmp_path / "given", download=False)
+        assert len(x_train) == size
+        for f in place.iterdir():  # remove this copy: the next place must win
+            f.unlink()
+    assert data.find_dataset("fashion-mnist", tmp_path / "given") is None
+
+
+def test_cache_defaults_to_home_and_keras_home_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert data.cache_dir("mnist") == tmp_path / "home" / ".cache" / "tinygrad_like" / "mnist"
+    write_npz(tmp_path / "home" / ".keras" / "datasets" / "mnist.npz", make_arrays(n_train=2))
+    assert data.find_dataset("mnist").origin == "keras"
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    assert data.find_dataset("mnist") is None
+    write_npz(tmp_path / "kh" / "datasets" / "mnist.npz", make_arrays(n_train=3))
+    (x_train, _), _ = data.load_mnist(download=False)
+    assert len(x_train) == 3
+
+
+def test_env_root_serves_each_dataset_from_its_subfolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_dataset(tmp_path / "root" / "mnist", make_arrays(n_train=2))
+    write_dataset(tmp_path / "root" / "fashion-mnist", make_arrays(n_train=3))
+    monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "root"))
+    assert len(data.load_mnist(download=False)[0][0]) == 2
+    assert len(data.load_fashion_mnist(download=False)[0][0]) == 3
+
+
+# ------------------------------------------------------------------------------------------------- downloads
+class Handler(BaseHTTPRequestHandler):
+    """Serves ``server.routes[path]``: ("body", bytes), ("status", code), ("drop", bytes) or ("stall", None)."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        state = self.server.state  # type: ignore[attr-defined]
+        state.hits.append(self.path)
+        kind, payload = state.routes.get(self.path, ("status", 404))
+        if kind == "status":
+            self.send_error(payload)
+            return
+        if kind == "stall":
+            state.release.wait(10)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        # "drop" announces the whole file, sends half, then closes the connection (HTTP/1.0 closes on return).
+        self.wfile.write(payload if kind == "body" else payload[: len(payload) // 2])
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[SimpleNamespace]:
+    state = SimpleNamespace(routes={}, hits=[], release=threading.Event())
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.state = state  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield state
+    state.release.set()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> SimpleNamespace:
+    """A small generated dataset as gz files: their bytes and SHA-256 checksums."""
+    arrays = make_arrays(n_train=5, n_test=3, seed=1)
+    d = write_dataset(tmp_path / "served", arrays)
+    blobs = {name: (d / name).read_bytes() for name in GZ_NAMES}
+    sums = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
+    return SimpleNamespace(arrays=arrays, blobs=blobs, sums=sums)
+
+
+def serve(server: SimpleNamespace, prefix: str, blobs: dict[str, bytes], kind: str = "body") -> str:
+    for name, blob in blobs.items():
+        server.routes[f"/{prefix}/{name}"] = (kind, blob)
+    return f"{server.url}/{prefix}/"
+
+
+def cache_listing() -> list[str]:
+    cache = data.cache_dir("mnist")
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+def test_download_good_checksum(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    mirror = serve(server, "m1", served.blobs)
+    got = data.load_mnist(mirrors=[mirror], checksums=served.sums, progress=False)
+    assert_same(got, served.arrays)
+    assert cache_listing() == sorted(GZ_NAMES)
+    hits = len(server.hits)
+    assert data.find_dataset("mnist").origin == "cache"
+    assert_same(data.load_mnist(mirrors=[mirror], checksums=served.sums), served.arrays)
+    assert len(server.hits) == hits  # the second load reads the cache
+
+
+def test_download_bad_checksum_leaves_nothing(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    mirror = serve(server, "m1", served.blobs)
+    sums = {**served.sums, "train-images-idx3-ubyte.gz": "0" * 64}
+    with pytest.raises(DownloadError, match=r"train-images-idx3-ubyte.gz: checksum mismatch: expected SHA-256 0{64}"):
+        data.load_mnist(mirrors=[mirror], checksums=sums, progress=False)
+    assert cache_listing() == []
+
+
+def test_download_connection_dropped_leaves_nothing(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    mirror = serve(server, "m1", served.blobs)
+    serve(server, "m1", {"t10k-images-idx3-ubyte.gz": served.blobs["t10k-images-idx3-ubyte.gz"]}, kind="drop")
+    with pytest.raises(DownloadError, match=r"t10k-images-idx3-ubyte.gz: connection dropped: received \d+ of \d+"):
+        data.load_mnist(mirrors=[mirror], checksums=served.sums, progress=False)
+    # The files verified before the failure stay; the broken one and its temporary file do not.
+    assert cache_listing() == sorted(["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"])
+
+
+def test_download_falls_back_to_second_mirror(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    first = serve(server, "m1", {name: 500 for name in GZ_NAMES}, kind="status")
+    second = serve(server, "m2", served.blobs)
+    assert_same(data.load_mnist(mirrors=[first, second], checksums=served.sums, progress=False), served.arrays)
+    assert server.hits[:2] == ["/m1/train-images-idx3-ubyte.gz", "/m2/train-images-idx3-ubyte.gz"]
+    assert cache_listing() == sorted(GZ_NAMES)
+
+
+def test_download_all_mirrors_fail(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    first = serve(server, "m1", {name: 500 for name in GZ_NAMES}, kind="status")
+    with pytest.raises(DownloadError) as info:
+        data.load_mnist(mirrors=[first, f"{server.url}/missing/"], checksums=served.sums, progress=False)
+    message = str(info.value)
+    assert f"{first}train-images-idx3-ubyte.gz: HTTP 500" in message
+    assert f"{server.url}/missing/train-images-idx3-ubyte.gz: HTTP 404" in message
+    assert "Searched, in order" in message and "--data-dir" in message
+    assert isinstance(info.value, DatasetNotFoundError)
+    assert cache_listing() == []
+
+
+def test_download_timeout(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    mirror = serve(server, "m1", served.blobs, kind="stall")
+    with pytest.raises(DownloadError, match="timed out"):
+        data.download_dataset("mnist", mirrors=[mirror], checksums=served.sums, timeout=0.2, progress=False)
+    assert cache_listing() == []
+
+
+def test_mirrors_from_environment_and_kept_files(
+    server: SimpleNamespace, served: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve(server, "mnist", served.blobs)
+    monkeypatch.setenv(data.MIRRORS_ENV, f"{server.url}/nowhere/, {server.url}/{{dataset}}/")
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "train-images-idx3-ubyte.gz").write_bytes(served.blobs["train-images-idx3-ubyte.gz"])
+    source = data.download_dataset("mnist", target, checksums=served.sums, progress=False)
+    assert source.directory == target
+    assert_same(source.load(), served.arrays)
+    assert "/mnist/train-images-idx3-ubyte.gz" not in server.hits  # a verified file is not fetched again
+    assert "/mnist/train-labels-idx1-ubyte.gz" in server.hits
+
+
+def test_download_needs_a_pinned_checksum(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    mirror = serve(server, "m1", served.blobs)
+    with pytest.raises(DatasetError, match="no pinned SHA-256"):
+        data.load_mnist(mirrors=[mirror], checksums={}, progress=False)
+    assert server.hits == []
+
+
+@pytest.mark.parametrize("tqdm_available", [True, False])
+def test_download_progress_bar_is_optional(
+    server: SimpleNamespace, served: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, tqdm_available: bool
+) -> None:
+    if tqdm_available:
+        pytest.importorskip("tqdm")
+    else:
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # makes `import tqdm` raise ImportError
+    mirror = serve(server, "m1", served.blobs)
+    assert_same(data.load_mnist(mirrors=[mirror], checksums=served.sums, progress=True), served.arrays)
+
+
+def test_pinned_checksums_are_well_formed() -> None:
+    for name in data.DATASETS:
+        assert sorted(data.SHA256[name]) == sorted(GZ_NAMES)
+        assert all(len(h) == 64 and int(h, 16) >= 0 for h in data.SHA256[name].values())
+
+
+# ------------------------------------------------------------------------------------------- the real dataset
+@pytest.mark.skipif(not REAL_FASHION.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_fashion_mnist_from_debian(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", REAL_FASHION)
+    source = data.find_dataset("fashion-mnist")
+    assert source is not None and source.origin == "debian"
+    (x_train, y_train), (x_test, y_test) = data.load_fashion_mnist(download=False)
+    assert x_train.shape == (60000, 28, 28) and x_test.shape == (10000, 28, 28)
+    assert y_train.shape == (60000,) and y_test.shape == (10000,)
+    assert {a.dtype for a in (x_train, y_train, x_test, y_test)} == {np.dtype(np.uint8)}
+    assert y_train.max() == 9 and y_test.max() == 9
+    # Fashion-MNIST is balanced: 6000 training and 1000 test images per class.
+    assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
+    with gzip.open(REAL_FASHION / "t10k-labels-idx1-ubyte.gz") as f:
+        assert f.read(4) == b"\x00\x00\x08\x01"

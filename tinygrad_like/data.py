@@ -1,0 +1,572 @@
+"""MNIST and Fashion-MNIST: find, verify, download, cache and load.
+
+``load_mnist()`` and ``load_fashion_mnist()`` return ``(x_train, y_train), (x_test, y_test)`` like Keras:
+images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8. Scaling pixels is the training code's job.
+
+A dataset is either the four IDX files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each gzipped (``.gz``) or raw) or one ``.npz`` with the
+keys ``x_train, y_train, x_test, y_test`` (Keras' ``mnist.npz``). Places searched, first hit wins:
+
+1. the ``path`` argument (the CLI's ``--data-dir``): a directory, its ``<dataset>`` subfolder, or an ``.npz`` file;
+2. ``$TINYGRAD_LIKE_DATA``: a directory, or its ``<dataset>`` subfolder;
+3. the user cache ``$XDG_CACHE_HOME/tinygrad_like/<dataset>`` (default ``~/.cache/tinygrad_like/<dataset>``),
+   where downloads go;
+4. Keras' cache: ``~/.keras/datasets/mnist.npz`` or ``~/.keras/datasets/fashion-mnist/`` (``$KERAS_HOME``
+   replaces ``~/.keras``);
+5. for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package: ``/usr/share/datasets/fashion-mnist``.
+
+Otherwise the four ``.gz`` files are downloaded (with urllib) from the first mirror that answers, checked against
+pinned SHA-256 digests, and only then renamed into the cache. Local files are not checksummed, because
+legitimate copies differ byte-wise (Debian recompressed its gz files); they are validated structurally instead.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = [
+    "DATASETS",
+    "DataSource",
+    "DatasetError",
+    "DatasetNotFoundError",
+    "DownloadError",
+    "cache_dir",
+    "download_dataset",
+    "find_dataset",
+    "load_dataset",
+    "load_fashion_mnist",
+    "load_mnist",
+    "read_idx",
+    "search_locations",
+    "write_idx",
+]
+
+DATASETS = ("mnist", "fashion-mnist")
+TITLES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}
+# Order matters: it is the order of the returned arrays (train images, train labels, test images, test labels).
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+NPZ_FILES = {"mnist": "mnist.npz", "fashion-mnist": "fashion-mnist.npz"}
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+DATA_ENV = "TINYGRAD_LIKE_DATA"
+# Comma or space separated base URLs replacing MIRRORS; "{dataset}" in a URL is replaced by the dataset name.
+MIRRORS_ENV = "TINYGRAD_LIKE_MIRRORS"
+DEFAULT_TIMEOUT = 30.0
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+MIRRORS: dict[str, tuple[str, ...]] = {
+    "mnist": (
+        "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        "https://ossci-datasets.s3.amazonaws.com/mnist/",
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    "fashion-mnist": (
+        "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
+        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
+    ),
+}
+
+# SHA-256 of the original gz files, as pinned by tensorflow-datasets (url_checksums/mnist.txt and
+# url_checksums/fashion_mnist.txt). Checksums are deliberately not overridable from the environment:
+# they are what makes an untrusted mirror safe to use.
+SHA256: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "train-labels-idx1-ubyte.gz": "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "t10k-images-idx3-ubyte.gz": "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+        "train-labels-idx1-ubyte.gz": "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
+        "t10k-images-idx3-ubyte.gz": "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+        "t10k-labels-idx1-ubyte.gz": "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
+    },
+}
+
+Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+PathArg = str | os.PathLike[str]
+
+
+class DatasetError(ValueError):
+    """A dataset file is unreadable or inconsistent; the message names the file and what is wrong."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
+    """No copy of the dataset was found (and none downloaded); the message lists every place searched."""
+
+
+class DownloadError(DatasetNotFoundError):
+    """Every mirror failed for a file (HTTP error, timeout, dropped connection or checksum mismatch)."""
+
+
+# --------------------------------------------------------------------------------------------------- IDX files
+# IDX header: two zero bytes, a type code, the number of dimensions, then one big-endian uint32 per dimension.
+_IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_CODES = {dtype.newbyteorder("="): code for code, dtype in _IDX_TYPES.items()}
+_GZIP_MAGIC = b"\x1f\x8b"
+IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # 2051 and 2049: uint8 with 3 and 1 dimensions
+
+
+def _open(path: Path) -> IO[bytes]:
+    """Open raw or gzipped data alike; sniff the gzip magic rather than trust the file name."""
+    with open(path, "rb") as f:
+        gzipped = f.read(2) == _GZIP_MAGIC
+    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+
+
+def _read_idx(path: Path, expected_magic: int | None = None) -> np.ndarray:
+    try:
+        with _open(path) as f:
+            head = f.read(4)
+            if len(head) < 4:
+                raise DatasetError(f"{path}: truncated IDX file: {len(head)} bytes, too short for a header")
+            magic = int.from_bytes(head, "big")
+            if expected_magic is not None and magic != expected_magic:
+                kind = "image" if expected_magic == IMAGES_MAGIC else "label"
+                raise DatasetError(f"{path}: bad magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
+                                   f"({expected_magic}) for an IDX {kind} file")
+            if head[:2] != b"\0\0" or head[2] not in _IDX_TYPES:
+                raise DatasetError(f"{path}: bad magic number 0x{magic:08x}: not an IDX file")
+            dtype, ndim = _IDX_TYPES[head[2]], head[3]
+            dims_raw = f.read(4 * ndim)
+            if len(dims_raw) < 4 * ndim:
+                raise DatasetError(f"{path}: truncated IDX file: header announces {ndim} dimensions "
+                                   "but the file ends inside the header")
+            shape = tuple(int.from_bytes(dims_raw[4 * i:4 * i + 4], "big") for i in range(ndim))
+            # Read to the end rather than trust the header's size: a corrupt header must not allocate gigabytes.
+            payload = f.read()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as err:
+        raise DatasetError(f"{path}: corrupt gzip data ({err})") from err
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot read ({err})") from err
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(payload) < expected:
+        raise DatasetError(f"{path}: truncated IDX file: header says shape {shape} ({expected} bytes of data) "
+                           f"but only {len(payload)} bytes follow the header")
+    if len(payload) > expected:
+        raise DatasetError(f"{path}: {len(payload) - expected} unexpected bytes after the data of shape {shape}")
+    # .astype copies: the result is writable (in-place shuffles work) and in native byte order.
+    return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: PathArg) -> np.ndarray:
+    """Read one IDX file (gzipped or raw, any IDX element type) into a native-endian NumPy array.
+
+    Raises ``DatasetError`` naming the file on a bad magic number, a truncated file, trailing bytes or corrupt
+    gzip data.
+    """
+    return _read_idx(Path(path))
+
+
+def write_idx(path: PathArg, array: np.ndarray, compress: bool | None = None) -> Path:
+    """Write ``array`` as an IDX file; gzipped when ``compress`` is true or, by default, when the name ends in .gz.
+
+    Element types: uint8, int8, int16, int32, float32, float64 (stored big-endian, as the format requires).
+    The gzip header carries no name or time, so equal arrays give byte-identical files.
+    """
+    path = Path(path)
+    array = np.asarray(array)
+    code = _IDX_CODES.get(array.dtype.newbyteorder("="))
+    if code is None:
+        raise TypeError(f"write_idx: dtype {array.dtype} has no IDX type code "
+                        f"(use one of {', '.join(str(t.newbyteorder('=')) for t in _IDX_TYPES.values())})")
+    if array.ndim > 255:
+        raise ValueError(f"write_idx: {array.ndim} dimensions, IDX allows at most 255")
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    body = array.astype(_IDX_TYPES[code], copy=False).tobytes()
+    if compress is None:
+        compress = path.suffix == ".gz"
+    if compress:
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+            f.write(header + body)
+    else:
+        path.write_bytes(header + body)
+    return path
+
+
+# ------------------------------------------------------------------------------------------ checks and loading
+def _check_pair(images: np.ndarray, labels: np.ndarray, image_file: str, label_file: str) -> None:
+    if images.dtype != np.uint8 or labels.dtype != np.uint8:
+        raise DatasetError(f"{image_file} / {label_file}: expected uint8 images and labels, "
+                           f"found {images.dtype} and {labels.dtype}")
+    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
+        raise DatasetError(f"{image_file}: wrong image size: shape {images.shape}, expected (N, 28, 28)")
+    if labels.ndim != 1:
+        raise DatasetError(f"{label_file}: labels have shape {labels.shape}, expected (N,)")
+    if len(images) != len(labels):
+        raise DatasetError(f"{image_file} has {len(images)} images but {label_file} has {len(labels)} labels")
+    bad = np.flatnonzero(labels >= NUM_CLASSES)
+    if bad.size:
+        raise DatasetError(f"{label_file}: label out of range: {bad.size} labels >= {NUM_CLASSES}, "
+                           f"first at index {bad[0]} (value {labels[bad[0]]})")
+
+
+def _load_idx_files(files: Sequence[Path]) -> Arrays:
+    magics = (IMAGES_MAGIC, LABELS_MAGIC, IMAGES_MAGIC, LABELS_MAGIC)
+    x_train, y_train, x_test, y_test = (_read_idx(f, m) for f, m in zip(files, magics, strict=True))
+    _check_pair(x_train, y_train, str(files[0]), str(files[1]))
+    _check_pair(x_test, y_test, str(files[2]), str(files[3]))
+    return (x_train, y_train), (x_test, y_test)
+
+
+def _load_npz(path: Path) -> Arrays:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in NPZ_KEYS if k not in f.files]
+            if missing:
+                raise DatasetError(f"{path}: missing arrays {missing}; an .npz needs {list(NPZ_KEYS)} "
+                                   f"(found {f.files})")
+            x_train, y_train, x_test, y_test = (f[k] for k in NPZ_KEYS)
+    except DatasetError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        # np.load raises ValueError for pickled object arrays and non-NumPy files, BadZipFile for broken archives.
+        raise DatasetError(f"{path}: not a readable .npz file ({err})") from err
+    _check_pair(x_train, y_train, f"{path}[x_train]", f"{path}[y_train]")
+    _check_pair(x_test, y_test, f"{path}[x_test]", f"{path}[y_test]")
+    return (x_train, y_train), (x_test, y_test)
+
+
+# ------------------------------------------------------------------------------------------------- searching
+@dataclass(frozen=True)
+class DataSource:
+    """Where a dataset was found: ``files`` are the four IDX files (in IDX_FILES order) or one .npz."""
+
+    dataset: str
+    origin: str  # "path", "$TINYGRAD_LIKE_DATA", "cache", "keras" or "debian"
+    files: tuple[Path, ...]
+
+    @property
+    def kind(self) -> str:
+        """``"npz"`` or ``"idx"``."""
+        return "npz" if len(self.files) == 1 else "idx"
+
+    @property
+    def directory(self) -> Path:
+        """The directory holding the files."""
+        return self.files[0].parent
+
+    def load(self) -> Arrays:
+        """Read and validate the files: ``(x_train, y_train), (x_test, y_test)``."""
+        return _load_npz(self.files[0]) if self.kind == "npz" else _load_idx_files(self.files)
+
+    def __str__(self) -> str:
+        what = self.files[0].name if self.kind == "npz" else "IDX files"
+        return f"{TITLES[self.dataset]}: {what} in {self.directory} ({self.origin})"
+
+
+def _canonical(name: str) -> str:
+    key = name.lower().replace("_", "-")
+    key = {"fashion": "fashion-mnist", "fashionmnist": "fashion-mnist"}.get(key, key)
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    return key
+
+
+def cache_dir(name: str) -> Path:
+    """The per-user cache for a dataset: ``$XDG_CACHE_HOME/tinygrad_like/<name>``, default ``~/.cache/...``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tinygrad_like" / _canonical(name)
+
+
+def _keras_dir(name: str) -> Path:
+    # Keras puts mnist.npz directly in datasets/, Fashion-MNIST's gz files in datasets/fashion-mnist/.
+    datasets = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
+    return datasets if name == "mnist" else datasets / name
+
+
+def search_locations(name: str, path: PathArg | None = None) -> list[tuple[str, Path | None]]:
+    """The places searched for dataset ``name``, in order, as ``(origin, directory)``.
+
+    ``directory`` is None for an unset ``$TINYGRAD_LIKE_DATA`` (kept so error messages can say so).
+    """
+    name = _canonical(name)
+    env = os.environ.get(DATA_ENV)
+    places: list[tuple[str, Path | None]] = []
+    if path is not None:
+        places.append(("path", Path(path).expanduser()))
+    places.append((f"${DATA_ENV}", Path(env).expanduser() if env else None))
+    places.append(("cache", cache_dir(name)))
+    places.append(("keras", _keras_dir(name)))
+    if name == "fashion-mnist":
+        places.append(("debian", DEBIAN_FASHION_MNIST_DIR))
+    return places
+
+
+def _idx_file(directory: Path, stem: str) -> Path | None:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _look_in(name: str, origin: str, place: Path) -> tuple[DataSource | None, str]:
+    """Check one place; return the source found, or None and a note on why not (for the error message)."""
+    if place.is_file():
+        if origin == "path" and place.suffix == ".npz":
+            return DataSource(name, origin, (place,)), ""
+        return None, "is a file, not a directory"
+    if not place.is_dir():
+        return None, "no such directory"
+    # The user-given roots may hold several datasets in subfolders: prefer <root>/<dataset>.
+    dirs = [place / name, place] if origin in ("path", f"${DATA_ENV}") else [place]
+    notes = []
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        found = [_idx_file(d, stem) for stem in IDX_FILES]
+        if all(found):
+            return DataSource(name, origin, tuple(f for f in found if f is not None)), ""
+        npz = d / NPZ_FILES[name]
+        if npz.is_file():
+            return DataSource(name, origin, (npz,)), ""
+        missing = [f"{stem}[.gz]" for stem, f in zip(IDX_FILES, found, strict=True) if f is None]
+        if len(missing) < len(IDX_FILES):
+            notes.append(f"{d}: incomplete, missing {', '.join(missing)}")
+    return None, "; ".join(notes) or f"no IDX files or {NPZ_FILES[name]}"
+
+
+def find_dataset(name: str, path: PathArg | None = None) -> DataSource | None:
+    """Where dataset ``name`` ("mnist" or "fashion-mnist") would be loaded from, or None if nowhere.
+
+    Only looks for the files (see ``search_locations`` for the order); ``DataSource.load()`` validates them.
+    """
+    name = _canonical(name)
+    for origin, place in search_locations(name, path):
+        if place is not None:
+            source, _ = _look_in(name, origin, place)
+            if source is not None:
+                return source
+    return None
+
+
+def _not_found_message(name: str, path: PathArg | None, reason: str) -> str:
+    title = TITLES[name]
+    lines = [f"{title} not found. {reason}", "Searched, in order:"]
+    labels = {"path": "path argument / --data-dir", f"${DATA_ENV}": f"${DATA_ENV}", "cache": "user cache",
+              "keras": "Keras cache", "debian": "Debian package dataset-fashion-mnist"}
+    for i, (origin, place) in enumerate(search_locations(name, path), 1):
+        if place is None:
+            lines.append(f"  {i}. {labels[origin]}: not set")
+            continue
+        shown = place / NPZ_FILES[name] if origin == "keras" and name == "mnist" else place
+        lines.append(f"  {i}. {labels[origin]}: {shown} ({_look_in(name, origin, place)[1]})")
+    files = ", ".join(f"{stem}.gz" for stem in IDX_FILES)
+    lines += [
+        f"To provide the files ({files}, gzipped or not, or {NPZ_FILES[name]}), do one of:",
+        "  - pass --data-dir DIR (path=DIR in Python) pointing to a directory that holds them",
+        f"  - set {DATA_ENV}=DIR (files directly in DIR or in DIR/{name})",
+        f"  - copy them to {cache_dir(name)}",
+    ]
+    if name == "fashion-mnist":
+        lines.append("  - install Debian's package: sudo apt-get install dataset-fashion-mnist")
+    lines.append("  - run once with network access so they are downloaded (download=True)")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------- downloading
+def _mirrors_for(name: str, mirrors: Sequence[str] | None) -> list[str]:
+    if mirrors is None:
+        env = os.environ.get(MIRRORS_ENV, "")
+        mirrors = env.replace(",", " ").split() or MIRRORS[name]
+    return [m.replace("{dataset}", name) for m in mirrors]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm  # optional: not a runtime dependency
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+
+
+def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool) -> None:
+    """Download ``url`` to a temporary file next to ``dest``; rename it to ``dest`` only once the digest matches."""
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    received = 0
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_like (python urllib)"})
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            digest = hashlib.sha256()
+            bar = _progress_bar(total, dest.name, progress)
+            try:
+                while block := response.read(1 << 16):
+                    out.write(block)
+                    digest.update(block)
+                    received += len(block)
+                    if bar is not None:
+                        bar.update(len(block))
+            finally:
+                if bar is not None:
+                    bar.close()
+        # urllib returns a short body without complaint when the server closes early: check the length ourselves.
+        if total is not None and received != total:
+            raise DatasetError(f"connection dropped: received {received} of {total} bytes")
+        if digest.hexdigest() != sha256:
+            raise DatasetError(f"checksum mismatch: expected SHA-256 {sha256}, got {digest.hexdigest()} "
+                               f"({received} bytes)")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed or rejected download leaves nothing behind
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, TimeoutError):
+        return "timed out"
+    if isinstance(err, urllib.error.URLError):
+        return f"cannot connect ({err.reason})"
+    if isinstance(err, http.client.IncompleteRead | ConnectionError | http.client.HTTPException):
+        return f"connection dropped ({err!r})"
+    return str(err)
+
+
+def download_dataset(
+    name: str,
+    directory: PathArg | None = None,
+    *,
+    mirrors: Sequence[str] | None = None,
+    checksums: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = True,
+) -> DataSource:
+    """Download the four IDX .gz files of ``name`` into ``directory`` (default: ``cache_dir(name)``).
+
+    Each file is tried on every mirror in turn (``mirrors`` > ``$TINYGRAD_LIKE_MIRRORS`` > ``MIRRORS[name]``;
+    a mirror is a base URL the file name is appended to) and must match its SHA-256 in ``checksums``
+    (default ``SHA256[name]``). Files already present with the right digest are kept. A progress bar is shown
+    when ``progress`` and tqdm is installed. Raises ``DownloadError`` listing every mirror's failure.
+    """
+    name = _canonical(name)
+    dest_dir = Path(directory) if directory is not None else cache_dir(name)
+    checksums = SHA256[name] if checksums is None else checksums
+    urls = _mirrors_for(name, mirrors)
+    if not urls:
+        raise DownloadError(f"no download mirrors configured for {TITLES[name]}")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for stem in IDX_FILES:
+        filename = f"{stem}.gz"
+        dest = dest_dir / filename
+        files.append(dest)
+        expected = checksums.get(filename)
+        if expected is None:
+            raise DatasetError(f"{filename}: no pinned SHA-256 checksum for {TITLES[name]}; refusing to download")
+        expected = expected.lower()
+        if dest.is_file() and _sha256(dest) == expected:
+            continue
+        failures = []
+        for base in urls:
+            url = base.rstrip("/") + "/" + filename
+            try:
+                _fetch(url, dest, expected, timeout, progress)
+                break
+            except (DatasetError, OSError, http.client.HTTPException, ValueError) as err:
+                # OSError covers URLError, HTTPError, timeouts and resets; ValueError a malformed mirror URL.
+                failures.append(f"  {url}: {_describe(err)}")
+        else:
+            raise DownloadError(f"could not download {filename} for {TITLES[name]} from any mirror:\n"
+                                + "\n".join(failures))
+    return DataSource(name, "cache", tuple(files))
+
+
+# ------------------------------------------------------------------------------------------------ public API
+def load_dataset(
+    name: str,
+    path: PathArg | None = None,
+    download: bool = True,
+    *,
+    mirrors: Sequence[str] | None = None,
+    checksums: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = True,
+) -> Arrays:
+    """Load ``"mnist"`` or ``"fashion-mnist"`` as ``(x_train, y_train), (x_test, y_test)`` uint8 arrays.
+
+    Searches ``path``, ``$TINYGRAD_LIKE_DATA``, the user cache, Keras' cache and (Fashion-MNIST) Debian's
+    location; if nothing is found and ``download`` is true, downloads into the user cache (see
+    ``download_dataset`` for ``mirrors``, ``checksums``, ``timeout``, ``progress``).
+
+    Raises ``DatasetNotFoundError`` (listing every place searched and how to provide the files) when nothing is
+    found and downloading is off, ``DownloadError`` (a subclass) when downloading failed, and ``DatasetError``
+    naming the file and the problem when a file is corrupt or inconsistent.
+    """
+    name = _canonical(name)
+    source = find_dataset(name, path)
+    if source is None:
+        if not download:
+            raise DatasetNotFoundError(_not_found_message(name, path, "Downloading is off (download=False)."))
+        try:
+            source = download_dataset(name, mirrors=mirrors, checksums=checksums, timeout=timeout,
+                                      progress=progress)
+        except DownloadError as err:
+            raise DownloadError(_not_found_message(name, path, f"Downloading failed: {err}")) from None
+    try:
+        return source.load()
+    except DatasetError as err:
+        if source.origin != "cache":
+            raise
+        raise DatasetError(f"{err}\n(delete {source.directory} to download the files again)") from err
+
+
+def load_mnist(
+    path: PathArg | None = None,
+    download: bool = True,
+    *,
+    mirrors: Sequence[str] | None = None,
+    checksums: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = True,
+) -> Arrays:
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``: (60000, 28, 28), (60000,), (10000, 28, 28), (10000,)
+    uint8. See ``load_dataset`` for the search order, the keyword arguments and the errors."""
+    return load_dataset("mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
+                        progress=progress)
+
+
+def load_fashion_mnist(
+    path: PathArg | None = None,
+    download: bool = True,
+    *,
+    mirrors: Sequence[str] | None = None,
+    checksums: Mapping[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    progress: bool = True,
+) -> Arrays:
+    """Fashion-MNIST, same layout as ``load_mnist``; also found in Debian's ``dataset-fashion-mnist`` package.
+    See ``load_dataset`` for the search order, the keyword arguments and the errors."""
+    return load_dataset("fashion-mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
+                        progress=progress)
