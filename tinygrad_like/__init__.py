@@ -1,9 +1,9 @@
 """tinygrad_like: a small, fast, honest reverse-mode autograd framework on NumPy."""
 
-from . import nn, optim
+from . import data, nn, optim
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Tensor, is_grad_enabled, no_grad
 
 __version__ = "0.1.0"
 
-__all__ = ["GradcheckError", "Tensor", "__version__", "gradcheck", "is_grad_enabled", "nn", "no_grad", "optim"]
+__all__ = ["GradcheckError", "Tensor", "__version__", "gradcheck", "data", "is_grad_enabled", "nn", "no_grad", "optim"]

@@ -46,11 +46,27 @@ def _floating(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
 
-class Function:
-    """Base of every primitive. ``inputs`` and ``needs_grad`` are set by the engine when a graph is recorded."""
+class ReleasedGraph:
+    """Takes the place of a rule once ``backward()`` has released it: the name stays, the saved arrays go."""
 
-    __slots__ = ("inputs", "needs_grad")
+    __slots__ = ("name",)
+    seq = -1
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Function:
+    """Base of every primitive. The engine sets ``inputs`` (Tensors), ``needs_grad`` (one bool per input) and
+    ``seq`` (creation order) when it records the op in a graph."""
+
+    __slots__ = ("inputs", "needs_grad", "seq")
     name = "function"
+    released: ReleasedGraph
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.released = ReleasedGraph(cls.name)  # one shared marker per rule
 
     def forward(self, *args, **params) -> np.ndarray:  # pragma: no cover - every rule overrides it
         raise NotImplementedError

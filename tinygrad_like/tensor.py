@@ -7,18 +7,23 @@ compositions of the primitives in ``ops.py`` and so need no backward rule of the
 
 from __future__ import annotations
 
+import gc
 import math
-import numbers
 from collections.abc import Iterator, Sequence
+from heapq import heappop, heappush
+from itertools import count
 from typing import Any
 
 import numpy as np
 
 from . import ops
-from .ops import Function, quiet
+from .ops import Function, ReleasedGraph, quiet
+
+_ReleasedGraph = ReleasedGraph  # name used by the drawing code
 
 _grad_enabled = True  # switched off by ``no_grad``
 _rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
+_sequence = count()  # creation order of recorded ops: the backward walk goes from the latest to the earliest
 
 Shape = tuple[int, ...]
 Axis = int | Sequence[int] | None
@@ -51,15 +56,6 @@ class no_grad:  # noqa: N801 - named like PyTorch's and tinygrad's
 def is_grad_enabled() -> bool:
     """False inside ``no_grad()``."""
     return _grad_enabled
-
-
-class _ReleasedGraph:
-    """Stands where a node's rule was once ``backward()`` has released it (its saved arrays are gone)."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -120,24 +116,60 @@ def _make(data: np.ndarray, ctx: Function | None = None) -> Tensor:
     return t
 
 
+# The three ways of running a primitive forward and, when a gradient is wanted, recording it in the graph.
+# Unary and binary ops get their own copy because this is the hottest path of the engine.
+
+
 def _apply(rule: type[Function], *inputs: Tensor, **params: Any) -> Tensor:
-    """Run one primitive forward and, when a gradient is wanted, record it in the graph."""
     fn = rule()
     data = fn.forward(*[t.data for t in inputs], **params)
     if _grad_enabled:
         needs = tuple([t.requires_grad for t in inputs])
         if True in needs:
-            fn.inputs, fn.needs_grad = inputs, needs
+            fn.inputs, fn.needs_grad, fn.seq = inputs, needs, next(_sequence)
             return _make(data, fn)
     return _make(data)
+
+
+def _apply1(rule: type[Function], x: Tensor) -> Tensor:
+    fn = rule()
+    data = fn.forward(x.data)
+    if _grad_enabled and x.requires_grad:
+        fn.inputs, fn.needs_grad, fn.seq = (x,), (True,), next(_sequence)
+        return _make(data, fn)
+    return _make(data)
+
+
+def _apply2(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
+    fn = rule()
+    data = fn.forward(x.data, y.data)
+    if _grad_enabled and (x.requires_grad or y.requires_grad):
+        fn.inputs, fn.needs_grad, fn.seq = (x, y), (x.requires_grad, y.requires_grad), next(_sequence)
+        return _make(data, fn)
+    return _make(data)
+
+
+_constants: dict[tuple[Any, Any, Any], np.ndarray] = {}
+
+
+def _constant(value: Any, dtype: Any) -> np.ndarray:
+    """A read-only 0-d array for a Python scalar; cached, since ``x * 2`` in a loop makes the same one."""
+    key = (type(value), value, dtype)
+    arr = _constants.get(key)
+    if arr is None:
+        arr = np.array(value, dtype)
+        arr.flags.writeable = False
+        if len(_constants) < 4096:
+            _constants[key] = arr
+    return arr
 
 
 def _operand(value: Any, like: Tensor, op: str) -> Tensor:
     """The other side of a binary op as a Tensor (a constant when it is not one already)."""
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, (numbers.Number, np.bool_)) and not isinstance(value, complex):
-        return _make(np.asarray(value, dtype=_scalar_dtype(value, like.data.dtype)))
+    if isinstance(value, (int, float, bool, np.number, np.bool_)):
+        return _make(_constant(value, _scalar_dtype(value, like.data.dtype)))
     if isinstance(value, (np.ndarray, list, tuple)):
         return _make(_to_array(value))
     raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} (tensor shape {like.shape})")
@@ -145,7 +177,7 @@ def _operand(value: Any, like: Tensor, op: str) -> Tensor:
 
 def _binary(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
     try:
-        return _apply(rule, x, y)
+        return _apply2(rule, x, y)
     except ValueError:
         try:
             np.broadcast_shapes(x.shape, y.shape)
@@ -333,33 +365,6 @@ class Tensor:
         else:
             self.grad.data = self.grad.data + grad
 
-    def _graph(self) -> list[Tensor]:
-        """Every tensor this one depends on that needs a gradient, inputs before outputs (no recursion)."""
-        order: list[Tensor] = []
-        seen: set[int] = set()  # expanded nodes; a node is appended only after all of its inputs
-        stack: list[tuple[Tensor, bool]] = [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            ctx = node._ctx
-            if ctx is None:
-                continue
-            if type(ctx) is _ReleasedGraph:
-                raise RuntimeError(
-                    f"backward: the graph through '{ctx.name}' (output shape {node.shape}) was already released "
-                    "by an earlier backward(); call the first backward(retain_graph=True) to go through it twice"
-                )
-            for t, need in zip(ctx.inputs, ctx.needs_grad):
-                if need and id(t) not in seen:
-                    stack.append((t, False))
-        return order
-
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf), times ``gradient``, into ``.grad`` of every leaf that requires grad.
 
@@ -383,32 +388,17 @@ class Tensor:
             if seed.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {seed.shape} but the tensor has shape {self.shape}")
             seed = seed.astype(self.dtype, copy=False)
-
-        order = self._graph()
-        grads: dict[int, np.ndarray] = {id(self): seed}
-        with quiet():
-            for i in range(len(order) - 1, -1, -1):
-                node = order[i]
-                order[i] = None  # let memory go as the walk proceeds
-                grad = grads.pop(id(node))
-                ctx = node._ctx
-                if ctx is None or node._retains_grad:
-                    node._accumulate(grad)
-                if ctx is None:
-                    continue
-                for index, (t, need, g) in enumerate(zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad))):
-                    if not need:
-                        continue
-                    data = t.data
-                    if g.shape != data.shape:
-                        g = _unbroadcast(g, data.shape, ctx.name, index)
-                    if g.dtype != data.dtype:
-                        g = g.astype(data.dtype)
-                    key = id(t)
-                    previous = grads.get(key)
-                    grads[key] = g if previous is None else previous + g
-                if not retain_graph:
-                    node._ctx = _ReleasedGraph(ctx.name)
+        if self._ctx is None:
+            self._accumulate(seed)
+            return
+        collector_was_on = gc.isenabled()
+        gc.disable()  # the walk makes no reference cycles; pausing the collector spares rescans of a big graph
+        try:
+            with quiet():
+                _backward_walk(self, seed, retain_graph)
+        finally:
+            if collector_was_on:
+                gc.enable()
 
     # -- arithmetic -----------------------------------------------------------------------------------------
     def add(self, other: Any) -> Tensor:
@@ -427,7 +417,7 @@ class Tensor:
         return _binary(ops.Pow, self, _operand(exponent, self, "pow"))
 
     def matmul(self, other: Any) -> Tensor:
-        return _apply(ops.Matmul, self, _operand(other, self, "matmul"))
+        return _apply2(ops.Matmul, self, _operand(other, self, "matmul"))
 
     dot = matmul
 
@@ -458,29 +448,29 @@ class Tensor:
         return _binary(ops.Pow, _operand(other, self, "pow"), self)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _apply(ops.Matmul, _operand(other, self, "matmul"), self)
+        return _apply2(ops.Matmul, _operand(other, self, "matmul"), self)
 
     # -- elementwise --------------------------------------------------------------------------------------
     def exp(self) -> Tensor:
-        return _apply(ops.Exp, self)
+        return _apply1(ops.Exp, self)
 
     def log(self) -> Tensor:
-        return _apply(ops.Log, self)
+        return _apply1(ops.Log, self)
 
     def sqrt(self) -> Tensor:
-        return _apply(ops.Sqrt, self)
+        return _apply1(ops.Sqrt, self)
 
     def sigmoid(self) -> Tensor:
-        return _apply(ops.Sigmoid, self)
+        return _apply1(ops.Sigmoid, self)
 
     def relu(self) -> Tensor:
-        return _apply(ops.Relu, self)
+        return _apply1(ops.Relu, self)
 
     def tanh(self) -> Tensor:
-        return _apply(ops.Tanh, self)
+        return _apply1(ops.Tanh, self)
 
     def abs(self) -> Tensor:
-        return _apply(ops.Abs, self)
+        return _apply1(ops.Abs, self)
 
     def square(self) -> Tensor:
         return self * self
@@ -596,7 +586,7 @@ class Tensor:
         target = _operand(target, self, "binary_crossentropy")
         if target.shape != self.shape:
             raise ValueError(f"binary_crossentropy: target shape {target.shape} differs from input shape {self.shape}")
-        return _reduce_loss(_apply(ops.BinaryCrossEntropy, self, target), reduction, "binary_crossentropy")
+        return _reduce_loss(_apply2(ops.BinaryCrossEntropy, self, target), reduction, "binary_crossentropy")
 
     # -- no gradient ----------------------------------------------------------------------------------------
     def argmax(self, axis: int | None = None, keepdim: bool = False) -> Tensor:
@@ -697,6 +687,51 @@ class Tensor:
     @staticmethod
     def full_like(t: Tensor, value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         return Tensor(np.full_like(t.data, value, dtype=dtype), requires_grad)
+
+
+def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
+    """Propagate ``seed`` from ``root`` to the leaves, one node at a time, without recursion.
+
+    Nodes are taken latest-created first (a max-heap on the rule's sequence number): every consumer of a
+    tensor was created after it, so a node is reached only when all of its gradient has arrived. One pass,
+    no separate topological sort, and each node's saved arrays are released as soon as it is done.
+    """
+    grads: dict[int, np.ndarray] = {id(root): seed}
+    heap: list[tuple[int, Tensor]] = [(-root._ctx.seq, root)]
+    leaves: list[Tensor] = []
+    while heap:
+        node = heappop(heap)[1]
+        grad = grads.pop(id(node))
+        ctx = node._ctx
+        if type(ctx) is _ReleasedGraph:
+            raise RuntimeError(
+                f"backward: the graph through '{ctx.name}' (output shape {node.shape}) was already released by "
+                "an earlier backward(); call the first backward(retain_graph=True) to go through it twice"
+            )
+        if node._retains_grad:
+            node._accumulate(grad)
+        for index, (t, need, g) in enumerate(zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad))):
+            if not need:
+                continue
+            data = t.data
+            if g.shape != data.shape:
+                g = _unbroadcast(g, data.shape, ctx.name, index)
+            if g.dtype != data.dtype:
+                g = g.astype(data.dtype)
+            key = id(t)
+            previous = grads.get(key)
+            if previous is not None:
+                grads[key] = previous + g
+                continue
+            grads[key] = g
+            if t._ctx is None:
+                leaves.append(t)
+            else:
+                heappush(heap, (-t._ctx.seq, t))
+        if not retain_graph:
+            node._ctx = ctx.released
+    for leaf in leaves:  # last, so a failed walk leaves no half-accumulated gradient on the leaves
+        leaf._accumulate(grads[id(leaf)])
 
 
 def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
