@@ -1,0 +1,484 @@
+"""Computation graphs as graphviz drawings: ``draw(tensor) -> graphviz.Digraph`` and ``save(graph, path)``.
+
+The drawing is the *forward* graph as recorded: tensors are boxes (records), the operations that made them
+are ellipses between them, and the layers of an ``nn.Module`` are drawn as labelled clusters. Building the
+DOT text needs only the ``graphviz`` Python package; rendering it to SVG/PNG/PDF needs Graphviz's ``dot``
+program, and ``save`` says how to install it when it is missing.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import graphviz
+import numpy as np
+
+from . import nn
+from .ops import ReleasedGraph
+from .tensor import Tensor
+
+__all__ = ["LEGEND", "GraphvizNotFound", "blog_graph", "draw", "save"]
+
+# Category -> (fill colour, meaning). The order is the legend's order; ``draw``'s docstring repeats it.
+LEGEND: dict[str, tuple[str, str]] = {
+    "output": ("gold", "output (the drawn tensor)"),
+    "parameter": ("palegreen", "parameter (named leaf, requires grad)"),
+    "leaf": ("lightblue", "leaf that requires grad"),
+    "constant": ("lightgrey", "input or constant (no grad)"),
+    "intermediate": ("white", "intermediate result"),
+    "op": ("lightyellow", "operation"),
+    "disagrees": ("salmon", "parameter whose gradients disagree"),
+}
+
+RENDERED_FORMATS = ("svg", "png", "pdf", "jpg", "jpeg")
+SOURCE_FORMATS = ("gv", "dot")
+
+INSTALL_HINT = (
+    "install Graphviz: Debian/Ubuntu `sudo apt-get install graphviz`, macOS `brew install graphviz`, "
+    "conda `conda install -c conda-forge graphviz`, Windows `winget install graphviz`"
+)
+
+
+class GraphvizNotFound(RuntimeError):
+    """Graphviz's ``dot`` program is not on PATH, so a picture could not be rendered.
+
+    ``source_path`` is the ``.gv`` file that was written anyway (render it later with ``dot``).
+    """
+
+    def __init__(self, target: Path, source_path: Path) -> None:
+        self.target, self.source_path = target, source_path
+        fmt = target.suffix.lstrip(".").lower()
+        super().__init__(
+            f"cannot render {target}: Graphviz's `dot` program was not found on PATH; {INSTALL_HINT}. "
+            f"The DOT source was still written to {source_path}; once Graphviz is installed, "
+            f"`dot -T{fmt} {source_path} -o {target}` renders it."
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Walking the graph
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _inputs(t: Tensor) -> Sequence[Tensor]:
+    ctx = t._ctx
+    if ctx is None:
+        return ()
+    if type(ctx) is ReleasedGraph:
+        # backward() dropped the rule (and with it the links to the inputs): there is nothing left to walk.
+        raise RuntimeError(
+            f"draw: the graph through '{ctx.name}' (output shape {t.shape}) was released by backward(); "
+            "draw before backward(), or call backward(retain_graph=True) to draw the graph with its gradients"
+        )
+    return ctx.inputs
+
+
+def _topological(root: Tensor) -> list[Tensor]:
+    """Every tensor ``root`` depends on (constants too), inputs before outputs, first input first.
+
+    An explicit stack instead of recursion, so deep graphs (100,000+ operations) draw fine.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((t, False) for t in reversed(_inputs(node)) if id(t) not in seen)
+    return order
+
+
+@dataclass
+class _Call:
+    """One recorded module call: its output's index, the module, and the indices of the nodes it made."""
+
+    out: int
+    module: nn.Module
+    members: set[int]
+    parent: _Call | None = None
+
+
+def _module_calls(order: list[Tensor], index: dict[int, int]) -> list[_Call]:
+    """The module calls whose outputs are in this graph, with the nodes each one made (back to its inputs)."""
+    # Iterate the weak dictionary instead of testing ``t in module_calls``: a lookup compares keys with ==,
+    # and Tensor.__eq__ is elementwise.
+    recorded = {id(out): value for out, value in list(nn.module_calls.items())}
+    calls = []
+    for i, t in enumerate(order):
+        if id(t) in recorded:
+            module, inputs = recorded[id(t)]
+            calls.append(_Call(i, module, _members(t, {id(x) for x in inputs}, index)))
+    return calls
+
+
+def _members(out: Tensor, stop: set[int], index: dict[int, int]) -> set[int]:
+    members: set[int] = set()
+    stack = [out]
+    while stack:
+        t = stack.pop()
+        i = index[id(t)]
+        if id(t) in stop or i in members:
+            continue
+        members.add(i)
+        stack.extend(t._ctx.inputs if t._ctx is not None else ())
+    return members
+
+
+def _assign_clusters(calls: list[_Call]) -> dict[int, _Call]:
+    """Node index -> innermost call that made it; also links each call to the call that encloses it."""
+    owner: dict[int, _Call] = {}
+    for call in sorted(calls, key=lambda c: (-len(c.members), c.out)):  # outer calls first, inner ones override
+        call.parent = owner.get(call.out)
+        for i in call.members:
+            owner[i] = call
+    return owner
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Names: parameters from ``params`` (or from the modules found in the graph), modules for cluster labels
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _names(params: Mapping[str, Tensor] | nn.Module | None, calls: list[_Call]) -> tuple[dict, dict]:
+    """(id(tensor) -> name, id(module) -> name). Without ``params``, outermost modules of the graph name them."""
+    modules = {id(c.module): c.module for c in calls}
+    inner = {id(sub) for m in modules.values() for name, sub in m.named_modules() if name}
+    roots = [m for key, m in modules.items() if key not in inner]
+    if isinstance(params, nn.Module):
+        roots = [params]
+    tensor_names: dict[int, str] = {}
+    module_names: dict[int, str] = {}
+    for root in roots:
+        module_names.update((id(m), name) for name, m in root.named_modules())
+        tensor_names.update((id(p), name) for name, p in root.named_parameters())
+    if isinstance(params, Mapping):
+        for name, p in params.items():
+            if not isinstance(p, Tensor):
+                raise TypeError(f"draw: params[{name!r}] is a {type(p).__name__}, not a Tensor")
+            tensor_names[id(p)] = name
+    elif params is not None and not isinstance(params, nn.Module):
+        raise TypeError(f"draw: params must be a dict of name -> Tensor or an nn.Module, got {type(params).__name__}")
+    return tensor_names, module_names
+
+
+def _report_entries(report: Any) -> dict[str, tuple[float, bool]]:
+    """Parameter name -> (max relative difference, agrees) from a GradientReport or a plain mapping."""
+    if report is None:
+        return {}
+    if hasattr(report, "param_diffs"):
+        report = report.param_diffs()
+    if not isinstance(report, Mapping):
+        raise TypeError(
+            "draw: report must be a GradientReport or a mapping of parameter name -> (max rel diff, agrees), "
+            f"got {type(report).__name__}"
+        )
+    entries = {}
+    for name, value in report.items():
+        rel, agrees = value
+        entries[str(name)] = (float(rel), bool(agrees))
+    return entries
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Labels
+# ----------------------------------------------------------------------------------------------------------
+
+_RECORD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\{}|<>"})
+
+
+def _quote(text: str) -> str:
+    """A DOT double-quoted string."""
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def _number(v: Any) -> str:
+    return format(v, ".4g") if isinstance(v, float) else str(v)
+
+
+def _nested(values: Any) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_nested(v) for v in values) + "]"
+    return _number(values)
+
+
+def _values(a: np.ndarray, max_values: int) -> str:
+    """All values of a small array, a mean/min/max summary of a big one."""
+    if a.size <= max_values:
+        return _nested(a.tolist())
+    if a.dtype.kind == "b":
+        return f"{int(a.sum())} of {a.size} true"
+    with np.errstate(all="ignore"):  # a summary of inf/nan data shows inf/nan; it must not warn
+        mean, low, high = float(a.mean()), a.min().item(), a.max().item()
+    return f"mean {_number(mean)}, min {_number(low)}, max {_number(high)}"
+
+
+def _op_label(t: Tensor) -> str:
+    ctx = t._ctx
+    order = getattr(ctx, "order", None)
+    if ctx.name == "permute" and len(order) > 1 and order == tuple(range(len(order) - 1, -1, -1)):
+        return "T"  # the transpose in Linear's ``x @ weight.T``: short, as it is written
+    return ctx.describe()
+
+
+@dataclass
+class _Style:
+    """The options of one drawing."""
+
+    show_data: bool
+    show_grad: bool
+    max_values: int
+    vertical_fields: bool  # records stack their fields top to bottom (left-to-right layouts need no braces)
+
+
+@functools.cache
+def _dtype_name(dtype: np.dtype) -> str:
+    return str(dtype)  # cached: str(dtype) costs more than the rest of a label in a 100,000-node drawing
+
+
+def _tensor_label(t: Tensor, title: str, diff: tuple[float, bool] | None, style: _Style) -> str:
+    fields = [title, f"{tuple(t.shape)} {_dtype_name(t.dtype)}"]
+    if style.show_data:
+        fields.append(("data " if t.size <= style.max_values else "") + _values(t.data, style.max_values))
+    if style.show_grad and t.grad is not None:
+        fields.append("grad " + _values(t.grad.data, style.max_values))
+    if diff is not None:
+        fields.append(f"grad rel diff {diff[0]:.3g} " + ("ok" if diff[1] else "DISAGREES"))
+    body = "|".join(f.translate(_RECORD_ESCAPES) for f in fields)
+    return body if style.vertical_fields else "{" + body + "}"
+
+
+def _category(t: Tensor, name: str | None, is_output: bool, diff: tuple[float, bool] | None) -> str:
+    if diff is not None and not diff[1]:
+        return "disagrees"
+    if is_output:
+        return "output"
+    if t._ctx is not None:
+        return "intermediate"
+    if not t.requires_grad:
+        return "constant"
+    return "parameter" if name is not None else "leaf"
+
+
+def _leaf_title(t: Tensor) -> str:
+    if t.requires_grad:
+        return "leaf"
+    return "constant" if t.ndim == 0 else "input"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Drawing
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _node_line(node_id: str, label: str, category: str) -> str:
+    attrs = f"label={_quote(label)} fillcolor={LEGEND[category][0]}"
+    if category == "op":
+        attrs += " shape=ellipse"
+    elif category == "disagrees":
+        attrs += " color=red penwidth=2"
+    return f"\t{node_id} [{attrs}]\n"
+
+
+def _cluster_label(module: nn.Module, name: str | None) -> str:
+    kind = type(module).__name__
+    if hasattr(module, "in_features") and hasattr(module, "out_features"):
+        kind += f"({module.in_features}, {module.out_features})"
+    return f"{name}: {kind}" if name else kind
+
+
+def _legend(categories: Iterable[str], vertical_fields: bool) -> graphviz.Digraph:
+    """One sample node per colour used, chained by invisible edges so they line up in the legend's order."""
+    legend = graphviz.Digraph(name="cluster_legend", graph_attr={"label": "legend", "style": "rounded"})
+    shown = [c for c in LEGEND if c in categories]
+    for category in shown:
+        text = LEGEND[category][1].translate(_RECORD_ESCAPES)
+        label = text if vertical_fields or category == "op" else "{" + text + "}"
+        legend.body.append(_node_line(f"legend_{category}", label, category))
+    legend.body.extend(f"\tlegend_{a} -> legend_{b} [style=invis]\n" for a, b in zip(shown, shown[1:]))
+    return legend
+
+
+def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None, show_data: bool = True,
+         show_grad: bool = True, rankdir: str = "LR", *, report: Any = None, clusters: bool = True,
+         legend: bool = True, max_values: int = 8) -> graphviz.Digraph:
+    """Draw the computation graph that made ``tensor`` as a ``graphviz.Digraph`` (shows inline in Jupyter).
+
+    Tensors are boxes listing their op (or leaf name), shape and dtype, then their values and gradient when
+    they have at most ``max_values`` elements, else a ``mean, min, max`` summary. Operations are ellipses
+    between their inputs and their result; a transpose (``permute`` reversing all axes) reads ``T``.
+    Nodes are numbered in topological order (``t0``, ``t1``, ... and ``op<i>`` for the op that made
+    ``t<i>``), so the same expression always gives the same DOT text.
+
+    Colour legend (also drawn as a small ``legend`` cluster unless ``legend=False``):
+
+    - gold: the output, the tensor drawn
+    - palegreen: parameter, a leaf that requires grad and is named by ``params``
+    - lightblue: any other leaf that requires grad
+    - lightgrey: input or constant, a leaf without grad
+    - white: intermediate result
+    - lightyellow ellipse: an operation
+    - salmon with a red border: a parameter whose gradients disagree in ``report``
+
+    Args:
+        tensor: the result to draw back from.
+        params: names for leaves: a dict of name -> Tensor, or an ``nn.Module`` (names like
+            ``layers.0.weight``). Without it, the outermost modules called in the graph name their parameters.
+        show_data, show_grad: show values (or summaries) and gradients. Gradients exist only after
+            ``backward()``; since backward releases the graph, draw after ``backward(retain_graph=True)``.
+        rankdir: graphviz layout direction, ``"LR"`` (left to right), ``"TB"``, ``"RL"`` or ``"BT"``.
+        report: a ``compare.GradientReport`` or a mapping of parameter name -> (max relative difference,
+            agrees); every named parameter in it shows its difference, and those that disagree are highlighted.
+        clusters: draw each recorded ``nn.Module`` call (e.g. each Linear layer) as a labelled cluster.
+        legend: draw the colour legend.
+        max_values: tensors with at most this many elements show all their values.
+
+    Raises:
+        RuntimeError: the graph was released by ``backward()`` without ``retain_graph=True``.
+    """
+    if rankdir not in ("LR", "RL", "TB", "BT"):
+        raise ValueError(f"draw: rankdir must be 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"draw: expects a Tensor, got {type(tensor).__name__}")
+    order = _topological(tensor)
+    index = {id(t): i for i, t in enumerate(order)}
+    calls = _module_calls(order, index) if clusters or params is None else []
+    tensor_names, module_names = _names(params, calls)
+    style = _Style(show_data, show_grad, max_values, vertical_fields=rankdir in ("LR", "RL"))
+    graph = graphviz.Digraph(
+        name="tinygrad_like",
+        graph_attr={"rankdir": rankdir, "nodesep": "0.2", "ranksep": "0.3"},
+        node_attr={"shape": "record", "style": "filled", "fontname": "Helvetica", "fontsize": "10"},
+        edge_attr={"arrowsize": "0.6"},
+    )
+    calls = calls if clusters else []
+    owner = _assign_clusters(calls)
+    bodies = _cluster_bodies(calls, module_names)
+    used, edges = _add_nodes(graph, order, owner, bodies, tensor_names, _report_entries(report), style)
+    _nest_clusters(graph, calls, bodies)
+    graph.body.extend(edges)
+    if legend:
+        graph.subgraph(_legend(used, style.vertical_fields))
+    return graph
+
+
+def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], owner: dict[int, _Call], bodies: dict,
+               names: dict[int, str], diffs: dict[str, tuple[float, bool]], style: _Style) -> tuple[set[str], list]:
+    """Append every tensor and op node to its cluster's body; return the categories used and the edge lines."""
+    index = {id(t): i for i, t in enumerate(order)}
+    used: set[str] = set()
+    edges = []
+    last = len(order) - 1
+    for i, t in enumerate(order):
+        name = names.get(id(t))
+        diff = diffs.get(name) if name is not None else None
+        title = _op_label(t) if t._ctx is not None else (name or _leaf_title(t))
+        category = _category(t, name, i == last, diff)
+        body = bodies[id(owner[i])].body if i in owner else graph.body
+        body.append(_node_line(f"t{i}", _tensor_label(t, title, diff, style), category))
+        used.add(category)
+        if t._ctx is not None:
+            body.append(_node_line(f"op{i}", _op_label(t), "op"))
+            used.add("op")
+            edges.extend(f"\tt{index[id(x)]} -> op{i}\n" for x in t._ctx.inputs)
+            edges.append(f"\top{i} -> t{i}\n")
+    return used, edges
+
+
+def _cluster_bodies(calls: list[_Call], module_names: dict[int, str]) -> dict[int, graphviz.Digraph]:
+    """An empty labelled cluster per module call; nested ones alternate shades so the nesting shows."""
+    bodies, depths = {}, {}
+    for call in sorted(calls, key=lambda c: (-len(c.members), c.out)):  # parents before children
+        depth = depths[id(call)] = 0 if call.parent is None else depths[id(call.parent)] + 1
+        label = _cluster_label(call.module, module_names.get(id(call.module)))
+        bodies[id(call)] = graphviz.Digraph(name=f"cluster_{call.out}", graph_attr={
+            "label": label, "style": "rounded,filled", "fillcolor": "#f4f4f4" if depth % 2 else "#e8eef7",
+            "color": "grey50", "fontname": "Helvetica", "fontsize": "11"})
+    return bodies
+
+
+def _nest_clusters(graph: graphviz.Digraph, calls: list[_Call], bodies: dict[int, graphviz.Digraph]) -> None:
+    """Put each cluster in the one enclosing it; inner clusters go first, as subgraph() copies their lines."""
+    for call in sorted(calls, key=lambda c: (len(c.members), -c.out)):
+        (bodies[id(call.parent)] if call.parent is not None else graph).subgraph(bodies[id(call)])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Saving
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path``, then rename: a reader never sees a half-written file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save(graph: graphviz.Digraph, path: str | os.PathLike) -> Path:
+    """Save a drawing; the format comes from the extension of ``path``.
+
+    ``.gv`` / ``.dot`` write the DOT text, which needs no Graphviz installation. ``.svg``, ``.png``, ``.pdf``
+    (and ``.jpg``) are rendered by Graphviz's ``dot``; the DOT text is written next to them as ``.gv`` first,
+    so it survives when ``dot`` is missing, in which case ``GraphvizNotFound`` says how to install it.
+    Returns the path written.
+    """
+    path = Path(path)
+    fmt = path.suffix.lstrip(".").lower()
+    if fmt not in SOURCE_FORMATS + RENDERED_FORMATS:
+        raise ValueError(
+            f"save: cannot tell the format of {path}; use one of the extensions "
+            + ", ".join("." + f for f in SOURCE_FORMATS + RENDERED_FORMATS)
+        )
+    source = graph.source.encode("utf-8")
+    if fmt in SOURCE_FORMATS:
+        _write_atomic(path, source)
+        return path
+    source_path = path.with_suffix(".gv")
+    _write_atomic(source_path, source)
+    try:
+        picture = graph.pipe(format=fmt)  # in memory, so a failing dot leaves no partial picture behind
+    except graphviz.ExecutableNotFound:
+        raise GraphvizNotFound(path, source_path) from None
+    _write_atomic(path, picture)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The blog's network
+# ----------------------------------------------------------------------------------------------------------
+
+
+def blog_graph(layers: Sequence[int] = (784, 64, 32, 10), batch: int = 4, seed: int = 0,
+               **options: Any) -> graphviz.Digraph:
+    """Draw the loss graph of the blog's network on a random batch, after a backward pass.
+
+    The loss is the blog's: softmax probabilities, log, times one-hot labels, summed and negated.
+    ``backward(retain_graph=True)`` keeps the graph, so the drawing shows every parameter's gradient.
+    ``options`` go to ``draw``.
+    """
+    if batch < 1:
+        raise ValueError(f"blog_graph: batch must be at least 1, got {batch}")
+    mlp = nn.MLP(layers, seed=seed)
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.random((batch, mlp.sizes[0]), dtype=np.float32))
+    onehot = Tensor(np.eye(mlp.sizes[-1], dtype=np.float32)[rng.integers(0, mlp.sizes[-1], batch)])
+    loss = -(mlp(x).log() * onehot).sum()
+    loss.backward(retain_graph=True)
+    return draw(loss, params=mlp, **options)
