@@ -234,3 +234,65 @@ class MLP(Module):
     def config(self) -> dict[str, Any]:
         return {"layers": self.sizes, "activation": self.activation, "init": self.init,
                 "dtype": str(self.layers[0].weight.dtype)}
+
+    # -- the blog's network ---------------------------------------------------------------------------------
+    @classmethod
+    def from_blog(cls, net: Any) -> MLP:
+        """An MLP with exactly the parameters of the blog's ``blog.NN`` (copied, dtype kept: float64).
+
+        ``net.weights[i]`` (n_out, n_in) becomes ``layers.i.weight`` as it is; ``net.biases[i]`` (n_out, 1)
+        becomes ``layers.i.bias`` (n_out,).
+        """
+        weights, biases = list(net.weights), list(net.biases)
+        if not weights or len(weights) != len(biases):
+            raise ValueError(f"MLP.from_blog: expected as many weights as biases, got {len(weights)} weights "
+                             f"and {len(biases)} biases")
+        sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
+        for i, (w, b) in enumerate(zip(weights, biases)):
+            if w.shape != (sizes[i + 1], sizes[i]) or np.size(b) != sizes[i + 1]:
+                raise ValueError(f"MLP.from_blog: layer {i} has weight {w.shape} and bias {np.shape(b)}; "
+                                 f"expected ({sizes[i + 1]}, {sizes[i]}) and ({sizes[i + 1]}, 1)")
+        mlp = cls(sizes, activation="sigmoid", seed=0, dtype=weights[0].dtype)
+        for layer, w, b in zip(mlp.layers, weights, biases):
+            layer.weight.data = np.array(w)
+            layer.bias.data = np.array(b, dtype=w.dtype).reshape(-1)
+        return mlp
+
+    def to_blog(self, corrected: bool = False) -> Any:
+        """The blog's ``blog.NN`` with a float64 copy of these parameters (biases as (n_out, 1) columns)."""
+        from .blog import NN  # the blog's network is pure NumPy; imported here only for this conversion
+
+        if self.activation != "sigmoid" or any(layer.bias is None for layer in self.layers):
+            raise ValueError(f"to_blog: the blog's network has sigmoid layers with biases, this MLP has "
+                             f"activation={self.activation!r}")
+        net = NN(self.sizes, corrected=corrected, seed=0)
+        net.weights = [layer.weight.data.astype(np.float64) for layer in self.layers]
+        net.biases = [layer.bias.data.astype(np.float64).reshape(-1, 1) for layer in self.layers]
+        net.zero_grad()
+        return net
+
+    def blog_loss(self, x: Any, targets: Any) -> Tensor:
+        """The blog's summed loss as the blog's own graph; see ``nn.blog_loss``."""
+        return blog_loss(self, x, targets)
+
+
+def blog_loss(mlp: MLP, x: Any, targets: Any) -> Tensor:
+    """-sum(onehot * log(softmax(...sigmoid(x @ W.T + b)...))): the blog's summed cross-entropy, unfused.
+
+    Built from the primitives the blog differentiates by hand (matmul, add, sigmoid, softmax, log, multiply by
+    the one-hot labels, sum), so its gradient checks exactly those rules; its gradient is the blog's gradient
+    summed over the batch. ``x`` is (N, n_in) with samples as rows; ``targets`` one-hot rows (N, n_out) or
+    integer labels (N,). For training speed and stability prefer ``mlp.logits(x).cross_entropy(y, "sum")``.
+    """
+    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x), dtype=mlp.layers[0].weight.dtype)
+    n_out = mlp.sizes[-1]
+    onehot = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    if onehot.ndim == 1 and onehot.dtype.kind in "iu":
+        if onehot.size and (onehot.min() < 0 or onehot.max() >= n_out):
+            raise ValueError(f"blog_loss: labels must be in [0, {n_out}), got values from {onehot.min()} "
+                             f"to {onehot.max()}")
+        onehot = np.eye(n_out, dtype=x.dtype)[onehot]
+    if onehot.shape != (x.shape[0], n_out):
+        raise ValueError(f"blog_loss: targets must be one-hot of shape ({x.shape[0]}, {n_out}) or integer labels "
+                         f"({x.shape[0]},) for inputs of shape {x.shape}, got shape {onehot.shape}")
+    return -(Tensor(onehot, dtype=x.dtype) * mlp(x).log()).sum()
