@@ -105,6 +105,55 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
 def add_graph_command(commands: argparse._SubParsersAction) -> None:
     """``tinygrad-like graph``: draw the blog network's loss graph (see viz.py)."""
 
+    def layer_sizes(text: str) -> list[int]:
+        try:
+            sizes = [int(n) for n in text.split(",")]
+        except ValueError:
+            sizes = []
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise argparse.ArgumentTypeError(f"expected at least two positive sizes like 784,64,32,10, got {text!r}")
+        return sizes
+
+    def positive(text: str) -> int:
+        if not text.isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        return int(text)
+
+    def run(args: argparse.Namespace) -> int:
+        import sys
+
+        from . import viz
+
+        graph = viz.blog_graph(args.layers, batch=args.batch, seed=args.seed, rankdir=args.rankdir)
+        try:
+            path = viz.save(graph, args.out)
+        except viz.GraphvizNotFound as e:  # the DOT source is on disk; only the picture is missing
+            print(f"tinygrad-like graph: {e}", file=sys.stderr)
+            return 2
+        except (ValueError, OSError) as e:
+            print(f"tinygrad-like graph: {e}", file=sys.stderr)
+            return 2
+        source = path.with_suffix(".gv")
+        print(f"wrote {path}" + (f" (DOT source: {source})" if source != path else ""))
+        return 0
+
+    cmd = commands.add_parser(
+        "graph", help="draw the blog network's loss graph",
+        description="Draw the loss graph of the blog's network (matmul, add, sigmoid, ..., softmax, log, times the "
+        "one-hot labels, sum) on a random batch after backward, with every layer as a labelled cluster. The format "
+        "comes from the extension of --out: .svg, .png, .pdf need Graphviz's `dot` (exit status 2 with an install "
+        "hint when it is missing; the .gv is written anyway), .gv needs nothing.",
+    )
+    cmd.add_argument("--layers", type=layer_sizes, default=[784, 64, 32, 10], metavar="N,N,...",
+                     help="layer sizes (default: 784,64,32,10)")
+    cmd.add_argument("--batch", type=positive, default=4, metavar="N", help="samples in the batch (default: 4)")
+    cmd.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default: 0)")
+    cmd.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB",
+                     help="layout direction, top to bottom or left to right (default: TB)")
+    cmd.add_argument("--out", default="blog_graph.svg", metavar="FILE",
+                     help="output file: .svg, .png, .pdf or .gv (default: blog_graph.svg)")
+    cmd.set_defaults(run=run)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -39,10 +39,11 @@ LEGEND: dict[str, tuple[str, str]] = {
 RENDERED_FORMATS = ("svg", "png", "pdf", "jpg", "jpeg")
 SOURCE_FORMATS = ("gv", "dot")
 
-INSTALL_HINT = (
-    "install Graphviz: Debian/Ubuntu `sudo apt-get install graphviz`, macOS `brew install graphviz`, "
-    "conda `conda install -c conda-forge graphviz`, Windows `winget install graphviz`"
-)
+INSTALL_HINT = """install Graphviz, for example:
+  Debian/Ubuntu:  sudo apt-get install graphviz
+  macOS:          brew install graphviz
+  conda:          conda install -c conda-forge graphviz
+  Windows:        winget install graphviz"""
 
 
 class GraphvizNotFound(RuntimeError):
@@ -55,9 +56,9 @@ class GraphvizNotFound(RuntimeError):
         self.target, self.source_path = target, source_path
         fmt = target.suffix.lstrip(".").lower()
         super().__init__(
-            f"cannot render {target}: Graphviz's `dot` program was not found on PATH; {INSTALL_HINT}. "
-            f"The DOT source was still written to {source_path}; once Graphviz is installed, "
-            f"`dot -T{fmt} {source_path} -o {target}` renders it."
+            f"cannot render {target}: Graphviz's `dot` program was not found on PATH;\n{INSTALL_HINT}\n"
+            f"The DOT source was still written to {source_path}; once Graphviz is installed, render it with\n"
+            f"  dot -T{fmt} {source_path} -o {target}"
         )
 
 
@@ -440,6 +441,8 @@ def save(graph: graphviz.Digraph, path: str | os.PathLike) -> Path:
     Returns the path written.
     """
     path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"save: cannot write {path}: the directory {path.parent} does not exist")
     fmt = path.suffix.lstrip(".").lower()
     if fmt not in SOURCE_FORMATS + RENDERED_FORMATS:
         raise ValueError(

@@ -1,0 +1,287 @@
+"""Drawing computation graphs: DOT text, rendering with the real ``dot``, the fallback without it, the CLI.
+
+Regenerate the golden DOT file after an intended change of the drawing with
+``UPDATE_GOLDEN=1 python -m pytest tests/test_viz.py -q`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_like import Tensor, draw, nn
+from tinygrad_like.cli import main
+from tinygrad_like.viz import LEGEND, GraphvizNotFound, blog_graph, save
+
+GOLDEN = Path(__file__).parent / "golden"
+SVG = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+
+
+def small_expression() -> tuple[Tensor, Tensor, Tensor]:
+    """relu(w @ x + b).sum() with fixed values: (output, w, b)."""
+    w = Tensor([[1.0, 2.0], [3.0, -4.0]], requires_grad=True)
+    x = Tensor([1.0, -1.0])
+    b = Tensor(0.5, requires_grad=True)
+    return ((w @ x) + b).relu().sum(), w, b
+
+
+def blog_loss(layers: list[int], batch: int = 2) -> tuple[Tensor, nn.MLP]:
+    mlp = nn.MLP(layers, seed=0)
+    rng = np.random.default_rng(0)
+    x = Tensor(rng.random((batch, layers[0]), dtype=np.float32))
+    onehot = Tensor(np.eye(layers[-1], dtype=np.float32)[rng.integers(0, layers[-1], batch)])
+    return -(mlp(x).log() * onehot).sum(), mlp
+
+
+def node_attrs(source: str, node_id: str) -> str:
+    """The attribute list of one node statement in DOT text."""
+    match = re.search(rf"^\s*{node_id} \[(.*)\]$", source, re.MULTILINE)
+    assert match, f"no node {node_id} in the DOT text"
+    return match.group(1)
+
+
+def svg_nodes(path: Path) -> dict[str, list[str]]:
+    """Node id (the SVG <title>) -> the texts drawn in it."""
+    root = ET.parse(path).getroot()
+    nodes = {}
+    for g in root.iter(f"{SVG}g"):
+        if g.get("class") == "node":
+            texts = ["".join(t.itertext()) for t in g.iter(f"{SVG}text")]
+            nodes[g.find(f"{SVG}title").text] = texts
+    return nodes
+
+
+def svg_cluster_labels(path: Path) -> list[str]:
+    root = ET.parse(path).getroot()
+    return ["".join(g.find(f"{SVG}text").itertext()) for g in root.iter(f"{SVG}g") if g.get("class") == "cluster"]
+
+
+def hide_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    empty = tmp_path / "no-dot-here"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# DOT text
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_golden_dot_for_a_small_expression() -> None:
+    y, w, _ = small_expression()
+    y.backward(retain_graph=True)
+    source = draw(y, params={"w": w}).source
+    golden = GOLDEN / "small_expression.gv"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(source)
+    assert source == golden.read_text()
+
+
+def test_same_expression_gives_the_same_dot_text() -> None:
+    first, second = (draw(blog_loss([4, 3, 2])[0]).source for _ in range(2))
+    assert first == second
+
+
+def test_nodes_are_numbered_in_topological_order() -> None:
+    y, _, _ = small_expression()
+    source = draw(y, legend=False).source
+    for a, b in re.findall(r"^\s*t(\d+) -> op(\d+)$", source, re.MULTILINE):
+        assert int(a) < int(b)
+    assert node_attrs(source, "t0").startswith('label="leaf|(2, 2) float32|data [[1, 2], [3, -4]]"')
+    assert 'label="relu"' in node_attrs(source, "op5")
+
+
+def test_leaf_categories_and_colours() -> None:
+    y, w, b = small_expression()
+    source = draw(y, params={"w": w}).source
+    colour = {name: fill for name, (fill, _) in LEGEND.items()}
+    assert f"fillcolor={colour['parameter']}" in node_attrs(source, "t0")  # w, named
+    assert f"fillcolor={colour['constant']}" in node_attrs(source, "t1")  # x
+    assert f"fillcolor={colour['leaf']}" in node_attrs(source, "t3")  # b, unnamed
+    assert f"fillcolor={colour['output']}" in node_attrs(source, "t6")
+    assert "shape=ellipse" in node_attrs(source, "op2")
+    assert "legend_parameter" in source and "legend_disagrees" not in source
+    assert "legend_" not in draw(y, legend=False).source
+
+
+def test_grads_appear_only_after_backward() -> None:
+    y, w, b = small_expression()
+    before = draw(y, params={"w": w}).source
+    y.backward(retain_graph=True)
+    after = draw(y, params={"w": w}).source
+    assert "|grad " not in before
+    assert "|grad [[0, 0], [1, -1]]" in node_attrs(after, "t0")  # relu is off for the first row
+    assert "|grad 1" in node_attrs(after, "t3")
+    assert "|grad " not in draw(y, show_grad=False).source
+    assert "|data " not in draw(y, show_data=False).source
+
+
+def test_drawing_a_released_graph_says_how_to_keep_it() -> None:
+    y, _, _ = small_expression()
+    y.backward()
+    with pytest.raises(RuntimeError, match=r"released by backward\(\).*retain_graph=True"):
+        draw(y)
+
+
+def test_big_tensors_are_summarised() -> None:
+    a = Tensor(np.arange(100, dtype=np.float32).reshape(10, 10), requires_grad=True)
+    source = draw((a * 2).sum()).source
+    assert "mean 49.5, min 0, max 99" in node_attrs(source, "t0")
+    assert "data" not in node_attrs(source, "t0")
+
+
+def test_transpose_reads_T_and_other_permutes_keep_their_order() -> None:
+    a = Tensor(np.ones((2, 3, 4), dtype=np.float32), requires_grad=True)
+    source = draw(a.T.sum() + a.permute(0, 2, 1).sum()).source
+    assert 'label="T"' in node_attrs(source, "op1")
+    assert 'label="permute(0, 2, 1)"' in node_attrs(source, "op3")
+
+
+def test_module_layers_are_nested_clusters() -> None:
+    loss, mlp = blog_loss([4, 3, 2])
+    source = draw(loss, params=mlp).source
+    assert source.count("subgraph cluster_") == 4  # MLP, its two Linear layers, the legend
+    assert 'label="layers.0: Linear(4, 3)"' in source and "label=MLP" in source
+    assert "label=\"layers.1.bias|(2,) float32" in source
+    # without params, the module found in the graph names the parameters all the same
+    assert draw(loss).source == source
+    assert "subgraph cluster_" not in draw(loss, clusters=False, legend=False).source
+
+
+def test_report_highlights_disagreeing_parameters() -> None:
+    loss, mlp = blog_loss([4, 3, 2])
+    report = {"layers.0.weight": (0.42, False), "layers.1.weight": (3e-9, True)}
+    source = draw(loss, params=mlp, report=report).source
+    bad, good = (re.search(rf'^\s*t\d+ \[label="{name}\|.*$', source, re.MULTILINE).group(0)
+                 for name in (r"layers\.0\.weight", r"layers\.1\.weight"))
+    assert "grad rel diff 0.42 DISAGREES" in bad and "fillcolor=salmon" in bad and "color=red" in bad
+    assert "grad rel diff 3e-09 ok" in good and "fillcolor=palegreen" in good
+    assert "legend_disagrees" in source
+
+
+def test_bad_arguments_raise_clear_errors(tmp_path: Path) -> None:
+    y, _, _ = small_expression()
+    with pytest.raises(TypeError, match="params"):
+        draw(y, params={"w": 1.0})
+    with pytest.raises(ValueError, match="rankdir"):
+        draw(y, rankdir="sideways")
+    with pytest.raises(TypeError, match="report"):
+        draw(y, report=[1, 2])
+    with pytest.raises(ValueError, match=r"\.svg"):
+        save(draw(y), tmp_path / "graph.txt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        save(draw(y), tmp_path / "missing" / "graph.svg")
+
+
+def test_a_100000_node_chain_draws_in_seconds() -> None:
+    y = Tensor(0.5, requires_grad=True)
+    for _ in range(100_000):
+        y = y.tanh()
+    start = time.perf_counter()
+    source = draw(y).source
+    seconds = time.perf_counter() - start
+    assert "\top100000 [" in source and "\tt99999 -> op100000\n" in source
+    assert seconds < 20, f"drawing 100,000 ops took {seconds:.1f} s"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Rendering with the real dot, and without it
+# ----------------------------------------------------------------------------------------------------------
+
+
+@needs_dot
+def test_blog_network_renders_to_svg(tmp_path: Path) -> None:
+    loss, mlp = blog_loss([784, 64, 32, 10])
+    loss.backward(retain_graph=True)
+    path = save(draw(loss, params=mlp, legend=False), tmp_path / "blog.svg")
+    nodes = svg_nodes(path)
+    tensors = {k: v for k, v in nodes.items() if re.fullmatch(r"t\d+", k)}
+    ops = {k: v[0] for k, v in nodes.items() if re.fullmatch(r"op\d+", k)}
+    assert len(tensors) == 25 and len(ops) == 16  # 9 leaves: x, 3 weights, 3 biases, labels, -1
+    assert sorted(ops.values()) == sorted(["T", "matmul", "add"] * 3 + ["sigmoid"] * 2
+                                          + ["softmax(axis=1)", "log", "mul", "sum", "mul"])
+    texts = {text for texts in tensors.values() for text in texts}
+    for i, shape in enumerate(["(64, 784)", "(32, 64)", "(10, 32)"]):
+        assert f"layers.{i}.weight" in texts and f"layers.{i}.bias" in texts
+        assert f"{shape} float32" in texts
+    assert "(2, 784) float32" in texts and "() float32" in texts
+    assert sorted(svg_cluster_labels(path)) == ["MLP", "layers.0: Linear(784, 64)", "layers.1: Linear(64, 32)",
+                                                "layers.2: Linear(32, 10)"]
+    assert (tmp_path / "blog.gv").read_text() == draw(loss, params=mlp, legend=False).source
+
+
+@needs_dot
+def test_png_and_pdf_render(tmp_path: Path) -> None:
+    y, _, _ = small_expression()
+    assert save(draw(y), tmp_path / "g.png").read_bytes().startswith(b"\x89PNG")
+    assert save(draw(y), tmp_path / "g.pdf").read_bytes().startswith(b"%PDF")
+
+
+@needs_dot
+def test_special_characters_in_names_survive_dot(tmp_path: Path) -> None:
+    y, w, _ = small_expression()
+    name = 'w|{odd}<name> "quoted" \\ back'
+    nodes = svg_nodes(save(draw(y, params={name: w}), tmp_path / "odd.svg"))
+    assert name in nodes["t0"]
+
+
+@needs_dot
+def test_digraph_displays_inline_in_jupyter() -> None:
+    y, _, _ = small_expression()
+    bundle = draw(y)._repr_mimebundle_()
+    assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
+
+
+def test_without_dot_the_gv_is_written_and_the_error_says_how_to_install(tmp_path, monkeypatch) -> None:
+    hide_dot(monkeypatch, tmp_path)
+    y, _, _ = small_expression()
+    graph = draw(y)
+    with pytest.raises(GraphvizNotFound) as caught:
+        save(graph, tmp_path / "g.svg")
+    message = str(caught.value)
+    assert "apt-get install graphviz" in message and "brew install graphviz" in message
+    assert str(tmp_path / "g.gv") in message and caught.value.source_path == tmp_path / "g.gv"
+    assert (tmp_path / "g.gv").read_text() == graph.source
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.gv", "no-dot-here"]  # no partial picture, no temp
+    assert save(graph, tmp_path / "h.gv").read_text() == graph.source
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The command line
+# ----------------------------------------------------------------------------------------------------------
+
+
+@needs_dot
+def test_cli_graph_writes_the_svg(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "blog.svg"
+    assert main(["graph", "--layers", "4,3,2", "--batch", "3", "--out", str(out)]) == 0
+    assert str(out) in capsys.readouterr().out
+    nodes = svg_nodes(out)
+    assert "(3, 4) float32" in nodes["t0"] and "legend_output" in nodes
+    assert "layers.1: Linear(3, 2)" in svg_cluster_labels(out)
+    assert (tmp_path / "blog.gv").read_text() == blog_graph([4, 3, 2], batch=3, rankdir="TB").source
+
+
+def test_cli_graph_without_dot_exits_2_with_the_hint(tmp_path, monkeypatch, capsys) -> None:
+    hide_dot(monkeypatch, tmp_path)
+    assert main(["graph", "--layers", "4,3,2", "--out", str(tmp_path / "blog.png")]) == 2
+    err = capsys.readouterr().err
+    assert "apt-get install graphviz" in err and "blog.gv" in err
+    assert (tmp_path / "blog.gv").exists() and not (tmp_path / "blog.png").exists()
+    assert main(["graph", "--layers", "4,3,2", "--out", str(tmp_path / "blog.gv")]) == 0
+
+
+def test_cli_graph_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["graph", "--layers", "784"])
+    assert caught.value.code == 2 and "--layers" in capsys.readouterr().err
+    assert main(["graph", "--layers", "4,2", "--out", str(tmp_path / "graph.txt")]) == 2
+    assert ".svg" in capsys.readouterr().err
