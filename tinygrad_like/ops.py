@@ -277,7 +277,8 @@ class Sigmoid(Function):
     name = "sigmoid"
 
     def forward(self, x):
-        out = np.negative(_floating(x))
+        x = _floating(x)
+        out = np.negative(x, out=np.empty_like(x))  # one buffer, updated in place
         with quiet():
             np.exp(out, out=out)
         out += 1

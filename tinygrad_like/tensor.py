@@ -110,7 +110,9 @@ def _scalar_dtype(value: Any, like: np.dtype) -> np.dtype | type:
 
 
 def _make(data: np.ndarray, ctx: Function | None = None) -> Tensor:
-    """Fast internal constructor: wraps ``data`` without copying or checking."""
+    """Fast internal constructor: wraps ``data`` without copying."""
+    if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor always holds an array
+        data = np.asarray(data)
     t = object.__new__(Tensor)
     t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad = data, None, ctx is not None, ctx, False
     return t
@@ -190,7 +192,12 @@ def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
     """Normalise ``axis`` (int, negative int, tuple or list, or None) to a sorted tuple of non-negative axes."""
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
     if ndim == 0:  # as PyTorch: axis 0 or -1 of a 0-d tensor is the tensor itself
         if any(a not in (0, -1) for a in axes):
             raise np.exceptions.AxisError(f"{op}: axis {axis} is out of range for a 0-d tensor")
