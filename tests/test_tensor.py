@@ -112,7 +112,8 @@ def test_integer_tensors_follow_pytorch_for_floats():
     assert (Tensor([1, 2]) * 2).dtype == np.int32
 
 
-@pytest.mark.parametrize("make", [lambda: Tensor.zeros(2, 3), lambda: Tensor.zeros((2, 3)), lambda: Tensor.zeros([2, 3])])
+@pytest.mark.parametrize("make", [lambda: Tensor.zeros(2, 3), lambda: Tensor.zeros((2, 3)),
+                                  lambda: Tensor.zeros([2, 3])])
 def test_factory_shapes_as_ints_tuple_or_list(make):
     t = make()
     assert t.shape == (2, 3) and t.dtype == np.float32 and not t.data.any()
