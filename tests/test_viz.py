@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -17,7 +18,9 @@ import numpy as np
 import pytest
 
 from tinygrad_like import Tensor, draw, nn
+from tinygrad_like.blog import NN
 from tinygrad_like.cli import main
+from tinygrad_like.compare import compare_gradients
 from tinygrad_like.viz import LEGEND, GraphvizNotFound, blog_graph, save
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -156,15 +159,34 @@ def test_module_layers_are_nested_clusters() -> None:
     assert "subgraph cluster_" not in draw(loss, clusters=False, legend=False).source
 
 
+def parameter_line(source: str, name: str) -> str:
+    return re.search(rf'^\s*t\d+ \[label="{re.escape(name)}\|.*$', source, re.MULTILINE).group(0)
+
+
 def test_report_highlights_disagreeing_parameters() -> None:
     loss, mlp = blog_loss([4, 3, 2])
     report = {"layers.0.weight": (0.42, False), "layers.1.weight": (3e-9, True)}
     source = draw(loss, params=mlp, report=report).source
-    bad, good = (re.search(rf'^\s*t\d+ \[label="{name}\|.*$', source, re.MULTILINE).group(0)
-                 for name in (r"layers\.0\.weight", r"layers\.1\.weight"))
+    bad, good = parameter_line(source, "layers.0.weight"), parameter_line(source, "layers.1.weight")
     assert "grad rel diff 0.42 DISAGREES" in bad and "fillcolor=salmon" in bad and "color=red" in bad
     assert "grad rel diff 3e-09 ok" in good and "fillcolor=palegreen" in good
+    assert "rel diff" not in parameter_line(source, "layers.0.bias")
     assert "legend_disagrees" in source
+
+
+def test_gradient_report_of_the_published_blog_code_marks_the_hidden_layers() -> None:
+    net = NN([5, 4, 3, 2], seed=0)  # as published: the hidden layers' sigmoid derivative is missing
+    mlp = nn.MLP.from_blog(net)
+    rng = np.random.default_rng(0)
+    x, labels = rng.random((3, 5)), rng.integers(0, 2, 3)
+    report = compare_gradients(net, mlp, x, labels)
+    source = blog_graph(mlp, x, labels, report=report).source
+    for name in ("layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"):
+        line = parameter_line(source, name)
+        assert f"grad rel diff {report[name].max_rel:.3g} DISAGREES (missing sigmoid derivative)" in line
+        assert "fillcolor=salmon" in line
+    for name in ("layers.2.weight", "layers.2.bias"):
+        assert " ok" in parameter_line(source, name) and "fillcolor=palegreen" in parameter_line(source, name)
 
 
 def test_bad_arguments_raise_clear_errors(tmp_path: Path) -> None:
@@ -225,6 +247,14 @@ def test_png_and_pdf_render(tmp_path: Path) -> None:
     assert save(draw(y), tmp_path / "g.pdf").read_bytes().startswith(b"%PDF")
 
 
+def test_saved_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    y, _, _ = small_expression()
+    reference = tmp_path / "reference"
+    reference.write_text("")
+    saved = save(draw(y), tmp_path / "g.gv")
+    assert stat.S_IMODE(saved.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
+
+
 @needs_dot
 def test_special_characters_in_names_survive_dot(tmp_path: Path) -> None:
     y, w, _ = small_expression()
@@ -265,9 +295,18 @@ def test_cli_graph_writes_the_svg(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert main(["graph", "--layers", "4,3,2", "--batch", "3", "--out", str(out)]) == 0
     assert str(out) in capsys.readouterr().out
     nodes = svg_nodes(out)
-    assert "(3, 4) float32" in nodes["t0"] and "legend_output" in nodes
+    assert any("(3, 4) float32" in texts for texts in nodes.values()) and "legend_output" in nodes
     assert "layers.1: Linear(3, 2)" in svg_cluster_labels(out)
-    assert (tmp_path / "blog.gv").read_text() == blog_graph([4, 3, 2], batch=3, rankdir="TB").source
+    assert "softmax(axis=1)" in (tmp_path / "blog.gv").read_text()
+
+
+@needs_dot
+def test_cli_graph_marks_the_published_codes_disagreeing_gradients(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "published.svg"
+    assert main(["graph", "--layers", "5,4,3,2", "--code", "published", "--out", str(out)]) == 0
+    assert "disagree for layers.0.weight, layers.0.bias, layers.1.weight, layers.1.bias" in capsys.readouterr().out
+    texts = {text for texts in svg_nodes(out).values() for text in texts}
+    assert any(t.endswith("DISAGREES (missing sigmoid derivative)") for t in texts)
 
 
 def test_cli_graph_without_dot_exits_2_with_the_hint(tmp_path, monkeypatch, capsys) -> None:

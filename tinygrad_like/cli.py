@@ -122,19 +122,32 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         import sys
 
-        from . import viz
+        import numpy as np
 
-        graph = viz.blog_graph(args.layers, batch=args.batch, seed=args.seed, rankdir=args.rankdir)
+        from . import viz
+        from .blog import NN
+        from .compare import compare_gradients
+        from .nn import MLP
+
+        rng = np.random.default_rng(args.seed)
+        x, labels = rng.random((args.batch, args.layers[0])), rng.integers(0, args.layers[-1], args.batch)
+        report = None
+        if args.code is None:
+            mlp = MLP(args.layers, seed=args.seed)
+        else:  # the blog's float64 network, so its hand-written gradients can be compared and marked
+            net = NN(args.layers, corrected=args.code == "corrected", seed=args.seed)
+            mlp = MLP.from_blog(net)
+            report = compare_gradients(net, mlp, x, labels, seed=args.seed)
+        graph = viz.blog_graph(mlp, x, labels, report=report, rankdir=args.rankdir)
         try:
             path = viz.save(graph, args.out)
-        except viz.GraphvizNotFound as e:  # the DOT source is on disk; only the picture is missing
-            print(f"tinygrad-like graph: {e}", file=sys.stderr)
-            return 2
-        except (ValueError, OSError) as e:
+        except (viz.GraphvizNotFound, ValueError, OSError) as e:  # GraphvizNotFound: the .gv is written anyway
             print(f"tinygrad-like graph: {e}", file=sys.stderr)
             return 2
         source = path.with_suffix(".gv")
         print(f"wrote {path}" + (f" (DOT source: {source})" if source != path else ""))
+        if report is not None:
+            print(f"{args.code} code: gradients disagree for " + (", ".join(report.disagreeing) or "no parameter"))
         return 0
 
     cmd = commands.add_parser(
@@ -148,6 +161,9 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
                      help="layer sizes (default: 784,64,32,10)")
     cmd.add_argument("--batch", type=positive, default=4, metavar="N", help="samples in the batch (default: 4)")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default: 0)")
+    cmd.add_argument("--code", choices=["published", "corrected"],
+                     help="also compare the blog's hand-written gradients (as published, or corrected) with "
+                     "autograd and highlight the parameters that disagree")
     cmd.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB",
                      help="layout direction, top to bottom or left to right (default: TB)")
     cmd.add_argument("--out", default="blog_graph.svg", metavar="FILE",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +35,8 @@ LEGEND: dict[str, tuple[str, str]] = {
     "op": ("lightyellow", "operation"),
     "disagrees": ("salmon", "parameter whose gradients disagree"),
 }
+
+Verdict = tuple[float, bool, str | None]  # a parameter's max relative gradient difference, agreement, cause
 
 RENDERED_FORMATS = ("svg", "png", "pdf", "jpg", "jpeg")
 SOURCE_FORMATS = ("gv", "dot")
@@ -174,12 +176,17 @@ def _names(params: Mapping[str, Tensor] | nn.Module | None, calls: list[_Call]) 
     return tensor_names, module_names
 
 
-def _report_entries(report: Any) -> dict[str, tuple[float, bool]]:
-    """Parameter name -> (max relative difference, agrees) from a GradientReport or a plain mapping."""
+def _report_entries(report: Any) -> dict[str, Verdict]:
+    """Parameter name -> (max relative difference, agrees, cause or None) from a report.
+
+    ``report`` is a ``compare.GradientReport`` (read by its fields, so drawings do not depend on compare.py:
+    ``.parameters`` with ``name``, ``max_rel``, ``fd_max_rel``, ``ok`` and ``cause``) or a mapping of
+    name -> (max rel diff, agrees).
+    """
     if report is None:
         return {}
-    if hasattr(report, "param_diffs"):
-        report = report.param_diffs()
+    if hasattr(report, "parameters"):
+        return {p.name: (max(p.max_rel, p.fd_max_rel), p.ok, p.cause) for p in report.parameters}
     if not isinstance(report, Mapping):
         raise TypeError(
             "draw: report must be a GradientReport or a mapping of parameter name -> (max rel diff, agrees), "
@@ -187,8 +194,11 @@ def _report_entries(report: Any) -> dict[str, tuple[float, bool]]:
         )
     entries = {}
     for name, value in report.items():
-        rel, agrees = value
-        entries[str(name)] = (float(rel), bool(agrees))
+        try:
+            rel, agrees = value
+        except (TypeError, ValueError):
+            raise TypeError(f"draw: report[{name!r}] must be a pair (max rel diff, agrees), got {value!r}") from None
+        entries[str(name)] = (float(rel), bool(agrees), None)
     return entries
 
 
@@ -248,19 +258,21 @@ def _dtype_name(dtype: np.dtype) -> str:
     return str(dtype)  # cached: str(dtype) costs more than the rest of a label in a 100,000-node drawing
 
 
-def _tensor_label(t: Tensor, title: str, diff: tuple[float, bool] | None, style: _Style) -> str:
+def _tensor_label(t: Tensor, title: str, diff: Verdict | None, style: _Style) -> str:
     fields = [title, f"{tuple(t.shape)} {_dtype_name(t.dtype)}"]
     if style.show_data:
         fields.append(("data " if t.size <= style.max_values else "") + _values(t.data, style.max_values))
     if style.show_grad and t.grad is not None:
         fields.append("grad " + _values(t.grad.data, style.max_values))
     if diff is not None:
-        fields.append(f"grad rel diff {diff[0]:.3g} " + ("ok" if diff[1] else "DISAGREES"))
+        rel, agrees, cause = diff
+        verdict = "ok" if agrees else "DISAGREES" + (f" ({cause})" if cause else "")
+        fields.append(f"grad rel diff {rel:.3g} {verdict}")
     body = "|".join(f.translate(_RECORD_ESCAPES) for f in fields)
     return body if style.vertical_fields else "{" + body + "}"
 
 
-def _category(t: Tensor, name: str | None, is_output: bool, diff: tuple[float, bool] | None) -> str:
+def _category(t: Tensor, name: str | None, is_output: bool, diff: Verdict | None) -> str:
     if diff is not None and not diff[1]:
         return "disagrees"
     if is_output:
@@ -375,7 +387,7 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
 
 
 def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], owner: dict[int, _Call], bodies: dict,
-               names: dict[int, str], diffs: dict[str, tuple[float, bool]], style: _Style) -> tuple[set[str], list]:
+               names: dict[int, str], diffs: dict[str, Verdict], style: _Style) -> tuple[set[str], list]:
     """Append every tensor and op node to its cluster's body; return the categories used and the edge lines."""
     index = {id(t): i for i, t in enumerate(order)}
     used: set[str] = set()
@@ -421,14 +433,18 @@ def _nest_clusters(graph: graphviz.Digraph, calls: list[_Call], bodies: dict[int
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader never sees a half-written file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write to a temporary file beside ``path``, then rename: a reader never sees a half-written file.
+
+    Opened with ``open(..., "xb")`` rather than ``tempfile.mkstemp``, whose files are private (0600): the
+    picture gets the permissions the user's umask gives any new file.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -468,20 +484,14 @@ def save(graph: graphviz.Digraph, path: str | os.PathLike) -> Path:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def blog_graph(layers: Sequence[int] = (784, 64, 32, 10), batch: int = 4, seed: int = 0,
-               **options: Any) -> graphviz.Digraph:
-    """Draw the loss graph of the blog's network on a random batch, after a backward pass.
+def blog_graph(mlp: nn.MLP, x: Any, labels: Any, **options: Any) -> graphviz.Digraph:
+    """Draw the blog's loss graph (``nn.blog_loss``) of ``mlp`` on the batch ``x`` (N, n_in) with ``labels``.
 
-    The loss is the blog's: softmax probabilities, log, times one-hot labels, summed and negated.
-    ``backward(retain_graph=True)`` keeps the graph, so the drawing shows every parameter's gradient.
-    ``options`` go to ``draw``.
+    The graph is matmul, add, sigmoid, ..., softmax, log, times the one-hot labels, sum, negated. It is
+    drawn after ``backward(retain_graph=True)`` so every parameter shows its gradient (``mlp``'s gradients
+    are reset first). ``options`` go to ``draw``, e.g. ``report=compare_gradients(net, mlp, x, labels)``.
     """
-    if batch < 1:
-        raise ValueError(f"blog_graph: batch must be at least 1, got {batch}")
-    mlp = nn.MLP(layers, seed=seed)
-    rng = np.random.default_rng(seed)
-    x = Tensor(rng.random((batch, mlp.sizes[0]), dtype=np.float32))
-    onehot = Tensor(np.eye(mlp.sizes[-1], dtype=np.float32)[rng.integers(0, mlp.sizes[-1], batch)])
-    loss = -(mlp(x).log() * onehot).sum()
+    mlp.zero_grad()
+    loss = nn.blog_loss(mlp, x, labels)
     loss.backward(retain_graph=True)
     return draw(loss, params=mlp, **options)
