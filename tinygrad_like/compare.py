@@ -189,10 +189,9 @@ class UpdateComparison:
         worst = self.worst
         samples = f"{self.batch} sample" + ("s" if self.batch != 1 else "")
         verdict = "same weights" if self.ok else "the weights DIFFER"
-        return textwrap.fill(
-            f"One blog update (SGD, lr {self.lr:g}, gradients summed over {samples}): hand-written ({self.code}) vs "
-            f"autograd + SGD: {verdict}, max rel diff {self.max_rel[worst]:.1e} ({worst}; the step itself "
-            f"{self.step_max_rel[worst]:.1e})", 116, subsequent_indent="  ")
+        return (f"One blog update (SGD, lr {self.lr:g}, gradients summed over {samples}), hand-written ({self.code}) "
+                f"vs autograd + SGD:\n  {verdict}: max rel diff {self.max_rel[worst]:.1e} ({worst}; the step itself "
+                f"{self.step_max_rel[worst]:.1e})")
 
 
 # ----------------------------------------------------------------------------------------------------------

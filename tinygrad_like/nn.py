@@ -287,6 +287,7 @@ def blog_loss(mlp: MLP, x: Any, targets: Any) -> Tensor:
     x = x if isinstance(x, Tensor) else Tensor(np.asarray(x), dtype=mlp.layers[0].weight.dtype)
     n_out = mlp.sizes[-1]
     onehot = targets.data if isinstance(targets, Tensor) else np.asarray(targets)
+    given = onehot.shape
     if onehot.ndim == 1 and onehot.dtype.kind in "iu":
         if onehot.size and (onehot.min() < 0 or onehot.max() >= n_out):
             raise ValueError(f"blog_loss: labels must be in [0, {n_out}), got values from {onehot.min()} "
@@ -294,5 +295,5 @@ def blog_loss(mlp: MLP, x: Any, targets: Any) -> Tensor:
         onehot = np.eye(n_out, dtype=x.dtype)[onehot]
     if onehot.shape != (x.shape[0], n_out):
         raise ValueError(f"blog_loss: targets must be one-hot of shape ({x.shape[0]}, {n_out}) or integer labels "
-                         f"({x.shape[0]},) for inputs of shape {x.shape}, got shape {onehot.shape}")
+                         f"({x.shape[0]},) for inputs of shape {x.shape}, got shape {given}")
     return -(Tensor(onehot, dtype=x.dtype) * mlp(x).log()).sum()

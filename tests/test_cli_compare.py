@@ -1,0 +1,104 @@
+"""`tinygrad-like compare`: the table, the exit status, --json and --data-dir."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tinygrad_like.cli import main
+
+SMALL = ["--layers", "30,8,6,4", "--batch", "20"]
+
+
+def test_published_exits_1_and_says_why(capsys):
+    assert main(["compare", *SMALL]) == 1
+    out = " ".join(capsys.readouterr().out.split())  # the diagnosis is wrapped
+    assert "hand-written backward (published)" in out
+    assert "verdict: DISAGREE (first layer from the output down: layers.1)" in out
+    assert "Cause: the missing sigmoid derivative" in out
+    assert "the weights DIFFER" in out
+
+
+def test_corrected_exits_0(capsys):
+    assert main(["compare", *SMALL, "--code", "corrected", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "verdict: all sources agree" in out and "same weights" in out and "random batch (seed 3)" in out
+
+
+def test_json_report(tmp_path, capsys):
+    path = tmp_path / "report.json"
+    assert main(["compare", *SMALL, "--json", str(path)]) == 1
+    data = json.loads(path.read_text())
+    assert data["code"] == "published" and data["ok"] is False and data["sizes"] == [30, 8, 6, 4]
+    assert data["batch"] == 20 and data["first_disagreeing_layer"] == "layers.1"
+    assert data["update"]["ok"] is False and "layers.0.weight" in data["update"]["max_rel"]
+    assert [p["name"] for p in data["parameters"]][:2] == ["layers.0.weight", "layers.0.bias"]
+
+
+def test_seed_reproduces_the_report(tmp_path, capsys):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    main(["compare", *SMALL, "--seed", "5", "--json", str(a)])
+    main(["compare", *SMALL, "--seed", "5", "--json", str(b)])
+    assert a.read_text() == b.read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--layers", "784"], "expected at least two positive sizes"),
+    (["--batch", "0"], "expected a positive integer"),
+    (["--code", "fixed"], "invalid choice"),
+])
+def test_bad_arguments(args, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["compare", *args])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_default_is_the_blog_network_and_module_entry_point():
+    run = subprocess.run([sys.executable, "-m", "tinygrad_like", "compare", "--batch", "2"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    assert "[784, 64, 32, 10]" in run.stdout and "layers.0.weight  64x784" in run.stdout
+    assert "RuntimeWarning" not in run.stderr
+
+
+def write_fake_mnist(directory, data, n_train=60, n_test=10):
+    rng = np.random.default_rng(0)
+    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
+             "t10k-labels-idx1-ubyte.gz"]
+    arrays = [rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train, dtype=np.uint8),
+              rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test, dtype=np.uint8)]
+    for name, array in zip(names, arrays):
+        data.write_idx(directory / name, array)
+    return arrays
+
+
+def test_data_dir_uses_the_digits(tmp_path, capsys, monkeypatch):
+    data = pytest.importorskip("tinygrad_like.data")
+    if not hasattr(data, "write_idx"):
+        pytest.skip("tinygrad_like.data has no write_idx yet")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_fake_mnist(tmp_path, data)
+    assert main(["compare", "--batch", "12", "--code", "corrected", "--data-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"data: MNIST training digits from {tmp_path}" in out and "batch of 12" in out
+
+
+def test_data_dir_errors_exit_2(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tinygrad_like.data")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv("TINYGRAD_LIKE_DATA", raising=False)
+    assert main(["compare", "--batch", "4", "--data-dir", str(tmp_path / "missing")]) == 2
+    assert "tinygrad-like compare:" in capsys.readouterr().err
+
+
+def test_data_dir_needs_784_inputs(tmp_path, capsys, monkeypatch):
+    data = pytest.importorskip("tinygrad_like.data")
+    if not hasattr(data, "write_idx"):
+        pytest.skip("tinygrad_like.data has no write_idx yet")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    write_fake_mnist(tmp_path, data)
+    assert main(["compare", "--layers", "30,4", "--data-dir", str(tmp_path)]) == 2
+    assert "--layers starts with 30 inputs but the MNIST images have 784 pixels" in capsys.readouterr().err
