@@ -154,8 +154,10 @@ def _assign_clusters(calls: list[_Call]) -> dict[int, _Call]:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _names(params: Mapping[str, Tensor] | nn.Module | None, calls: list[_Call]) -> tuple[dict, dict]:
-    """(id(tensor) -> name, id(module) -> name). Without ``params``, outermost modules of the graph name them."""
+def _names(params: Mapping[str, Tensor] | nn.Module | None,
+           calls: list[_Call]) -> tuple[dict[int, str], dict[int, str]]:
+    """(id(tensor) -> name, id(module) -> name) from a module in ``params``, else from the outermost modules
+    called in the graph; names in a ``params`` dict come on top."""
     modules = {id(c.module): c.module for c in calls}
     inner = {id(sub) for m in modules.values() for name, sub in m.named_modules() if name}
     roots = [m for key, m in modules.items() if key not in inner]
@@ -185,7 +187,7 @@ def _report_entries(report: Any) -> dict[str, Verdict]:
     """
     if report is None:
         return {}
-    if hasattr(report, "parameters"):
+    if not isinstance(report, Mapping) and isinstance(getattr(report, "parameters", None), Sequence):
         return {p.name: (max(p.max_rel, p.fd_max_rel), p.ok, p.cause) for p in report.parameters}
     if not isinstance(report, Mapping):
         raise TypeError(
@@ -347,15 +349,20 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     Args:
         tensor: the result to draw back from.
         params: names for leaves: a dict of name -> Tensor, or an ``nn.Module`` (names like
-            ``layers.0.weight``). Without it, the outermost modules called in the graph name their parameters.
+            ``layers.0.weight``). Without a module, the outermost modules called in the graph name their
+            parameters (a dict's names take precedence).
         show_data, show_grad: show values (or summaries) and gradients. Gradients exist only after
             ``backward()``; since backward releases the graph, draw after ``backward(retain_graph=True)``.
         rankdir: graphviz layout direction, ``"LR"`` (left to right), ``"TB"``, ``"RL"`` or ``"BT"``.
         report: a ``compare.GradientReport`` or a mapping of parameter name -> (max relative difference,
-            agrees); every named parameter in it shows its difference, and those that disagree are highlighted.
+            agrees); every named parameter in it shows its difference, and those that disagree are highlighted
+            (with the report's computed cause, e.g. ``missing sigmoid derivative``).
         clusters: draw each recorded ``nn.Module`` call (e.g. each Linear layer) as a labelled cluster.
         legend: draw the colour legend.
         max_values: tensors with at most this many elements show all their values.
+
+    Returns:
+        The ``graphviz.Digraph``; ``.source`` is the DOT text, ``save(graph, "graph.svg")`` writes a file.
 
     Raises:
         RuntimeError: the graph was released by ``backward()`` without ``retain_graph=True``.
@@ -366,8 +373,8 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         raise TypeError(f"draw: expects a Tensor, got {type(tensor).__name__}")
     order = _topological(tensor)
     index = {id(t): i for i, t in enumerate(order)}
-    calls = _module_calls(order, index) if clusters or params is None else []
-    tensor_names, module_names = _names(params, calls)
+    found = _module_calls(order, index)
+    tensor_names, module_names = _names(params, found)
     style = _Style(show_data, show_grad, max_values, vertical_fields=rankdir in ("LR", "RL"))
     graph = graphviz.Digraph(
         name="tinygrad_like",
@@ -375,10 +382,10 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         node_attr={"shape": "record", "style": "filled", "fontname": "Helvetica", "fontsize": "10"},
         edge_attr={"arrowsize": "0.6"},
     )
-    calls = calls if clusters else []
+    calls = found if clusters else []
     owner = _assign_clusters(calls)
     bodies = _cluster_bodies(calls, module_names)
-    used, edges = _add_nodes(graph, order, owner, bodies, tensor_names, _report_entries(report), style)
+    used, edges = _add_nodes(graph, order, index, owner, bodies, tensor_names, _report_entries(report), style)
     _nest_clusters(graph, calls, bodies)
     graph.body.extend(edges)
     if legend:
@@ -386,12 +393,12 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     return graph
 
 
-def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], owner: dict[int, _Call], bodies: dict,
-               names: dict[int, str], diffs: dict[str, Verdict], style: _Style) -> tuple[set[str], list]:
+def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], index: dict[int, int], owner: dict[int, _Call],
+               bodies: dict[int, graphviz.Digraph], names: dict[int, str], diffs: dict[str, Verdict],
+               style: _Style) -> tuple[set[str], list[str]]:
     """Append every tensor and op node to its cluster's body; return the categories used and the edge lines."""
-    index = {id(t): i for i, t in enumerate(order)}
     used: set[str] = set()
-    edges = []
+    edges: list[str] = []
     last = len(order) - 1
     for i, t in enumerate(order):
         name = names.get(id(t))
