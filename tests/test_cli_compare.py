@@ -59,7 +59,7 @@ def test_default_is_the_blog_network_and_module_entry_point():
     run = subprocess.run([sys.executable, "-m", "tinygrad_like", "compare", "--batch", "2"],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 1, run.stderr
-    assert "[784, 64, 32, 10]" in run.stdout and "layers.0.weight  64x784" in run.stdout
+    assert "Blog network [784, 64, 32, 10]" in run.stdout and "layers.0.weight  64x784" in run.stdout
     assert "RuntimeWarning" not in run.stderr
 
 
@@ -82,7 +82,8 @@ def test_data_dir_uses_the_digits(tmp_path, capsys, monkeypatch):
     write_fake_mnist(tmp_path, data)
     assert main(["compare", "--batch", "12", "--code", "corrected", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"data: MNIST training digits from {tmp_path}" in out and "batch of 12" in out
+    assert f"data: the first 12 training images of the MNIST-format files in {tmp_path}" in out
+    assert "batch of 12" in out
 
 
 def test_data_dir_errors_exit_2(tmp_path, capsys, monkeypatch):

@@ -65,7 +65,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
             except (ValueError, OSError) as e:  # the data module's errors name the file and what is wrong
                 print(f"tinygrad-like compare: {e}", file=sys.stderr)
                 return 2
-            source = f"MNIST training digits from {args.data_dir}"
+            source = f"the first {len(x)} training images of the MNIST-format files in {args.data_dir}, pixels / 255"
         report = compare_gradients(net, MLP.from_blog(net), x, labels, seed=args.seed)
         update = compare_update(net, x, labels, lr=args.lr)
         print(f"data: {source}")

@@ -143,8 +143,8 @@ class GradientReport:
         })
 
     def __str__(self) -> str:
-        head = (f"Gradients of the blog's network {self.sizes} on a batch of {self.batch} (float64): hand-written "
-                f"backward ({self.code}) vs autograd vs central finite differences")
+        head = (f"Blog network {self.sizes}, batch of {self.batch}, float64: hand-written backward ({self.code}) vs "
+                "autograd vs finite differences")
         note = (f"rel = max|x - autograd| / max|autograd| per parameter; agreement: hand <= {self.rtol:g}, "
                 f"finite differences <= {self.fd_rtol:g}")
         rows = [["parameter", "shape", "max|grad|", "hand abs", "hand rel", "hand", "fd n", "fd rel", "fd", "cause"]]
