@@ -2,10 +2,12 @@
 
 from . import data, nn, optim
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import Tensor, is_grad_enabled, no_grad
+from .tensor import Tensor, detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad
 from .viz import draw
 
 __version__ = "0.1.0"
 
-__all__ = ["GradcheckError", "Tensor", "__version__", "gradcheck", "data", "draw", "is_grad_enabled", "nn", "no_grad",
-           "optim"]
+__all__ = [
+    "GradcheckError", "Tensor", "__version__", "data", "detect_anomaly", "draw", "gradcheck", "is_anomaly_enabled",
+    "is_grad_enabled", "nn", "no_grad", "optim",
+]

@@ -26,7 +26,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -37,6 +36,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from ._files import atomic_write
 
 __all__ = [
     "DATASETS",
@@ -411,12 +412,11 @@ def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
 
 def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool) -> None:
     """Download ``url`` to a temporary file next to ``dest``; rename it to ``dest`` only once the digest matches."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
     received = 0
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_like (python urllib)"})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as response:
+    # a failed or rejected download leaves nothing behind: atomic_write renames only on success
+    request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_like (python urllib)"})
+    with atomic_write(dest) as out:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             digest = hashlib.sha256()
@@ -437,9 +437,6 @@ def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool) ->
         if digest.hexdigest() != sha256:
             raise DatasetError(f"checksum mismatch: expected SHA-256 {sha256}, got {digest.hexdigest()} "
                                f"({received} bytes)")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)  # a failed or rejected download leaves nothing behind
 
 
 def _describe(err: BaseException) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import weakref
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -17,13 +16,49 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write
 from .tensor import Tensor, is_grad_enabled
 
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
 
-# Output tensor -> (module, its input tensors), for every module call that recorded a graph. Drawings use it
-# to group each layer's operations; entries vanish with the graph.
-module_calls: weakref.WeakKeyDictionary[Tensor, tuple[Module, tuple[Tensor, ...]]] = weakref.WeakKeyDictionary()
+
+
+class ModuleCalls:
+    """Output tensor -> the module calls that returned it, as (module, input tensors), for every call that
+    recorded a graph. Drawings use it to group each layer's operations; entries vanish with their tensor.
+
+    Keyed by identity, not by a WeakKeyDictionary: its lookups compare keys with ``==``, which is elementwise
+    for tensors. A tensor may have several calls (a Sequential returns its last layer's output).
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[int, tuple[weakref.ref[Tensor], list[tuple[Module, tuple[Tensor, ...]]]]] = {}
+
+    def record(self, out: Tensor, module: Module, inputs: tuple[Tensor, ...]) -> None:
+        key = id(out)
+        entry = self._entries.get(key)
+        if entry is None:  # the callback runs before the id can be reused
+            entry = (weakref.ref(out, lambda _, key=key: self._entries.pop(key, None)), [])
+            self._entries[key] = entry
+        entry[1].append((module, inputs))
+
+    def calls(self, out: Tensor) -> list[tuple[Module, tuple[Tensor, ...]]]:
+        """The calls that returned ``out``, innermost first."""
+        entry = self._entries.get(id(out))
+        return list(entry[1]) if entry is not None and entry[0]() is out else []
+
+    def items(self) -> Iterator[tuple[Tensor, tuple[Module, tuple[Tensor, ...]]]]:
+        for ref, calls in list(self._entries.values()):
+            out = ref()
+            if out is not None:
+                for call in calls:
+                    yield out, call
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+module_calls = ModuleCalls()
 
 _registry: dict[str, type[Module]] = {}
 
@@ -41,7 +76,7 @@ class Module:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         out = self.forward(*args, **kwargs)
         if isinstance(out, Tensor) and out.requires_grad and is_grad_enabled():
-            module_calls[out] = (self, tuple(a for a in args if isinstance(a, Tensor)))
+            module_calls.record(out, self, tuple(a for a in args if isinstance(a, Tensor)))
         return out
 
     # -- parameters -----------------------------------------------------------------------------------------
@@ -108,14 +143,8 @@ class Module:
         config = self.config()
         if config is not None:
             arrays[CONFIG_KEY] = np.array(json.dumps({"class": type(self).__name__, "args": config}))
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)  # the old file stays intact until the new one is complete
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_write(path) as f:  # the old file stays intact until the new one is complete
+            np.savez(f, **arrays)
         return path
 
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 from collections.abc import Iterator, Sequence
 from heapq import heappop, heappush
 from itertools import count
@@ -56,6 +57,90 @@ class no_grad:  # noqa: N801 - named like PyTorch's and tinygrad's
 def is_grad_enabled() -> bool:
     """False inside ``no_grad()``."""
     return _grad_enabled
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Anomaly detection: every forward result and every backward gradient checked for nan/inf
+# ----------------------------------------------------------------------------------------------------------
+
+_anomaly = os.environ.get("TINYGRAD_LIKE_DETECT_ANOMALY", "").strip().lower() in ("1", "true", "yes", "on")
+
+_BACKWARD_HINTS = {
+    "log": "d log(x)/dx = 1/x is infinite at x = 0",
+    "sqrt": "d sqrt(x)/dx = 1/(2 sqrt(x)) is infinite at x = 0",
+    "div": "d(x/y)/dy = -x/y^2 overflows when y is tiny",
+    "pow": "d(x**y)/dx = y x**(y-1) is infinite at x = 0 when y < 1, and d/dy needs log(x)",
+}
+_HINTS = {
+    "log": "log(0) is -inf and log(x < 0) is nan: clip the input, or compute log_softmax / cross_entropy from logits",
+    "div": "division by zero: add a small epsilon to the denominator",
+    "exp": "exp overflows past 88 (float32) or 709 (float64): subtract the max first (softmax does)",
+    "sqrt": "sqrt of a negative number is nan",
+    "pow": "0 ** negative is inf and a negative base with a fractional exponent is nan",
+}
+
+
+class detect_anomaly:  # noqa: N801 - named like PyTorch's
+    """Context manager (and decorator) that raises ``FloatingPointError`` at the first nan/inf.
+
+    Every forward result and every backward gradient is checked; the error names the op that produced the
+    bad values, the ops that made its inputs, and the shapes. Also switched on for a whole run by the
+    environment variable ``TINYGRAD_LIKE_DETECT_ANOMALY=1``.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
+    def __enter__(self) -> detect_anomaly:
+        global _anomaly
+        self._previous, _anomaly = _anomaly, self.enabled
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _anomaly
+        _anomaly = self._previous
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with detect_anomaly(self.enabled):
+                return fn(*args, **kwargs)
+
+        wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = fn.__name__, fn.__doc__, fn
+        return wrapper
+
+
+def is_anomaly_enabled() -> bool:
+    return _anomaly
+
+
+def _describe_values(a: np.ndarray) -> str:
+    if a.dtype.kind != "f" or np.isfinite(a).all():
+        return "finite" if a.size == 0 else f"finite, min {a.min():.4g}, max {a.max():.4g}"
+    return f"{np.isnan(a).sum()} nan, {np.isposinf(a).sum()} inf, {np.isneginf(a).sum()} -inf of {a.size}"
+
+
+def _origin(t: Tensor) -> str:
+    return "a leaf" if t._ctx is None else t._ctx.name
+
+
+def _forward_anomaly(fn: Function, inputs: Sequence[Tensor], out: np.ndarray) -> FloatingPointError:
+    parts = [f"detect_anomaly: {fn.describe()} produced non-finite values in its output of shape {out.shape} "
+             f"({_describe_values(out)})."]
+    for i, t in enumerate(inputs):
+        parts.append(f"Input {i} (shape {t.shape}) came from {_origin(t)}: {_describe_values(np.asarray(t.data))}.")
+    if fn.name in _HINTS:
+        parts.append(f"Hint: {_HINTS[fn.name]}.")
+    return FloatingPointError(" ".join(parts))
+
+
+def _backward_anomaly(fn: Function, index: int, grad_in: np.ndarray, grad_out: np.ndarray) -> FloatingPointError:
+    t = fn.inputs[index]
+    return FloatingPointError(
+        f"detect_anomaly: the backward rule of {fn.describe()} produced non-finite values in the gradient of its "
+        f"input {index} (shape {t.shape}, which came from {_origin(t)}): {_describe_values(grad_out)}. "
+        f"The gradient arriving at {fn.name}'s output (shape {grad_in.shape}) was {_describe_values(grad_in)}."
+        + (f" Hint: {_BACKWARD_HINTS[fn.name]}." if fn.name in _BACKWARD_HINTS else "")
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -125,6 +210,8 @@ def _make(data: np.ndarray, ctx: Function | None = None) -> Tensor:
 def _apply(rule: type[Function], *inputs: Tensor, **params: Any) -> Tensor:
     fn = rule()
     data = fn.forward(*[t.data for t in inputs], **params)
+    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise _forward_anomaly(fn, inputs, np.asarray(data))
     if _grad_enabled:
         needs = tuple([t.requires_grad for t in inputs])
         if True in needs:
@@ -136,6 +223,8 @@ def _apply(rule: type[Function], *inputs: Tensor, **params: Any) -> Tensor:
 def _apply1(rule: type[Function], x: Tensor) -> Tensor:
     fn = rule()
     data = fn.forward(x.data)
+    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise _forward_anomaly(fn, (x,), np.asarray(data))
     if _grad_enabled and x.requires_grad:
         fn.inputs, fn.needs_grad, fn.seq = (x,), (True,), next(_sequence)
         return _make(data, fn)
@@ -145,6 +234,8 @@ def _apply1(rule: type[Function], x: Tensor) -> Tensor:
 def _apply2(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
     fn = rule()
     data = fn.forward(x.data, y.data)
+    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise _forward_anomaly(fn, (x, y), np.asarray(data))
     if _grad_enabled and (x.requires_grad or y.requires_grad):
         fn.inputs, fn.needs_grad, fn.seq = (x, y), (x.requires_grad, y.requires_grad), next(_sequence)
         return _make(data, fn)
@@ -706,6 +797,7 @@ def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     grads: dict[int, np.ndarray] = {id(root): seed}
     heap: list[tuple[int, Tensor]] = [(-root._ctx.seq, root)]
     leaves: list[Tensor] = []
+    check = _anomaly
     while heap:
         node = heappop(heap)[1]
         grad = grads.pop(id(node))
@@ -720,6 +812,8 @@ def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         for index, (t, need, g) in enumerate(zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad))):
             if not need:
                 continue
+            if check and g.dtype.kind == "f" and not np.isfinite(g).all():
+                raise _backward_anomaly(ctx, index, grad, np.asarray(g))
             data = t.data
             if g.shape != data.shape:
                 g = _unbroadcast(g, data.shape, ctx.name, index)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import graphviz
 import numpy as np
 
 from . import nn
+from ._files import atomic_write
 from .ops import ReleasedGraph
 from .tensor import Tensor
 
@@ -115,13 +115,9 @@ class _Call:
 
 def _module_calls(order: list[Tensor], index: dict[int, int]) -> list[_Call]:
     """The module calls whose outputs are in this graph, with the nodes each one made (back to its inputs)."""
-    # Iterate the weak dictionary instead of testing ``t in module_calls``: a lookup compares keys with ==,
-    # and Tensor.__eq__ is elementwise.
-    recorded = {id(out): value for out, value in list(nn.module_calls.items())}
     calls = []
     for i, t in enumerate(order):
-        if id(t) in recorded:
-            module, inputs = recorded[id(t)]
+        for module, inputs in nn.module_calls.calls(t):
             calls.append(_Call(i, module, _members(t, {id(x) for x in inputs}, index)))
     return calls
 
@@ -440,19 +436,8 @@ def _nest_clusters(graph: graphviz.Digraph, calls: list[_Call], bodies: dict[int
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path``, then rename: a reader never sees a half-written file.
-
-    Opened with ``open(..., "xb")`` rather than ``tempfile.mkstemp``, whose files are private (0600): the
-    picture gets the permissions the user's umask gives any new file.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        f.write(data)
 
 
 def save(graph: graphviz.Digraph, path: str | os.PathLike) -> Path:
