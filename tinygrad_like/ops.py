@@ -438,6 +438,9 @@ class Softmax(Function):
 
     def forward(self, x, axis=-1):
         x = _floating(x)
+        if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
+            self.out, self.axis = x.copy(), axis
+            return self.out
         with quiet():  # only non-finite logits can warn here (inf - inf)
             e = np.exp(x - np.max(x, axis=axis, keepdims=True))
             self.out, self.axis = e / np.sum(e, axis=axis, keepdims=True), axis
@@ -459,6 +462,9 @@ class LogSoftmax(Function):
 
     def forward(self, x, axis=-1):
         x = _floating(x)
+        if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
+            self.out, self.axis = x.copy(), axis
+            return self.out
         with quiet():  # only non-finite logits can warn here (inf - inf)
             shifted = x - np.max(x, axis=axis, keepdims=True)
             self.out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))

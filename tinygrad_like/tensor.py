@@ -622,6 +622,8 @@ class Tensor:
     def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
         """Swap two axes (as tinygrad and PyTorch)."""
         a, b = _one_axis(dim0, self.ndim, "transpose"), _one_axis(dim1, self.ndim, "transpose")
+        if self.ndim == 0:
+            return _apply(ops.Permute, self, order=())
         order = list(range(self.ndim))
         order[a], order[b] = order[b], order[a]
         return _apply(ops.Permute, self, order=tuple(order))
@@ -689,6 +691,8 @@ class Tensor:
     # -- no gradient ----------------------------------------------------------------------------------------
     def argmax(self, axis: int | None = None, keepdim: bool = False) -> Tensor:
         axis = None if axis is None else _one_axis(axis, self.ndim, "argmax")
+        if self.data.size == 0:
+            raise ValueError(f"argmax: cannot take the argmax of an empty tensor of shape {self.shape}")
         return _make(np.argmax(self.data, axis=axis, keepdims=keepdim))
 
     def _compare(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
