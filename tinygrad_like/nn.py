@@ -175,6 +175,8 @@ class Module:
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` file; never unpickles, so a crafted file cannot run code."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"load: {path} does not exist or is not a file")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
