@@ -10,11 +10,12 @@ every layer below the output gets a wrong gradient. ``NN(..., corrected=True)`` 
 
 Formulas, for one sample (column vectors, ``@`` is the matrix product):
 
-    forward   a_0 = x,  a_{i+1} = sigmoid(W_i @ a_i + b_i)  (hidden),  out = softmax(W_L @ a_L + b_L)
+    forward   a_0 = x,  z_i = W_i @ a_i + b_i,  a_{i+1} = sigmoid(z_i) (hidden),  out = softmax(z_L)
     loss      L = crossentropy(y, out) = -sum(y * log(out))
     backward  current = dL/dz_L = crossentropy_deriv(y, out) @ softmax_deriv(out)      (a row vector)
               dL/dW_i = current.T @ a_i.T,   dL/db_i = current.T
               dL/da_i = current @ W_i,       dL/dz_{i-1} = dL/da_i * sigmoid_deriv(z_{i-1})   <- the missing step
+              (sigmoid_deriv(z_{i-1}) = a_i (1 - a_i), from the saved activation)
 """
 
 from __future__ import annotations
