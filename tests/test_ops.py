@@ -237,8 +237,8 @@ def test_binary_crossentropy_at_saturated_probabilities_stays_finite():
 
 def test_rule_table_lists_every_primitive():
     expected = {"add", "sub", "mul", "div", "pow", "matmul", "exp", "log", "sqrt", "sigmoid", "relu", "tanh", "abs",
-                "clip", "sum", "max", "min", "softmax", "log_softmax", "binary_crossentropy", "reshape", "permute",
-                "expand", "getitem"}
+                "clip", "sum", "max", "min", "softmax", "log_softmax", "cross_entropy", "binary_crossentropy",
+                "reshape", "permute", "expand", "getitem"}
     assert set(RULES) == expected
     for name, rule in RULES.items():
         assert rule.name == name and rule.__doc__ and "d" in rule.__doc__

@@ -478,6 +478,44 @@ class LogSoftmax(Function):
         return f"log_softmax(axis={self.axis})"
 
 
+class CrossEntropy(Function):
+    """z_n = -sum_c t_nc log softmax(x)_nc per sample, for logits x (N, C) and a target t of integer labels (N,)
+    (one-hot rows) or probabilities (N, C);
+    dz_n/dx_n = softmax(x_n) sum_c t_nc - t_n  (p - t for a one-hot or probability target),
+    dz_n/dt_n = -log softmax(x_n).
+
+    Fused (rather than log_softmax, indexing or a product, then a sum) for speed: one node instead of three,
+    and a backward that is p - t directly, without scattering into zeros.
+    """
+
+    __slots__ = ("log_probs", "target")
+    name = "cross_entropy"
+
+    def forward(self, x, target):
+        x = _floating(x)
+        with quiet():  # only non-finite logits can warn here (inf - inf)
+            shifted = x - np.max(x, axis=1, keepdims=True)
+            self.log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+        self.target = target
+        if target.ndim == 1:
+            return -self.log_probs[np.arange(len(target)), target]
+        return -np.sum(self.log_probs * target, axis=1)
+
+    def backward(self, grad):
+        need_x, need_t = self.needs_grad
+        log_probs, target, g = self.log_probs, self.target, grad[:, None]
+        gx = gt = None
+        if need_x:
+            if target.ndim == 1:
+                gx = np.exp(log_probs) * g
+                gx[np.arange(len(target)), target] -= grad
+            else:
+                gx = (np.exp(log_probs) * np.sum(target, axis=1, keepdims=True) - target) * g
+        if need_t:
+            gt = -log_probs * g
+        return gx, gt
+
+
 class BinaryCrossEntropy(Function):
     """z = -(y log p + (1 - y) log(1 - p)), each log floored at -100 (as PyTorch);
     dz/dp = (p - y) / (p (1 - p)),  dz/dy = log(1 - p) - log(p).
@@ -592,5 +630,5 @@ class GetItem(Function):
 RULES: dict[str, type[Function]] = {
     f.name: f
     for f in (Add, Sub, Mul, Div, Pow, Matmul, Exp, Log, Sqrt, Sigmoid, Relu, Tanh, Abs, Clip, Sum, Max, Min,
-              Softmax, LogSoftmax, BinaryCrossEntropy, Reshape, Permute, Expand, GetItem)
+              Softmax, LogSoftmax, CrossEntropy, BinaryCrossEntropy, Reshape, Permute, Expand, GetItem)
 }

@@ -658,28 +658,27 @@ class Tensor:
     def cross_entropy(self, target: Any, reduction: str = "mean") -> Tensor:
         """Cross-entropy of (N, C) logits against integer labels (N,) or probabilities (N, C).
 
-        Built on log_softmax, so its gradient is ``softmax - target`` (divided by N for the mean).
+        Computed from log_softmax (so any logits are safe); its gradient is ``softmax - target``, divided by N
+        for ``reduction="mean"``. ``reduction="sum"`` is the blog's summed loss, ``"none"`` gives one per sample.
         """
         if self.ndim != 2:
             raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
         n, classes = self.shape
         labels = target.data if isinstance(target, Tensor) else np.asarray(target)
-        log_probs = self.log_softmax(axis=1)
         if labels.dtype.kind in "iu" and labels.shape == (n,):
             if n and (labels.min() < 0 or labels.max() >= classes):
                 raise ValueError(
                     f"cross_entropy: labels must be in [0, {classes}), got values from {labels.min()} to {labels.max()}"
                 )
-            losses = -log_probs[np.arange(n), labels]
-        elif labels.dtype.kind == "f" and labels.shape == (n, classes):
+            target = _make(labels)
+        elif labels.dtype.kind == "f" and labels.shape == (n, classes) and classes:
             target = target if isinstance(target, Tensor) else _make(labels)
-            losses = -(log_probs * target).sum(axis=1)
         else:
             raise ValueError(
                 f"cross_entropy: target must be integer labels of shape ({n},) or probabilities of shape "
                 f"({n}, {classes}), got dtype {labels.dtype} and shape {labels.shape}"
             )
-        return _reduce_loss(losses, reduction, "cross_entropy")
+        return _reduce_loss(_apply2(ops.CrossEntropy, self, target), reduction, "cross_entropy")
 
     def binary_crossentropy(self, target: Any, reduction: str = "mean") -> Tensor:
         """Binary cross-entropy of probabilities ``self`` against ``target`` in [0, 1], mean over all elements."""
