@@ -1,0 +1,173 @@
+"""End-to-end tests of ``tinygrad-like train`` on a small generated dataset (IDX files written to tmp_path).
+
+HOME, XDG_CACHE_HOME, the Debian directory and the download mirrors point into tmp_path or to a closed local
+port, so nothing is read from the machine's datasets and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tinygrad_like import Tensor, cli, data, nn
+from tinygrad_like import train as T
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 28, 28) that are learnable: a random prototype per class plus noise."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(1234).integers(0, 256, (10, 28, 28))
+    labels = rng.integers(0, 10, n)
+    noise = rng.integers(-60, 61, (n, 28, 28))
+    return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def closed_port() -> int:
+    """A local port nobody listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    for var in ("KERAS_HOME", data.DATA_ENV, data.MIRRORS_ENV):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian")
+    mirror = f"http://127.0.0.1:{closed_port()}/"
+    monkeypatch.setattr(data, "MIRRORS", {name: (mirror,) for name in data.DATASETS})
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """A few hundred learnable samples as the four gzipped IDX files."""
+    directory = tmp_path / "data"
+    directory.mkdir()
+    (x_train, y_train), (x_test, y_test) = synthetic(240, seed=0), synthetic(80, seed=1)
+    for stem, array in zip(data.IDX_FILES, (x_train, y_train, x_test, y_test), strict=True):
+        data.write_idx(directory / f"{stem}.gz", array)
+    return directory
+
+
+def run(*args: str) -> int:
+    return cli.main(["train", "--no-progress", *args])
+
+
+def load_summary(path: Path, drop_seconds: bool = True) -> dict[str, Any]:
+    summary = json.loads(path.read_text())
+    if drop_seconds:
+        summary.pop("seconds")
+        for epoch in summary["history"]:
+            epoch.pop("seconds")
+    return summary
+
+
+def test_blog_recipe_end_to_end(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run.json"
+    assert run("--data-dir", str(dataset), "--seed", "3", "--epochs", "3", "--json", str(out)) == 0
+    printed = capsys.readouterr().out
+    for line in ("Epoch 1, current loss: ", "Epoch 3, current loss: ", "Final loss: ", "Score: "):
+        assert line in printed
+    summary = load_summary(out, drop_seconds=False)
+    expected_keys = {"train_accuracy", "test_accuracy", "epochs", "seconds", "recipe", "backend", "dataset", "seed",
+                     "history", "initial_loss", "final_loss", "hyperparameters", "n_train", "n_test"}
+    assert expected_keys <= summary.keys()
+    assert (summary["recipe"], summary["backend"], summary["dataset"], summary["seed"]) == ("blog", "autograd",
+                                                                                          "mnist", 3)
+    assert (summary["epochs"], summary["n_train"], summary["n_test"]) == (3, 240, 80)
+    assert summary["hyperparameters"]["batch_size"] == 200 and summary["hyperparameters"]["lr"] == 0.001
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]
+    assert summary["history"][-1]["test_accuracy"] == summary["test_accuracy"]
+    assert summary["test_accuracy"] == summary["test_correct"] / 80
+    assert f"Score: {summary['train_correct']} / 240 = " in printed
+    assert summary["final_loss"] < summary["initial_loss"]
+    assert summary["seconds"] > 0
+
+
+@pytest.mark.parametrize("extra", [[], ["--recipe", "modern", "--epochs", "2"], ["--backend", "published"]])
+def test_same_seed_gives_identical_summaries(extra: list[str], dataset: Path, tmp_path: Path) -> None:
+    paths = [tmp_path / f"run{i}.json" for i in range(3)]
+    for path, seed in zip(paths, ["11", "11", "12"]):
+        assert run("--data-dir", str(dataset), "--seed", seed, "--json", str(path), *extra) == 0
+    first, second, other = (load_summary(p) for p in paths)
+    assert first == second
+    assert other["history"] != first["history"]
+
+
+def test_saved_weights_load_back_with_identical_predictions(dataset: Path, tmp_path: Path) -> None:
+    weights, out = tmp_path / "model.npz", tmp_path / "run.json"
+    # The modern recipe folds its input standardisation into the first layer: the file must hold the result.
+    assert run("--data-dir", str(dataset), "--recipe", "modern", "--epochs", "2", "--seed", "0",
+               "--save", str(weights), "--json", str(out)) == 0
+    model = nn.Module.load(weights)
+    assert isinstance(model, nn.MLP) and model.activation == "relu"
+    (x_train, y_train), (x_test, y_test) = data.load_dataset("mnist", dataset)
+    x, y = T.prepare(x_test, y_test)
+    predictions = model.logits(Tensor(x)).data.argmax(axis=1)
+    summary = load_summary(out)
+    assert int(np.sum(predictions == y)) == summary["test_correct"]
+    reloaded = nn.Module.load(weights)
+    np.testing.assert_array_equal(reloaded.logits(Tensor(x)).data, model.logits(Tensor(x)).data)
+
+
+def test_plot_writes_a_png(dataset: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    assert run("--data-dir", str(dataset), "--seed", "0", "--epochs", "2", "--plot", str(png)) == 0
+    assert png.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_plot_without_matplotlib_exits_2_before_training(dataset: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes ``import matplotlib...`` raise ImportError
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    assert run("--data-dir", str(dataset), "--plot", str(tmp_path / "curves.png")) == 2
+    captured = capsys.readouterr()
+    assert "matplotlib" in captured.err and "pip install" in captured.err
+    assert "Epoch" not in captured.out
+
+
+@pytest.mark.parametrize("dataset_name", ["mnist", "fashion-mnist"])
+def test_no_data_exits_2_with_the_places_searched(dataset_name: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--dataset", dataset_name) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "--data-dir" in err and str(tmp_path / "xdg-cache") in err
+    assert "127.0.0.1" in err  # the download was tried on the (closed) local mirror only
+
+
+def test_corrupt_data_exits_1_naming_the_file(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    labels = dataset / "t10k-labels-idx1-ubyte.gz"
+    data.write_idx(labels, np.full(80, 12, dtype=np.uint8))  # label 12 in a 10-class dataset
+    assert run("--data-dir", str(dataset)) == 1
+    err = capsys.readouterr().err
+    assert "t10k-labels-idx1-ubyte.gz" in err and "out of range" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--recipe", "modern", "--backend", "manual"], "for --recipe blog only"),
+    (["--per-sample"], "--per-sample is for --backend manual|published"),
+    (["--backend", "published", "--dtype", "float32"], "float64"),
+])
+def test_inconsistent_arguments_exit_2(args: list[str], message: str, dataset: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--data-dir", str(dataset), *args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_numbers_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run("--epochs", "0")
+    assert exit_info.value.code == 2
+    assert "--epochs: must be positive" in capsys.readouterr().err

@@ -1,0 +1,185 @@
+"""Tests for tinygrad_like.train: the batched blog recipe against the blog's per-sample loop, the batched
+hand-written backward, the modern recipe's input standardisation, evaluation and reproducibility.
+
+All on small synthetic data (a few hundred samples): never the full dataset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from tinygrad_like import Tensor, blog
+from tinygrad_like import train as T
+from tinygrad_like.nn import MLP
+
+
+def synthetic(n: int, seed: int = 0, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 28, 28) that are learnable: a random prototype per class plus noise."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(1234).integers(0, 256, (classes, 28, 28))
+    labels = rng.integers(0, classes, n)
+    noise = rng.integers(-60, 61, (n, 28, 28))
+    return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+def blog_params(net: blog.NN) -> list[np.ndarray]:
+    return [*net.weights, *[b.reshape(-1) for b in net.biases]]
+
+
+def mlp_params(mlp: MLP) -> list[np.ndarray]:
+    return [layer.weight.data for layer in mlp.layers] + [layer.bias.data for layer in mlp.layers]
+
+
+@pytest.fixture(scope="module")
+def small() -> tuple[np.ndarray, np.ndarray]:
+    # 300 samples: one full batch of 200 and a partial one of 100, as the blog's loop applies at the epoch's end.
+    return T.prepare(*synthetic(300), dtype=np.float64)
+
+
+def run_blog_loop(net: blog.NN, x: np.ndarray, y: np.ndarray, recipe: T.Recipe) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):  # the blog's loop prints its losses
+        net.train(x, y, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr)
+
+
+def test_batched_blog_epoch_equals_the_blogs_per_sample_loop(small: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small
+    recipe = T.blog_recipe(epochs=1, dtype="float64")
+    mlp = T.build_model(recipe, seed=3)
+    net = mlp.to_blog(corrected=True)  # the same starting point, float64
+    T.train(mlp, x, y, recipe, log=None, progress=False)
+    run_blog_loop(net, x, y, recipe)
+    for ours, theirs in zip(mlp_params(mlp), blog_params(net), strict=True):
+        assert max_rel_diff(ours, theirs) < 1e-10
+    assert max_rel_diff(mlp_params(mlp)[0], T.build_model(recipe, seed=3).layers[0].weight.data) > 1e-3
+
+
+@pytest.mark.parametrize("backend", ["manual", "published"])
+def test_batched_manual_backward_equals_per_sample_loop(backend: str, small: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small
+    recipe = T.blog_recipe(epochs=1, dtype="float64")
+    batched, per_sample = T.build_model(recipe, seed=5), T.build_model(recipe, seed=5)
+    T.train(batched, x, y, recipe, backend=backend, log=None, progress=False)
+    T.train(per_sample, x, y, recipe, backend=backend, per_sample=True, log=None, progress=False)
+    for a, b in zip(mlp_params(batched), mlp_params(per_sample), strict=True):
+        assert max_rel_diff(a, b) < 1e-10
+
+
+def test_manual_gradients_match_blog_backward_and_published_differs(small: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small
+    x, onehot = x[:7], np.eye(10)[y[:7]]
+    for corrected in (True, False):
+        net = blog.NN([784, 64, 32, 10], corrected=corrected, seed=1)
+        weight_grads, bias_grads = T.manual_gradients(net, x, onehot)
+        net.zero_grad()
+        for xi, yi in zip(x, onehot):
+            net.forward(xi)
+            net.backward(xi, yi)
+        for ours, theirs in zip(weight_grads + bias_grads, net.weight_grads + net.bias_grads, strict=True):
+            assert ours.shape == theirs.shape
+            assert max_rel_diff(ours, theirs) < 1e-12
+    corrected = T.manual_gradients(blog.NN([784, 64, 32, 10], corrected=True, seed=1), x, onehot)[0]
+    published = T.manual_gradients(blog.NN([784, 64, 32, 10], corrected=False, seed=1), x, onehot)[0]
+    assert np.allclose(corrected[-1], published[-1])  # the output layer is right in both
+    assert not np.allclose(corrected[0], published[0])  # the hidden layers are not
+
+
+def test_blog_recipe_learns_and_prints_the_blogs_lines(small: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small
+    lines: list[str] = []
+    recipe = T.blog_recipe()
+    result = T.train(T.build_model(recipe, seed=0), x, y, recipe, test=(x[:50], y[:50]), log=lines.append,
+                     progress=False)
+    assert [line.split(":")[0] for line in lines[:4]] == [f"Epoch {n}, current loss" for n in range(1, 5)]
+    assert lines[4].startswith("Final loss: ")
+    assert lines[5] == f"Score: {result.train_correct} / 300 = {100 * result.train_accuracy:.1f}%  (train)"
+    assert lines[6].startswith("Score: ") and lines[6].endswith("(test)")
+    assert result.history[-1].loss < 0.8 * result.initial_loss  # 8 small steps: it learns, slowly
+    assert result.train_accuracy > 0.25  # chance is 0.1
+    assert [h.epoch for h in result.history] == [1, 2, 3, 4]
+
+
+def test_modern_recipe_is_reproducible_and_its_standardisation_is_folded(
+        small: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small
+    recipe = T.modern_recipe(epochs=2, dtype="float64")
+    results = [T.train(T.build_model(recipe, seed=7), x, y, recipe, test=(x[:60], y[:60]), seed=7, log=None,
+                       progress=False) for _ in range(2)]
+    first, second = (r.to_dict() for r in results)
+    for summary in (first, second):
+        summary.pop("seconds")
+        for h in summary["history"]:
+            h.pop("seconds")
+    assert first == second
+    # The scores are those of the model as returned: it takes pixel / 255 (no separate standardisation).
+    loss, correct = T.evaluate(results[0].model, x, y, "mean")
+    assert correct == results[0].train_correct
+    assert loss == pytest.approx(results[0].history[-1].loss, rel=1e-12)
+    other = T.train(T.build_model(recipe, seed=7), x, y, recipe, seed=8, log=None, progress=False)
+    assert other.history[-1].loss != results[0].history[-1].loss  # another shuffling order
+
+
+def test_fold_standardization_is_exact() -> None:
+    rng = np.random.default_rng(0)
+    mlp = MLP([784, 8, 10], activation="relu", init="default", seed=0, dtype=np.float64)
+    x = rng.random((5, 784))
+    shift, scale = 0.3, 0.4
+    before = mlp.logits(Tensor((x - shift) / scale)).data
+    T._fold_standardization(mlp, shift, scale)
+    np.testing.assert_allclose(mlp.logits(Tensor(x)).data, before, rtol=1e-12, atol=1e-12)
+
+
+def test_evaluate_counts_and_sums() -> None:
+    images, labels = synthetic(50, seed=2)
+    x, y = T.prepare(images, labels, dtype=np.float64)
+    mlp = MLP(seed=0, dtype=np.float64)
+    logits = mlp.logits(Tensor(x)).data
+    expected = -np.sum(logits[np.arange(50), y] - np.log(np.sum(np.exp(logits - logits.max(1, keepdims=True)), 1))
+                       - logits.max(1))
+    loss, correct = T.evaluate(mlp, x, y, chunk=7)
+    assert correct == int(np.sum(logits.argmax(1) == y))
+    assert loss == pytest.approx(expected, rel=1e-10)
+    assert T.evaluate(mlp, x, y, "mean")[0] == pytest.approx(expected / 50, rel=1e-10)
+
+
+def test_prepare_scales_like_the_blog() -> None:
+    images, labels = synthetic(4)
+    x, y = T.prepare(images, labels)
+    assert x.shape == (4, 784) and x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_array_equal(x, (images.reshape(4, -1) / 255).astype(np.float32))
+    with pytest.raises(ValueError, match="4 images but 3 labels"):
+        T.prepare(images, labels[:3])
+
+
+def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
+    blog_r, modern_r = T.blog_recipe(), T.modern_recipe()
+    assert (blog_r.layers, blog_r.activation, blog_r.init, blog_r.reduction, blog_r.lr, blog_r.batch_size,
+            blog_r.epochs, blog_r.shuffle) == ((784, 64, 32, 10), "sigmoid", "blog", "sum", 0.001, 200, 4, False)
+    assert modern_r.layers == blog_r.layers and modern_r.shuffle
+    assert T.blog_recipe(epochs=2).epochs == 2
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        T.blog_recipe(epochs=0)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        T.blog_recipe(optimizer="lbfgs")
+    x, y = small
+    model = T.build_model(modern_r, seed=0)
+    with pytest.raises(ValueError, match="hand-written backward"):
+        T.train(model, x, y, modern_r, backend="manual", log=None)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        T.train(model, x, y, modern_r, backend="torch", log=None)
+
+
+def test_plot_history_writes_a_png(tmp_path, small: tuple[np.ndarray, np.ndarray]) -> None:
+    pytest.importorskip("matplotlib")
+    x, y = small
+    recipe = T.blog_recipe(epochs=2)
+    result = T.train(T.build_model(recipe, seed=0), x, y, recipe, test=(x, y), log=None, progress=False)
+    T.plot_history(result, str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
