@@ -195,6 +195,8 @@ def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, reduction: str = "sum",
     """(cross-entropy loss over all of ``x``, number of correct predictions), without recording a graph."""
     if len(x) != len(y):
         raise ValueError(f"evaluate: {len(x)} samples but {len(y)} labels")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"evaluate: reduction must be 'sum' or 'mean', got {reduction!r}")
     total, correct = 0.0, 0
     dtype = model.layers[0].weight.dtype
     with no_grad():
@@ -356,7 +358,8 @@ def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe | None = None
     recipe = recipe or blog_recipe()
     say = log or (lambda line: None)
     stepper = _stepper(model, recipe, backend, per_sample)
-    rng = np.random.default_rng(seed) if recipe.shuffle else None
+    # A child of the seed: build_model draws the initial weights from the seed itself, shuffling gets its own stream.
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]) if recipe.shuffle else None
     shift, scale = (float(x.mean()), float(x.std()) or 1.0) if recipe.standardize else (0.0, 1.0)
     xs = _standardized(x, shift, scale)
     test_s = None if test is None else (_standardized(test[0], shift, scale), test[1])
