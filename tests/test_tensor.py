@@ -34,11 +34,15 @@ def test_explicit_dtype_as_name_or_numpy_dtype():
     assert Tensor(Tensor([1.0]), dtype="float64").dtype == np.float64
 
 
-def test_construction_copies_numpy_input():
+def test_numpy_input_is_wrapped_but_parameters_get_their_own_memory():
     a = np.ones(3, np.float32)
-    t = Tensor(a)
+    assert np.shares_memory(Tensor(a).data, a)
+    assert not np.shares_memory(Tensor(a, dtype=np.float64).data, a)
+    p = Tensor(a, requires_grad=True)
     a[0] = 5
-    assert t.data[0] == 1
+    assert p.data[0] == 1
+    p.data -= 1  # what an optimizer does
+    assert a.tolist() == [5, 1, 1]
 
 
 @pytest.mark.parametrize("bad", ["abc", [1 + 2j], None, {"a": 1}, [object()]])

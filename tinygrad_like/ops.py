@@ -287,8 +287,10 @@ class Sigmoid(Function):
         return out
 
     def backward(self, grad):
-        out = self.out
-        return (grad * (out * (1 - out)),)
+        slope = 1 - self.out  # one temporary, updated in place: z (1 - z) g
+        slope *= self.out
+        slope *= grad
+        return (slope,)
 
 
 class Relu(Function):

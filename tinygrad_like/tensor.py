@@ -158,14 +158,15 @@ def _dtype_arg(dtype: Any, op: str) -> np.dtype:
     return dt
 
 
-def _to_array(data: Any, dtype: Any = None) -> np.ndarray:
-    """Copy ``data`` into a fresh array following the dtype rules of the API (Python floats -> float32, ...)."""
+def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
+    """``data`` as an array following the dtype rules of the API (Python floats -> float32, ...); a NumPy
+    array of the right dtype is copied only when ``copy`` is set."""
     if isinstance(data, Tensor):
         data = data.data
     wanted = None if dtype is None else _dtype_arg(dtype, "Tensor")
     from_numpy = isinstance(data, (np.ndarray, np.generic))
     try:
-        arr = np.array(data, dtype=wanted)
+        arr = np.array(data, dtype=wanted) if copy else np.asarray(data, dtype=wanted)
     except (ValueError, TypeError) as e:
         if "inhomogeneous" in str(e) or "sequence" in str(e):
             raise ValueError(f"Tensor: nested lists have ragged lengths and do not form an array ({e})") from None
@@ -358,7 +359,10 @@ class Tensor:
     __array_ufunc__ = None  # ``ndarray + Tensor`` defers to ``Tensor.__radd__`` and gives a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data: np.ndarray = _to_array(data, dtype)
+        """``data``: a number, (nested) list, NumPy array or Tensor. A NumPy array of the wanted dtype is wrapped
+        without a copy (as ``np.asarray``), except for ``requires_grad=True``: optimizers update parameters in
+        place, so a parameter always gets memory of its own."""
+        self.data: np.ndarray = _to_array(data, dtype, copy=requires_grad)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"Tensor: only floating point tensors can require grad, got dtype {self.data.dtype}")
         self.requires_grad: bool = bool(requires_grad)

@@ -1,0 +1,166 @@
+"""One epoch of the blog's network (60,000 samples, [784, 64, 32, 10], batch 200, summed cross-entropy, SGD).
+
+    python benchmarks/bench_epoch.py [--epochs 5] [--threads 1] [--dtype float32 float64] [--data-dir DIR]
+
+Measured in one process, alternating so that machine noise hits every candidate alike, median seconds per
+epoch after a warm-up epoch:
+  - ours, the public path a user writes: ``nn.MLP`` + ``logits(x).cross_entropy(y, "sum")`` + ``optim.SGD``;
+  - ours through the training module's loop (``train.train`` with the blog recipe, evaluation not timed);
+  - PyTorch (when installed), the same network, initial weights, data order and update;
+  - the GEMM floor: the epoch's eight matrix products alone, timed with NumPy;
+  - the blog's per-sample loop (``blog.NN.train``), timed on ``--slice`` samples and scaled to 60,000.
+Data: synthetic MNIST-shaped pixels (seeded), or the real training set with ``--data-dir``.
+``--threads`` sets the BLAS/OpenMP thread count of both NumPy and PyTorch before they load (0: leave it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SIZES = (784, 64, 32, 10)
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=int, default=5, help="timed epochs of each candidate (after one warm-up)")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads for NumPy and PyTorch; 0 = as configured")
+    p.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
+    p.add_argument("--data-dir", help="MNIST-format IDX files to time on instead of synthetic pixels")
+    p.add_argument("--slice", type=int, default=2000, help="samples the blog's per-sample loop is timed on")
+    p.add_argument("--no-blog", action="store_true", help="skip the (slow) per-sample loop")
+    return p.parse_args()
+
+
+def candidates(dtype_name, x, y, batches, torch):
+    """The timed epochs for one dtype: ours twice, the GEMM floor, and PyTorch when installed."""
+    import numpy as np
+
+    from tinygrad_like import Tensor, nn, optim, train
+
+    dtype = np.dtype(dtype_name)
+    mlp = nn.MLP(SIZES, seed=0, dtype=dtype)
+    opt = optim.SGD(mlp.parameters(), lr=1e-3)
+
+    def ours_public():
+        for b in batches:
+            opt.zero_grad()
+            mlp.logits(Tensor(x[b])).cross_entropy(y[b], reduction="sum").backward()
+            opt.step()
+
+    loop_model = nn.MLP(SIZES, seed=0, dtype=dtype)
+    recipe = train.blog_recipe(epochs=1, dtype=dtype_name)
+    stepper = train._stepper(loop_model, recipe, "autograd", per_sample=False)
+
+    def ours_train_loop():
+        train._epoch(stepper, recipe, x, y, None, 0, len(batches), "", progress=False)
+
+    w0, w1, w2 = (layer.weight.data for layer in mlp.layers)
+
+    def gemm_floor():
+        for b in batches:
+            xb = x[b]
+            h1 = xb @ w0.T
+            h2 = h1 @ w1.T
+            out = h2 @ w2.T
+            out.T @ h2  # the backward products: three weight gradients, two input gradients
+            g1 = out @ w2
+            g1.T @ h1
+            (g1 @ w1).T @ xb
+
+    found = {"ours (MLP + SGD)": ours_public, "ours (train loop)": ours_train_loop, "GEMM floor": gemm_floor}
+    if torch is None:
+        return found
+    layers = [torch.nn.Linear(a, b) for a, b in zip(SIZES, SIZES[1:])]
+    tmodel = torch.nn.Sequential(layers[0], torch.nn.Sigmoid(), layers[1], torch.nn.Sigmoid(), layers[2])
+    tmodel = tmodel.to(getattr(torch, dtype_name))
+    with torch.no_grad():
+        for t_layer, o_layer in zip(tmodel[::2], mlp.layers):
+            t_layer.weight.copy_(torch.from_numpy(o_layer.weight.data))
+            t_layer.bias.copy_(torch.from_numpy(o_layer.bias.data))
+    topt = torch.optim.SGD(tmodel.parameters(), lr=1e-3)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
+
+    def pytorch():
+        for b in batches:
+            topt.zero_grad()
+            torch.nn.functional.cross_entropy(tmodel(tx[b]), ty[b], reduction="sum").backward()
+            topt.step()
+
+    found["PyTorch"] = pytorch
+    return found
+
+
+def blog_loop_seconds(x64, y, n_samples: int) -> float:
+    """Seconds per 60,000-sample epoch of the update pass of ``blog.NN.train`` (per-sample forward and
+    backward, an update every 200 samples), timed on ``n_samples`` samples (best of two) and scaled."""
+    import time
+
+    import numpy as np
+
+    from tinygrad_like import blog
+
+    net = blog.NN(list(SIZES), seed=0)
+    onehot = np.eye(10)[y[:n_samples]]
+
+    def run() -> float:
+        start = time.perf_counter()
+        for n in range(n_samples):
+            column = x64[n].reshape(-1, 1)
+            net.forward(column)
+            net.backward(column, onehot[n].reshape(-1, 1))
+            if (n + 1) % 200 == 0:
+                net.update(1e-3)
+        return time.perf_counter() - start
+
+    run()
+    return min(run() for _ in range(2)) * len(x64) / n_samples
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads > 0:  # must happen before NumPy (and its OpenBLAS) is imported
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+
+    import numpy as np
+
+    sys.path.insert(0, str(HERE))
+    from common import alternate, try_import_torch
+
+    from tinygrad_like import data, train
+
+    torch = try_import_torch()
+    if torch is not None and args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args.data_dir:
+        (images, labels), _ = data.load_mnist(args.data_dir, download=False)
+        source = f"MNIST-format files in {args.data_dir}"
+    else:
+        rng = np.random.default_rng(0)
+        images, labels = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
+        source = "synthetic MNIST-shaped pixels"
+    x64, y = train.prepare(images, labels, dtype=np.float64)
+    batches = [slice(i, i + 200) for i in range(0, len(x64), 200)]
+    print(f"One epoch of the blog network {list(SIZES)}, {len(x64):,} samples ({source}), batch 200, summed "
+          f"cross-entropy, SGD lr 0.001; BLAS threads: {args.threads or 'as configured'}; "
+          f"median of {args.epochs} epochs after a warm-up, candidates in turns")
+    blog_seconds = None if args.no_blog else blog_loop_seconds(x64, y, args.slice)
+    for dtype_name in args.dtype:
+        times = alternate(candidates(dtype_name, x64.astype(dtype_name), y, batches, torch), args.epochs)
+        print(f"\n{dtype_name}:")
+        reference = times.get("PyTorch")
+        for name, seconds in times.items():
+            ratio = f"  {seconds / reference:5.2f}x PyTorch" if reference else ""
+            print(f"  {name:<20} {seconds:7.3f} s/epoch{ratio}")
+        if blog_seconds is not None:
+            print(f"  {'blog per-sample loop':<20} {blog_seconds:7.3f} s/epoch (float64, its own code; timed on "
+                  f"{args.slice:,} samples and scaled)")
+            print(f"  ours (MLP + SGD) is {blog_seconds / times['ours (MLP + SGD)']:.0f}x faster than the blog's loop")
+
+
+if __name__ == "__main__":
+    main()
