@@ -13,7 +13,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "train", help="train the blog's network on MNIST or Fashion-MNIST",
         description="Train the blog's [784, 64, 32, 10] network and print the blog's lines: the loss before "
-                    "each epoch, then 'Score: a / b = x%%' on the training and test sets.",
+                    "each epoch, then 'Score: a / b = x%' on the training and test sets.",
         epilog="--recipe blog: sigmoid, summed cross-entropy, SGD lr 0.001, batches of 200 in order, 4 epochs, "
                "U(-1, 1) init, float32. --recipe modern: standardised inputs, ReLU, mean cross-entropy, "
                "Adam lr 1e-3 with cosine decay, batches of 64 reshuffled, 20 epochs. Exit status: 0 trained, "
