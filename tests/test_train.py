@@ -174,6 +174,12 @@ def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
         T.train(model, x, y, modern_r, backend="manual", log=None)
     with pytest.raises(ValueError, match="backend must be one of"):
         T.train(model, x, y, modern_r, backend="torch", log=None)
+    with pytest.raises(ValueError, match="per_sample is for"):
+        T.train(model, x, y, modern_r, per_sample=True, log=None)
+    with pytest.raises(ValueError, match=r"expected rows of 784 inputs .* got shape \(300, 28, 28\)"):
+        T.train(model, x.reshape(300, 28, 28), y, modern_r, log=None)
+    with pytest.raises(ValueError, match="test: 300 samples and 299 labels"):
+        T.train(model, x, y, modern_r, test=(x, y[1:]), log=None)
 
 
 def test_plot_history_writes_a_png(tmp_path, small: tuple[np.ndarray, np.ndarray]) -> None:

@@ -357,6 +357,9 @@ def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe | None = None
     """
     recipe = recipe or blog_recipe()
     say = log or (lambda line: None)
+    _check_data(model, x, y, "x, y")
+    if test is not None:
+        _check_data(model, *test, "test")
     stepper = _stepper(model, recipe, backend, per_sample)
     # A child of the seed: build_model draws the initial weights from the seed itself, shuffling gets its own stream.
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]) if recipe.shuffle else None
@@ -387,6 +390,14 @@ def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe | None = None
     return result
 
 
+def _check_data(model: MLP, x: np.ndarray, y: np.ndarray, name: str) -> None:
+    if np.ndim(x) != 2 or np.shape(x)[1] != model.sizes[0]:
+        raise ValueError(f"train: {name}: expected rows of {model.sizes[0]} inputs (see train.prepare), "
+                         f"got shape {np.shape(x)}")
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"train: {name}: {len(x)} samples and {len(y)} labels (need as many, at least one)")
+
+
 def _standardized(x: np.ndarray, shift: float, scale: float) -> np.ndarray:
     if shift == 0.0 and scale == 1.0:
         return x
@@ -403,6 +414,9 @@ def _fold_standardization(model: MLP, shift: float, scale: float) -> None:
 
 def _stepper(model: MLP, recipe: Recipe, backend: str, per_sample: bool) -> Any:
     if backend == "autograd":
+        if per_sample:
+            raise ValueError("train: per_sample is for the blog's hand-written backward (backend='manual' or "
+                             "'published'); autograd always runs a whole batch at once")
         return _AutogradStepper(model, recipe)
     if backend in ("manual", "published"):
         return _ManualStepper(model, recipe, corrected=backend == "manual", per_sample=per_sample)
