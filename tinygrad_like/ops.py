@@ -182,14 +182,16 @@ class Matmul(Function):
     name = "matmul"
 
     def forward(self, x, y):
-        if x.ndim == 0 or y.ndim == 0:
-            raise ValueError(f"matmul: both operands must be at least 1-D, got shapes {x.shape} and {y.shape}")
-        k_x, k_y = x.shape[-1], y.shape[-2] if y.ndim > 1 else y.shape[0]
-        if k_x != k_y:
-            raise ValueError(f"matmul: shapes {x.shape} and {y.shape} are not aligned ({k_x} != {k_y})")
         try:
             out = x @ y
-        except ValueError:
+        except ValueError:  # explain which rule NumPy applied
+            if x.ndim == 0 or y.ndim == 0:
+                raise ValueError(
+                    f"matmul: both operands must be at least 1-D, got shapes {x.shape} and {y.shape}"
+                ) from None
+            k_x, k_y = x.shape[-1], y.shape[-2] if y.ndim > 1 else y.shape[0]
+            if k_x != k_y:
+                raise ValueError(f"matmul: shapes {x.shape} and {y.shape} are not aligned ({k_x} != {k_y})") from None
             raise ValueError(
                 f"matmul: batch dimensions of shapes {x.shape} and {y.shape} cannot be broadcast together"
             ) from None
@@ -206,7 +208,12 @@ class Matmul(Function):
         if y.ndim == 1:
             grad = grad[..., None]
         gx = grad @ np.swapaxes(y2, -1, -2) if need_x else None
-        gy = np.swapaxes(x2, -1, -2) @ grad if need_y else None
+        gy = None
+        if need_y:
+            if y2.ndim == 2 and x2.ndim == 2 and not y2.flags.c_contiguous and y2.flags.f_contiguous:
+                gy = (grad.T @ x2).T  # y is a transposed view (x @ W.T): lay the gradient out as W is
+            else:
+                gy = np.swapaxes(x2, -1, -2) @ grad
         if x.ndim == 1 and gx is not None:
             gx = gx[..., 0, :]
         if y.ndim == 1 and gy is not None:
@@ -384,11 +391,12 @@ class Sum(Function):
 
     def forward(self, x, axes=None, keepdim=False):
         self.in_shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        return np.sum(x, axis=axes, keepdims=keepdim)
+        return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(self, grad):
-        grad = np.reshape(grad, _keepdim_shape(self.in_shape, self.axes))
-        return (np.broadcast_to(grad, self.in_shape),)
+        out = np.empty(self.in_shape, dtype=grad.dtype)  # cheaper than np.broadcast_to, and writeable
+        out[...] = grad.reshape(_keepdim_shape(self.in_shape, self.axes))
+        return (out,)
 
     def describe(self):
         return "sum" if self.axes is None else f"sum(axis={self.axes})"
@@ -399,7 +407,7 @@ class Max(Function):
 
     __slots__ = ("x", "out", "axes")
     name = "max"
-    reduce = staticmethod(np.max)
+    reduce = staticmethod(np.maximum.reduce)
 
     def forward(self, x, axes=None, keepdim=False):
         if x.size == 0:
@@ -408,12 +416,12 @@ class Max(Function):
         self.x, self.out, self.axes = x, out, axes
         if keepdim:
             return out
-        return np.reshape(out, () if axes is None else tuple(n for i, n in enumerate(x.shape) if i not in axes))
+        return out.reshape(() if axes is None else tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
     def backward(self, grad):
-        grad = np.reshape(grad, self.out.shape)
+        grad = grad.reshape(self.out.shape)
         winners = self.x == self.out
-        return (winners * (grad / np.sum(winners, axis=self.axes, keepdims=True)),)
+        return (winners * (grad / winners.sum(axis=self.axes, keepdims=True)),)
 
     def describe(self):
         return self.name if self.axes is None else f"{self.name}(axis={self.axes})"
@@ -424,7 +432,7 @@ class Min(Max):
 
     __slots__ = ()
     name = "min"
-    reduce = staticmethod(np.min)
+    reduce = staticmethod(np.minimum.reduce)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -444,13 +452,13 @@ class Softmax(Function):
             self.out, self.axis = x.copy(), axis
             return self.out
         with quiet():  # only non-finite logits can warn here (inf - inf)
-            e = np.exp(x - np.max(x, axis=axis, keepdims=True))
-            self.out, self.axis = e / np.sum(e, axis=axis, keepdims=True), axis
+            e = np.exp(x - x.max(axis=axis, keepdims=True))
+            self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
         return self.out
 
     def backward(self, grad):
         out = self.out
-        return (out * (grad - np.sum(grad * out, axis=self.axis, keepdims=True)),)
+        return (out * (grad - (grad * out).sum(axis=self.axis, keepdims=True)),)
 
     def describe(self):
         return f"softmax(axis={self.axis})"
@@ -468,13 +476,13 @@ class LogSoftmax(Function):
             self.out, self.axis = x.copy(), axis
             return self.out
         with quiet():  # only non-finite logits can warn here (inf - inf)
-            shifted = x - np.max(x, axis=axis, keepdims=True)
-            self.out = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+            shifted = x - x.max(axis=axis, keepdims=True)
+            self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         self.axis = axis
         return self.out
 
     def backward(self, grad):
-        return (grad - np.exp(self.out) * np.sum(grad, axis=self.axis, keepdims=True),)
+        return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
 
     def describe(self):
         return f"log_softmax(axis={self.axis})"
@@ -496,12 +504,12 @@ class CrossEntropy(Function):
     def forward(self, x, target):
         x = _floating(x)
         with quiet():  # only non-finite logits can warn here (inf - inf)
-            shifted = x - np.max(x, axis=1, keepdims=True)
-            self.log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=1, keepdims=True))
+            shifted = x - x.max(axis=1, keepdims=True)
+            self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.target = target
         if target.ndim == 1:
             return -self.log_probs[np.arange(len(target)), target]
-        return -np.sum(self.log_probs * target, axis=1)
+        return -(self.log_probs * target).sum(axis=1)
 
     def backward(self, grad):
         need_x, need_t = self.needs_grad
@@ -512,7 +520,7 @@ class CrossEntropy(Function):
                 gx = np.exp(log_probs) * g
                 gx[np.arange(len(target)), target] -= grad
             else:
-                gx = (np.exp(log_probs) * np.sum(target, axis=1, keepdims=True) - target) * g
+                gx = (np.exp(log_probs) * target.sum(axis=1, keepdims=True) - target) * g
         if need_t:
             gt = -log_probs * g
         return gx, gt
@@ -557,14 +565,14 @@ class Reshape(Function):
     def forward(self, x, shape=()):
         self.in_shape = x.shape
         try:
-            return np.reshape(x, shape)
+            return x.reshape(shape)
         except ValueError:
             raise ValueError(
                 f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) into {shape}"
             ) from None
 
     def backward(self, grad):
-        return (np.reshape(grad, self.in_shape),)
+        return (grad.reshape(self.in_shape),)
 
 
 class Permute(Function):
@@ -575,10 +583,13 @@ class Permute(Function):
 
     def forward(self, x, order=()):
         self.order = order
-        return np.transpose(x, order)
+        return x.transpose(order)
 
     def backward(self, grad):
-        return (np.transpose(grad, np.argsort(self.order)),)
+        inverse = [0] * len(self.order)
+        for position, axis in enumerate(self.order):
+            inverse[axis] = position
+        return (grad.transpose(inverse),)
 
     def describe(self):
         return f"permute{self.order}"

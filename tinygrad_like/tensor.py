@@ -204,26 +204,14 @@ def _make(data: np.ndarray, ctx: Function | None = None) -> Tensor:
     return t
 
 
-# The three ways of running a primitive forward and, when a gradient is wanted, recording it in the graph.
-# Unary and binary ops get their own copy because this is the hottest path of the engine.
+# Running a primitive forward and, when a gradient is wanted, recording it in the graph. Unary and binary ops
+# each get their own function because this is the hottest path of the engine.
 
 
-def _apply(rule: type[Function], *inputs: Tensor, **params: Any) -> Tensor:
+def _apply1(rule: type[Function], x: Tensor, *params: Any) -> Tensor:
+    """One input tensor; ``params`` (axes, shapes, ...) go to ``forward`` after the array."""
     fn = rule()
-    data = fn.forward(*[t.data for t in inputs], **params)
-    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
-        raise _forward_anomaly(fn, inputs, np.asarray(data))
-    if _grad_enabled:
-        needs = tuple([t.requires_grad for t in inputs])
-        if True in needs:
-            fn.inputs, fn.needs_grad, fn.seq = inputs, needs, next(_sequence)
-            return _make(data, fn)
-    return _make(data)
-
-
-def _apply1(rule: type[Function], x: Tensor) -> Tensor:
-    fn = rule()
-    data = fn.forward(x.data)
+    data = fn.forward(x.data, *params)
     if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
         raise _forward_anomaly(fn, (x,), np.asarray(data))
     if _grad_enabled and x.requires_grad:
@@ -242,6 +230,8 @@ def _apply2(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
         return _make(data, fn)
     return _make(data)
 
+
+_REVERSED_AXES = [tuple(range(n - 1, -1, -1)) for n in range(8)]  # the order of ``.T``, precomputed
 
 _constants: dict[tuple[Any, Any, Any], np.ndarray] = {}
 
@@ -461,11 +451,14 @@ class Tensor:
             raise RuntimeError("retain_grad: the tensor does not require grad")
         self._retains_grad = True
 
-    def _accumulate(self, grad: np.ndarray) -> None:
-        if self.grad is None:  # an own copy: never shares memory with another tensor's gradient
-            self.grad = _make(np.array(grad, dtype=self.data.dtype))
-        else:
+    def _accumulate(self, grad: np.ndarray, owned: bool = False) -> None:
+        """Add ``grad`` to ``.grad``; ``owned`` says no one else holds ``grad``, so it need not be copied."""
+        if self.grad is not None:
             self.grad.data = self.grad.data + grad
+        elif owned:
+            self.grad = _make(grad)
+        else:  # an own copy: never shares memory with another tensor's gradient or the caller's array
+            self.grad = _make(np.array(grad, dtype=self.data.dtype))
 
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf), times ``gradient``, into ``.grad`` of every leaf that requires grad.
@@ -578,13 +571,13 @@ class Tensor:
         return self * self
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        return _apply(ops.Clip, self, low=min, high=max)
+        return _apply1(ops.Clip, self, min, max)
 
     # -- reductions ---------------------------------------------------------------------------------------
     def sum(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
         axis, keepdim = _reduce_args("sum", axis, keepdim, keepdims, dim)
-        return _apply(ops.Sum, self, axes=_axes(axis, self.ndim, "sum"), keepdim=keepdim)
+        return _apply1(ops.Sum, self, _axes(axis, self.ndim, "sum"), keepdim)
 
     def mean(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
              dim: Axis = None) -> Tensor:
@@ -598,44 +591,45 @@ class Tensor:
     def max(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
         axis, keepdim = _reduce_args("max", axis, keepdim, keepdims, dim)
-        return _apply(ops.Max, self, axes=_axes(axis, self.ndim, "max"), keepdim=keepdim)
+        return _apply1(ops.Max, self, _axes(axis, self.ndim, "max"), keepdim)
 
     def min(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
         axis, keepdim = _reduce_args("min", axis, keepdim, keepdims, dim)
-        return _apply(ops.Min, self, axes=_axes(axis, self.ndim, "min"), keepdim=keepdim)
+        return _apply1(ops.Min, self, _axes(axis, self.ndim, "min"), keepdim)
 
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = axis if dim is None else dim
-        return _apply(ops.Softmax, self, axis=_one_axis(axis, self.ndim, "softmax"))
+        return _apply1(ops.Softmax, self, _one_axis(axis, self.ndim, "softmax"))
 
     def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = axis if dim is None else dim
-        return _apply(ops.LogSoftmax, self, axis=_one_axis(axis, self.ndim, "log_softmax"))
+        return _apply1(ops.LogSoftmax, self, _one_axis(axis, self.ndim, "log_softmax"))
 
     # -- shape ----------------------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        return _apply(ops.Reshape, self, shape=_shape_arg(shape, "reshape"))
+        return _apply1(ops.Reshape, self, _shape_arg(shape, "reshape"))
 
     def permute(self, *order: int | Sequence[int]) -> Tensor:
         order = _shape_arg(order, "permute")
         if sorted(a % self.ndim if self.ndim else a for a in order) != list(range(self.ndim)):
             raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
-        return _apply(ops.Permute, self, order=tuple(a % self.ndim for a in order))
+        return _apply1(ops.Permute, self, tuple(a % self.ndim for a in order))
 
     def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
         """Swap two axes (as tinygrad and PyTorch)."""
         a, b = _one_axis(dim0, self.ndim, "transpose"), _one_axis(dim1, self.ndim, "transpose")
         if self.ndim == 0:
-            return _apply(ops.Permute, self, order=())
+            return _apply1(ops.Permute, self, ())
         order = list(range(self.ndim))
         order[a], order[b] = order[b], order[a]
-        return _apply(ops.Permute, self, order=tuple(order))
+        return _apply1(ops.Permute, self, tuple(order))
 
     @property
     def T(self) -> Tensor:  # noqa: N802 - NumPy's and PyTorch's name
         """All axes reversed."""
-        return _apply(ops.Permute, self, order=tuple(range(self.ndim - 1, -1, -1)))
+        order = _REVERSED_AXES[self.ndim] if self.ndim < len(_REVERSED_AXES) else tuple(range(self.ndim))[::-1]
+        return _apply1(ops.Permute, self, order)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
@@ -653,10 +647,10 @@ class Tensor:
         if offset < 0:
             raise ValueError(f"expand: cannot expand a tensor of shape {self.shape} to fewer dimensions {shape}")
         shape = tuple(self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(shape))
-        return _apply(ops.Expand, self, shape=shape)
+        return _apply1(ops.Expand, self, shape)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _apply(ops.GetItem, self, index=_index_arg(index))
+        return _apply1(ops.GetItem, self, _index_arg(index))
 
     # -- losses ---------------------------------------------------------------------------------------------
     def cross_entropy(self, target: Any, reduction: str = "mean") -> Tensor:
@@ -800,14 +794,15 @@ def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
     Nodes are taken latest-created first (a max-heap on the rule's sequence number): every consumer of a
     tensor was created after it, so a node is reached only when all of its gradient has arrived. One pass,
     no separate topological sort, and each node's saved arrays are released as soon as it is done.
+    Gradients are keyed by the tensors themselves: their hash is their identity.
     """
-    grads: dict[int, np.ndarray] = {id(root): seed}
+    grads: dict[Tensor, np.ndarray] = {root: seed}
     heap: list[tuple[int, Tensor]] = [(-root._ctx.seq, root)]
     leaves: list[Tensor] = []
     check = _anomaly
     while heap:
         node = heappop(heap)[1]
-        grad = grads.pop(id(node))
+        grad = grads.pop(node)
         ctx = node._ctx
         if type(ctx) is _ReleasedGraph:
             raise RuntimeError(
@@ -816,30 +811,40 @@ def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
             )
         if node._retains_grad:
             node._accumulate(grad)
-        for index, (t, need, g) in enumerate(zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad))):
+        for t, need, g in zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad)):
             if not need:
                 continue
             if check and g.dtype.kind == "f" and not np.isfinite(g).all():
-                raise _backward_anomaly(ctx, index, grad, np.asarray(g))
+                raise _backward_anomaly(ctx, _position(ctx, t), grad, np.asarray(g))
             data = t.data
             if g.shape != data.shape:
-                g = _unbroadcast(g, data.shape, ctx.name, index)
+                g = _unbroadcast(g, data.shape, ctx.name, _position(ctx, t))
             if g.dtype != data.dtype:
                 g = g.astype(data.dtype)
-            key = id(t)
-            previous = grads.get(key)
+            previous = grads.get(t)
             if previous is not None:
-                grads[key] = previous + g
-                continue
-            grads[key] = g
-            if t._ctx is None:
-                leaves.append(t)
+                grads[t] = previous + g
             else:
-                heappush(heap, (-t._ctx.seq, t))
+                grads[t] = g
+                if t._ctx is None:
+                    leaves.append(t)
+                else:
+                    heappush(heap, (-t._ctx.seq, t))
         if not retain_graph:
             node._ctx = ctx.released
-    for leaf in leaves:  # last, so a failed walk leaves no half-accumulated gradient on the leaves
-        leaf._accumulate(grads[id(leaf)])
+    # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed
+    # is handed over without a copy, unless it is read-only or shares memory with the seed or another leaf's.
+    claimed = {id(seed if seed.base is None else seed.base)}
+    for leaf in leaves:
+        grad = grads[leaf]
+        owner = id(grad if grad.base is None else grad.base)
+        leaf._accumulate(grad, owned=owner not in claimed and grad.flags.writeable)
+        claimed.add(owner)
+
+
+def _position(ctx: Function, t: Tensor) -> int:
+    """Which input of ``ctx`` is ``t`` (by identity: ``==`` on tensors is elementwise)."""
+    return next(i for i, u in enumerate(ctx.inputs) if u is t)
 
 
 def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
@@ -855,9 +860,12 @@ def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
 def _unbroadcast(grad: np.ndarray, shape: Shape, op: str, index: int) -> np.ndarray:
     """Sum a gradient of a broadcast shape back to the input's ``shape``; refuse shapes that cannot come from it."""
     extra = grad.ndim - len(shape)
-    if extra < 0 or any(s not in (1, g) for g, s in zip(grad.shape[extra:], shape)):
-        raise RuntimeError(
-            f"{op}: backward returned a gradient of shape {grad.shape} for input {index} of shape {shape}"
-        )
-    axes = tuple(range(extra)) + tuple(extra + i for i, s in enumerate(shape) if s == 1 and grad.shape[extra + i] != 1)
-    return np.sum(grad, axis=axes).reshape(shape)
+    axes = list(range(extra))
+    for i, size in enumerate(shape):
+        if extra < 0 or grad.shape[extra + i] != size:
+            if extra < 0 or size != 1:
+                raise RuntimeError(
+                    f"{op}: backward returned a gradient of shape {grad.shape} for input {index} of shape {shape}"
+                )
+            axes.append(extra + i)
+    return grad.sum(axis=tuple(axes)).reshape(shape)
