@@ -821,7 +821,7 @@ def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
                 raise _backward_anomaly(ctx, _position(ctx, t), grad, np.asarray(g))
             data = t.data
             if g.shape != data.shape:
-                g = _unbroadcast(g, data.shape, ctx.name, _position(ctx, t))
+                g = _unbroadcast(g, data.shape, ctx, t)
             if g.dtype != data.dtype:
                 g = g.astype(data.dtype)
             previous = grads.get(t)
@@ -860,15 +860,14 @@ def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _unbroadcast(grad: np.ndarray, shape: Shape, op: str, index: int) -> np.ndarray:
+def _unbroadcast(grad: np.ndarray, shape: Shape, ctx: Function, t: Tensor) -> np.ndarray:
     """Sum a gradient of a broadcast shape back to the input's ``shape``; refuse shapes that cannot come from it."""
     extra = grad.ndim - len(shape)
     axes = list(range(extra))
     for i, size in enumerate(shape):
         if extra < 0 or grad.shape[extra + i] != size:
             if extra < 0 or size != 1:
-                raise RuntimeError(
-                    f"{op}: backward returned a gradient of shape {grad.shape} for input {index} of shape {shape}"
-                )
+                raise RuntimeError(f"{ctx.name}: backward returned a gradient of shape {grad.shape} for input "
+                                   f"{_position(ctx, t)} of shape {shape}")
             axes.append(extra + i)
     return grad.sum(axis=tuple(axes)).reshape(shape)
