@@ -149,3 +149,16 @@ def test_torch_oracle_for_the_blog_networks_gradients():
     for (name, p), t in zip(mlp.named_parameters(), params):
         scale = t.grad.abs().max().item()
         assert np.max(np.abs(p.grad.data - t.grad.numpy())) <= 1e-12 * scale, name
+
+
+def test_blog_init_draws_exactly_the_blogs_weights_for_a_seed():
+    from tinygrad_like.blog import NN
+
+    net = NN([6, 4, 3], seed=7)
+    mlp = nn.MLP([6, 4, 3], seed=7, dtype=np.float64)
+    for layer, w, b in zip(mlp.layers, net.weights, net.biases):
+        np.testing.assert_array_equal(layer.weight.data, w)
+        np.testing.assert_array_equal(layer.bias.data, b.reshape(-1))
+    assert nn.MLP([6, 4, 3], seed=7).layers[0].weight.dtype == np.float32
+    default = nn.MLP([6, 4, 3], init="default", seed=7)
+    assert np.abs(default.layers[0].weight.data).max() <= 1 / np.sqrt(6)

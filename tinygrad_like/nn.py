@@ -230,7 +230,8 @@ class MLP(Module):
     """The blog's network: Linear layers with ``activation`` between them and softmax on the output.
 
     Rows are samples. ``layers.i.weight`` has the blog's layout (n_out, n_in), so ``from_blog`` / ``to_blog``
-    copy arrays one to one. ``init="blog"`` draws every weight and bias from U(-1, 1) as the blog does;
+    copy arrays one to one. ``init="blog"`` draws every weight and bias from U(-1, 1) as the blog does, in
+    the same order, so ``MLP(layers, seed=s)`` starts from exactly the weights of ``blog.NN(layers, seed=s)``;
     ``init="default"`` uses PyTorch's Linear initialisation.
     """
 
@@ -242,14 +243,18 @@ class MLP(Module):
             raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if init not in ("blog", "default"):
             raise ValueError(f"MLP: init must be 'blog' or 'default', got {init!r}")
-        rng = np.random.default_rng(seed)
         self.sizes, self.activation, self.init = [int(n) for n in layers], activation, init
-        self.layers = [Linear(n_in, n_out, rng=rng) for n_in, n_out in zip(self.sizes, self.sizes[1:])]
-        for layer in self.layers:
-            for p in (layer.weight, layer.bias):
-                if init == "blog":
-                    p.data = rng.uniform(-1, 1, p.shape)
-                p.data = p.data.astype(dtype)
+        pairs = list(zip(self.sizes, self.sizes[1:]))
+        default_rng = np.random.default_rng(seed)
+        self.layers = [Linear(n_in, n_out, rng=default_rng) for n_in, n_out in pairs]
+        if init == "blog":  # drawn in the blog's order (every weight, then every bias): MLP(seed=s) == NN(seed=s)
+            rng = np.random.default_rng(seed)
+            weights = [rng.uniform(-1, 1, (n_out, n_in)) for n_in, n_out in pairs]
+            biases = [rng.uniform(-1, 1, n_out) for _, n_out in pairs]
+            for layer, w, b in zip(self.layers, weights, biases):
+                layer.weight.data, layer.bias.data = w, b
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
 
     def logits(self, x: Tensor) -> Tensor:
         """The output layer before softmax."""
