@@ -43,6 +43,17 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_train)
 
 
+def _layer_sizes(text: str) -> list[int]:
+    """argparse type: layer sizes like 784,64,32,10 (at least two, all positive)."""
+    try:
+        sizes = [int(n) for n in text.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected at least two positive sizes like 784,64,32,10, got {text!r}")
+    return sizes
+
+
 def _positive_int(text: str) -> int:
     """argparse type: an integer > 0."""
     return _positive(int, text)
@@ -150,20 +161,6 @@ def _write_outputs(args: argparse.Namespace, result) -> None:  # result: train.T
 def add_compare_command(commands: argparse._SubParsersAction) -> None:
     """``tinygrad-like compare``: hand-written vs automatic gradients (see compare.py)."""
 
-    def layer_sizes(text: str) -> list[int]:
-        try:
-            sizes = [int(n) for n in text.split(",")]
-        except ValueError:
-            sizes = []
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise argparse.ArgumentTypeError(f"expected at least two positive sizes like 784,64,32,10, got {text!r}")
-        return sizes
-
-    def positive(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-        return int(text)
-
     def mnist_batch(args: argparse.Namespace) -> tuple:
         """The first --batch training digits of the MNIST copy in --data-dir, pixels scaled to [0, 1]."""
         try:
@@ -222,9 +219,10 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         "1 when they disagree (the published code does: it omits the hidden layers' sigmoid derivative), "
         "2 on bad input.",
     )
-    cmd.add_argument("--layers", type=layer_sizes, default=[784, 64, 32, 10], metavar="N,N,...",
+    cmd.add_argument("--layers", type=_layer_sizes, default=[784, 64, 32, 10], metavar="N,N,...",
                      help="layer sizes (default: 784,64,32,10)")
-    cmd.add_argument("--batch", type=positive, default=200, metavar="N", help="samples in the batch (default: 200)")
+    cmd.add_argument("--batch", type=_positive_int, default=200, metavar="N",
+                     help="samples in the batch (default: 200)")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch and the sampled entries "
                      "(default: 0)")
     cmd.add_argument("--code", choices=["published", "corrected"], default="published",
@@ -239,20 +237,6 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
 
 def add_graph_command(commands: argparse._SubParsersAction) -> None:
     """``tinygrad-like graph``: draw the blog network's loss graph (see viz.py)."""
-
-    def layer_sizes(text: str) -> list[int]:
-        try:
-            sizes = [int(n) for n in text.split(",")]
-        except ValueError:
-            sizes = []
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise argparse.ArgumentTypeError(f"expected at least two positive sizes like 784,64,32,10, got {text!r}")
-        return sizes
-
-    def positive(text: str) -> int:
-        if not text.isdigit() or int(text) < 1:
-            raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-        return int(text)
 
     def run(args: argparse.Namespace) -> int:
         import sys
@@ -292,9 +276,9 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
         "comes from the extension of --out: .svg, .png, .pdf need Graphviz's `dot` (exit status 2 with an install "
         "hint when it is missing; the .gv is written anyway), .gv needs nothing.",
     )
-    cmd.add_argument("--layers", type=layer_sizes, default=[784, 64, 32, 10], metavar="N,N,...",
+    cmd.add_argument("--layers", type=_layer_sizes, default=[784, 64, 32, 10], metavar="N,N,...",
                      help="layer sizes (default: 784,64,32,10)")
-    cmd.add_argument("--batch", type=positive, default=4, metavar="N", help="samples in the batch (default: 4)")
+    cmd.add_argument("--batch", type=_positive_int, default=4, metavar="N", help="samples in the batch (default: 4)")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default: 0)")
     cmd.add_argument("--code", choices=["published", "corrected"],
                      help="also compare the blog's hand-written gradients (as published, or corrected) with "
@@ -326,4 +310,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # e.g. `tinygrad-like compare | head`: the reader left, nothing more to say
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
