@@ -46,7 +46,8 @@ def test_seed_reproduces_the_report(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["--layers", "784"], "expected at least two positive sizes"),
-    (["--batch", "0"], "expected a positive integer"),
+    (["--batch", "0"], "must be positive, got 0"),
+    (["--batch", "two"], "expected an integer, got"),
     (["--code", "fixed"], "invalid choice"),
 ])
 def test_bad_arguments(args, message, capsys):
