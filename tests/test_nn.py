@@ -162,3 +162,27 @@ def test_blog_init_draws_exactly_the_blogs_weights_for_a_seed():
     assert nn.MLP([6, 4, 3], seed=7).layers[0].weight.dtype == np.float32
     default = nn.MLP([6, 4, 3], init="default", seed=7)
     assert np.abs(default.layers[0].weight.data).max() <= 1 / np.sqrt(6)
+
+
+def test_linear_is_fused_by_default_and_blog_loss_keeps_the_blogs_graph():
+    mlp = nn.MLP([5, 4, 3], seed=1, dtype=np.float64)
+    x = Tensor(np.random.default_rng(0).random((6, 5)))
+    fused, unfused = mlp(x), mlp(x, fused=False)
+    assert fused._ctx.inputs[0].op == "linear" and unfused._ctx.inputs[0].op == "add"
+    np.testing.assert_allclose(fused.data, unfused.data, rtol=1e-14)
+    labels = np.array([0, 2, 1, 1, 0, 2])
+    grads = []
+    for use_fused in (True, False):
+        mlp.zero_grad()
+        mlp.logits(x, fused=use_fused).cross_entropy(labels, reduction="sum").backward()
+        grads.append([p.grad.data.copy() for p in mlp.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    loss = nn.blog_loss(mlp, x, labels)
+    ops_seen, stack = set(), [loss]
+    while stack:
+        t = stack.pop()
+        if t._ctx is not None:
+            ops_seen.add(t.op)
+            stack.extend(t._ctx.inputs)
+    assert "linear" not in ops_seen and {"matmul", "add", "sigmoid", "softmax", "log", "mul", "sum"} <= ops_seen

@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 from tinygrad_like import Tensor, gradcheck
 from tinygrad_like.ops import RULES
+from tinygrad_like.tensor import _apply
 
 SWEEP = settings(max_examples=25, deadline=None)
 shapes = array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)
@@ -236,9 +237,26 @@ def test_binary_crossentropy_at_saturated_probabilities_stays_finite():
 
 
 def test_rule_table_lists_every_primitive():
-    expected = {"add", "sub", "mul", "div", "pow", "matmul", "exp", "log", "sqrt", "sigmoid", "relu", "tanh", "abs",
-                "clip", "sum", "max", "min", "softmax", "log_softmax", "cross_entropy", "binary_crossentropy",
+    expected = {"add", "sub", "mul", "div", "pow", "matmul", "linear", "exp", "log", "sqrt", "sigmoid", "relu", "tanh",
+                "abs", "clip", "sum", "max", "min", "softmax", "log_softmax", "cross_entropy", "binary_crossentropy",
                 "reshape", "permute", "expand", "getitem"}
     assert set(RULES) == expected
     for name, rule in RULES.items():
         assert rule.name == name and rule.__doc__ and "d" in rule.__doc__
+
+
+@SWEEP
+@given(batch=array_shapes(min_dims=0, max_dims=2, max_side=3), n_in=st.integers(1, 4), n_out=st.integers(1, 4),
+       bias=st.booleans(), seed=seeds)
+def test_fused_linear(batch, n_in, n_out, bias, seed):
+    x, w = leaf(batch + (n_in,), seed), leaf((n_out, n_in), seed + 1)
+    inputs = [x, w] + ([leaf((n_out,), seed + 2)] if bias else [])
+    fused = _apply(RULES["linear"], *inputs)
+    unfused = x @ w.T + inputs[2] if bias else x @ w.T
+    np.testing.assert_allclose(fused.data, unfused.data, rtol=1e-13, atol=1e-13)
+    assert gradcheck(lambda *t: _apply(RULES["linear"], *t), *inputs)
+
+
+def test_fused_linear_shape_error():
+    with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3\) does not fit a weight of shape \(4, 5\)"):
+        _apply(RULES["linear"], Tensor.ones(2, 3), Tensor.ones(4, 5))

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from . import ops
 from ._files import atomic_write
-from .tensor import Tensor, is_grad_enabled
+from .tensor import Tensor, _apply, is_grad_enabled
 
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
 
@@ -197,9 +198,14 @@ class Linear(Module):
         self.bias = (Tensor(rng.uniform(-bound, bound, out_features).astype(np.float32), requires_grad=True)
                      if bias else None)
 
-    def forward(self, x: Tensor) -> Tensor:
-        out = x @ self.weight.T
-        return out if self.bias is None else out + self.bias
+    def forward(self, x: Tensor, fused: bool = True) -> Tensor:
+        """One fused ``linear`` op by default; ``fused=False`` records the unfused graph (transpose, matmul, add)."""
+        if not fused:
+            out = x @ self.weight.T
+            return out if self.bias is None else out + self.bias
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        inputs = (x, self.weight) if self.bias is None else (x, self.weight, self.bias)
+        return _apply(ops.Linear, *inputs)
 
     def config(self) -> dict[str, Any]:
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None}
@@ -256,16 +262,16 @@ class MLP(Module):
         for p in self.parameters():
             p.data = p.data.astype(dtype)
 
-    def logits(self, x: Tensor) -> Tensor:
-        """The output layer before softmax."""
+    def logits(self, x: Tensor, fused: bool = True) -> Tensor:
+        """The output layer before softmax; ``fused=False`` records the blog's graph (see ``Linear.forward``)."""
         act = ACTIVATIONS[self.activation]
         for layer in self.layers[:-1]:
-            x = act(layer(x))
-        return self.layers[-1](x)
+            x = act(layer(x, fused=fused))
+        return self.layers[-1](x, fused=fused)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, fused: bool = True) -> Tensor:
         """Class probabilities, as the blog's forward returns them."""
-        return self.logits(x).softmax(axis=-1)
+        return self.logits(x, fused=fused).softmax(axis=-1)
 
     def config(self) -> dict[str, Any]:
         return {"layers": self.sizes, "activation": self.activation, "init": self.init,
@@ -332,4 +338,4 @@ def blog_loss(mlp: MLP, x: Any, targets: Any) -> Tensor:
     if onehot.shape != (x.shape[0], n_out):
         raise ValueError(f"blog_loss: targets must be one-hot of shape ({x.shape[0]}, {n_out}) or integer labels "
                          f"({x.shape[0]},) for inputs of shape {x.shape}, got shape {given}")
-    return -(Tensor(onehot, dtype=x.dtype) * mlp(x).log()).sum()
+    return -(Tensor(onehot, dtype=x.dtype) * mlp(x, fused=False).log()).sum()

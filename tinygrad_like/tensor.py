@@ -220,6 +220,20 @@ def _apply1(rule: type[Function], x: Tensor, *params: Any) -> Tensor:
     return _make(data)
 
 
+def _apply(rule: type[Function], *inputs: Tensor) -> Tensor:
+    """Any number of input tensors (e.g. the fused linear rule's input, weight and bias)."""
+    fn = rule()
+    data = fn.forward(*[t.data for t in inputs])
+    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise _forward_anomaly(fn, inputs, np.asarray(data))
+    if _grad_enabled:
+        needs = tuple([t.requires_grad for t in inputs])
+        if True in needs:
+            fn.inputs, fn.needs_grad, fn.seq = inputs, needs, next(_sequence)
+            return _make(data, fn)
+    return _make(data)
+
+
 _NEEDS = ((None, (False, True)), ((True, False), (True, True)))  # shared tuples: one allocation less per op
 
 
