@@ -1,0 +1,57 @@
+"""The example scripts a newcomer runs first keep working (run as scripts, in a scratch directory)."""
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_like.data import IDX_FILES, write_idx
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(script: str, cwd: Path, **env: str) -> str:
+    result = subprocess.run([sys.executable, str(EXAMPLES / script)], cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, **env}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_compare_gradients_finds_the_blogs_bug_and_the_fix(tmp_path):
+    out = run("compare_gradients.py", tmp_path)
+    assert "verdict: DISAGREE" in out and "missing sigmoid derivative" in out
+    assert "verdict: all sources agree" in out
+
+
+def test_draw_graph_writes_both_drawings(tmp_path):
+    pytest.importorskip("graphviz")
+    if not any((Path(d) / "dot").exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
+        pytest.skip("Graphviz's dot is not installed")
+    run("draw_graph.py", tmp_path)
+    for name in ("expression.svg", "blog_mlp.svg"):
+        texts = "".join(ET.parse(tmp_path / name).getroot().itertext())
+        assert "sigmoid" in texts
+    assert "layers.0.weight" in "".join(ET.parse(tmp_path / "blog_mlp.svg").getroot().itertext())
+
+
+def test_mnist_blog_trains_on_a_small_generated_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    data_dir = tmp_path / "mnist"
+    data_dir.mkdir()
+    labels = {"train": rng.integers(0, 10, 400).astype(np.uint8), "t10k": rng.integers(0, 10, 100).astype(np.uint8)}
+    for stem in IDX_FILES:
+        split = stem.split("-")[0]
+        if "images" in stem:  # each class gets its own bright row, so the network can learn something
+            images = rng.integers(0, 60, (len(labels[split]), 28, 28)).astype(np.uint8)
+            images[np.arange(len(images)), 2 * labels[split].astype(int) + 4] = 250
+            write_idx(data_dir / f"{stem}.gz", images)
+        else:
+            write_idx(data_dir / f"{stem}.gz", labels[split])
+    out = run("mnist_blog.py", tmp_path, TINYGRAD_LIKE_DATA=str(data_dir), XDG_CACHE_HOME=str(tmp_path / "cache"))
+    assert out.count("Epoch") == 4
+    scores = [line for line in out.splitlines() if line.startswith("Score: ")]
+    assert len(scores) == 2 and "/ 400 =" in scores[0] and "/ 100 =" in scores[1]
