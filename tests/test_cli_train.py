@@ -7,7 +7,6 @@ port, so nothing is read from the machine's datasets and nothing is downloaded.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,22 +29,7 @@ def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels.astype(np.uint8)
 
 
-def closed_port() -> int:
-    """A local port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    for var in ("KERAS_HOME", data.DATA_ENV, data.MIRRORS_ENV):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "no-debian")
-    mirror = f"http://127.0.0.1:{closed_port()}/"
-    monkeypatch.setattr(data, "MIRRORS", {name: (mirror,) for name in data.DATASETS})
+pytestmark = pytest.mark.usefixtures("offline_data")  # see conftest.py
 
 
 @pytest.fixture

@@ -27,15 +27,7 @@ GZ_NAMES = [f"{stem}.gz" for stem in data.IDX_FILES]
 REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-@pytest.fixture(autouse=True)
-def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    for var in ("KERAS_HOME", data.DATA_ENV, data.MIRRORS_ENV):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(data, "DEBIAN_FASHION_MNIST_DIR", tmp_path / "debian")
-    # Port 9 on localhost refuses at once: a test that forgets its mirrors can never reach the internet.
-    monkeypatch.setattr(data, "MIRRORS", {name: ("http://127.0.0.1:9/",) for name in data.DATASETS})
+pytestmark = pytest.mark.usefixtures("offline_data")  # see conftest.py
 
 
 def make_arrays(n_train: int = 6, n_test: int = 4, seed: int = 0) -> data.Arrays:
