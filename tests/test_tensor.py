@@ -207,3 +207,17 @@ def test_detach_zero_grad_retain_grad():
     np.testing.assert_allclose(x.grad.data, 18 * x.data)
     x.zero_grad()
     assert x.grad is None
+
+
+def test_requires_grad_on_a_wrapped_array_gives_the_parameter_its_own_memory():
+    a = np.ones(2, np.float32)
+    t = Tensor(a)
+    assert np.shares_memory(t.data, a)
+    t.requires_grad_()
+    t.data -= 1
+    assert a.tolist() == [1, 1]
+
+
+def test_array_protocol_honours_copy():
+    t = Tensor([1.0, 2.0])
+    assert np.array(t, copy=True) is not t.data and np.asarray(t) is t.data

@@ -20,8 +20,6 @@ import numpy as np
 from . import ops
 from .ops import Function, ReleasedGraph, quiet
 
-_ReleasedGraph = ReleasedGraph  # name used by the drawing code
-
 _grad_enabled = True  # switched off by ``no_grad``
 _rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
 _sequence = count()  # creation order of recorded ops: the backward walk goes from the latest to the earliest
@@ -260,7 +258,7 @@ def _constant(value: Any, dtype: Any) -> np.ndarray:
     if arr is None:
         arr = np.array(value, dtype)
         arr.flags.writeable = False
-        if len(_constants) < 4096:
+        if len(_constants) < 4096 and value == value:  # bounded; NaN never equals its key, so it is not kept
             _constants[key] = arr
     return arr
 
@@ -314,6 +312,8 @@ def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
 
 
 def _one_axis(axis: int, ndim: int, op: str) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be a single int, got {axis!r}")
     axes = _axes(axis, ndim, op)
     return axes[0] if axes else 0
 
@@ -374,7 +374,7 @@ class Tensor:
             raise TypeError(f"Tensor: only floating point tensors can require grad, got dtype {self.data.dtype}")
         self.requires_grad: bool = bool(requires_grad)
         self.grad: Tensor | None = None
-        self._ctx: Function | _ReleasedGraph | None = None
+        self._ctx: Function | ReleasedGraph | None = None
         self._retains_grad = False
 
     # -- properties and values out ------------------------------------------------------------------------
@@ -426,6 +426,8 @@ class Tensor:
         return self.data.tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if copy:
+            return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def __float__(self) -> float:
@@ -456,6 +458,8 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad_: only floating point tensors can require grad, got {self.dtype}")
+        if requires_grad and not self.requires_grad and self._ctx is None:
+            self.data = self.data.copy()  # a parameter gets memory of its own (see __init__)
         self.requires_grad = bool(requires_grad)
         return self
 
@@ -496,10 +500,9 @@ class Tensor:
                 )
             seed = np.ones_like(self.data)
         else:
-            seed = gradient.data if isinstance(gradient, Tensor) else np.asarray(gradient)
+            seed = _to_array(gradient, self.dtype, copy=False)
             if seed.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {seed.shape} but the tensor has shape {self.shape}")
-            seed = seed.astype(self.dtype, copy=False)
         if self._ctx is None:
             self._accumulate(seed)
             return
@@ -821,7 +824,7 @@ def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
         node = heappop(heap)[1]
         grad = grads.pop(node)
         ctx = node._ctx
-        if type(ctx) is _ReleasedGraph:
+        if type(ctx) is ReleasedGraph:
             raise RuntimeError(
                 f"backward: the graph through '{ctx.name}' (output shape {node.shape}) was already released by "
                 "an earlier backward(); call the first backward(retain_graph=True) to go through it twice"
