@@ -3,7 +3,8 @@
 Each primitive is a small class. ``forward`` takes NumPy arrays (and plain parameters) and returns the
 result array; it keeps on ``self`` only what its backward needs. ``backward(grad)`` gets the gradient of the
 loss with respect to the output and returns one gradient per input (``None`` for an input that needs none,
-see ``self.needs_grad``).
+see ``self.needs_grad``): new arrays or views of ``grad``, never an array the rule keeps, since the engine
+hands gradients to the leaves without copying them.
 
 A rule may return a gradient of the *broadcast* shape: the engine (``Tensor.backward``) sums it back to the
 input's shape and casts it to the input's dtype, so broadcasting is undone in one place, not in every rule.
