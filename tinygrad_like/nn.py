@@ -48,13 +48,6 @@ class ModuleCalls:
         entry = self._entries.get(id(out))
         return list(entry[1]) if entry is not None and entry[0]() is out else []
 
-    def items(self) -> Iterator[tuple[Tensor, tuple[Module, tuple[Tensor, ...]]]]:
-        for ref, calls in list(self._entries.values()):
-            out = ref()
-            if out is not None:
-                for call in calls:
-                    yield out, call
-
     def __len__(self) -> int:
         return len(self._entries)
 
