@@ -49,11 +49,20 @@ def test_seed_reproduces_the_report(tmp_path, capsys):
     (["--batch", "0"], "must be positive, got 0"),
     (["--batch", "two"], "expected an integer, got"),
     (["--code", "fixed"], "invalid choice"),
+    (["--lr", "0"], "--lr: must be positive, got 0"),
 ])
 def test_bad_arguments(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", *args])
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_json_in_a_missing_directory_exits_2_before_computing(tmp_path, capsys):
+    target = tmp_path / "missing" / "report.json"
+    assert main(["compare", *SMALL, "--json", str(target)]) == 2
+    captured = capsys.readouterr()
+    assert f"--json {target}: the directory {target.parent} does not exist" in captured.err
+    assert captured.out == "" and not target.parent.exists()
 
 
 def test_default_is_the_blog_network_and_module_entry_point():

@@ -150,6 +150,15 @@ def test_inconsistent_arguments_exit_2(args: list[str], message: str, dataset: P
     assert message in capsys.readouterr().err
 
 
+def test_output_in_a_missing_directory_exits_2_before_training(dataset: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "missing" / "run.json"
+    assert run("--data-dir", str(dataset), "--json", str(target)) == 2
+    captured = capsys.readouterr()
+    assert f"--json {target}: the directory {target.parent} does not exist" in captured.err
+    assert "Epoch" not in captured.out
+
+
 def test_bad_numbers_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         run("--epochs", "0")

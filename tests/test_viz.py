@@ -318,6 +318,13 @@ def test_cli_graph_without_dot_exits_2_with_the_hint(tmp_path, monkeypatch, caps
     assert main(["graph", "--layers", "4,3,2", "--out", str(tmp_path / "blog.gv")]) == 0
 
 
+def test_cli_graph_names_only_files_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "blog.dot"
+    assert main(["graph", "--layers", "4,3,2", "--out", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"wrote {out}"  # DOT text only: no separate .gv
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blog.dot"]
+
+
 def test_cli_graph_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["graph", "--layers", "784"])

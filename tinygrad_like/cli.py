@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from ._files import atomic_write
+
+if TYPE_CHECKING:  # annotations only: train is imported when a command needs it
+    from .train import Recipe, TrainResult
 
 
 def add_train_command(commands: argparse._SubParsersAction) -> None:
@@ -75,11 +84,21 @@ def _positive(kind: type, text: str) -> float:
     return value
 
 
-def _fail(message: str, status: int) -> int:
-    import sys
-
-    print(f"tinygrad-like train: {message}", file=sys.stderr)
+def _fail(command: str, message: str, status: int) -> int:
+    print(f"tinygrad-like {command}: {message}", file=sys.stderr)
     return status
+
+
+def _check_output(option: str, path: str | None) -> None:
+    """ValueError when the directory of an output file does not exist: said before the work, not after it."""
+    if path is not None and not Path(path).parent.is_dir():
+        raise ValueError(f"--{option} {path}: the directory {Path(path).parent} does not exist")
+
+
+def _write_json(path: str | os.PathLike, summary: dict[str, Any]) -> None:
+    """Write ``summary`` as indented JSON, atomically (an interrupted run leaves no half-written file)."""
+    with atomic_write(path) as f:
+        f.write((json.dumps(summary, indent=2) + "\n").encode("utf-8"))
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -93,12 +112,14 @@ def _run_train(args: argparse.Namespace) -> int:
         try:
             import matplotlib.figure  # noqa: F401 - checked before a long run, not after it
         except ImportError:
-            return _fail("--plot needs matplotlib: pip install 'tinygrad_like[plot]' (or pip install matplotlib)",
-                         2)
+            return _fail("train", "--plot needs matplotlib: pip install 'tinygrad_like[plot]' "
+                         "(or pip install matplotlib)", 2)
     try:
         recipe = _train_recipe(args)
+        for option in ("save", "plot", "json"):
+            _check_output(option, getattr(args, option))
     except ValueError as err:
-        return _fail(str(err), 2)
+        return _fail("train", str(err), 2)
     try:
         (x_train, y_train), (x_test, y_test) = data.load_dataset(args.dataset, args.data_dir,
                                                                  progress=not args.no_progress)
@@ -106,9 +127,9 @@ def _run_train(args: argparse.Namespace) -> int:
         hint = ""
         if args.dataset == "mnist" and data.find_dataset("fashion-mnist", args.data_dir) is not None:
             hint = "\nFashion-MNIST (same format) is available here: try --dataset fashion-mnist"
-        return _fail(f"{err}{hint}", 2)
+        return _fail("train", f"{err}{hint}", 2)
     except data.DatasetError as err:
-        return _fail(str(err), 1)
+        return _fail("train", str(err), 1)
     x, y = training.prepare(x_train[:args.subset], y_train[:args.subset], recipe.dtype)
     test = training.prepare(x_test, y_test, recipe.dtype)
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
@@ -120,11 +141,11 @@ def _run_train(args: argparse.Namespace) -> int:
     try:
         _write_outputs(args, result)
     except OSError as err:
-        return _fail(f"cannot write output: {err}", 1)
+        return _fail("train", f"cannot write output: {err}", 1)
     return 0
 
 
-def _train_recipe(args: argparse.Namespace):  # -> train.Recipe
+def _train_recipe(args: argparse.Namespace) -> Recipe:
     """The chosen recipe with the command line's overrides; ValueError for combinations that make no sense."""
     from .train import RECIPES
 
@@ -140,9 +161,7 @@ def _train_recipe(args: argparse.Namespace):  # -> train.Recipe
     return RECIPES[args.recipe](**{k: v for k, v in changes.items() if v is not None})
 
 
-def _write_outputs(args: argparse.Namespace, result) -> None:  # result: train.TrainResult
-    import json
-
+def _write_outputs(args: argparse.Namespace, result: TrainResult) -> None:
     from .train import plot_history
 
     if args.save:
@@ -152,10 +171,7 @@ def _write_outputs(args: argparse.Namespace, result) -> None:  # result: train.T
                                                         f"{result.backend} backend, seed {result.seed}")
         print(f"Saved the curves to {args.plot}")
     if args.json:
-        summary = result.to_dict(dataset=args.dataset, per_sample=args.per_sample)
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(summary, f, indent=2)
-            f.write("\n")
+        _write_json(args.json, result.to_dict(dataset=args.dataset, per_sample=args.per_sample))
         print(f"Wrote the summary to {args.json}")
 
 
@@ -164,29 +180,28 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
 
     def mnist_batch(args: argparse.Namespace) -> tuple:
         """The first --batch training digits of the MNIST copy in --data-dir, pixels scaled to [0, 1]."""
-        try:
-            from .data import load_mnist
-        except ImportError as e:
-            raise ValueError(f"--data-dir needs tinygrad_like.data.load_mnist, which is not available ({e})") from None
+        from .data import load_mnist
+        from .train import prepare
+
         (images, labels), _ = load_mnist(args.data_dir, download=False)
         if args.layers[0] != images[0].size:
             raise ValueError(f"--layers starts with {args.layers[0]} inputs but the MNIST images have "
                              f"{images[0].size} pixels")
         if args.layers[-1] < 10:
             raise ValueError(f"--layers ends with {args.layers[-1]} outputs; MNIST has 10 classes")
-        x = images[:args.batch].reshape(-1, images[0].size) / 255.0
-        return x, labels[:args.batch].astype("int64")
+        return prepare(images[:args.batch], labels[:args.batch], dtype="float64")
 
     def run(args: argparse.Namespace) -> int:
-        import json
-        import sys
-
         import numpy as np
 
         from .blog import NN
         from .compare import compare_gradients, compare_update
         from .nn import MLP
 
+        try:
+            _check_output("json", args.json)
+        except ValueError as e:
+            return _fail("compare", str(e), 2)
         net = NN(args.layers, corrected=args.code == "corrected", seed=args.seed)
         if args.data_dir is None:
             rng = np.random.default_rng(args.seed)  # a seeded random batch: pixels in [0, 1), random labels
@@ -196,8 +211,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
             try:
                 x, labels = mnist_batch(args)
             except (ValueError, OSError) as e:  # the data module's errors name the file and what is wrong
-                print(f"tinygrad-like compare: {e}", file=sys.stderr)
-                return 2
+                return _fail("compare", str(e), 2)
             source = f"the first {len(x)} training images of the MNIST-format files in {args.data_dir}, pixels / 255"
         report = compare_gradients(net, MLP.from_blog(net), x, labels, seed=args.seed)
         update = compare_update(net, x, labels, lr=args.lr)
@@ -205,10 +219,11 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         print(report)
         print(update)
         if args.json:
-            data = {"data": source, "seed": args.seed, **report.to_dict(), "update": update.to_dict()}
-            with open(args.json, "w") as f:
-                json.dump(data, f, indent=2)
-                f.write("\n")
+            try:
+                _write_json(args.json, {"data": source, "seed": args.seed, **report.to_dict(),
+                                        "update": update.to_dict()})
+            except OSError as e:
+                return _fail("compare", f"cannot write output: {e}", 2)
         return 0 if report.ok else 1
 
     cmd = commands.add_parser(
@@ -229,7 +244,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--code", choices=["published", "corrected"], default="published",
                      help="which hand-written backward: the blog's as published, or with the sigmoid derivative "
                      "applied (default: published)")
-    cmd.add_argument("--lr", type=float, default=1e-3, help="learning rate of the compared update (default: 0.001)")
+    cmd.add_argument("--lr", type=_positive_float, default=1e-3, metavar="LR",
+                     help="learning rate of the compared update (default: 0.001)")
     cmd.add_argument("--data-dir", metavar="DIR", help="use the first --batch MNIST training digits found in DIR "
                      "(see tinygrad_like.data) instead of a random batch")
     cmd.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
@@ -240,8 +256,6 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
     """``tinygrad-like graph``: draw the blog network's loss graph (see viz.py)."""
 
     def run(args: argparse.Namespace) -> int:
-        import sys
-
         import numpy as np
 
         from . import viz
@@ -262,10 +276,9 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
         try:
             path = viz.save(graph, args.out)
         except (viz.GraphvizNotFound, ValueError, OSError) as e:  # GraphvizNotFound: the .gv is written anyway
-            print(f"tinygrad-like graph: {e}", file=sys.stderr)
-            return 2
-        source = path.with_suffix(".gv")
-        print(f"wrote {path}" + (f" (DOT source: {source})" if source != path else ""))
+            return _fail("graph", str(e), 2)
+        rendered = path.suffix.lstrip(".").lower() in viz.RENDERED_FORMATS  # then save wrote the DOT text beside it
+        print(f"wrote {path}" + (f" (DOT source: {path.with_suffix('.gv')})" if rendered else ""))
         if report is not None:
             print(f"{args.code} code: gradients disagree for " + (", ".join(report.disagreeing) or "no parameter"))
         return 0
@@ -292,6 +305,7 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``tinygrad-like`` argument parser with its three subcommands."""
     parser = argparse.ArgumentParser(
         prog="tinygrad-like",
         description="A small reverse-mode autograd framework on NumPy, and the blog's MNIST network built on it.",
@@ -314,8 +328,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.run(args)
     except BrokenPipeError:  # e.g. `tinygrad-like compare | head`: the reader left, nothing more to say
-        import os
-        import sys
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
