@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from tinygrad_like import data
 from tinygrad_like.cli import main
 
 SMALL = ["--layers", "30,8,6,4", "--batch", "20"]
@@ -73,43 +74,33 @@ def test_default_is_the_blog_network_and_module_entry_point():
     assert "RuntimeWarning" not in run.stderr
 
 
-def write_fake_mnist(directory, data, n_train=60, n_test=10):
+def write_fake_mnist(directory, n_train=60, n_test=10):
+    """Random digits in the four gzipped IDX files of MNIST."""
     rng = np.random.default_rng(0)
-    names = ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz",
-             "t10k-labels-idx1-ubyte.gz"]
     arrays = [rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train, dtype=np.uint8),
               rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test, dtype=np.uint8)]
-    for name, array in zip(names, arrays):
-        data.write_idx(directory / name, array)
-    return arrays
+    for stem, array in zip(data.IDX_FILES, arrays, strict=True):
+        data.write_idx(directory / f"{stem}.gz", array)
 
 
-def test_data_dir_uses_the_digits(tmp_path, capsys, monkeypatch):
-    data = pytest.importorskip("tinygrad_like.data")
-    if not hasattr(data, "write_idx"):
-        pytest.skip("tinygrad_like.data has no write_idx yet")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    write_fake_mnist(tmp_path, data)
+def test_data_dir_uses_the_digits(offline_data, capsys):
+    tmp_path = offline_data  # nothing else to find, nothing to download
+    write_fake_mnist(tmp_path)
     assert main(["compare", "--batch", "12", "--code", "corrected", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"data: the first 12 training images of the MNIST-format files in {tmp_path}" in out
     assert "batch of 12" in out
 
 
-def test_data_dir_errors_exit_2(tmp_path, capsys, monkeypatch):
-    pytest.importorskip("tinygrad_like.data")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.delenv("TINYGRAD_LIKE_DATA", raising=False)
-    assert main(["compare", "--batch", "4", "--data-dir", str(tmp_path / "missing")]) == 2
-    assert "tinygrad-like compare:" in capsys.readouterr().err
+def test_data_dir_errors_exit_2(offline_data, capsys):
+    missing = offline_data / "missing"
+    assert main(["compare", "--batch", "4", "--data-dir", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tinygrad-like compare: MNIST not found") and str(missing) in err
 
 
-def test_data_dir_needs_784_inputs(tmp_path, capsys, monkeypatch):
-    data = pytest.importorskip("tinygrad_like.data")
-    if not hasattr(data, "write_idx"):
-        pytest.skip("tinygrad_like.data has no write_idx yet")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    write_fake_mnist(tmp_path, data)
+def test_data_dir_needs_784_inputs(offline_data, capsys):
+    tmp_path = offline_data
+    write_fake_mnist(tmp_path)
     assert main(["compare", "--layers", "30,4", "--data-dir", str(tmp_path)]) == 2
     assert "--layers starts with 30 inputs but the MNIST images have 784 pixels" in capsys.readouterr().err
