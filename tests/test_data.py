@@ -96,6 +96,19 @@ def test_write_idx_is_deterministic(tmp_path: Path) -> None:
     assert first.read_bytes() == second.read_bytes()
 
 
+def test_write_idx_replaces_a_file_only_when_complete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = data.write_idx(tmp_path / "a.gz", np.arange(5, dtype=np.uint8))
+    old = path.read_bytes()
+
+    def interrupted(self: gzip.GzipFile, payload: bytes) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gzip.GzipFile, "write", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.write_idx(path, np.arange(100, dtype=np.uint8))
+    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["a.gz"]  # no temporary left
+
+
 # --------------------------------------------------------------------------------------------------- errors
 def corrupt(directory: Path, stem: str, content: bytes) -> Path:
     """Replace one file of a raw dataset with ``content``."""
@@ -127,6 +140,14 @@ def test_truncated_file(tmp_path: Path) -> None:
     corrupt(d, "t10k-images-idx3-ubyte", images[:2])
     with pytest.raises(DatasetError, match="truncated IDX file"):
         data.load_mnist(d, download=False)
+
+
+def test_huge_dimensions_in_a_corrupt_header_are_reported_as_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "huge"
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + (2**21).to_bytes(4, "big") * 3)  # 2**63 bytes: int64 would wrap
+    with pytest.raises(DatasetError, match=r"huge: truncated IDX file: header says shape \(2097152, 2097152, 2097152\) "
+                                           r"\(9223372036854775808 bytes of data\) but only 0 bytes follow"):
+        data.read_idx(path)
 
 
 def test_trailing_bytes(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import urllib.error
 import urllib.request
@@ -159,7 +160,7 @@ def _read_idx(path: Path, expected_magic: int | None = None) -> np.ndarray:
         raise DatasetError(f"{path}: corrupt gzip data ({err})") from err
     except OSError as err:
         raise DatasetError(f"{path}: cannot read ({err})") from err
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: a corrupt header's huge dims must not overflow
     if len(payload) < expected:
         raise DatasetError(f"{path}: truncated IDX file: header says shape {shape} ({expected} bytes of data) "
                            f"but only {len(payload)} bytes follow the header")
@@ -182,7 +183,8 @@ def write_idx(path: PathArg, array: np.ndarray, compress: bool | None = None) ->
     """Write ``array`` as an IDX file; gzipped when ``compress`` is true or, by default, when the name ends in .gz.
 
     Element types: uint8, int8, int16, int32, float32, float64 (stored big-endian, as the format requires).
-    The gzip header carries no name or time, so equal arrays give byte-identical files.
+    The gzip header carries no name or time, so equal arrays give byte-identical files. The file is replaced
+    atomically: an interrupted write leaves the previous one intact.
     """
     path = Path(path)
     array = np.asarray(array)
@@ -196,11 +198,12 @@ def write_idx(path: PathArg, array: np.ndarray, compress: bool | None = None) ->
     body = array.astype(_IDX_TYPES[code], copy=False).tobytes()
     if compress is None:
         compress = path.suffix == ".gz"
-    if compress:
-        with open(path, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
-            f.write(header + body)
-    else:
-        path.write_bytes(header + body)
+    with atomic_write(path) as raw:
+        if compress:
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as f:
+                f.write(header + body)
+        else:
+            raw.write(header + body)
     return path
 
 
