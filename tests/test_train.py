@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -182,10 +184,25 @@ def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
         T.train(model, x, y, modern_r, test=(x, y[1:]), log=None)
 
 
-def test_plot_history_writes_a_png(tmp_path, small: tuple[np.ndarray, np.ndarray]) -> None:
-    pytest.importorskip("matplotlib")
+def test_plot_history_writes_a_png_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              small: tuple[np.ndarray, np.ndarray]) -> None:
+    Figure = pytest.importorskip("matplotlib.figure").Figure
     x, y = small
     recipe = T.blog_recipe(epochs=2)
     result = T.train(T.build_model(recipe, seed=0), x, y, recipe, test=(x, y), log=None, progress=False)
     T.plot_history(result, str(tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    old = (tmp_path / "curves.png").read_bytes()
+
+    def interrupted(self: Any, target: Any, **options: Any) -> None:  # writes half a picture, then stops
+        if hasattr(target, "write"):
+            target.write(old[:100])
+        else:
+            Path(target).write_bytes(old[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        T.plot_history(result, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes() == old  # the previous picture, whole; no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]

@@ -15,14 +15,17 @@ hand-written backward (``"manual"`` = corrected, ``"published"`` = as published)
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import blog, optim
+from ._files import atomic_write
 from .nn import MLP
 from .tensor import Tensor, no_grad
 
@@ -299,20 +302,20 @@ class _ManualStepper:
                 or recipe.momentum:
             raise ValueError(f"train: the blog's hand-written backward is for sigmoid layers, a summed loss and "
                              f"plain SGD (the blog recipe); recipe {recipe.name!r} has activation="
-                             f"{recipe.activation}, reduction={recipe.reduction}, optimizer={recipe.optimizer}")
+                             f"{recipe.activation}, reduction={recipe.reduction}, optimizer={recipe.optimizer}, "
+                             f"momentum={recipe.momentum}")
         self.model, self.per_sample = model, per_sample
         self.net = model.to_blog(corrected=corrected)
-        self.eye = np.eye(model.sizes[-1])
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
-        x = np.asarray(x, dtype=np.float64)
+        x, onehot = np.asarray(x, dtype=np.float64), blog.one_hot(y, self.net.sizes[-1])
         if self.per_sample:
             self.net.zero_grad()
-            for xi, yi in zip(x, self.eye[y]):
+            for xi, yi in zip(x, onehot):
                 self.net.forward(xi)
                 self.net.backward(xi, yi)
         else:
-            self.net.weight_grads, self.net.bias_grads = manual_gradients(self.net, x, self.eye[y])
+            self.net.weight_grads, self.net.bias_grads = manual_gradients(self.net, x, onehot)
         self.net.update(lr)
 
     def sync(self) -> None:
@@ -428,8 +431,8 @@ def _stepper(model: MLP, recipe: Recipe, backend: str, per_sample: bool) -> Any:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def plot_history(result: TrainResult, path: str, title: str | None = None) -> None:
-    """Save loss and accuracy curves per epoch to ``path`` (PNG, SVG or PDF, by its extension).
+def plot_history(result: TrainResult, path: str | os.PathLike, title: str | None = None) -> None:
+    """Save loss and accuracy curves per epoch to ``path`` (PNG, SVG or PDF, by its extension), atomically.
 
     Raises ImportError with install instructions when matplotlib is missing. Uses matplotlib's object API
     (no pyplot), so it changes no global backend or state of the caller.
@@ -455,4 +458,5 @@ def plot_history(result: TrainResult, path: str, title: str | None = None) -> No
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     fig.suptitle(title or f"{result.recipe.name} recipe, {result.backend} backend")
-    fig.savefig(path)
+    with atomic_write(path) as f:  # a failed or interrupted save leaves no half-written picture
+        fig.savefig(f, format=Path(path).suffix.lstrip(".").lower() or None)
