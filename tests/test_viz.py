@@ -197,6 +197,8 @@ def test_bad_arguments_raise_clear_errors(tmp_path: Path) -> None:
         draw(y, rankdir="sideways")
     with pytest.raises(TypeError, match="report"):
         draw(y, report=[1, 2])
+    with pytest.raises(ValueError, match="max_values must be at least 0, got -1"):
+        draw(y, max_values=-1)
     with pytest.raises(ValueError, match=r"\.svg"):
         save(draw(y), tmp_path / "graph.txt")
     with pytest.raises(FileNotFoundError, match="does not exist"):

@@ -367,6 +367,8 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         raise ValueError(f"draw: rankdir must be 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
     if not isinstance(tensor, Tensor):
         raise TypeError(f"draw: expects a Tensor, got {type(tensor).__name__}")
+    if max_values < 0:
+        raise ValueError(f"draw: max_values must be at least 0, got {max_values}")
     order = _topological(tensor)
     index = {id(t): i for i, t in enumerate(order)}
     found = _module_calls(order, index)
