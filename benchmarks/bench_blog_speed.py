@@ -9,9 +9,9 @@ Timed: the pass over the training set that updates the weights. Not timed: the e
 (``blog.NN.train`` computes the summed loss before and after the epoch, ``train.train`` the loss and accuracy;
 both are batched in either code). The wall time of the whole calls is printed too.
 
-``--threads`` sets OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) before NumPy is imported; the default 1 keeps
-OpenBLAS's spinning worker threads from fighting other processes on a small shared machine (the per-sample
-loop's tiny products run on one core either way). ``--threads 0`` leaves the environment alone.
+``--threads`` sets OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS, MKL_NUM_THREADS) before NumPy is imported; the
+default 1 keeps OpenBLAS's spinning worker threads from fighting other processes on a small shared machine (the
+per-sample loop's tiny products run on one core either way). ``--threads 0`` leaves the environment alone.
 """
 
 from __future__ import annotations
@@ -21,11 +21,8 @@ import contextlib
 import io
 import json
 import os
-import sys
 import time
 from pathlib import Path
-
-HERE = Path(__file__).resolve().parent
 
 
 def parse_args() -> argparse.Namespace:
@@ -36,7 +33,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each (after one warm-up)")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads; 0 = leave the environment alone")
     p.add_argument("--json", help="also write the results to this file")
-    return p.parse_args()
+    args = p.parse_args()
+    if args.slice < 1 or args.repeats < 1:
+        p.error("--slice and --repeats must be at least 1")
+    return args
 
 
 def load(dataset: str, data_dir: str | None):
@@ -79,7 +79,6 @@ def main() -> int:
     if args.threads > 0:
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[var] = str(args.threads)
-    sys.path.insert(0, str(HERE))
     import numpy as np
 
     from tinygrad_like import blog, train
