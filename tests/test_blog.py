@@ -302,6 +302,15 @@ def test_score_prints_and_returns_accuracy(capsys):
     assert capsys.readouterr().out == f"Score: {correct} / 10 = {10.0 * correct:.1f}%\n"
 
 
+def test_an_empty_set_scores_0_of_0_and_mismatched_labels_are_named(capsys):
+    net = NN(SIZES, seed=16)
+    assert net.score(np.zeros((0, 12)), np.zeros(0, dtype=int)) == 0.0
+    assert capsys.readouterr().out == "Score: 0 / 0\n"
+    assert net.loss(np.zeros((0, 12)), np.zeros(0, dtype=int)) == 0.0
+    with pytest.raises(ValueError, match=r"NN.score: expected 3 integer labels, got shape \(2,\)"):
+        net.score(np.zeros((3, 12)), np.zeros(2, dtype=int))
+
+
 def test_training_the_blog_network_on_images_raises_no_warning():
     """Saturating inputs (raw 0..255 pixels) must not make exp overflow warn (pytest turns warnings into errors)."""
     rng = np.random.default_rng(18)

@@ -193,9 +193,9 @@ class NN:
     # -- the post's training loop and evaluation ------------------------------------------------------------
     def _rows(self, full_x: np.ndarray) -> np.ndarray:
         full_x = np.asarray(full_x, dtype=np.float64)
-        if full_x.ndim < 1 or full_x[0].size != self.sizes[0]:
+        if full_x.ndim < 1 or np.prod(full_x.shape[1:]) != self.sizes[0]:  # shape, not full_x[0]: N may be 0
             raise ValueError(f"NN: expected samples of {self.sizes[0]} inputs as rows, got shape {full_x.shape}")
-        return full_x.reshape(len(full_x), -1)
+        return full_x.reshape(len(full_x), self.sizes[0])
 
     def _targets(self, full_y: np.ndarray, n: int) -> np.ndarray:
         full_y = np.asarray(full_y)
@@ -207,6 +207,8 @@ class NN:
 
     def _outputs(self, rows: np.ndarray, chunk: int = 1000) -> np.ndarray:
         """Output columns for many samples; the forward pass is the same, run on many columns at once."""
+        if len(rows) == 0:
+            return np.zeros((self.sizes[-1], 0))
         return np.concatenate([self.forward(rows[i:i + chunk].T) for i in range(0, len(rows), chunk)], axis=1)
 
     def loss(self, full_x: np.ndarray, full_y: np.ndarray) -> float:
@@ -221,7 +223,10 @@ class NN:
     def score(self, full_x: np.ndarray, full_y: np.ndarray) -> float:
         """Print the post's ``Score: a / b = x%`` line for integer labels and return the accuracy in [0, 1]."""
         labels = np.asarray(full_y)
-        correct = int(np.sum(self.predict(full_x) == labels))
+        predicted = self.predict(full_x)
+        if labels.shape != predicted.shape:
+            raise ValueError(f"NN.score: expected {len(predicted)} integer labels, got shape {labels.shape}")
+        correct = int(np.sum(predicted == labels))
         print(format_score(correct, len(labels)))
         return correct / len(labels) if len(labels) else 0.0
 
