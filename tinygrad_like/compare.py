@@ -108,26 +108,32 @@ class GradientReport:
 
     @property
     def ok(self) -> bool:
+        """Every parameter agrees in all three sources."""
         return all(p.ok for p in self.parameters)
 
     @property
     def max_rel(self) -> dict[str, float]:
+        """Parameter name -> hand-written vs autograd max relative difference."""
         return {p.name: p.max_rel for p in self.parameters}
 
     @property
     def fd_max_rel(self) -> dict[str, float]:
+        """Parameter name -> finite differences vs autograd max relative difference."""
         return {p.name: p.fd_max_rel for p in self.parameters}
 
     @property
     def disagreeing(self) -> list[str]:
+        """Names of the parameters where any source disagrees."""
         return [p.name for p in self.parameters if not p.ok]
 
     @property
     def causes(self) -> dict[str, str]:
+        """Parameter name -> computed cause, for the hand-written gradients that disagree."""
         return {p.name: p.cause for p in self.parameters if p.cause is not None}
 
     @property
     def first_disagreeing_layer(self) -> str | None:
+        """The first layer that disagrees, searching from the output layer down (e.g. ``"layers.1"``), or None."""
         for p in reversed(self.parameters):  # parameters run from the input up: reversed is output first
             if not p.ok:
                 return p.layer
@@ -175,6 +181,7 @@ class UpdateComparison:
 
     @property
     def ok(self) -> bool:
+        """Every updated parameter agrees within ``rtol``."""
         return all(r <= self.rtol for r in self.max_rel.values())
 
     @property
@@ -183,6 +190,7 @@ class UpdateComparison:
         return max(self.max_rel, key=lambda name: self.max_rel[name])
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (non-finite numbers become None)."""
         return _json_safe({**asdict(self), "ok": self.ok})
 
     def __str__(self) -> str:

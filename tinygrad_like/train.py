@@ -152,10 +152,12 @@ class TrainResult:
 
     @property
     def train_accuracy(self) -> float:
+        """Final accuracy on the training set, in [0, 1]."""
         return self.train_correct / self.n_train if self.n_train else 0.0
 
     @property
     def test_accuracy(self) -> float | None:
+        """Final accuracy on the test set, in [0, 1]; None without a test set."""
         return self.test_correct / self.n_test if self.n_test else None
 
     def to_dict(self, **extra: Any) -> dict[str, Any]:
