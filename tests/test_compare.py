@@ -28,7 +28,7 @@ def batch(n, sizes=SIZES, seed=0):
 
 @pytest.fixture(scope="module")
 def reports():
-    """The four acceptance runs: published and corrected code, batches of 1 and 200, random inputs."""
+    """Four reference runs: published and corrected code, batches of 1 and 200, random inputs."""
     out = {}
     for code in ("published", "corrected"):
         for n in (1, 200):
@@ -39,7 +39,7 @@ def reports():
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Acceptance
+# Published vs corrected code on the blog network
 # ----------------------------------------------------------------------------------------------------------
 
 
