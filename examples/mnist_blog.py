@@ -13,13 +13,13 @@ import sys
 
 import numpy as np
 
-from tinygrad_like import Tensor, data, nn, no_grad, optim
+from tinygrad_like import Tensor, data, nn, no_grad, optim, train
 
 try:
     (x_train, y_train), (x_test, y_test) = data.load_dataset(sys.argv[1] if len(sys.argv) > 1 else "mnist")
 except data.DatasetError as err:
     sys.exit(str(err))
-x_train, x_test = (x.reshape(len(x), -1).astype(np.float32) / 255 for x in (x_train, x_test))  # pixels in [0, 1]
+(x_train, y_train), (x_test, y_test) = train.prepare(x_train, y_train), train.prepare(x_test, y_test)  # rows, /255
 
 model = nn.MLP([784, 64, 32, 10], activation="sigmoid", init="blog", seed=0)
 opt = optim.SGD(model.parameters(), lr=0.001)

@@ -186,3 +186,8 @@ def test_linear_is_fused_by_default_and_blog_loss_keeps_the_blogs_graph():
             ops_seen.add(t.op)
             stack.extend(t._ctx.inputs)
     assert "linear" not in ops_seen and {"matmul", "add", "sigmoid", "softmax", "log", "mul", "sum"} <= ops_seen
+
+
+def test_mlp_refuses_empty_layers():
+    with pytest.raises(ValueError, match=r"MLP: need at least two positive layer sizes .*\[4, 0, 2\]"):
+        nn.MLP([4, 0, 2])

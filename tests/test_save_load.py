@@ -128,3 +128,9 @@ def test_tampered_module_description(tmp_path):
 def test_missing_file():
     with pytest.raises(FileNotFoundError, match="does not exist"):
         nn.Module.load("/nonexistent/w.npz")
+
+
+def test_unwritable_destination_names_the_file_asked_for(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"missing/w.npz"):
+        _mlp().save(tmp_path / "missing" / "w.npz")
+    assert not list(tmp_path.iterdir())

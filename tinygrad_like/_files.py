@@ -21,7 +21,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "xb") as f:
+        try:
+            f = open(tmp, "xb")
+        except OSError as e:  # name the file the caller asked for, not the temporary
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        with f:
             yield f
         os.replace(tmp, path)
     finally:

@@ -91,6 +91,7 @@ class Module:
                 yield from value.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """Every parameter (Tensor attribute, also inside sub-modules, lists and tuples) with its dotted name."""
         seen: set[int] = set()
         for module_name, module in self.named_modules(prefix):
             for name, value in module._children():
@@ -99,9 +100,11 @@ class Module:
                     yield (f"{module_name}.{name}" if module_name else name), value
 
     def parameters(self) -> list[Tensor]:
+        """The tensors of ``named_parameters``, in the same order."""
         return [p for _, p in self.named_parameters()]
 
     def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``.grad = None``)."""
         for p in self.parameters():
             p.grad = None
 
@@ -201,6 +204,7 @@ class Linear(Module):
         return _apply(ops.Linear, *inputs)
 
     def config(self) -> dict[str, Any]:
+        """The constructor arguments, saved with the weights."""
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None}
 
 
@@ -236,8 +240,8 @@ class MLP(Module):
 
     def __init__(self, layers: Sequence[int] = (784, 64, 32, 10), activation: str = "sigmoid",
                  init: str = "blog", seed: int | None = None, dtype: Any = np.float32) -> None:
-        if len(layers) < 2:
-            raise ValueError(f"MLP: need at least an input and an output size, got layers={list(layers)}")
+        if len(layers) < 2 or min(int(n) for n in layers) < 1:
+            raise ValueError(f"MLP: need at least two positive layer sizes (input and output), got {list(layers)}")
         if activation not in ACTIVATIONS:
             raise ValueError(f"MLP: activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if init not in ("blog", "default"):
@@ -267,6 +271,7 @@ class MLP(Module):
         return self.logits(x, fused=fused).softmax(axis=-1)
 
     def config(self) -> dict[str, Any]:
+        """The constructor arguments, saved with the weights."""
         return {"layers": self.sizes, "activation": self.activation, "init": self.init,
                 "dtype": str(self.layers[0].weight.dtype)}
 

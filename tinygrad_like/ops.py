@@ -9,8 +9,9 @@ hands gradients to the leaves without copying them.
 A rule may return a gradient of the *broadcast* shape: the engine (``Tensor.backward``) sums it back to the
 input's shape and casts it to the input's dtype, so broadcasting is undone in one place, not in every rule.
 
-Rules never warn: out-of-domain values (``log(0)``, ``exp(1000)``) give NumPy's inf/nan silently, and the
-anomaly checks report them where asked.
+Rules never warn: the engine runs every forward and backward with NumPy's floating-point warnings silenced,
+so out-of-domain values (``log(0)``, ``exp(1000)``, ``0 * inf``) give NumPy's inf/nan quietly, and the anomaly
+checks report them where asked.
 """
 
 from __future__ import annotations
@@ -20,26 +21,36 @@ import numpy as np
 try:  # NumPy >= 2 keeps its error state in a context variable: switching it costs ~0.1 us instead of ~2 us.
     from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
 
-    _QUIET_EXTOBJ = _make_extobj(all="ignore")
+    _IGNORE_ALL = _make_extobj(all="ignore")
 
-    class _Quiet:
-        """``np.errstate(all="ignore")``, cheap enough to wrap every elementwise op."""
+    def silence() -> object:
+        """Silence NumPy's floating-point warnings; returns a token for ``restore``."""
+        return _extobj_contextvar.set(_IGNORE_ALL)
 
-        __slots__ = ("token",)
-
-        def __enter__(self) -> None:
-            self.token = _extobj_contextvar.set(_QUIET_EXTOBJ)
-
-        def __exit__(self, *exc: object) -> None:
-            _extobj_contextvar.reset(self.token)
-
-    def quiet() -> _Quiet:
-        return _Quiet()
+    def restore(token: object) -> None:
+        _extobj_contextvar.reset(token)
 
 except ImportError:  # older NumPy: the public (slower) context manager does the same job
 
-    def quiet() -> np.errstate:  # type: ignore[misc]
-        return np.errstate(all="ignore")
+    def silence() -> object:
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+
+    def restore(token: object) -> None:
+        token.__exit__(None, None, None)
+
+
+class quiet:  # noqa: N801 - used like np.errstate
+    """``with quiet():`` is ``np.errstate(all="ignore")``, cheap enough to wrap every op."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = silence()
+
+    def __exit__(self, *exc: object) -> None:
+        restore(self.token)
 
 
 def _floating(x: np.ndarray) -> np.ndarray:
@@ -135,16 +146,14 @@ class Div(Function):
     def forward(self, x, y):
         if x.dtype.kind != "f" and y.dtype.kind != "f":  # true division of integers gives float32
             x, y = x.astype(np.float32), y.astype(np.float32)
-        with quiet():
-            self.out = x / y
+        self.out = x / y
         self.y = y
         return self.out
 
     def backward(self, grad):
         dx, dy = self.needs_grad
-        with quiet():
-            gx = grad / self.y if dx else None
-            gy = -grad * self.out / self.y if dy else None
+        gx = grad / self.y if dx else None
+        gy = -grad * self.out / self.y if dy else None
         return gx, gy
 
 
@@ -155,20 +164,18 @@ class Pow(Function):
     name = "pow"
 
     def forward(self, x, y):
-        with quiet():
-            self.out = np.power(x, y)
+        self.out = np.power(x, y)
         self.x, self.y = x, y
         return self.out
 
     def backward(self, grad):
         dx, dy = self.needs_grad
         x, y = self.x, self.y
-        with quiet():
-            gx = grad * y * np.power(x, y - 1) if dx else None
-            gy = None
-            if dy:
-                log_x = np.where((x == 0) & (y >= 0), 0, np.log(x))
-                gy = grad * self.out * log_x
+        gx = grad * y * np.power(x, y - 1) if dx else None
+        gy = None
+        if dy:
+            log_x = np.where((x == 0) & (y >= 0), 0, np.log(x))
+            gy = grad * self.out * log_x
         return gx, gy
 
 
@@ -269,8 +276,7 @@ class Exp(Function):
     name = "exp"
 
     def forward(self, x):
-        with quiet():
-            self.out = np.exp(_floating(x))
+        self.out = np.exp(_floating(x))
         return self.out
 
     def backward(self, grad):
@@ -285,12 +291,10 @@ class Log(Function):
 
     def forward(self, x):
         self.x = _floating(x)
-        with quiet():
-            return np.log(self.x)
+        return np.log(self.x)
 
     def backward(self, grad):
-        with quiet():
-            return (grad / self.x,)
+        return (grad / self.x,)
 
 
 class Sqrt(Function):
@@ -300,13 +304,11 @@ class Sqrt(Function):
     name = "sqrt"
 
     def forward(self, x):
-        with quiet():
-            self.out = np.sqrt(_floating(x))
+        self.out = np.sqrt(_floating(x))
         return self.out
 
     def backward(self, grad):
-        with quiet():
-            return (grad / (2 * self.out),)
+        return (grad / (2 * self.out),)
 
 
 class Sigmoid(Function):
@@ -322,8 +324,7 @@ class Sigmoid(Function):
     def forward(self, x):
         x = _floating(x)
         out = np.negative(x, out=np.empty_like(x))  # one buffer, updated in place
-        with quiet():
-            np.exp(out, out=out)
+        np.exp(out, out=out)
         out += 1
         np.reciprocal(out, out=out)
         self.out = out
@@ -487,9 +488,8 @@ class Softmax(Function):
         if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
             self.out, self.axis = x.copy(), axis
             return self.out
-        with quiet():  # only non-finite logits can warn here (inf - inf)
-            e = np.exp(x - x.max(axis=axis, keepdims=True))
-            self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
+        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
         return self.out
 
     def backward(self, grad):
@@ -511,9 +511,8 @@ class LogSoftmax(Function):
         if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
             self.out, self.axis = x.copy(), axis
             return self.out
-        with quiet():  # only non-finite logits can warn here (inf - inf)
-            shifted = x - x.max(axis=axis, keepdims=True)
-            self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = x - x.max(axis=axis, keepdims=True)
+        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         self.axis = axis
         return self.out
 
@@ -539,9 +538,8 @@ class CrossEntropy(Function):
 
     def forward(self, x, target):
         x = _floating(x)
-        with quiet():  # only non-finite logits can warn here (inf - inf)
-            shifted = x - x.max(axis=1, keepdims=True)
-            self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        shifted = x - x.max(axis=1, keepdims=True)
+        self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.target = target
         if target.ndim == 1:
             return -self.log_probs[np.arange(len(target)), target]
@@ -573,9 +571,8 @@ class BinaryCrossEntropy(Function):
     name = "binary_crossentropy"
 
     def forward(self, p, y):
-        with quiet():
-            self.log_p = np.maximum(np.log(p), -100)
-            self.log_1mp = np.maximum(np.log1p(-p), -100)
+        self.log_p = np.maximum(np.log(p), -100)
+        self.log_1mp = np.maximum(np.log1p(-p), -100)
         self.p, self.y = p, y
         return -(y * self.log_p + (1 - y) * self.log_1mp)
 

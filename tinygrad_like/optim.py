@@ -13,6 +13,8 @@ from .tensor import Tensor
 
 
 class Optimizer:
+    """Base class: checks the parameters (a list of Tensors that require grad, or a Module) and the lr."""
+
     def __init__(self, params: Iterable[Tensor], lr: float) -> None:
         if hasattr(params, "parameters"):  # a Module
             params = params.parameters()
@@ -29,10 +31,12 @@ class Optimizer:
         self.lr = lr
 
     def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``.grad = None``) before the next backward."""
         for p in self.params:
             p.grad = None
 
     def step(self) -> None:
+        """Update every parameter that has a gradient, in place."""
         raise NotImplementedError
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import ops
-from .ops import Function, ReleasedGraph, quiet
+from .ops import Function, ReleasedGraph, quiet, restore, silence
 
 _grad_enabled = True  # switched off by ``no_grad``
 _rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
@@ -209,7 +209,11 @@ def _make(data: np.ndarray, ctx: Function | None = None) -> Tensor:
 def _apply1(rule: type[Function], x: Tensor, *params: Any) -> Tensor:
     """One input tensor; ``params`` (axes, shapes, ...) go to ``forward`` after the array."""
     fn = rule()
-    data = fn.forward(x.data, *params)
+    token = silence()  # rules never warn (see ops.py)
+    try:
+        data = fn.forward(x.data, *params)
+    finally:
+        restore(token)
     if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
         raise _forward_anomaly(fn, (x,), np.asarray(data))
     if _grad_enabled and x.requires_grad:
@@ -221,7 +225,11 @@ def _apply1(rule: type[Function], x: Tensor, *params: Any) -> Tensor:
 def _apply(rule: type[Function], *inputs: Tensor) -> Tensor:
     """Any number of input tensors (e.g. the fused linear rule's input, weight and bias)."""
     fn = rule()
-    data = fn.forward(*[t.data for t in inputs])
+    token = silence()
+    try:
+        data = fn.forward(*[t.data for t in inputs])
+    finally:
+        restore(token)
     if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
         raise _forward_anomaly(fn, inputs, np.asarray(data))
     if _grad_enabled:
@@ -237,7 +245,11 @@ _NEEDS = ((None, (False, True)), ((True, False), (True, True)))  # shared tuples
 
 def _apply2(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
     fn = rule()
-    data = fn.forward(x.data, y.data)
+    token = silence()
+    try:
+        data = fn.forward(x.data, y.data)
+    finally:
+        restore(token)
     if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
         raise _forward_anomaly(fn, (x, y), np.asarray(data))
     if _grad_enabled and (x.requires_grad or y.requires_grad):
