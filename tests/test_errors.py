@@ -119,3 +119,12 @@ def test_bool_of_multi_element_tensor():
     with pytest.raises(ValueError, match=r"\(2,\) is ambiguous"):
         bool(Tensor([1.0, 2.0]))
     assert bool(Tensor([1.0]))
+
+
+def test_non_finite_arithmetic_is_silent_everywhere():
+    x = Tensor(np.array([0.0, np.inf, 3e38], np.float32), requires_grad=True)
+    y = (x * Tensor(np.array([np.inf, 0.0, 10.0], np.float32))) + (x - x)
+    assert np.isnan(y.data[:2]).all() and y.data[2] == np.inf
+    y.backward(np.ones(3, np.float32))
+    big = Tensor(np.full((2, 2), 3e38, np.float32))
+    assert np.isinf((big @ big).data).all()
