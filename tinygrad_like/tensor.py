@@ -7,10 +7,11 @@ compositions of the primitives in ``ops.py`` and so need no backward rule of the
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from heapq import heappop, heappush
 from itertools import count
 from typing import Any
@@ -43,13 +44,19 @@ class no_grad:  # noqa: N801 - named like PyTorch's and tinygrad's
         global _grad_enabled
         _grad_enabled = self._previous
 
-    def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
+    def __call__(self, fn: Callable) -> Callable:
+        return _run_inside(no_grad, fn)
 
-        wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = fn.__name__, fn.__doc__, fn
-        return wrapper
+
+def _run_inside(make_context: Callable[[], Any], fn: Callable) -> Callable:
+    """``fn`` as a function that runs inside a fresh context at every call (the decorator forms)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with make_context():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def is_grad_enabled() -> bool:
@@ -98,13 +105,8 @@ class detect_anomaly:  # noqa: N801 - named like PyTorch's
         global _anomaly
         _anomaly = self._previous
 
-    def __call__(self, fn):
-        def wrapper(*args, **kwargs):
-            with detect_anomaly(self.enabled):
-                return fn(*args, **kwargs)
-
-        wrapper.__name__, wrapper.__doc__, wrapper.__wrapped__ = fn.__name__, fn.__doc__, fn
-        return wrapper
+    def __call__(self, fn: Callable) -> Callable:
+        return _run_inside(lambda: detect_anomaly(self.enabled), fn)
 
 
 def is_anomaly_enabled() -> bool:
