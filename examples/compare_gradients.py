@@ -9,9 +9,7 @@ corrected code agrees with autograd to float64 rounding.
 
 import numpy as np
 
-from tinygrad_like.blog import NN
-from tinygrad_like.compare import compare_gradients, compare_update
-from tinygrad_like.nn import MLP
+from tinygrad_like.blog import NN, compare_gradients, compare_update, from_blog
 
 rng = np.random.default_rng(0)
 x = rng.random((200, 784))  # 200 "images" with pixels in [0, 1), as rows
@@ -19,7 +17,7 @@ labels = rng.integers(0, 10, 200)
 
 for corrected in (False, True):
     net = NN([784, 64, 32, 10], corrected=corrected, seed=0)  # the blog's network, U(-1, 1) weights
-    mlp = MLP.from_blog(net)  # the same network on Tensor, starting from the same float64 weights
+    mlp = from_blog(net)  # the same network on Tensor, starting from the same float64 weights
     report = compare_gradients(net, mlp, x, labels)
     print(report)
     print(compare_update(net, x, labels, lr=0.001))  # one blog update: the per-sample loop vs MLP + SGD

@@ -7,7 +7,7 @@ Without the `dot` program the DOT text (.gv) is still written, and the error say
 
 import numpy as np
 
-from tinygrad_like import Tensor, draw, nn
+from tinygrad_like import Tensor, blog, draw, nn
 from tinygrad_like.viz import save
 
 # 1. A small expression: every op is an ellipse, every tensor a box with its shape, values and gradient.
@@ -20,6 +20,6 @@ print("wrote", save(draw(y, params={"x": x, "w": w}), "expression.svg"))
 # 2. The blog's network [784, 64, 32, 10] on a batch of 4: each layer is a labelled cluster.
 mlp = nn.MLP([784, 64, 32, 10], seed=0)
 images = Tensor(np.random.default_rng(0).random((4, 784), dtype=np.float32))
-loss = nn.blog_loss(mlp, images, [3, 1, 4, 1])  # the blog's graph: matmul, add, sigmoid, softmax, log, mul, sum
+loss = blog.blog_loss(mlp, images, [3, 1, 4, 1])  # the blog's graph: matmul, add, sigmoid, softmax, log, mul, sum
 loss.backward(retain_graph=True)
 print("wrote", save(draw(loss, params=mlp, rankdir="TB"), "blog_mlp.svg"))

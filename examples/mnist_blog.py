@@ -13,7 +13,7 @@ import sys
 
 import numpy as np
 
-from tinygrad_like import Tensor, data, nn, no_grad, optim, train
+from tinygrad_like import Tensor, blog, data, no_grad, optim, train
 
 try:
     (x_train, y_train), (x_test, y_test) = data.load_dataset(sys.argv[1] if len(sys.argv) > 1 else "mnist")
@@ -21,7 +21,7 @@ except data.DatasetError as err:
     sys.exit(str(err))
 (x_train, y_train), (x_test, y_test) = train.prepare(x_train, y_train), train.prepare(x_test, y_test)  # rows, /255
 
-model = nn.MLP([784, 64, 32, 10], activation="sigmoid", init="blog", seed=0)
+model = train.build_model(blog.blog_recipe(), seed=0)  # sigmoid MLP, weights drawn as blog.NN(seed=0) draws them
 opt = optim.SGD(model.parameters(), lr=0.001)
 for epoch in range(4):
     for i in range(0, len(x_train), 200):

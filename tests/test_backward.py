@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from tinygrad_like import GradcheckError, Tensor, gradcheck, ops
-from tinygrad_like.tensor import _apply1
 
 
 def test_reused_node_accumulates():
@@ -126,7 +125,7 @@ class _WrongShape(ops.Function):
 
 def test_incompatible_gradient_from_a_rule_names_op_input_and_shapes():
     x = Tensor(np.ones(3), requires_grad=True)
-    y = _apply1(_WrongShape, x)
+    y = _WrongShape.apply(x)
     with pytest.raises(RuntimeError, match=r"wrong_shape: .*\(3, 5\) for input 0 of shape \(3,\)"):
         y.sum().backward()
 
@@ -149,7 +148,7 @@ def test_gradcheck_catches_a_rule_off_by_a_factor_1_001():
     x = Tensor(np.random.default_rng(0).standard_normal((3, 4)), requires_grad=True)
     assert gradcheck(lambda t: t.exp(), x)
     with pytest.raises(GradcheckError, match="FAIL") as info:
-        gradcheck(lambda t: _apply1(_OffByFactor, t), x)
+        gradcheck(lambda t: _OffByFactor.apply(t), x)
     assert "input" in str(info.value) and "(3, 4)" in str(info.value)
 
 
@@ -164,7 +163,7 @@ def test_gradcheck_uses_a_random_upstream_gradient():
 
     x = Tensor(np.random.default_rng(1).standard_normal((2, 5)), requires_grad=True)
     with pytest.raises(GradcheckError):
-        gradcheck(lambda t: _apply1(_BrokenSoftmax, t), x)
+        gradcheck(lambda t: _BrokenSoftmax.apply(t), x)
 
 
 def test_gradcheck_reports_per_input_and_validates_arguments():
@@ -172,7 +171,7 @@ def test_gradcheck_reports_per_input_and_validates_arguments():
     b = Tensor(np.ones(2) * 2, requires_grad=True)
 
     def half_wrong(x, y):
-        return _apply1(_OffByFactor, x) * y
+        return _OffByFactor.apply(x) * y
 
     with pytest.raises(GradcheckError) as info:
         gradcheck(half_wrong, a, b)

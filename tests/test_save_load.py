@@ -46,7 +46,7 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
         f.write(b"PK\x03\x04 half a zip")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(nn.np, "savez", crash)
+    monkeypatch.setattr(np, "savez", crash)
     with pytest.raises(KeyboardInterrupt):
         _mlp(seed=1).save(path)
     assert path.read_bytes() == before

@@ -5,7 +5,6 @@ import pytest
 
 from tinygrad_like import Tensor
 from tinygrad_like.ops import RULES
-from tinygrad_like.tensor import _apply
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -26,9 +25,9 @@ CASES = {
     "matmul_2d": (lambda a, b: a @ b, lambda a, b: a @ b, [{}, {}], [(3, 4), (4, 5)]),
     "matmul_batched": (lambda a, b: a.matmul(b), lambda a, b: a.matmul(b), [{}, {}], [(2, 1, 3, 4), (5, 4, 2)]),
     "matmul_vec": (lambda a, b: a.dot(b), lambda a, b: a.matmul(b), [{}, {}], [(4,), (2, 4, 3)]),
-    "linear": (lambda x, w, b: _apply(RULES["linear"], x, w, b),
+    "linear": (lambda x, w, b: RULES["linear"].apply(x, w, b),
                lambda x, w, b: F.linear(x, w, b), [{}, {}, {}], [(5, 4), (3, 4), (3,)]),
-    "linear_batched": (lambda x, w, b: _apply(RULES["linear"], x, w, b), lambda x, w, b: F.linear(x, w, b),
+    "linear_batched": (lambda x, w, b: RULES["linear"].apply(x, w, b), lambda x, w, b: F.linear(x, w, b),
                        [{}, {}, {}], [(2, 5, 4), (3, 4), (3,)]),
     "exp": (lambda a: a.exp(), torch.exp, [{}], [(3, 4)]),
     "log": (lambda a: a.log(), torch.log, [POS], [(3, 4)]),

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_like import Tensor, draw, nn
-from tinygrad_like.blog import NN
+from tinygrad_like import Tensor, blog, draw, nn
+from tinygrad_like.blog import NN, blog_graph
 from tinygrad_like.cli import main
 from tinygrad_like.compare import compare_gradients
-from tinygrad_like.viz import LEGEND, GraphvizNotFound, blog_graph, save
+from tinygrad_like.viz import LEGEND, GraphvizNotFound, save
 
 GOLDEN = Path(__file__).parent / "golden"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -41,7 +41,7 @@ def blog_loss(layers: list[int], batch: int = 2) -> tuple[Tensor, nn.MLP]:
     rng = np.random.default_rng(0)
     x = Tensor(rng.random((batch, layers[0]), dtype=np.float32))
     onehot = Tensor(np.eye(layers[-1], dtype=np.float32)[rng.integers(0, layers[-1], batch)])
-    return -(mlp(x, fused=False).log() * onehot).sum(), mlp  # the blog's unfused graph
+    return blog.blog_loss(mlp, x, onehot), mlp  # the blog's unfused graph
 
 
 def node_attrs(source: str, node_id: str) -> str:

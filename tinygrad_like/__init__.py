@@ -1,13 +1,44 @@
-"""tinygrad_like: a small, fast, honest reverse-mode autograd framework on NumPy."""
+"""tinygrad_like: a small, fast, honest reverse-mode autograd framework on NumPy.
 
-from . import blog, compare, data, nn, optim
+The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API),
+``nn`` / ``optim`` / ``gradcheck``, then ``viz``, ``data``, ``train``; the blog study sits on top in ``blog``.
+Modules that need optional or heavy packages (``viz``, ``data``, ``train``, ``compare``, ``cli``) load on
+first use, so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor matplotlib.
+"""
+
+import importlib
+from typing import Any
+
+from . import blog, nn, optim
+from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
 from .gradcheck import GradcheckError, gradcheck
-from .tensor import Tensor, detect_anomaly, is_anomaly_enabled, is_grad_enabled, no_grad
-from .viz import draw
+from .tensor import Tensor
 
 __version__ = "0.1.0"
 
+_LAZY_MODULES = ("viz", "data", "train", "compare", "cli")
+
+
+def draw(*args: Any, **kwargs: Any) -> Any:
+    """Draw a computation graph; see ``viz.draw`` (imported on first use)."""
+    from .viz import draw as viz_draw
+
+    return viz_draw(*args, **kwargs)
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the generator behind ``Tensor.randn``, ``rand`` and ``uniform``."""
+    Tensor.manual_seed(seed)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tinygrad_like' has no attribute {name!r}")
+
+
 __all__ = [
-    "GradcheckError", "Tensor", "__version__", "blog", "compare", "data", "detect_anomaly", "draw", "gradcheck",
-    "is_anomaly_enabled", "is_grad_enabled", "nn", "no_grad", "optim",
+    "Function", "GradcheckError", "Tensor", "__version__", "blog", "compare", "data", "detect_anomaly", "draw",
+    "enable_grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "manual_seed", "nn", "no_grad", "optim",
+    "toposort", "train", "viz",
 ]

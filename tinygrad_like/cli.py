@@ -1,4 +1,7 @@
-"""The ``tinygrad-like`` command (also ``python -m tinygrad_like``): train | compare | graph."""
+"""The ``tinygrad-like`` command (also ``python -m tinygrad_like``): train | compare | graph.
+
+Choices and defaults shown in the help come from the modules that define them (data, blog, viz).
+"""
 
 from __future__ import annotations
 
@@ -12,26 +15,36 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from ._files import atomic_write
+from .blog import blog_recipe
+
+BLOG_LAYERS, BLOG_LR = blog_recipe().layers, blog_recipe().lr
 
 if TYPE_CHECKING:  # annotations only: train is imported when a command needs it
     from .train import Recipe, TrainResult
 
 
+
 def add_train_command(commands: argparse._SubParsersAction) -> None:
-    """``tinygrad-like train``: train the blog's network (see train.py)."""
+    """``tinygrad-like train``: train the blog's network (see blog/recipes.py and train.py)."""
+    from .blog import BACKENDS, RECIPES
+    from .data import DATASETS
+
+    blog, modern = RECIPES["blog"](), RECIPES["modern"]()
     p = commands.add_parser(
         "train", help="train the blog's network on MNIST or Fashion-MNIST",
         description="Train the blog's [784, 64, 32, 10] network and print the blog's lines: the loss before "
                     "each epoch, then 'Score: a / b = x%' on the training and test sets.",
-        epilog="--recipe blog: sigmoid, summed cross-entropy, SGD lr 0.001, batches of 200 in order, 4 epochs, "
-               "U(-1, 1) init, float32. --recipe modern: standardised inputs, ReLU, mean cross-entropy, "
-               "Adam lr 1e-3 with cosine decay, batches of 64 reshuffled, 20 epochs. Exit status: 0 trained, "
+        epilog=f"--recipe blog: {blog.activation}, {blog.reduction} of cross-entropy, {blog.optimizer.upper()} lr "
+               f"{blog.lr:g}, batches of {blog.batch_size} in order, {blog.epochs} epochs, U(-1, 1) init, "
+               f"{blog.dtype}. --recipe modern: standardised inputs, {modern.activation}, {modern.reduction} "
+               f"cross-entropy, {modern.optimizer.capitalize()} lr {modern.lr:g} with {modern.schedule} decay, "
+               f"batches of {modern.batch_size} reshuffled, {modern.epochs} epochs. Exit status: 0 trained, "
                "2 no data found or bad arguments, 1 unreadable data or output file.")
-    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), default="mnist", help="default: mnist")
+    p.add_argument("--dataset", choices=DATASETS, default=DATASETS[0], help=f"default: {DATASETS[0]}")
     p.add_argument("--data-dir", metavar="DIR", help="directory with the IDX files (or an .npz); searched first")
-    p.add_argument("--recipe", choices=("blog", "modern"), default="blog", help="default: blog")
-    p.add_argument("--backend", choices=("autograd", "manual", "published"), default="autograd",
-                   help="autograd (default), or the blog's hand-written backward: manual = corrected, "
+    p.add_argument("--recipe", choices=tuple(RECIPES), default="blog", help="default: blog")
+    p.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                   help=f"{BACKENDS[0]} (default), or the blog's hand-written backward: manual = corrected, "
                         "published = as published (no sigmoid derivative); those two need --recipe blog "
                         "and compute in float64 like the blog")
     p.add_argument("--per-sample", action="store_true",
@@ -40,7 +53,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="override the recipe's epochs")
     p.add_argument("--batch-size", type=_positive_int, metavar="N", help="override the recipe's batch size")
     p.add_argument("--lr", type=_positive_float, metavar="LR", help="override the recipe's learning rate")
-    p.add_argument("--dtype", choices=("float32", "float64"), help="autograd's dtype (default float32)")
+    p.add_argument("--dtype", choices=("float32", "float64"), help=f"autograd's dtype (default {blog.dtype})")
     p.add_argument("--subset", type=_positive_int, metavar="N", help="train on the first N training samples")
     p.add_argument("--seed", type=int, metavar="N",
                    help="initialisation and shuffling seed: the same seed gives the same numbers "
@@ -105,7 +118,7 @@ def _run_train(args: argparse.Namespace) -> int:
     """Load the data, train, then write what was asked for (--save, --plot, --json)."""
     import numpy as np
 
-    from . import data
+    from . import blog, data
     from . import train as training
 
     if args.plot:
@@ -135,8 +148,8 @@ def _run_train(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
     print(f"{data.TITLES[args.dataset]}: {len(x)} training / {len(test[0])} test samples; {recipe.name} recipe, "
           f"{args.backend} backend, {recipe.dtype}, seed {seed}")
-    result = training.train(training.build_model(recipe, seed), x, y, recipe, test=test, backend=args.backend,
-                            seed=seed, per_sample=args.per_sample, progress=not args.no_progress)
+    result = blog.train(training.build_model(recipe, seed), x, y, recipe, test=test, backend=args.backend,
+                        seed=seed, per_sample=args.per_sample, progress=not args.no_progress)
     print(f"Training took {result.seconds:.1f} s ({result.seconds / recipe.epochs:.2f} s per epoch)")
     try:
         _write_outputs(args, result)
@@ -147,7 +160,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def _train_recipe(args: argparse.Namespace) -> Recipe:
     """The chosen recipe with the command line's overrides; ValueError for combinations that make no sense."""
-    from .train import RECIPES
+    from .blog import RECIPES
 
     if args.backend != "autograd" and args.recipe != "blog":
         raise ValueError(f"--backend {args.backend} is the blog's hand-written backward, for --recipe blog only")
@@ -194,9 +207,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         import numpy as np
 
-        from .blog import NN
-        from .compare import compare_gradients, compare_update
-        from .nn import MLP
+        from .blog import NN, compare_gradients, compare_update, from_blog
 
         try:
             _check_output("json", args.json)
@@ -213,7 +224,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
             except (ValueError, OSError) as e:  # the data module's errors name the file and what is wrong
                 return _fail("compare", str(e), 2)
             source = f"the first {len(x)} training images of the MNIST-format files in {args.data_dir}, pixels / 255"
-        report = compare_gradients(net, MLP.from_blog(net), x, labels, seed=args.seed)
+        report = compare_gradients(net, from_blog(net), x, labels, seed=args.seed)
         update = compare_update(net, x, labels, lr=args.lr)
         print(f"data: {source}")
         print(report)
@@ -235,8 +246,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         "1 when they disagree (the published code does: it omits the hidden layers' sigmoid derivative), "
         "2 on bad input.",
     )
-    cmd.add_argument("--layers", type=_layer_sizes, default=[784, 64, 32, 10], metavar="N,N,...",
-                     help="layer sizes (default: 784,64,32,10)")
+    cmd.add_argument("--layers", type=_layer_sizes, default=list(BLOG_LAYERS), metavar="N,N,...",
+                     help=f"layer sizes (default: {','.join(map(str, BLOG_LAYERS))})")
     cmd.add_argument("--batch", type=_positive_int, default=200, metavar="N",
                      help="samples in the batch (default: 200)")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch and the sampled entries "
@@ -244,8 +255,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--code", choices=["published", "corrected"], default="published",
                      help="which hand-written backward: the blog's as published, or with the sigmoid derivative "
                      "applied (default: published)")
-    cmd.add_argument("--lr", type=_positive_float, default=1e-3, metavar="LR",
-                     help="learning rate of the compared update (default: 0.001)")
+    cmd.add_argument("--lr", type=_positive_float, default=BLOG_LR, metavar="LR",
+                     help=f"learning rate of the compared update (default: {BLOG_LR:g})")
     cmd.add_argument("--data-dir", metavar="DIR", help="use the first --batch MNIST training digits found in DIR "
                      "(see tinygrad_like.data) instead of a random batch")
     cmd.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
@@ -259,20 +270,19 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
         import numpy as np
 
         from . import viz
-        from .blog import NN
-        from .compare import compare_gradients
-        from .nn import MLP
+        from .blog import NN, RECIPES, blog_graph, compare_gradients, from_blog
+        from .train import build_model
 
         rng = np.random.default_rng(args.seed)
         x, labels = rng.random((args.batch, args.layers[0])), rng.integers(0, args.layers[-1], args.batch)
         report = None
         if args.code is None:
-            mlp = MLP(args.layers, seed=args.seed)
+            mlp = build_model(RECIPES["blog"](layers=tuple(args.layers), dtype="float32"), seed=args.seed)
         else:  # the blog's float64 network, so its hand-written gradients can be compared and marked
             net = NN(args.layers, corrected=args.code == "corrected", seed=args.seed)
-            mlp = MLP.from_blog(net)
+            mlp = from_blog(net)
             report = compare_gradients(net, mlp, x, labels, seed=args.seed)
-        graph = viz.blog_graph(mlp, x, labels, report=report, rankdir=args.rankdir)
+        graph = blog_graph(mlp, x, labels, report=report, rankdir=args.rankdir)
         try:
             path = viz.save(graph, args.out)
         except (viz.GraphvizNotFound, ValueError, OSError) as e:  # GraphvizNotFound: the .gv is written anyway
@@ -290,14 +300,16 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
         "comes from the extension of --out: .svg, .png, .pdf need Graphviz's `dot` (exit status 2 with an install "
         "hint when it is missing; the .gv is written anyway), .gv needs nothing.",
     )
-    cmd.add_argument("--layers", type=_layer_sizes, default=[784, 64, 32, 10], metavar="N,N,...",
-                     help="layer sizes (default: 784,64,32,10)")
+    cmd.add_argument("--layers", type=_layer_sizes, default=list(BLOG_LAYERS), metavar="N,N,...",
+                     help=f"layer sizes (default: {','.join(map(str, BLOG_LAYERS))})")
     cmd.add_argument("--batch", type=_positive_int, default=4, metavar="N", help="samples in the batch (default: 4)")
     cmd.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default: 0)")
     cmd.add_argument("--code", choices=["published", "corrected"],
                      help="also compare the blog's hand-written gradients (as published, or corrected) with "
                      "autograd and highlight the parameters that disagree")
-    cmd.add_argument("--rankdir", choices=["TB", "LR", "BT", "RL"], default="TB",
+    from .viz import RANKDIRS
+
+    cmd.add_argument("--rankdir", choices=RANKDIRS, default="TB",
                      help="layout direction, top to bottom or left to right (default: TB)")
     cmd.add_argument("--out", default="blog_graph.svg", metavar="FILE",
                      help="output file: .svg, .png, .pdf or .gv (default: blog_graph.svg)")

@@ -1,94 +1,29 @@
 """The rule table: every primitive operation, its forward and its backward side by side.
 
-Each primitive is a small class. ``forward`` takes NumPy arrays (and plain parameters) and returns the
-result array; it keeps on ``self`` only what its backward needs. ``backward(grad)`` gets the gradient of the
-loss with respect to the output and returns one gradient per input (``None`` for an input that needs none,
-see ``self.needs_grad``): new arrays or views of ``grad``, never an array the rule keeps, since the engine
-hands gradients to the leaves without copying them.
+Each primitive is a ``Function`` (see ``engine.py``): ``forward`` takes NumPy arrays (and keyword parameters)
+and returns the result array, keeping on ``self`` only what its backward needs; ``backward(grad)`` gets the
+gradient of the loss with respect to the output and returns one gradient per input (``None`` for an input that
+needs none, see ``self.needs_grad``): new arrays or views of ``grad``, never an array the rule keeps, since the
+engine hands gradients to the leaves without copying them.
 
-A rule may return a gradient of the *broadcast* shape: the engine (``Tensor.backward``) sums it back to the
-input's shape and casts it to the input's dtype, so broadcasting is undone in one place, not in every rule.
+A rule may return a gradient of the *broadcast* shape: the engine sums it back to the input's shape and casts
+it to the input's dtype, so broadcasting is undone in one place, not in every rule. Rules never warn: the
+engine runs them with NumPy's floating-point warnings silenced.
 
-Rules never warn: the engine runs every forward and backward with NumPy's floating-point warnings silenced,
-so out-of-domain values (``log(0)``, ``exp(1000)``, ``0 * inf``) give NumPy's inf/nan quietly, and the anomaly
-checks report them where asked.
+Every rule registers itself by its ``name``; ``RULES`` (at the end) lists them. A user's own op is written
+exactly like these (see the README, "Write your own op").
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-try:  # NumPy >= 2 keeps its error state in a context variable: switching it costs ~0.1 us instead of ~2 us.
-    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
-
-    _IGNORE_ALL = _make_extobj(all="ignore")
-
-    def silence() -> object:
-        """Silence NumPy's floating-point warnings; returns a token for ``restore``."""
-        return _extobj_contextvar.set(_IGNORE_ALL)
-
-    def restore(token: object) -> None:
-        _extobj_contextvar.reset(token)
-
-except ImportError:  # older NumPy: the public (slower) context manager does the same job
-
-    def silence() -> object:
-        state = np.errstate(all="ignore")
-        state.__enter__()
-        return state
-
-    def restore(token: object) -> None:
-        token.__exit__(None, None, None)
-
-
-class quiet:  # noqa: N801 - used like np.errstate
-    """``with quiet():`` is ``np.errstate(all="ignore")``, cheap enough to wrap every op."""
-
-    __slots__ = ("token",)
-
-    def __enter__(self) -> None:
-        self.token = silence()
-
-    def __exit__(self, *exc: object) -> None:
-        restore(self.token)
+from .engine import Function, rules
 
 
 def _floating(x: np.ndarray) -> np.ndarray:
     """Float ops on integer or bool input compute in float32 (as PyTorch does), not NumPy's float64."""
     return x if x.dtype.kind == "f" else x.astype(np.float32)
-
-
-class ReleasedGraph:
-    """Takes the place of a rule once ``backward()`` has released it: the name stays, the saved arrays go."""
-
-    __slots__ = ("name",)
-    seq = -1
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-class Function:
-    """Base of every primitive. The engine sets ``inputs`` (Tensors), ``needs_grad`` (one bool per input) and
-    ``seq`` (creation order) when it records the op in a graph."""
-
-    __slots__ = ("inputs", "needs_grad", "seq")
-    name = "function"
-    released: ReleasedGraph
-
-    def __init_subclass__(cls, **kwargs) -> None:
-        super().__init_subclass__(**kwargs)
-        cls.released = ReleasedGraph(cls.name)  # one shared marker per rule
-
-    def forward(self, *args, **params) -> np.ndarray:  # pragma: no cover - every rule overrides it
-        raise NotImplementedError
-
-    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:  # pragma: no cover
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        """Short label for drawings and error messages, e.g. ``sum(axis=(1,))``."""
-        return self.name
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -142,6 +77,8 @@ class Div(Function):
 
     __slots__ = ("y", "out")
     name = "div"
+    hint = "division by zero: add a small epsilon to the denominator"
+    backward_hint = "d(x/y)/dy = -x/y^2 overflows when y is tiny"
 
     def forward(self, x, y):
         if x.dtype.kind != "f" and y.dtype.kind != "f":  # true division of integers gives float32
@@ -162,6 +99,8 @@ class Pow(Function):
 
     __slots__ = ("x", "y", "out")
     name = "pow"
+    hint = "0 ** negative is inf and a negative base with a fractional exponent is nan"
+    backward_hint = "d(x**y)/dx = y x**(y-1) is infinite at x = 0 when y < 1, and d/dy needs log(x)"
 
     def forward(self, x, y):
         self.out = np.power(x, y)
@@ -230,12 +169,11 @@ class Matmul(Function):
 
 
 class Linear(Function):
-    """z = x @ w.T + b, with w of shape (out, in) as in PyTorch and the blog;
+    """z = x @ w.T + b, with w of shape (out, in) as in PyTorch;
     dz/dx = g @ w,  dz/dw = g.T @ x (summed over the samples),  dz/db = g summed over the samples.
 
     Fused (rather than a transpose, a matmul and an add) for speed: one node instead of three, the bias added
-    in place, and the weight's gradient computed in the weight's layout. ``nn.blog_loss`` keeps the blog's
-    unfused graph.
+    in place, and the weight's gradient computed in the weight's layout.
     """
 
     __slots__ = ("x", "w")
@@ -274,6 +212,7 @@ class Exp(Function):
 
     __slots__ = ("out",)
     name = "exp"
+    hint = "exp overflows past 88 (float32) or 709 (float64): subtract the max first (softmax does)"
 
     def forward(self, x):
         self.out = np.exp(_floating(x))
@@ -288,6 +227,8 @@ class Log(Function):
 
     __slots__ = ("x",)
     name = "log"
+    hint = "log(0) is -inf and log(x < 0) is nan: clip the input, or compute log_softmax / cross_entropy from logits"
+    backward_hint = "d log(x)/dx = 1/x is infinite at x = 0"
 
     def forward(self, x):
         self.x = _floating(x)
@@ -297,11 +238,29 @@ class Log(Function):
         return (grad / self.x,)
 
 
+class Log1p(Function):
+    """z = log(1 + x), accurate for tiny x;  dz/dx = 1 / (1 + x)."""
+
+    __slots__ = ("x",)
+    name = "log1p"
+    hint = "log1p(-1) is -inf and log1p(x < -1) is nan"
+    backward_hint = "d log1p(x)/dx = 1/(1 + x) is infinite at x = -1"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.log1p(self.x)
+
+    def backward(self, grad):
+        return (grad / (1 + self.x),)
+
+
 class Sqrt(Function):
     """z = sqrt(x);  dz/dx = 1 / (2 z)."""
 
     __slots__ = ("out",)
     name = "sqrt"
+    hint = "sqrt of a negative number is nan"
+    backward_hint = "d sqrt(x)/dx = 1/(2 sqrt(x)) is infinite at x = 0"
 
     def forward(self, x):
         self.out = np.sqrt(_floating(x))
@@ -404,7 +363,7 @@ class Clip(Function):
             inside = inside & (x <= self.high)
         return (grad * inside,)
 
-    def describe(self):
+    def label(self):
         return f"clip({self.low}, {self.high})"
 
 
@@ -435,7 +394,7 @@ class Sum(Function):
         out[...] = grad.reshape(_keepdim_shape(self.in_shape, self.axes))
         return (out,)
 
-    def describe(self):
+    def label(self):
         return "sum" if self.axes is None else f"sum(axis={self.axes})"
 
 
@@ -460,7 +419,7 @@ class Max(Function):
         winners = self.x == self.out
         return (winners * (grad / winners.sum(axis=self.axes, keepdims=True)),)
 
-    def describe(self):
+    def label(self):
         return self.name if self.axes is None else f"{self.name}(axis={self.axes})"
 
 
@@ -496,7 +455,7 @@ class Softmax(Function):
         out = self.out
         return (out * (grad - (grad * out).sum(axis=self.axis, keepdims=True)),)
 
-    def describe(self):
+    def label(self):
         return f"softmax(axis={self.axis})"
 
 
@@ -519,7 +478,7 @@ class LogSoftmax(Function):
     def backward(self, grad):
         return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
 
-    def describe(self):
+    def label(self):
         return f"log_softmax(axis={self.axis})"
 
 
@@ -624,7 +583,10 @@ class Permute(Function):
             inverse[axis] = position
         return (grad.transpose(inverse),)
 
-    def describe(self):
+    def label(self):
+        n = len(self.order)
+        if n > 1 and self.order == tuple(range(n - 1, -1, -1)):
+            return "T"  # the transpose in ``x @ weight.T``: short, as it is written
         return f"permute{self.order}"
 
 
@@ -672,9 +634,5 @@ class GetItem(Function):
         return (out,)
 
 
-# Every primitive by name, for drawings, tests and anyone reading along.
-RULES: dict[str, type[Function]] = {
-    f.name: f
-    for f in (Add, Sub, Mul, Div, Pow, Matmul, Linear, Exp, Log, Sqrt, Sigmoid, Relu, Tanh, Abs, Clip, Sum, Max, Min,
-              Softmax, LogSoftmax, CrossEntropy, BinaryCrossEntropy, Reshape, Permute, Expand, GetItem)
-}
+# Every primitive of this table by name, for drawings, tests and anyone reading along.
+RULES: dict[str, type[Function]] = rules(__name__)

@@ -1,6 +1,7 @@
 """Optimizers: they update ``param.data`` in place from ``param.grad``.
 
-SGD on a summed loss (``reduction="sum"``) is the blog's update: ``W -= lr * (sum of per-sample gradients)``.
+SGD on a summed loss (``reduction="sum"``) updates with the sum of the per-sample gradients:
+``W -= lr * (sum of per-sample gradients)``.
 """
 
 from __future__ import annotations

@@ -1,146 +1,39 @@
 """Tensor: a NumPy array, its gradient, and a link to the rule (``ops.py``) that made it.
 
-Operations record the graph on the way forward; ``backward()`` walks it once, iteratively, from the output
-to the leaves. Derived operations (neg, mean, square, flatten, transpose, cross_entropy, ...) are
-compositions of the primitives in ``ops.py`` and so need no backward rule of their own.
+This is the API users call: operators, methods and factories, each turned into a rule of ``ops.py``; the
+engine (``engine.py``) records the graph and walks it backward. Derived operations (neg, mean, square,
+flatten, transpose, ...) are compositions of the primitives and so need no backward rule of their own.
 """
 
 from __future__ import annotations
 
-import functools
-import gc
 import math
-import os
-from collections.abc import Callable, Iterator, Sequence
-from heapq import heappop, heappush
-from itertools import count
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from . import ops
-from .ops import Function, ReleasedGraph, quiet, restore, silence
+from . import engine, ops
+from ._checks import check_labels
+from .engine import (  # grad mode is the engine's; re-exported here, next to the Tensor it governs
+    Function,
+    ReleasedGraph,
+    backward,
+    detect_anomaly,
+    enable_grad,
+    is_anomaly_enabled,
+    is_grad_enabled,
+    no_grad,
+)
 
-_grad_enabled = True  # switched off by ``no_grad``
+__all__ = ["Tensor", "detect_anomaly", "enable_grad", "is_anomaly_enabled", "is_grad_enabled", "no_grad"]
+
 _rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
-_sequence = count()  # creation order of recorded ops: the backward walk goes from the latest to the earliest
 
 Shape = tuple[int, ...]
 Axis = int | Sequence[int] | None
 
 _ALLOWED_KINDS = "fiub"  # float, signed int, unsigned int, bool
-
-
-class no_grad:  # noqa: N801 - named like PyTorch's and tinygrad's
-    """Context manager (and decorator) under which no graph is recorded; the previous state comes back on exit."""
-
-    def __enter__(self) -> no_grad:
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = False
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        global _grad_enabled
-        _grad_enabled = self._previous
-
-    def __call__(self, fn: Callable) -> Callable:
-        return _run_inside(no_grad, fn)
-
-
-def _run_inside(make_context: Callable[[], Any], fn: Callable) -> Callable:
-    """``fn`` as a function that runs inside a fresh context at every call (the decorator forms)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with make_context():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def is_grad_enabled() -> bool:
-    """False inside ``no_grad()``."""
-    return _grad_enabled
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Anomaly detection: every forward result and every backward gradient checked for nan/inf
-# ----------------------------------------------------------------------------------------------------------
-
-_anomaly = os.environ.get("TINYGRAD_LIKE_DETECT_ANOMALY", "").strip().lower() in ("1", "true", "yes", "on")
-
-_BACKWARD_HINTS = {
-    "log": "d log(x)/dx = 1/x is infinite at x = 0",
-    "sqrt": "d sqrt(x)/dx = 1/(2 sqrt(x)) is infinite at x = 0",
-    "div": "d(x/y)/dy = -x/y^2 overflows when y is tiny",
-    "pow": "d(x**y)/dx = y x**(y-1) is infinite at x = 0 when y < 1, and d/dy needs log(x)",
-}
-_HINTS = {
-    "log": "log(0) is -inf and log(x < 0) is nan: clip the input, or compute log_softmax / cross_entropy from logits",
-    "div": "division by zero: add a small epsilon to the denominator",
-    "exp": "exp overflows past 88 (float32) or 709 (float64): subtract the max first (softmax does)",
-    "sqrt": "sqrt of a negative number is nan",
-    "pow": "0 ** negative is inf and a negative base with a fractional exponent is nan",
-}
-
-
-class detect_anomaly:  # noqa: N801 - named like PyTorch's
-    """Context manager (and decorator) that raises ``FloatingPointError`` at the first nan/inf.
-
-    Every forward result and every backward gradient is checked; the error names the op that produced the
-    bad values, the ops that made its inputs, and the shapes. Also switched on for a whole run by the
-    environment variable ``TINYGRAD_LIKE_DETECT_ANOMALY=1``.
-    """
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-
-    def __enter__(self) -> detect_anomaly:
-        global _anomaly
-        self._previous, _anomaly = _anomaly, self.enabled
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        global _anomaly
-        _anomaly = self._previous
-
-    def __call__(self, fn: Callable) -> Callable:
-        return _run_inside(lambda: detect_anomaly(self.enabled), fn)
-
-
-def is_anomaly_enabled() -> bool:
-    return _anomaly
-
-
-def _describe_values(a: np.ndarray) -> str:
-    if a.dtype.kind != "f" or np.isfinite(a).all():
-        return "finite" if a.size == 0 else f"finite, min {a.min():.4g}, max {a.max():.4g}"
-    return f"{np.isnan(a).sum()} nan, {np.isposinf(a).sum()} inf, {np.isneginf(a).sum()} -inf of {a.size}"
-
-
-def _origin(t: Tensor) -> str:
-    return "a leaf" if t._ctx is None else t._ctx.name
-
-
-def _forward_anomaly(fn: Function, inputs: Sequence[Tensor], out: np.ndarray) -> FloatingPointError:
-    parts = [f"detect_anomaly: {fn.describe()} produced non-finite values in its output of shape {out.shape} "
-             f"({_describe_values(out)})."]
-    for i, t in enumerate(inputs):
-        parts.append(f"Input {i} (shape {t.shape}) came from {_origin(t)}: {_describe_values(np.asarray(t.data))}.")
-    if fn.name in _HINTS:
-        parts.append(f"Hint: {_HINTS[fn.name]}.")
-    return FloatingPointError(" ".join(parts))
-
-
-def _backward_anomaly(fn: Function, index: int, grad_in: np.ndarray, grad_out: np.ndarray) -> FloatingPointError:
-    t = fn.inputs[index]
-    return FloatingPointError(
-        f"detect_anomaly: the backward rule of {fn.describe()} produced non-finite values in the gradient of its "
-        f"input {index} (shape {t.shape}, which came from {_origin(t)}): {_describe_values(grad_out)}. "
-        f"The gradient arriving at {fn.name}'s output (shape {grad_in.shape}) was {_describe_values(grad_in)}."
-        + (f" Hint: {_BACKWARD_HINTS[fn.name]}." if fn.name in _BACKWARD_HINTS else "")
-    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -195,71 +88,6 @@ def _scalar_dtype(value: Any, like: np.dtype) -> np.dtype | type:
     return like if like.kind in "iu" else np.int32
 
 
-def _make(data: np.ndarray, ctx: Function | None = None) -> Tensor:
-    """Fast internal constructor: wraps ``data`` without copying."""
-    if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor always holds an array
-        data = np.asarray(data)
-    t = object.__new__(Tensor)
-    t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad = data, None, ctx is not None, ctx, False
-    return t
-
-
-# Running a primitive forward and, when a gradient is wanted, recording it in the graph. Unary and binary ops
-# each get their own function because this is the hottest path of the engine.
-
-
-def _apply1(rule: type[Function], x: Tensor, *params: Any) -> Tensor:
-    """One input tensor; ``params`` (axes, shapes, ...) go to ``forward`` after the array."""
-    fn = rule()
-    token = silence()  # rules never warn (see ops.py)
-    try:
-        data = fn.forward(x.data, *params)
-    finally:
-        restore(token)
-    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
-        raise _forward_anomaly(fn, (x,), np.asarray(data))
-    if _grad_enabled and x.requires_grad:
-        fn.inputs, fn.needs_grad, fn.seq = (x,), (True,), next(_sequence)
-        return _make(data, fn)
-    return _make(data)
-
-
-def _apply(rule: type[Function], *inputs: Tensor) -> Tensor:
-    """Any number of input tensors (e.g. the fused linear rule's input, weight and bias)."""
-    fn = rule()
-    token = silence()
-    try:
-        data = fn.forward(*[t.data for t in inputs])
-    finally:
-        restore(token)
-    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
-        raise _forward_anomaly(fn, inputs, np.asarray(data))
-    if _grad_enabled:
-        needs = tuple([t.requires_grad for t in inputs])
-        if True in needs:
-            fn.inputs, fn.needs_grad, fn.seq = inputs, needs, next(_sequence)
-            return _make(data, fn)
-    return _make(data)
-
-
-_NEEDS = ((None, (False, True)), ((True, False), (True, True)))  # shared tuples: one allocation less per op
-
-
-def _apply2(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
-    fn = rule()
-    token = silence()
-    try:
-        data = fn.forward(x.data, y.data)
-    finally:
-        restore(token)
-    if _anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
-        raise _forward_anomaly(fn, (x, y), np.asarray(data))
-    if _grad_enabled and (x.requires_grad or y.requires_grad):
-        fn.inputs, fn.needs_grad, fn.seq = (x, y), _NEEDS[x.requires_grad][y.requires_grad], next(_sequence)
-        return _make(data, fn)
-    return _make(data)
-
-
 _REVERSED_AXES = [tuple(range(n - 1, -1, -1)) for n in range(8)]  # the order of ``.T``, precomputed
 
 _constants: dict[tuple[Any, Any, Any], np.ndarray] = {}
@@ -282,21 +110,10 @@ def _operand(value: Any, like: Tensor, op: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (int, float, bool, np.number, np.bool_)):
-        return _make(_constant(value, _scalar_dtype(value, like.data.dtype)))
+        return Tensor._from_array(_constant(value, _scalar_dtype(value, like.data.dtype)))
     if isinstance(value, (np.ndarray, list, tuple)):
-        return _make(_to_array(value))
+        return Tensor._from_array(_to_array(value))
     raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} (tensor shape {like.shape})")
-
-
-def _binary(rule: type[Function], x: Tensor, y: Tensor) -> Tensor:
-    try:
-        return _apply2(rule, x, y)
-    except ValueError:
-        try:
-            np.broadcast_shapes(x.shape, y.shape)
-        except ValueError:
-            raise ValueError(f"{rule.name}: shapes {x.shape} and {y.shape} cannot be broadcast together") from None
-        raise
 
 
 def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -391,6 +208,15 @@ class Tensor:
         self._ctx: Function | ReleasedGraph | None = None
         self._retains_grad = False
 
+    @staticmethod
+    def _from_array(data: np.ndarray, ctx: Function | None = None) -> Tensor:
+        """Fast internal constructor (the engine builds results with it): wraps ``data`` without copying."""
+        if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
+            data = np.asarray(data)
+        t = object.__new__(Tensor)
+        t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad = data, None, ctx is not None, ctx, False
+        return t
+
     # -- properties and values out ------------------------------------------------------------------------
     @property
     def shape(self) -> Shape:
@@ -413,6 +239,12 @@ class Tensor:
     def is_leaf(self) -> bool:
         """True for tensors not made by a recorded operation."""
         return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Function | None:
+        """The recorded rule that made this tensor (its ``inputs`` lead on through the graph), None for a leaf.
+        After a backward without ``retain_graph`` it is a ``ReleasedGraph`` that only keeps the name."""
+        return self._ctx
 
     @property
     def op(self) -> str | None:
@@ -467,7 +299,7 @@ class Tensor:
     # -- graph handling -----------------------------------------------------------------------------------
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
-        return _make(self.data)
+        return Tensor._from_array(self.data)
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
@@ -491,9 +323,9 @@ class Tensor:
         if self.grad is not None:
             self.grad.data = self.grad.data + grad
         elif owned:
-            self.grad = _make(grad)
+            self.grad = Tensor._from_array(grad)
         else:  # an own copy: never shares memory with another tensor's gradient or the caller's array
-            self.grad = _make(np.array(grad, dtype=self.data.dtype))
+            self.grad = Tensor._from_array(np.array(grad, dtype=self.data.dtype))
 
     def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf), times ``gradient``, into ``.grad`` of every leaf that requires grad.
@@ -520,33 +352,26 @@ class Tensor:
         if self._ctx is None:
             self._accumulate(seed)
             return
-        collector_was_on = gc.isenabled()
-        gc.disable()  # the walk makes no reference cycles; pausing the collector spares rescans of a big graph
-        try:
-            with quiet():
-                _backward_walk(self, seed, retain_graph)
-        finally:
-            if collector_was_on:
-                gc.enable()
+        backward(self, seed, retain_graph)
 
     # -- arithmetic -----------------------------------------------------------------------------------------
     def add(self, other: Any) -> Tensor:
-        return _binary(ops.Add, self, _operand(other, self, "add"))
+        return ops.Add.apply(self, _operand(other, self, "add"))
 
     def sub(self, other: Any) -> Tensor:
-        return _binary(ops.Sub, self, _operand(other, self, "sub"))
+        return ops.Sub.apply(self, _operand(other, self, "sub"))
 
     def mul(self, other: Any) -> Tensor:
-        return _binary(ops.Mul, self, _operand(other, self, "mul"))
+        return ops.Mul.apply(self, _operand(other, self, "mul"))
 
     def div(self, other: Any) -> Tensor:
-        return _binary(ops.Div, self, _operand(other, self, "div"))
+        return ops.Div.apply(self, _operand(other, self, "div"))
 
     def pow(self, exponent: Any) -> Tensor:
-        return _binary(ops.Pow, self, _operand(exponent, self, "pow"))
+        return ops.Pow.apply(self, _operand(exponent, self, "pow"))
 
     def matmul(self, other: Any) -> Tensor:
-        return _apply2(ops.Matmul, self, _operand(other, self, "matmul"))
+        return ops.Matmul.apply(self, _operand(other, self, "matmul"))
 
     dot = matmul
 
@@ -562,56 +387,59 @@ class Tensor:
     __neg__ = neg
 
     def __radd__(self, other: Any) -> Tensor:
-        return _binary(ops.Add, _operand(other, self, "add"), self)
+        return ops.Add.apply(_operand(other, self, "add"), self)
 
     def __rsub__(self, other: Any) -> Tensor:
-        return _binary(ops.Sub, _operand(other, self, "sub"), self)
+        return ops.Sub.apply(_operand(other, self, "sub"), self)
 
     def __rmul__(self, other: Any) -> Tensor:
-        return _binary(ops.Mul, _operand(other, self, "mul"), self)
+        return ops.Mul.apply(_operand(other, self, "mul"), self)
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return _binary(ops.Div, _operand(other, self, "div"), self)
+        return ops.Div.apply(_operand(other, self, "div"), self)
 
     def __rpow__(self, other: Any) -> Tensor:
-        return _binary(ops.Pow, _operand(other, self, "pow"), self)
+        return ops.Pow.apply(_operand(other, self, "pow"), self)
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return _apply2(ops.Matmul, _operand(other, self, "matmul"), self)
+        return ops.Matmul.apply(_operand(other, self, "matmul"), self)
 
     # -- elementwise --------------------------------------------------------------------------------------
     def exp(self) -> Tensor:
-        return _apply1(ops.Exp, self)
+        return ops.Exp.apply(self)
 
     def log(self) -> Tensor:
-        return _apply1(ops.Log, self)
+        return ops.Log.apply(self)
+
+    def log1p(self) -> Tensor:
+        return ops.Log1p.apply(self)
 
     def sqrt(self) -> Tensor:
-        return _apply1(ops.Sqrt, self)
+        return ops.Sqrt.apply(self)
 
     def sigmoid(self) -> Tensor:
-        return _apply1(ops.Sigmoid, self)
+        return ops.Sigmoid.apply(self)
 
     def relu(self) -> Tensor:
-        return _apply1(ops.Relu, self)
+        return ops.Relu.apply(self)
 
     def tanh(self) -> Tensor:
-        return _apply1(ops.Tanh, self)
+        return ops.Tanh.apply(self)
 
     def abs(self) -> Tensor:
-        return _apply1(ops.Abs, self)
+        return ops.Abs.apply(self)
 
     def square(self) -> Tensor:
         return self * self
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        return _apply1(ops.Clip, self, min, max)
+        return ops.Clip.apply(self, low=min, high=max)
 
     # -- reductions ---------------------------------------------------------------------------------------
     def sum(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
         axis, keepdim = _reduce_args("sum", axis, keepdim, keepdims, dim)
-        return _apply1(ops.Sum, self, _axes(axis, self.ndim, "sum"), keepdim)
+        return ops.Sum.apply(self, axes=_axes(axis, self.ndim, "sum"), keepdim=keepdim)
 
     def mean(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
              dim: Axis = None) -> Tensor:
@@ -625,45 +453,45 @@ class Tensor:
     def max(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
         axis, keepdim = _reduce_args("max", axis, keepdim, keepdims, dim)
-        return _apply1(ops.Max, self, _axes(axis, self.ndim, "max"), keepdim)
+        return ops.Max.apply(self, axes=_axes(axis, self.ndim, "max"), keepdim=keepdim)
 
     def min(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
         axis, keepdim = _reduce_args("min", axis, keepdim, keepdims, dim)
-        return _apply1(ops.Min, self, _axes(axis, self.ndim, "min"), keepdim)
+        return ops.Min.apply(self, axes=_axes(axis, self.ndim, "min"), keepdim=keepdim)
 
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = axis if dim is None else dim
-        return _apply1(ops.Softmax, self, _one_axis(axis, self.ndim, "softmax"))
+        return ops.Softmax.apply(self, axis=_one_axis(axis, self.ndim, "softmax"))
 
     def log_softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = axis if dim is None else dim
-        return _apply1(ops.LogSoftmax, self, _one_axis(axis, self.ndim, "log_softmax"))
+        return ops.LogSoftmax.apply(self, axis=_one_axis(axis, self.ndim, "log_softmax"))
 
     # -- shape ----------------------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        return _apply1(ops.Reshape, self, _shape_arg(shape, "reshape"))
+        return ops.Reshape.apply(self, shape=_shape_arg(shape, "reshape"))
 
     def permute(self, *order: int | Sequence[int]) -> Tensor:
         order = _shape_arg(order, "permute")
         if sorted(a % self.ndim if self.ndim else a for a in order) != list(range(self.ndim)):
             raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
-        return _apply1(ops.Permute, self, tuple(a % self.ndim for a in order))
+        return ops.Permute.apply(self, order=tuple(a % self.ndim for a in order))
 
     def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
         """Swap two axes (as tinygrad and PyTorch)."""
         a, b = _one_axis(dim0, self.ndim, "transpose"), _one_axis(dim1, self.ndim, "transpose")
         if self.ndim == 0:
-            return _apply1(ops.Permute, self, ())
+            return ops.Permute.apply(self, order=())
         order = list(range(self.ndim))
         order[a], order[b] = order[b], order[a]
-        return _apply1(ops.Permute, self, tuple(order))
+        return ops.Permute.apply(self, order=tuple(order))
 
     @property
     def T(self) -> Tensor:  # noqa: N802 - NumPy's and PyTorch's name
         """All axes reversed."""
         order = _REVERSED_AXES[self.ndim] if self.ndim < len(_REVERSED_AXES) else tuple(range(self.ndim))[::-1]
-        return _apply1(ops.Permute, self, order)
+        return ops.Permute.apply(self, order=order)
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         if self.ndim == 0:
@@ -681,55 +509,51 @@ class Tensor:
         if offset < 0:
             raise ValueError(f"expand: cannot expand a tensor of shape {self.shape} to fewer dimensions {shape}")
         shape = tuple(self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(shape))
-        return _apply1(ops.Expand, self, shape)
+        return ops.Expand.apply(self, shape=shape)
 
     def __getitem__(self, index: Any) -> Tensor:
-        return _apply1(ops.GetItem, self, _index_arg(index))
+        return ops.GetItem.apply(self, index=_index_arg(index))
 
     # -- losses ---------------------------------------------------------------------------------------------
     def cross_entropy(self, target: Any, reduction: str = "mean") -> Tensor:
         """Cross-entropy of (N, C) logits against integer labels (N,) or probabilities (N, C).
 
         Computed from log_softmax (so any logits are safe); its gradient is ``softmax - target``, divided by N
-        for ``reduction="mean"``. ``reduction="sum"`` is the blog's summed loss, ``"none"`` gives one per sample.
+        for ``reduction="mean"``. ``reduction="sum"`` sums over the samples, ``"none"`` gives one per sample.
         """
         if self.ndim != 2:
             raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
         n, classes = self.shape
         labels = target.data if isinstance(target, Tensor) else np.asarray(target)
         if labels.dtype.kind in "iu" and labels.shape == (n,):
-            if n and (labels.min() < 0 or labels.max() >= classes):
-                raise ValueError(
-                    f"cross_entropy: labels must be in [0, {classes}), got values from {labels.min()} to {labels.max()}"
-                )
-            target = _make(labels)
+            target = Tensor._from_array(check_labels(labels, classes, "cross_entropy"))
         elif labels.dtype.kind == "f" and labels.shape == (n, classes) and classes:
-            target = target if isinstance(target, Tensor) else _make(labels)
+            target = target if isinstance(target, Tensor) else Tensor._from_array(labels)
         else:
             raise ValueError(
                 f"cross_entropy: target must be integer labels of shape ({n},) or probabilities of shape "
                 f"({n}, {classes}), got dtype {labels.dtype} and shape {labels.shape}"
             )
-        return _reduce_loss(_apply2(ops.CrossEntropy, self, target), reduction, "cross_entropy")
+        return _reduce_loss(ops.CrossEntropy.apply(self, target), reduction, "cross_entropy")
 
     def binary_crossentropy(self, target: Any, reduction: str = "mean") -> Tensor:
         """Binary cross-entropy of probabilities ``self`` against ``target`` in [0, 1], mean over all elements."""
         target = _operand(target, self, "binary_crossentropy")
         if target.shape != self.shape:
             raise ValueError(f"binary_crossentropy: target shape {target.shape} differs from input shape {self.shape}")
-        return _reduce_loss(_apply2(ops.BinaryCrossEntropy, self, target), reduction, "binary_crossentropy")
+        return _reduce_loss(ops.BinaryCrossEntropy.apply(self, target), reduction, "binary_crossentropy")
 
     # -- no gradient ----------------------------------------------------------------------------------------
     def argmax(self, axis: int | None = None, keepdim: bool = False) -> Tensor:
         axis = None if axis is None else _one_axis(axis, self.ndim, "argmax")
         if self.data.size == 0:
             raise ValueError(f"argmax: cannot take the argmax of an empty tensor of shape {self.shape}")
-        return _make(np.argmax(self.data, axis=axis, keepdims=keepdim))
+        return Tensor._from_array(np.argmax(self.data, axis=axis, keepdims=keepdim))
 
     def _compare(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
         try:
-            return _make(ufunc(self.data, other))
+            return Tensor._from_array(ufunc(self.data, other))
         except ValueError:
             raise ValueError(f"{op}: shapes {self.shape} and {np.shape(other)} cannot be broadcast together") from None
 
@@ -822,65 +646,6 @@ class Tensor:
         return Tensor(np.full_like(t.data, value, dtype=dtype), requires_grad)
 
 
-def _backward_walk(root: Tensor, seed: np.ndarray, retain_graph: bool) -> None:
-    """Propagate ``seed`` from ``root`` to the leaves, one node at a time, without recursion.
-
-    Nodes are taken latest-created first (a max-heap on the rule's sequence number): every consumer of a
-    tensor was created after it, so a node is reached only when all of its gradient has arrived. One pass,
-    no separate topological sort, and each node's saved arrays are released as soon as it is done.
-    Gradients are keyed by the tensors themselves: their hash is their identity.
-    """
-    grads: dict[Tensor, np.ndarray] = {root: seed}
-    heap: list[tuple[int, Tensor]] = [(-root._ctx.seq, root)]
-    leaves: list[Tensor] = []
-    check = _anomaly
-    while heap:
-        node = heappop(heap)[1]
-        grad = grads.pop(node)
-        ctx = node._ctx
-        if type(ctx) is ReleasedGraph:
-            raise RuntimeError(
-                f"backward: the graph through '{ctx.name}' (output shape {node.shape}) was already released by "
-                "an earlier backward(); call the first backward(retain_graph=True) to go through it twice"
-            )
-        if node._retains_grad:
-            node._accumulate(grad)
-        for t, need, g in zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad)):
-            if not need:
-                continue
-            if check and g.dtype.kind == "f" and not np.isfinite(g).all():
-                raise _backward_anomaly(ctx, _position(ctx, t), grad, np.asarray(g))
-            data = t.data
-            if g.shape != data.shape:
-                g = _unbroadcast(g, data.shape, ctx, t)
-            if g.dtype != data.dtype:
-                g = g.astype(data.dtype)
-            previous = grads.get(t)
-            if previous is not None:
-                grads[t] = previous + g
-            else:
-                grads[t] = g
-                if t._ctx is None:
-                    leaves.append(t)
-                else:
-                    heappush(heap, (-t._ctx.seq, t))
-        if not retain_graph:
-            node._ctx = ctx.released
-    # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed
-    # is handed over without a copy, unless it is read-only or shares memory with the seed or another leaf's.
-    claimed = {id(seed if seed.base is None else seed.base)}
-    for leaf in leaves:
-        grad = grads[leaf]
-        owner = id(grad if grad.base is None else grad.base)
-        leaf._accumulate(grad, owned=owner not in claimed and grad.flags.writeable)
-        claimed.add(owner)
-
-
-def _position(ctx: Function, t: Tensor) -> int:
-    """Which input of ``ctx`` is ``t`` (by identity: ``==`` on tensors is elementwise)."""
-    return next(i for i, u in enumerate(ctx.inputs) if u is t)
-
-
 def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
     if reduction == "mean":
         return losses.mean()
@@ -891,14 +656,4 @@ def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def _unbroadcast(grad: np.ndarray, shape: Shape, ctx: Function, t: Tensor) -> np.ndarray:
-    """Sum a gradient of a broadcast shape back to the input's ``shape``; refuse shapes that cannot come from it."""
-    extra = grad.ndim - len(shape)
-    axes = list(range(extra))
-    for i, size in enumerate(shape):
-        if extra < 0 or grad.shape[extra + i] != size:
-            if extra < 0 or size != 1:
-                raise RuntimeError(f"{ctx.name}: backward returned a gradient of shape {grad.shape} for input "
-                                   f"{_position(ctx, t)} of shape {shape}")
-            axes.append(extra + i)
-    return grad.sum(axis=tuple(axes)).reshape(shape)
+engine.set_tensor_type(Tensor)

@@ -1,7 +1,7 @@
 """The blog's network, "Neural Network from Scratch Pt. 2", in pure NumPy.
 
 This is the post's code kept readable next to it: column vectors, one sample at a time, gradients summed over
-a batch, the same names and prints. It imports nothing from the engine on purpose: it is the hand-written
+a batch, the same names and prints. It uses nothing of the engine on purpose: it is the hand-written
 reference that ``compare.py`` puts next to autograd.
 
 The published ``backward`` defines ``sigmoid_deriv`` but never applies it: passing ``current`` down through a
@@ -23,6 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+
+from .._checks import check_labels
+from ..train import format_score
 
 # ----------------------------------------------------------------------------------------------------------
 # The post's functions (column vectors; a matrix of several columns is several samples)
@@ -78,17 +81,7 @@ def crossentropy_deriv(y: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 def one_hot(labels: np.ndarray | Sequence[int], classes: int) -> np.ndarray:
     """Integer labels (N,) -> float64 one-hot rows (N, classes)."""
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise ValueError(f"one_hot: expects integer labels of shape (N,), got {labels.dtype} of shape {labels.shape}")
-    if labels.size and (labels.min() < 0 or labels.max() >= classes):
-        raise ValueError(f"one_hot: labels must be in [0, {classes}), got values from {labels.min()} to {labels.max()}")
-    return np.eye(classes)[labels]
-
-
-def format_score(correct: int, total: int) -> str:
-    """The post's accuracy line, e.g. ``Score: 8730 / 10000 = 87.3%``."""
-    return f"Score: {correct} / {total} = {100 * correct / total:.1f}%" if total else "Score: 0 / 0"
+    return np.eye(classes)[check_labels(labels, classes, "one_hot")]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -178,6 +171,12 @@ class NN:
                              f"got shape {y.shape}")
         return y.reshape(n_out, 1)
 
+    def accumulate(self, rows: np.ndarray, targets: np.ndarray) -> None:
+        """The post's per-sample loop: ``forward`` then ``backward`` for each row, gradients summed."""
+        for x, y in zip(rows, targets):
+            self.forward(x)
+            self.backward(x, y)
+
     def zero_grad(self) -> None:
         """Reset the summed gradients to zero."""
         self.weight_grads = [np.zeros_like(w) for w in self.weights]
@@ -216,6 +215,14 @@ class NN:
         rows = self._rows(full_x)
         return crossentropy(self._targets(full_y, len(rows)).T, self._outputs(rows))
 
+    def sample_losses(self, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The cross-entropy of each sample (rows of ``rows``, one-hot ``targets``), by the batched forward."""
+        out = self._outputs(rows)
+        log_out = np.zeros_like(out)
+        with np.errstate(divide="ignore"):  # as in crossentropy: only the entries with y != 0 are evaluated
+            np.log(out, out=log_out, where=targets.T != 0)
+        return -np.sum(targets.T * log_out, axis=0)
+
     def predict(self, full_x: np.ndarray) -> np.ndarray:
         """The most probable class of each row of ``full_x``."""
         return np.argmax(self._outputs(self._rows(full_x)), axis=0)
@@ -247,11 +254,35 @@ class NN:
         for epoch in range(epochs):
             losses.append(self.loss(rows, targets))
             print(f"Epoch {epoch + 1}, current loss: {losses[-1]}")
-            for n, (x, y) in enumerate(zip(rows, targets), start=1):
-                self.forward(x)
-                self.backward(x, y)
-                if n % batch_size == 0 or n == len(rows):
-                    self.update(lr)
+            for start in range(0, len(rows), batch_size):
+                self.accumulate(rows[start:start + batch_size], targets[start:start + batch_size])
+                self.update(lr)
         losses.append(self.loss(rows, targets))
         print(f"Final loss: {losses[-1]}")
         return losses
+
+
+def manual_gradients(net: NN, x: np.ndarray, onehot: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The blog's ``backward`` for a whole batch at once: gradients summed over the rows of ``x``.
+
+    Same formulas as ``NN.backward``, applied to B columns side by side instead of one: for each sample
+    the output row is ``crossentropy_deriv @ softmax_deriv``, i.e. g @ (diag(s) - s s^T) = g*s - (g.s) s,
+    and every layer's gradient is a sum over the batch of the per-sample outer products, which one matrix
+    product computes. The hidden layers' sigmoid derivative is applied only when ``net.corrected``, as in
+    the blog's code. Returns ``(weight_grads, bias_grads)`` in the blog's shapes.
+    """
+    net.forward(x.T)  # the blog's layout: one column per sample
+    layers = net.layers
+    out = layers[-1].T  # (B, n_out) probabilities
+    g = crossentropy_deriv(onehot.T, out.T)  # (B, n_out) rows: -y / out
+    current = g * out - np.sum(g * out, axis=1, keepdims=True) * out
+    weight_grads, bias_grads = [np.empty(0)] * len(net.weights), [np.empty(0)] * len(net.weights)
+    for i in reversed(range(len(net.weights))):
+        weight_grads[i] = current.T @ layers[i].T
+        bias_grads[i] = current.sum(axis=0).reshape(-1, 1)
+        if i == 0:
+            break
+        current = current @ net.weights[i]
+        if net.corrected:
+            current = current * (layers[i] * (1 - layers[i])).T
+    return weight_grads, bias_grads

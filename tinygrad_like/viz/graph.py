@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,12 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from . import nn
-from ._files import atomic_write
-from .ops import ReleasedGraph
-from .tensor import Tensor
+from .. import nn
+from .._files import atomic_write
+from ..engine import ReleasedGraph, toposort
+from ..tensor import Tensor
 
-__all__ = ["LEGEND", "GraphvizNotFound", "blog_graph", "draw", "save"]
+__all__ = ["LEGEND", "GraphvizNotFound", "draw", "report_verdicts", "save"]
 
 # Category -> (fill colour, meaning). The order is the legend's order; ``draw``'s docstring repeats it.
 LEGEND: dict[str, tuple[str, str]] = {
@@ -39,6 +39,7 @@ LEGEND: dict[str, tuple[str, str]] = {
 Verdict = tuple[float, bool, str | None]  # a parameter's max relative gradient difference, agreement, cause
 
 RENDERED_FORMATS = ("svg", "png", "pdf", "jpg", "jpeg")
+RANKDIRS = ("TB", "LR", "BT", "RL")  # graphviz's layout directions
 SOURCE_FORMATS = ("gv", "dot")
 
 INSTALL_HINT = """install Graphviz, for example:
@@ -69,37 +70,15 @@ class GraphvizNotFound(RuntimeError):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _inputs(t: Tensor) -> Sequence[Tensor]:
-    ctx = t._ctx
-    if ctx is None:
-        return ()
-    if type(ctx) is ReleasedGraph:
-        # backward() dropped the rule (and with it the links to the inputs): there is nothing left to walk.
-        raise RuntimeError(
-            f"draw: the graph through '{ctx.name}' (output shape {t.shape}) was released by backward(); "
-            "draw before backward(), or call backward(retain_graph=True) to draw the graph with its gradients"
-        )
-    return ctx.inputs
-
-
 def _topological(root: Tensor) -> list[Tensor]:
-    """Every tensor ``root`` depends on (constants too), inputs before outputs, first input first.
-
-    An explicit stack instead of recursion, so deep graphs (100,000+ operations) draw fine.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((t, False) for t in reversed(_inputs(node)) if id(t) not in seen)
+    """The engine's toposort, refusing a graph that backward() released (nothing is left to draw there)."""
+    order = toposort(root)
+    for t in order:
+        if type(t.grad_fn) is ReleasedGraph:
+            raise RuntimeError(
+                f"draw: the graph through '{t.grad_fn.name}' (output shape {t.shape}) was released by backward(); "
+                "draw before backward(), or call backward(retain_graph=True) to draw the graph with its gradients"
+            )
     return order
 
 
@@ -117,7 +96,7 @@ def _module_calls(order: list[Tensor], index: dict[int, int]) -> list[_Call]:
     """The module calls whose outputs are in this graph, with the nodes each one made (back to its inputs)."""
     calls = []
     for i, t in enumerate(order):
-        for module, inputs in nn.module_calls.calls(t):
+        for module, inputs in getattr(t.grad_fn, "module_calls", ()):  # tagged by nn.Module.__call__
             calls.append(_Call(i, module, _members(t, {id(x) for x in inputs}, index)))
     return calls
 
@@ -131,7 +110,7 @@ def _members(out: Tensor, stop: set[int], index: dict[int, int]) -> set[int]:
         if id(t) in stop or i in members:
             continue
         members.add(i)
-        stack.extend(t._ctx.inputs if t._ctx is not None else ())
+        stack.extend(t.grad_fn.inputs if t.grad_fn is not None else ())
     return members
 
 
@@ -174,30 +153,32 @@ def _names(params: Mapping[str, Tensor] | nn.Module | None,
     return tensor_names, module_names
 
 
-def _report_entries(report: Any) -> dict[str, Verdict]:
-    """Parameter name -> (max relative difference, agrees, cause or None) from a report.
+def report_verdicts(report: Any) -> dict[str, Verdict]:
+    """Entry name -> (max relative difference, agrees, cause or None), from a report or a mapping.
 
-    ``report`` is a ``compare.GradientReport`` (read by its fields, so drawings do not depend on compare.py:
-    ``.parameters`` with ``name``, ``max_rel``, ``fd_max_rel``, ``ok`` and ``cause``) or a mapping of
-    name -> (max rel diff, agrees).
+    The interface a report offers drawings: ``report.entries``, each with ``name``, ``max_rel`` (hand-written vs
+    autograd), ``fd_max_rel`` (finite differences vs autograd), ``agree``, ``fd_agree`` and ``cause`` (a
+    sentence or None), as the gradient comparisons give them. A mapping of
+    name -> (max rel diff, agrees) works too.
     """
     if report is None:
         return {}
-    if not isinstance(report, Mapping) and isinstance(getattr(report, "parameters", None), Sequence):
-        return {p.name: (max(p.max_rel, p.fd_max_rel), p.ok, p.cause) for p in report.parameters}
+    entries = getattr(report, "entries", None)
+    if not isinstance(report, Mapping) and entries is not None:
+        return {e.name: (max(e.max_rel, e.fd_max_rel), e.agree and e.fd_agree, e.cause) for e in entries}
     if not isinstance(report, Mapping):
         raise TypeError(
-            "draw: report must be a GradientReport or a mapping of parameter name -> (max rel diff, agrees), "
+            "draw: report must have .entries (a GradientReport) or be a mapping of name -> (max rel diff, agrees), "
             f"got {type(report).__name__}"
         )
-    entries = {}
+    verdicts = {}
     for name, value in report.items():
         try:
             rel, agrees = value
         except (TypeError, ValueError):
             raise TypeError(f"draw: report[{name!r}] must be a pair (max rel diff, agrees), got {value!r}") from None
-        entries[str(name)] = (float(rel), bool(agrees), None)
-    return entries
+        verdicts[str(name)] = (float(rel), bool(agrees), None)
+    return verdicts
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -234,11 +215,7 @@ def _values(a: np.ndarray, max_values: int) -> str:
 
 
 def _op_label(t: Tensor) -> str:
-    ctx = t._ctx
-    order = getattr(ctx, "order", None)
-    if ctx.name == "permute" and len(order) > 1 and order == tuple(range(len(order) - 1, -1, -1)):
-        return "T"  # the transpose in Linear's ``x @ weight.T``: short, as it is written
-    return ctx.describe()
+    return t.grad_fn.label()  # each rule says how it is drawn (``T`` for a transpose, ``clip(0, 1)``, ...)
 
 
 @dataclass
@@ -275,7 +252,7 @@ def _category(t: Tensor, name: str | None, is_output: bool, diff: Verdict | None
         return "disagrees"
     if is_output:
         return "output"
-    if t._ctx is not None:
+    if t.grad_fn is not None:
         return "intermediate"
     if not t.requires_grad:
         return "constant"
@@ -303,9 +280,7 @@ def _node_line(node_id: str, label: str, category: str) -> str:
 
 
 def _cluster_label(module: nn.Module, name: str | None) -> str:
-    kind = type(module).__name__
-    if hasattr(module, "in_features") and hasattr(module, "out_features"):
-        kind += f"({module.in_features}, {module.out_features})"
+    kind = type(module).__name__ + (f"({module.extra_repr()})" if module.extra_repr() else "")
     return f"{name}: {kind}" if name else kind
 
 
@@ -350,9 +325,9 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         show_data, show_grad: show values (or summaries) and gradients. Gradients exist only after
             ``backward()``; since backward releases the graph, draw after ``backward(retain_graph=True)``.
         rankdir: graphviz layout direction, ``"LR"`` (left to right), ``"TB"``, ``"RL"`` or ``"BT"``.
-        report: a ``compare.GradientReport`` or a mapping of parameter name -> (max relative difference,
-            agrees); every named parameter in it shows its difference, and those that disagree are highlighted
-            (with the report's computed cause, e.g. ``missing sigmoid derivative``).
+        report: a ``GradientReport`` (see ``report_verdicts`` for what is read) or a mapping of parameter
+            name -> (max relative difference, agrees); every named parameter in it shows its difference, and
+            those that disagree are highlighted (with the report's computed cause).
         clusters: draw each recorded ``nn.Module`` call (e.g. each Linear layer) as a labelled cluster.
         legend: draw the colour legend.
         max_values: tensors with at most this many elements show all their values.
@@ -363,8 +338,8 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     Raises:
         RuntimeError: the graph was released by ``backward()`` without ``retain_graph=True``.
     """
-    if rankdir not in ("LR", "RL", "TB", "BT"):
-        raise ValueError(f"draw: rankdir must be 'LR', 'RL', 'TB' or 'BT', got {rankdir!r}")
+    if rankdir not in RANKDIRS:
+        raise ValueError(f"draw: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if not isinstance(tensor, Tensor):
         raise TypeError(f"draw: expects a Tensor, got {type(tensor).__name__}")
     if max_values < 0:
@@ -383,7 +358,7 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     calls = found if clusters else []
     owner = _assign_clusters(calls)
     bodies = _cluster_bodies(calls, module_names)
-    used, edges = _add_nodes(graph, order, index, owner, bodies, tensor_names, _report_entries(report), style)
+    used, edges = _add_nodes(graph, order, index, owner, bodies, tensor_names, report_verdicts(report), style)
     _nest_clusters(graph, calls, bodies)
     graph.body.extend(edges)
     if legend:
@@ -401,15 +376,15 @@ def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], index: dict[int, in
     for i, t in enumerate(order):
         name = names.get(id(t))
         diff = diffs.get(name) if name is not None else None
-        title = _op_label(t) if t._ctx is not None else (name or _leaf_title(t))
+        title = _op_label(t) if t.grad_fn is not None else (name or _leaf_title(t))
         category = _category(t, name, i == last, diff)
         body = bodies[id(owner[i])].body if i in owner else graph.body
         body.append(_node_line(f"t{i}", _tensor_label(t, title, diff, style), category))
         used.add(category)
-        if t._ctx is not None:
+        if t.grad_fn is not None:
             body.append(_node_line(f"op{i}", _op_label(t), "op"))
             used.add("op")
-            edges.extend(f"\tt{index[id(x)]} -> op{i}\n" for x in t._ctx.inputs)
+            edges.extend(f"\tt{index[id(x)]} -> op{i}\n" for x in t.grad_fn.inputs)
             edges.append(f"\top{i} -> t{i}\n")
     return used, edges
 
@@ -471,21 +446,3 @@ def save(graph: graphviz.Digraph, path: str | os.PathLike) -> Path:
         raise GraphvizNotFound(path, source_path) from None
     _write_atomic(path, picture)
     return path
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The blog's network
-# ----------------------------------------------------------------------------------------------------------
-
-
-def blog_graph(mlp: nn.MLP, x: Any, labels: Any, **options: Any) -> graphviz.Digraph:
-    """Draw the blog's loss graph (``nn.blog_loss``) of ``mlp`` on the batch ``x`` (N, n_in) with ``labels``.
-
-    The graph is matmul, add, sigmoid, ..., softmax, log, times the one-hot labels, sum, negated. It is
-    drawn after ``backward(retain_graph=True)`` so every parameter shows its gradient (``mlp``'s gradients
-    are reset first). ``options`` go to ``draw``, e.g. ``report=compare_gradients(net, mlp, x, labels)``.
-    """
-    mlp.zero_grad()
-    loss = nn.blog_loss(mlp, x, labels)
-    loss.backward(retain_graph=True)
-    return draw(loss, params=mlp, **options)

@@ -1,0 +1,86 @@
+"""The package's layout: rooms import only the rooms below them, and the library knows nothing of the blog study."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tinygrad_like
+
+PACKAGE = Path(tinygrad_like.__file__).parent
+
+# Each room may import the rooms of lower levels only (and its own files). Files starting with "_" are helpers
+# that import nothing of the package.
+LEVELS = [
+    {"_files", "_checks", "_progress"},
+    {"engine"},
+    {"ops"},
+    {"tensor"},
+    {"nn", "optim", "gradcheck"},
+    {"viz", "data", "train"},
+    {"blog"},
+    {"compare"},
+    {"__init__"},  # the public names; imports the study so that nn.MLP.from_blog works after any import
+    {"cli"},
+    {"__main__"},
+]
+LIBRARY = set().union(*LEVELS[:6])
+
+
+def room_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def level_of(room: str) -> int:
+    return next(i for i, rooms in enumerate(LEVELS) if room in rooms)
+
+
+def package_imports(path: Path) -> set[str]:
+    """The rooms of the package that ``path`` imports (relative imports resolved to their room)."""
+    tree = ast.parse(path.read_text())
+    depth = len(path.relative_to(PACKAGE).parts) - 1  # 0 for a top-level file, 1 inside a sub-package
+    rooms = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            if node.level - 1 == depth:  # from the package's top: the module (or its names) is the room
+                names = [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+                rooms |= {n if any(n in level for level in LEVELS) else "__init__" for n in names}
+            elif node.level - 1 < depth:
+                rooms.add(room_of(path))  # a sibling inside the same sub-package
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names = [node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names]
+            rooms |= {n.split(".")[1] for n in names if n and n.startswith("tinygrad_like.")}
+    return rooms
+
+
+FILES = sorted(PACKAGE.rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_point_down(path):
+    room = room_of(path)
+    for other in package_imports(path) - {room}:
+        assert level_of(other) < level_of(room), f"{room} imports {other}, which is not below it"
+
+
+@pytest.mark.parametrize("path", [p for p in FILES if room_of(p) in LIBRARY], ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_library_rooms_know_nothing_of_the_blog(path):
+    assert "blog" not in package_imports(path)
+    assert "blog" not in path.read_text().lower(), f"{path.name} mentions the blog"
+
+
+def test_the_blogs_network_uses_nothing_of_the_engine():
+    assert package_imports(PACKAGE / "blog" / "network.py") <= {"_checks", "train", "blog"}
+    tree = ast.parse((PACKAGE / "blog" / "network.py").read_text())
+    names = {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for a in node.names}
+    assert names <= {"annotations", "Sequence", "np", "check_labels", "format_score"}
+
+
+def test_import_loads_nothing_optional():
+    code = ("import sys, tinygrad_like; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'graphviz', 'matplotlib', 'torch', 'onnx', "
+            "'tqdm', 'safetensors', 'onnxruntime'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

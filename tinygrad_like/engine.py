@@ -1,0 +1,401 @@
+"""The engine: everything that differentiates, and nothing else.
+
+- ``Function``: the base of every rule. A rule's ``forward`` takes NumPy arrays and returns an array, keeping
+  on ``self`` what its ``backward`` needs; ``backward(grad)`` returns one gradient per input. ``Rule.apply(*tensors,
+  **params)`` runs it and records it in the graph. The library's rules (``ops.py``) and a user's own are written
+  the same way and go through the same ``apply``.
+- Grad mode and anomaly mode, per thread (as PyTorch).
+- ``toposort``: the one graph walk, used by ``backward``, by the drawings and by the tests.
+- ``backward``: gradients from an output to the leaves, broadcasting undone in one place (``unbroadcast``).
+
+The engine does not import the Tensor API (``tensor.py`` sits on top of it): ``tensor.py`` hands it the class
+to build results with (``set_tensor_type``).
+"""
+
+from __future__ import annotations
+
+import functools
+import gc
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "is_anomaly_enabled",
+    "is_grad_enabled", "no_grad", "quiet", "rules", "toposort", "unbroadcast",
+]
+
+# ----------------------------------------------------------------------------------------------------------
+# NumPy's floating-point warnings are silenced around every rule: out-of-domain values (log(0), exp(1000),
+# 0 * inf) give NumPy's inf/nan quietly, and the anomaly checks report them where asked.
+# ----------------------------------------------------------------------------------------------------------
+
+try:  # NumPy >= 2 keeps its error state in a context variable: switching it costs ~0.1 us instead of ~2 us.
+    from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
+
+    _IGNORE_ALL = _make_extobj(all="ignore")
+
+    def _silence() -> object:
+        return _extobj_contextvar.set(_IGNORE_ALL)
+
+    def _restore(token: object) -> None:
+        _extobj_contextvar.reset(token)
+
+except ImportError:  # older NumPy: the public (slower) context manager does the same job
+
+    def _silence() -> object:
+        state = np.errstate(all="ignore")
+        state.__enter__()
+        return state
+
+    def _restore(token: object) -> None:
+        token.__exit__(None, None, None)
+
+
+class quiet:  # noqa: N801 - used like np.errstate
+    """``with quiet():`` is ``np.errstate(all="ignore")``, cheap enough to wrap every op."""
+
+    __slots__ = ("token",)
+
+    def __enter__(self) -> None:
+        self.token = _silence()
+
+    def __exit__(self, *exc: object) -> None:
+        _restore(self.token)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Grad mode and anomaly mode: per thread, so one thread's no_grad() never changes what another records
+# ----------------------------------------------------------------------------------------------------------
+
+_ANOMALY_FROM_ENV = os.environ.get("TINYGRAD_LIKE_DETECT_ANOMALY", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class _ThreadState(threading.local):
+    grad_enabled = True
+    anomaly = _ANOMALY_FROM_ENV
+
+
+_state = _ThreadState()
+
+
+class _Mode:
+    """A context manager (and decorator) that sets one per-thread flag and restores it on exit."""
+
+    flag = ""
+    value = True
+
+    def __enter__(self) -> _Mode:
+        self._previous = getattr(_state, self.flag)
+        setattr(_state, self.flag, self.value)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        setattr(_state, self.flag, self._previous)
+
+    def _fresh(self) -> _Mode:
+        return type(self)()
+
+    def __call__(self, fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():  # a fresh context per call: calls may nest or run in several threads
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_Mode):  # noqa: N801 - named like PyTorch's and tinygrad's
+    """Context manager (and decorator) under which no graph is recorded, in this thread."""
+
+    flag, value = "grad_enabled", False
+
+
+class enable_grad(_Mode):  # noqa: N801 - named like PyTorch's
+    """Context manager (and decorator) that records the graph again, e.g. inside ``no_grad()``."""
+
+    flag, value = "grad_enabled", True
+
+
+class detect_anomaly(_Mode):  # noqa: N801 - named like PyTorch's
+    """Context manager (and decorator) that raises ``FloatingPointError`` at the first nan/inf, in this thread.
+
+    Every forward result and every backward gradient is checked; the error names the op that produced the
+    bad values, the ops that made its inputs, and the shapes. Also switched on for a whole run by the
+    environment variable ``TINYGRAD_LIKE_DETECT_ANOMALY=1``.
+    """
+
+    flag = "anomaly"
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.value = enabled
+
+    def _fresh(self) -> detect_anomaly:
+        return detect_anomaly(self.value)
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()`` (in this thread)."""
+    return _state.grad_enabled
+
+
+def is_anomaly_enabled() -> bool:
+    """True inside ``detect_anomaly()`` (in this thread) or with ``TINYGRAD_LIKE_DETECT_ANOMALY=1``."""
+    return _state.anomaly
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Function: the base of every rule, and the one way to record one
+# ----------------------------------------------------------------------------------------------------------
+
+_tensor_type: Any = None  # the Tensor class, handed over by tensor.py (which imports this module)
+_registry: dict[str, dict[str, type[Function]]] = {}  # module -> rule name -> rule
+
+
+def set_tensor_type(cls: type) -> None:
+    """Called once by ``tensor.py``: the class ``apply`` builds its results with."""
+    global _tensor_type
+    _tensor_type = cls
+
+
+def rules(module: str | None = None) -> dict[str, type[Function]]:
+    """Every registered rule by name (those defined in ``module`` only, when given)."""
+    if module is not None:
+        return dict(_registry.get(module, {}))
+    return {name: rule for table in _registry.values() for name, rule in table.items()}
+
+
+class ReleasedGraph:
+    """Takes the place of a rule once ``backward()`` has released it: the name stays, the saved arrays go."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class Function:
+    """Base of every rule: subclass it, write ``forward`` and ``backward``, record it with ``apply``.
+
+    ``forward(*arrays, **params)``: NumPy arrays in (one per tensor given to ``apply``), an array out; keep on
+    ``self`` what backward needs. ``backward(grad)``: the gradient of the loss with respect to the output in,
+    one gradient per input out (``None`` where ``self.needs_grad[i]`` is False). A gradient may have the
+    broadcast shape: the engine sums it back to the input's shape and casts it to the input's dtype.
+    Return new arrays or views of ``grad``, never an array the rule keeps (leaves get them without a copy).
+
+    Class attributes: ``name`` (default: the class name in lower case), ``hint`` (said when the forward makes
+    nan/inf under ``detect_anomaly``), ``backward_hint`` (the same for the backward). ``label()`` is the text
+    drawings and error messages show, e.g. ``sum(axis=(1,))``.
+
+    The engine sets ``inputs`` (the Tensors) and ``needs_grad`` (one bool per input) when it records the op,
+    and ``module_calls`` when an ``nn.Module`` call returned its result (drawings group those ops).
+    """
+
+    __slots__ = ("inputs", "needs_grad", "module_calls")
+    name = "function"
+    hint: str | None = None
+    backward_hint: str | None = None
+    released: ReleasedGraph
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__.lower()
+        cls.released = ReleasedGraph(cls.name)  # one shared marker per rule
+        _registry.setdefault(cls.__module__, {})[cls.name] = cls
+
+    def forward(self, *args: np.ndarray, **params: Any) -> np.ndarray:  # pragma: no cover - every rule overrides
+        raise NotImplementedError(f"{self.name}: forward is not defined")
+
+    def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:  # pragma: no cover
+        raise NotImplementedError(f"{self.name}: backward is not defined")
+
+    def label(self) -> str:
+        """Short text for drawings and error messages; rules with parameters show them."""
+        return self.name
+
+    @classmethod
+    def apply(cls, *inputs: Any, **params: Any) -> Any:
+        """Run the rule forward on the tensors' arrays and, where a gradient is wanted, record it.
+
+        ``inputs`` are Tensors; ``params`` (axes, shapes, constants) go to ``forward`` as keywords.
+        """
+        fn = cls.__new__(cls)
+        token = _silence()
+        try:
+            data = fn.forward(*[t.data for t in inputs], **params)
+        except (ValueError, TypeError, IndexError) as e:
+            raise _named_error(e, cls.name, inputs) from None
+        except AttributeError:
+            bad = [type(t).__name__ for t in inputs if not isinstance(t, _tensor_type)]
+            if bad:
+                raise TypeError(f"{cls.name}.apply: inputs must be Tensors, got {', '.join(bad)}") from None
+            raise
+        finally:
+            _restore(token)
+        state = _state
+        if state.anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise _forward_anomaly(fn, inputs, np.asarray(data))
+        if state.grad_enabled:
+            needs = tuple([t.requires_grad for t in inputs])
+            if True in needs:
+                fn.inputs, fn.needs_grad = inputs, needs
+                return _tensor_type._from_array(data, fn)
+        return _tensor_type._from_array(data, None)
+
+
+def _named_error(e: Exception, name: str, inputs: Sequence[Any]) -> Exception:
+    """The same error, its message starting with the op's name (rules' own messages already do)."""
+    message = str(e)
+    if message.startswith(f"{name}:"):
+        return e
+    shapes = [str(getattr(t, "shape", "?")) for t in inputs]
+    if "could not be broadcast" in message:  # NumPy's wording, with the shapes printed without commas
+        return ValueError(f"{name}: shapes {' and '.join(shapes)} cannot be broadcast together")
+    shapes = ", ".join(shapes)
+    try:
+        return type(e)(f"{name}: {message} (input shapes {shapes})")
+    except TypeError:  # an exception class with another constructor
+        return ValueError(f"{name}: {message} (input shapes {shapes})")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Anomaly reports
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _describe_values(a: np.ndarray) -> str:
+    if a.dtype.kind != "f" or np.isfinite(a).all():
+        return "finite" if a.size == 0 else f"finite, min {a.min():.4g}, max {a.max():.4g}"
+    return f"{np.isnan(a).sum()} nan, {np.isposinf(a).sum()} inf, {np.isneginf(a).sum()} -inf of {a.size}"
+
+
+def _origin(t: Any) -> str:
+    return "a leaf" if t._ctx is None else t._ctx.name
+
+
+def _forward_anomaly(fn: Function, inputs: Sequence[Any], out: np.ndarray) -> FloatingPointError:
+    parts = [f"detect_anomaly: {fn.label()} produced non-finite values in its output of shape {out.shape} "
+             f"({_describe_values(out)})."]
+    for i, t in enumerate(inputs):
+        parts.append(f"Input {i} (shape {t.shape}) came from {_origin(t)}: {_describe_values(np.asarray(t.data))}.")
+    if fn.hint:
+        parts.append(f"Hint: {fn.hint}.")
+    return FloatingPointError(" ".join(parts))
+
+
+def _backward_anomaly(fn: Function, index: int, grad_in: np.ndarray, grad_out: np.ndarray) -> FloatingPointError:
+    t = fn.inputs[index]
+    return FloatingPointError(
+        f"detect_anomaly: the backward rule of {fn.label()} produced non-finite values in the gradient of its "
+        f"input {index} (shape {t.shape}, which came from {_origin(t)}): {_describe_values(grad_out)}. "
+        f"The gradient arriving at {fn.name}'s output (shape {grad_in.shape}) was {_describe_values(grad_in)}."
+        + (f" Hint: {fn.backward_hint}." if fn.backward_hint else "")
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The graph walk and the backward pass
+# ----------------------------------------------------------------------------------------------------------
+
+
+def toposort(root: Any) -> list[Any]:
+    """Every tensor ``root`` depends on (constants too), inputs before outputs, first input first; ``root`` last.
+
+    An explicit stack instead of recursion, so million-op chains work. A released node (its graph freed by an
+    earlier ``backward``) has no inputs left and ends the walk there.
+    """
+    order: list[Any] = []
+    seen: set[Any] = set()  # tensors hash by identity
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        node, expanded = pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        push((node, True))
+        ctx = node._ctx
+        if ctx is not None and type(ctx) is not ReleasedGraph:
+            for t in reversed(ctx.inputs):
+                if t not in seen:
+                    push((t, False))
+    return order
+
+
+def backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
+    """Propagate ``seed`` (the gradient of ``root``) to every leaf that requires grad, accumulating into ``.grad``.
+
+    Nodes are visited in reverse topological order, so a node's gradient is complete when its rule runs;
+    each rule's saved arrays are released as soon as it is done, unless ``retain_graph``.
+    """
+    collector_was_on = gc.isenabled()
+    gc.disable()  # the walk makes no reference cycles; pausing the collector spares rescans of a big graph
+    token = _silence()
+    try:
+        _walk(root, seed, retain_graph)
+    finally:
+        _restore(token)
+        if collector_was_on:
+            gc.enable()
+
+
+def _walk(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
+    grads: dict[Any, np.ndarray] = {root: seed}
+    leaves: list[Any] = []
+    check = _state.anomaly
+    for node in reversed(toposort(root)):
+        grad = grads.pop(node, None)
+        ctx = node._ctx
+        if grad is None or ctx is None:
+            if grad is not None and node.requires_grad:
+                leaves.append((node, grad))
+            continue
+        if type(ctx) is ReleasedGraph:
+            raise RuntimeError(
+                f"backward: the graph through '{ctx.name}' (output shape {node.shape}) was already released by "
+                "an earlier backward(); call the first backward(retain_graph=True) to go through it twice"
+            )
+        if node._retains_grad:
+            node._accumulate(grad)
+        for i, (t, need, g) in enumerate(zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad))):
+            if not need:
+                continue
+            if check and g.dtype.kind == "f" and not np.isfinite(g).all():
+                raise _backward_anomaly(ctx, i, grad, np.asarray(g))
+            data = t.data
+            if g.shape != data.shape:
+                g = unbroadcast(g, data.shape, ctx, i)
+            if g.dtype != data.dtype:
+                g = g.astype(data.dtype)
+            previous = grads.get(t)
+            grads[t] = g if previous is None else previous + g
+        if not retain_graph:
+            node._ctx = ctx.released
+    # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed
+    # is handed over without a copy, unless it is read-only or shares memory with the seed or another leaf's.
+    claimed = {id(seed if seed.base is None else seed.base)}
+    for leaf, grad in leaves:
+        owner = id(grad if grad.base is None else grad.base)
+        leaf._accumulate(grad, owned=owner not in claimed and grad.flags.writeable)
+        claimed.add(owner)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], ctx: Function, index: int) -> np.ndarray:
+    """Sum a gradient of a broadcast shape back to input ``index``'s ``shape``; refuse shapes that cannot come
+    from it, naming the op, the input and both shapes."""
+    extra = grad.ndim - len(shape)
+    axes = list(range(extra))
+    for i, size in enumerate(shape):
+        if extra < 0 or grad.shape[extra + i] != size:
+            if extra < 0 or size != 1:
+                raise RuntimeError(f"{ctx.name}: backward returned a gradient of shape {grad.shape} for input "
+                                   f"{index} of shape {shape}")
+            axes.append(extra + i)
+    return grad.sum(axis=tuple(axes)).reshape(shape)

@@ -1,0 +1,163 @@
+"""``Module``: the base of every layer and network, with its parameters, state, saving and loading.
+
+Parameters are the Tensor attributes of a module (and of its sub-modules, lists and tuples), named by their
+attribute path, e.g. ``layers.0.weight``. ``save``/``load`` use NumPy ``.npz`` files without pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._files import atomic_write
+from ..tensor import Tensor
+
+CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
+
+
+
+_registry: dict[str, type[Module]] = {}
+
+
+class Module:
+    """Base class: subclasses set Tensors and Modules as attributes and define ``forward``."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _registry[cls.__name__] = cls
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.mark_call(self.forward(*args, **kwargs), *args)
+
+    def mark_call(self, out: Any, *inputs: Any) -> Any:
+        """Tag the graph node that made ``out`` as this module's call on ``inputs``; returns ``out``.
+
+        ``__call__`` does it for every call, so drawings can group a layer's operations into a cluster without
+        any registry: the tag lives on the node and goes with it. Code that computes a module's output
+        without calling it (e.g. an unfused version of a layer) can call this itself.
+        """
+        fn = out.grad_fn if isinstance(out, Tensor) else None
+        if fn is not None and not any(a is out for a in inputs):  # a module that returns its input made nothing
+            call = (self, tuple(a for a in inputs if isinstance(a, Tensor)))
+            fn.module_calls = getattr(fn, "module_calls", ()) + (call,)  # innermost call first
+        return out
+
+    def extra_repr(self) -> str:
+        """The module's settings in a few words, e.g. ``784, 64`` for a Linear layer (repr and drawings)."""
+        return ""
+
+    # -- parameters -----------------------------------------------------------------------------------------
+    def _children(self) -> Iterator[tuple[str, Any]]:
+        for name, value in vars(self).items():
+            if isinstance(value, (list, tuple)):
+                for i, item in enumerate(value):
+                    if isinstance(item, (Tensor, Module)):
+                        yield f"{name}.{i}", item
+            elif isinstance(value, (Tensor, Module)):
+                yield name, value
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module (named ``prefix``) and every sub-module, depth first."""
+        yield prefix, self
+        for name, value in self._children():
+            if isinstance(value, Module):
+                yield from value.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """Every parameter (Tensor attribute, also inside sub-modules, lists and tuples) with its dotted name."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules(prefix):
+            for name, value in module._children():
+                if isinstance(value, Tensor) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{module_name}.{name}" if module_name else name), value
+
+    def parameters(self) -> list[Tensor]:
+        """The tensors of ``named_parameters``, in the same order."""
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient (``.grad = None``)."""
+        for p in self.parameters():
+            p.grad = None
+
+    # -- state ----------------------------------------------------------------------------------------------
+    def config(self) -> dict[str, Any] | None:
+        """Constructor arguments (JSON-able) that rebuild this module, or None if it cannot be rebuilt."""
+        return None
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter's array, by name."""
+        return {name: p.data.copy() for name, p in self.named_parameters()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Copy arrays into the parameters; every missing, unexpected or mismatched entry is reported at once."""
+        params = dict(self.named_parameters())
+        problems = [f"missing {name} {tuple(p.shape)} {p.dtype}" for name, p in params.items() if name not in state]
+        problems += [f"unexpected {name}" for name in state if name not in params and name != CONFIG_KEY]
+        for name, p in params.items():
+            if name in state:
+                value = np.asarray(state[name].data if isinstance(state[name], Tensor) else state[name])
+                if value.shape != p.shape or value.dtype != p.dtype:
+                    problems.append(f"{name}: expected {p.shape} {p.dtype}, got {value.shape} {value.dtype}")
+        if problems:
+            raise ValueError(f"load_state_dict: {type(self).__name__} does not match the state:\n  "
+                             + "\n  ".join(problems))
+        for name, p in params.items():
+            p.data = np.array(state[name].data if isinstance(state[name], Tensor) else state[name])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the parameters (and the constructor arguments) to an ``.npz`` file, atomically."""
+        path = Path(path)
+        arrays = self.state_dict()
+        config = self.config()
+        if config is not None:
+            arrays[CONFIG_KEY] = np.array(json.dumps({"class": type(self).__name__, "args": config}))
+        with atomic_write(path) as f:  # the old file stays intact until the new one is complete
+            np.savez(f, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Module:
+        """Rebuild a module saved by ``save`` (its class and constructor arguments are in the file)."""
+        state = read_npz(path)
+        if CONFIG_KEY not in state:
+            raise ValueError(f"load: {path} holds no module description; build the module yourself and call "
+                             "module.load_state_dict(nn.read_npz(path))")
+        try:
+            config = json.loads(str(state.pop(CONFIG_KEY)))
+            module_cls = _registry[config["class"]]
+            module = module_cls(**config["args"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"load: {path} has an unusable module description ({e})") from None
+        if not isinstance(module, cls):
+            raise TypeError(f"load: {path} holds a {type(module).__name__}, not a {cls.__name__}")
+        module.load_state_dict(state)
+        return module
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, value in self._children():
+            text = repr(value) if isinstance(value, Module) else f"Tensor{tuple(value.shape)}"
+            lines.append(f"  ({name}): " + text.replace("\n", "\n  "))
+        return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file; never unpickles, so a crafted file cannot run code."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"load: {path} does not exist or is not a file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {name: f[name] for name in f.files}
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"load: {path} is not a readable .npz weights file ({e})") from None
