@@ -1,8 +1,6 @@
 """The blog's network in pure NumPy (tinygrad_like.blog): formulas, shapes, backward, the training loop."""
 
-import ast
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -243,7 +243,8 @@ def test_every_registered_rule_is_named_documented_and_labelled(name):
 
 
 def test_the_rule_table_holds_the_primitives_users_call():
-    assert {"add", "mul", "matmul", "linear", "log", "log1p", "sigmoid", "softmax", "cross_entropy", "getitem"} <= set(RULES)
+    assert {"add", "mul", "matmul", "linear", "log", "log1p", "sigmoid", "softmax", "cross_entropy",
+            "getitem"} <= set(RULES)
 
 
 def test_log1p_is_accurate_for_tiny_inputs_and_differentiates():
