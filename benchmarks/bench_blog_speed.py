@@ -86,15 +86,15 @@ def main() -> int:
     x, y, source = load(args.dataset, args.data_dir)
     x64 = x.astype(np.float64)  # the blog's code works in float64; converting is not part of its epoch
     n, part = len(x), min(args.slice, len(x))
-    recipe = train.blog_recipe(epochs=1)
+    recipe = blog.blog_recipe(epochs=1)
 
     def ours(backend: str = "autograd", dtype: str = "float32"):
-        chosen = train.blog_recipe(epochs=1, dtype=dtype)
+        chosen = blog.blog_recipe(epochs=1, dtype=dtype)
         inputs = x if dtype == "float32" else x64
 
         def run() -> float:
             model = train.build_model(chosen, seed=0)
-            return train.train(model, inputs, y, chosen, backend=backend, log=None, progress=False).seconds
+            return blog.train(model, inputs, y, chosen, backend=backend, log=None, progress=False).seconds
         return run
 
     def blogs_loop() -> float:

@@ -39,7 +39,7 @@ def candidates(dtype_name, x, y, batches, torch):
     """The timed epochs for one dtype: ours twice, the GEMM floor, and PyTorch when installed."""
     import numpy as np
 
-    from tinygrad_like import Tensor, nn, optim, train
+    from tinygrad_like import Tensor, blog, nn, optim, train
 
     dtype = np.dtype(dtype_name)
     mlp = nn.MLP(SIZES, seed=0, dtype=dtype)
@@ -52,11 +52,11 @@ def candidates(dtype_name, x, y, batches, torch):
             opt.step()
 
     loop_model = nn.MLP(SIZES, seed=0, dtype=dtype)
-    recipe = train.blog_recipe(epochs=1, dtype=dtype_name)
-    stepper = train._stepper(loop_model, recipe, "autograd", per_sample=False)
+    recipe = blog.blog_recipe(epochs=1, dtype=dtype_name)
+    stepper = train.AutogradStepper(loop_model, recipe)
 
     def ours_train_loop():
-        train._epoch(stepper, recipe, x, y, None, 0, len(batches), "", progress=False)
+        train.run_epoch(stepper, recipe, x, y, None, 0, len(batches), "", progress=False)
 
     w0, w1, w2 = (layer.weight.data for layer in mlp.layers)
 

@@ -26,7 +26,7 @@ from .tensor import Tensor, no_grad
 
 __all__ = [
     "AutogradStepper", "EpochStats", "Recipe", "TrainResult", "build_model", "evaluate", "format_score",
-    "plot_history", "prepare", "train",
+    "fold_standardization", "plot_history", "prepare", "run_epoch", "train",
 ]
 
 INITS = ("uniform", "default")
@@ -228,9 +228,10 @@ class AutogradStepper:
         """Nothing to copy: the optimizer updates the model's own parameters."""
 
 
-def _epoch(stepper: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,
+def run_epoch(stepper: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,
            first_step: int, total_steps: int, desc: str, progress: bool) -> None:
-    """One pass over the training set, one step per batch; ``first_step`` counts steps for the lr schedule."""
+    """One pass over the training set, one ``stepper.step`` per batch (then ``stepper.sync()``); ``rng`` shuffles
+    (None keeps the order), ``first_step`` and ``total_steps`` place the epoch in the lr schedule."""
     n_steps = math.ceil(len(x) / recipe.batch_size)
     bar = progress_bar(n_steps, desc, "batch", progress)
     try:
@@ -277,7 +278,7 @@ def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe, *,
     for epoch in range(1, recipe.epochs + 1):
         say(f"Epoch {epoch}, current loss: {loss}")
         start = time.perf_counter()
-        _epoch(stepper, recipe, xs, y, rng, (epoch - 1) * steps_per_epoch, recipe.epochs * steps_per_epoch,
+        run_epoch(stepper, recipe, xs, y, rng, (epoch - 1) * steps_per_epoch, recipe.epochs * steps_per_epoch,
                f"epoch {epoch}/{recipe.epochs}", progress)
         seconds = time.perf_counter() - start
         if epoch == recipe.epochs and recipe.standardize:
