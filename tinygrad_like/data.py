@@ -27,6 +27,11 @@ import hashlib
 import http.client
 import math
 import os
+import socket
+import stat
+import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -38,7 +43,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import _NPZ_ERRORS, _MissingArrays, _read_npz, atomic_write
 
 __all__ = [
     "DATASETS",
@@ -69,7 +74,15 @@ NUM_CLASSES = 10
 DATA_ENV = "TINYGRAD_LIKE_DATA"
 # Comma or space separated base URLs replacing MIRRORS; "{dataset}" in a URL is replaced by the dataset name.
 MIRRORS_ENV = "TINYGRAD_LIKE_MIRRORS"
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # seconds of silence allowed while connecting or reading
+DEFAULT_DEADLINE = 600.0  # seconds for one whole file, however the server paces it
+# Caps on what a local file may make us allocate. MNIST's largest array is 47 MB; these leave room for
+# MNIST-like sets (EMNIST's largest is 547 MB) while refusing a crafted header before it costs memory.
+MAX_IDX_BYTES = 768 * 2**20
+MAX_NPZ_DATASET_BYTES = 768 * 2**20
+MAX_IDX_DIMS = 64  # NumPy's limit on the number of dimensions
+# A download whose size is neither pinned (SIZES) nor announced (Content-Length) is cut off here.
+MAX_DOWNLOAD_BYTES = 256 * 2**20
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 MIRRORS: dict[str, tuple[str, ...]] = {
@@ -103,6 +116,22 @@ SHA256: dict[str, dict[str, str]] = {
     },
 }
 
+# Exact byte counts of the same original gz files: a download is refused as soon as it exceeds them.
+SIZES: dict[str, dict[str, int]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": 9912422,
+        "train-labels-idx1-ubyte.gz": 28881,
+        "t10k-images-idx3-ubyte.gz": 1648877,
+        "t10k-labels-idx1-ubyte.gz": 4542,
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": 26421880,
+        "train-labels-idx1-ubyte.gz": 29515,
+        "t10k-images-idx3-ubyte.gz": 4422102,
+        "t10k-labels-idx1-ubyte.gz": 5148,
+    },
+}
+
 Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 PathArg = str | os.PathLike[str]
 
@@ -128,55 +157,99 @@ _GZIP_MAGIC = b"\x1f\x8b"
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # 2051 and 2049: uint8 with 3 and 1 dimensions
 
 
-def _open(path: Path) -> IO[bytes]:
-    """Open raw or gzipped data alike; sniff the gzip magic rather than trust the file name."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == _GZIP_MAGIC
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+_CHUNK = 1 << 20
+_TRAILING_PROBE = 1 << 16  # how far past the declared data a gz stream is read to report trailing bytes
 
 
-def _read_idx(path: Path, expected_magic: int | None = None) -> np.ndarray:
+def _read_into(f: IO[bytes], array: np.ndarray) -> int:
+    """Fill ``array``'s memory from ``f`` in bounded chunks (no second copy); the number of bytes read."""
+    if not array.nbytes:
+        return 0
+    view, done = memoryview(array.view(np.uint8)), 0
+    while done < len(view):
+        n = f.readinto(view[done:done + _CHUNK])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _read_idx(path: Path, expected_magic: int | None = None, max_bytes: int = MAX_IDX_BYTES,
+              limit: str = "limit") -> np.ndarray:
+    """Read an IDX file, allocating only what its header declares, and only once that passed ``max_bytes``."""
     try:
-        with _open(path) as f:
-            head = f.read(4)
-            if len(head) < 4:
-                raise DatasetError(f"{path}: truncated IDX file: {len(head)} bytes, too short for a header")
-            magic = int.from_bytes(head, "big")
-            if expected_magic is not None and magic != expected_magic:
-                kind = "image" if expected_magic == IMAGES_MAGIC else "label"
-                raise DatasetError(f"{path}: bad magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
-                                   f"({expected_magic}) for an IDX {kind} file")
-            if head[:2] != b"\0\0" or head[2] not in _IDX_TYPES:
-                raise DatasetError(f"{path}: bad magic number 0x{magic:08x}: not an IDX file")
-            dtype, ndim = _IDX_TYPES[head[2]], head[3]
-            dims_raw = f.read(4 * ndim)
-            if len(dims_raw) < 4 * ndim:
-                raise DatasetError(f"{path}: truncated IDX file: header announces {ndim} dimensions "
-                                   "but the file ends inside the header")
-            shape = tuple(int.from_bytes(dims_raw[4 * i:4 * i + 4], "big") for i in range(ndim))
-            # Read to the end rather than trust the header's size: a corrupt header must not allocate gigabytes.
-            payload = f.read()
+        with open(path, "rb") as raw:
+            st = os.fstat(raw.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise DatasetError(f"{path}: not a regular file")
+            gzipped = raw.read(2) == _GZIP_MAGIC  # sniff the gzip magic rather than trust the file name
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw as f:
+                return _read_idx_stream(path, f, None if gzipped else st.st_size, expected_magic, max_bytes,
+                                        limit)
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DatasetError(f"{path}: corrupt gzip data ({err})") from err
     except OSError as err:
         raise DatasetError(f"{path}: cannot read ({err})") from err
+
+
+def _read_idx_stream(path: Path, f: IO[bytes], size: int | None, expected_magic: int | None, max_bytes: int,
+                     limit: str) -> np.ndarray:
+    """``size``: the file's size when ``f`` is the raw file (then the data's length is known before reading)."""
+    head = f.read(4)
+    if len(head) < 4:
+        raise DatasetError(f"{path}: truncated IDX file: {len(head)} bytes, too short for a header")
+    magic = int.from_bytes(head, "big")
+    if expected_magic is not None and magic != expected_magic:
+        kind = "image" if expected_magic == IMAGES_MAGIC else "label"
+        raise DatasetError(f"{path}: bad magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
+                           f"({expected_magic}) for an IDX {kind} file")
+    if head[:2] != b"\0\0" or head[2] not in _IDX_TYPES:
+        raise DatasetError(f"{path}: bad magic number 0x{magic:08x}: not an IDX file")
+    dtype, ndim = _IDX_TYPES[head[2]], head[3]
+    if ndim > MAX_IDX_DIMS:
+        raise DatasetError(f"{path}: IDX header declares {ndim} dimensions; at most {MAX_IDX_DIMS} are supported")
+    dims_raw = f.read(4 * ndim)
+    if len(dims_raw) < 4 * ndim:
+        raise DatasetError(f"{path}: truncated IDX file: header announces {ndim} dimensions "
+                           "but the file ends inside the header")
+    shape = tuple(int.from_bytes(dims_raw[4 * i:4 * i + 4], "big") for i in range(ndim))
     expected = math.prod(shape) * dtype.itemsize  # Python ints: a corrupt header's huge dims must not overflow
-    if len(payload) < expected:
+    if size is not None:  # a raw file: its size says at once whether the header is right
+        available = size - 4 - 4 * ndim
+        if available < expected:
+            raise DatasetError(f"{path}: truncated IDX file: header says shape {shape} ({expected} bytes of data) "
+                               f"but only {available} bytes follow the header")
+        if available > expected:
+            raise DatasetError(f"{path}: {available - expected} unexpected bytes after the data of shape {shape}")
+    if expected > max_bytes:
+        raise DatasetError(f"{path}: IDX header declares shape {shape} ({expected} bytes of data), more than the "
+                           f"{limit} of {max_bytes} bytes; refused before reading (pass max_bytes= to read_idx "
+                           "for a larger file)")
+    # np.empty commits memory only as the data arrives, so a header lying about a short file costs nothing.
+    array = np.empty(math.prod(shape), dtype=dtype)
+    got = _read_into(f, array)  # never decompresses more than the declared size
+    if got < expected:
         raise DatasetError(f"{path}: truncated IDX file: header says shape {shape} ({expected} bytes of data) "
-                           f"but only {len(payload)} bytes follow the header")
-    if len(payload) > expected:
-        raise DatasetError(f"{path}: {len(payload) - expected} unexpected bytes after the data of shape {shape}")
-    # .astype copies: the result is writable (in-place shuffles work) and in native byte order.
-    return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+                           f"but only {got} bytes follow the header")
+    if size is None:
+        extra = len(f.read(_TRAILING_PROBE))  # also makes gzip check its CRC
+        if extra:
+            many = f"{extra}" if extra < _TRAILING_PROBE else f"at least {extra}"
+            raise DatasetError(f"{path}: {many} unexpected bytes after the data of shape {shape}")
+    if not dtype.isnative:  # the result is writable (in-place shuffles work) and in native byte order
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array.reshape(shape)
 
 
-def read_idx(path: PathArg) -> np.ndarray:
+def read_idx(path: PathArg, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read one IDX file (gzipped or raw, any IDX element type) into a native-endian NumPy array.
 
-    Raises ``DatasetError`` naming the file on a bad magic number, a truncated file, trailing bytes or corrupt
-    gzip data.
+    Raises ``DatasetError`` naming the file on a bad magic number, a truncated file, trailing bytes, corrupt
+    gzip data, more than 64 dimensions, or a header declaring more than ``max_bytes`` of data (checked before
+    anything is allocated; gz data is never decompressed beyond the declared size).
     """
-    return _read_idx(Path(path))
+    return _read_idx(Path(path), max_bytes=max_bytes)
 
 
 def write_idx(path: PathArg, array: np.ndarray, compress: bool | None = None) -> Path:
@@ -226,7 +299,12 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, image_file: str, label_f
 
 def _load_idx_files(files: Sequence[Path]) -> Arrays:
     magics = (IMAGES_MAGIC, LABELS_MAGIC, IMAGES_MAGIC, LABELS_MAGIC)
-    x_train, y_train, x_test, y_test = (_read_idx(f, m) for f, m in zip(files, magics, strict=True))
+    arrays = []
+    budget = MAX_IDX_BYTES  # for the four files together: a crafted set must not cost four times the cap
+    for f, m in zip(files, magics, strict=True):
+        arrays.append(_read_idx(f, m, budget, "limit left for the dataset (MAX_IDX_BYTES for all four files)"))
+        budget -= arrays[-1].nbytes
+    x_train, y_train, x_test, y_test = arrays
     _check_pair(x_train, y_train, str(files[0]), str(files[1]))
     _check_pair(x_test, y_test, str(files[2]), str(files[3]))
     return (x_train, y_train), (x_test, y_test)
@@ -234,17 +312,14 @@ def _load_idx_files(files: Sequence[Path]) -> Arrays:
 
 def _load_npz(path: Path) -> Arrays:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in NPZ_KEYS if k not in f.files]
-            if missing:
-                raise DatasetError(f"{path}: missing arrays {missing}; an .npz needs {list(NPZ_KEYS)} "
-                                   f"(found {f.files})")
-            x_train, y_train, x_test, y_test = (f[k] for k in NPZ_KEYS)
-    except DatasetError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        # np.load raises ValueError for pickled object arrays and non-NumPy files, BadZipFile for broken archives.
+        # bounded: no pickles, and each member's declared size is checked before it is allocated
+        arrays = _read_npz(path, MAX_NPZ_DATASET_BYTES, NPZ_KEYS)
+    except _MissingArrays as err:
+        raise DatasetError(f"{path}: missing arrays {err.missing}; an .npz needs {list(NPZ_KEYS)} "
+                           f"(found {err.found})") from None
+    except _NPZ_ERRORS as err:
         raise DatasetError(f"{path}: not a readable .npz file ({err})") from err
+    x_train, y_train, x_test, y_test = (arrays[k] for k in NPZ_KEYS)
     _check_pair(x_train, y_train, f"{path}[x_train]", f"{path}[y_train]")
     _check_pair(x_test, y_test, f"{path}[x_test]", f"{path}[y_test]")
     return (x_train, y_train), (x_test, y_test)
