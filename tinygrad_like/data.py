@@ -16,8 +16,9 @@ keys ``x_train, y_train, x_test, y_test`` (Keras' ``mnist.npz``). Places searche
 5. for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package: ``/usr/share/datasets/fashion-mnist``.
 
 Otherwise the four ``.gz`` files are downloaded (with urllib) from the first mirror that answers, checked against
-pinned SHA-256 digests, and only then renamed into the cache. Local files are not checksummed, because
-legitimate copies differ byte-wise (Debian recompressed its gz files); they are validated structurally instead.
+pinned SHA-256 digests and byte counts, within a deadline per file, and only then renamed into the cache. Local
+files are not checksummed, because legitimate copies differ byte-wise (Debian recompressed its gz files); they are
+validated structurally instead, and read within caps on what their headers may make us allocate.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -479,50 +479,180 @@ def _sha256(path: Path) -> str:
 
 
 def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
-    if not enabled:
+    # Only on a terminal: in a log file or a CI run a bar is a stream of carriage returns.
+    stderr = sys.stderr
+    try:
+        on_terminal = stderr is not None and stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        on_terminal = False
+    if not (enabled and on_terminal):
         return None
     try:
         from tqdm import tqdm  # optional: not a runtime dependency
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False, file=stderr)
 
 
-def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool) -> None:
-    """Download ``url`` to a temporary file next to ``dest``; rename it to ``dest`` only once the digest matches."""
-    received = 0
-    # a failed or rejected download leaves nothing behind: atomic_write renames only on success
-    request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_like (python urllib)"})
-    with atomic_write(dest) as out:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            digest = hashlib.sha256()
-            bar = _progress_bar(total, dest.name, progress)
+class _DeadlineExceeded(TimeoutError):
+    """A download took longer than its deadline."""
+
+
+class _Watchdog:
+    """Shuts down the sockets of one download when its deadline passes, whatever they are blocked in.
+
+    A socket timeout only bounds one silent wait: a server sending a byte just often enough (while the headers,
+    the TLS handshake or the body arrive) would keep urllib reading forever.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            connections = list(self._connections)
+        for conn in connections:
+            self._shut(conn)
+
+    @staticmethod
+    def _shut(conn: http.client.HTTPConnection) -> None:
+        sock = conn.sock
+        if sock is not None:
             try:
-                while block := response.read(1 << 16):
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            finally:
-                if bar is not None:
-                    bar.close()
-        # urllib returns a short body without complaint when the server closes early: check the length ourselves.
-        if total is not None and received != total:
-            raise DatasetError(f"connection dropped: received {received} of {total} bytes")
-        if digest.hexdigest() != sha256:
-            raise DatasetError(f"checksum mismatch: expected SHA-256 {sha256}, got {digest.hexdigest()} "
-                               f"({received} bytes)")
+                sock.shutdown(socket.SHUT_RDWR)  # wakes up a blocked recv in the downloading thread
+            except OSError:
+                pass
+
+    def connection_class(self, http_class: Any) -> Any:
+        """A stand-in for ``http_class`` whose connections this watchdog can cut."""
+
+        def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            conn = http_class(host, **kwargs)
+            connect = conn.connect
+
+            def watched_connect() -> None:
+                with self._lock:
+                    self._connections.append(conn)
+                connect()
+                if self.expired:  # expired while connecting, before there was a socket to shut
+                    self._shut(conn)
+
+            conn.connect = watched_connect
+            return conn
+
+        return make
+
+
+class _WatchedHandler:
+    watchdog: _Watchdog
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
+        return super().do_open(self.watchdog.connection_class(http_class), req, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTP(_WatchedHandler, urllib.request.HTTPHandler):
+    pass
+
+
+class _WatchedHTTPS(_WatchedHandler, urllib.request.HTTPSHandler):
+    pass
+
+
+def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+    handlers = []
+    for cls in (_WatchedHTTP, _WatchedHTTPS):
+        handler = cls()
+        handler.watchdog = watchdog
+        handlers.append(handler)
+    return urllib.request.build_opener(*handlers)  # the default handlers for everything else (proxies, redirects)
+
+
+def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool, deadline: float,
+           size: int | None) -> None:
+    """Download ``url`` to a temporary file next to ``dest``; rename it to ``dest`` only once the digest matches.
+
+    ``size``: the file's exact size when known (the pinned files'), else MAX_DOWNLOAD_BYTES, caps what is accepted
+    (http.client itself never reads past a Content-Length). ``deadline`` bounds the whole transfer, ``timeout``
+    each wait.
+    """
+    received = 0
+    started = time.monotonic()
+
+    def check_deadline() -> None:
+        if watchdog.expired or time.monotonic() - started > deadline:
+            raise _DeadlineExceeded(f"deadline of {deadline:g} s exceeded after {received} bytes")
+
+    request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_like (python urllib)"})
+    with _Watchdog(deadline) as watchdog:
+        try:
+            # a failed or rejected download leaves nothing behind: atomic_write renames only on success
+            with atomic_write(dest) as out:
+                with _opener(watchdog).open(request, timeout=timeout) as response:
+                    check_deadline()
+                    length = response.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    if size is not None and total is not None and total != size:
+                        raise DatasetError(f"wrong size: the server announces {total} bytes, the pinned file "
+                                           f"has {size}")
+                    cap = size if size is not None else MAX_DOWNLOAD_BYTES
+                    if total is not None and total > cap:
+                        raise DatasetError(f"too large: the server announces {total} bytes, more than the limit "
+                                           f"of {cap}")
+                    digest = hashlib.sha256()
+                    bar = _progress_bar(total, dest.name, progress)
+                    # read1: at most one wait per call, so the deadline is checked as the bytes trickle in
+                    read = getattr(response, "read1", response.read)
+                    try:
+                        while block := read(1 << 16):
+                            check_deadline()
+                            if received + len(block) > cap:  # refused before a byte beyond the cap is written
+                                raise DatasetError(f"too large: more than {cap} bytes "
+                                                   + ("(the pinned size)" if size is not None else
+                                                      "(MAX_DOWNLOAD_BYTES)"))
+                            out.write(block)
+                            digest.update(block)
+                            received += len(block)
+                            if bar is not None:
+                                bar.update(len(block))
+                    finally:
+                        if bar is not None:
+                            bar.close()
+                check_deadline()
+                # urllib returns a short body without complaint when the server closes early: check the length.
+                expected_total = size if size is not None else total
+                if expected_total is not None and received != expected_total:
+                    raise DatasetError(f"connection dropped: received {received} of {expected_total} bytes")
+                if digest.hexdigest() != sha256:
+                    raise DatasetError(f"checksum mismatch: expected SHA-256 {sha256}, got {digest.hexdigest()} "
+                                       f"({received} bytes)")
+        except (OSError, http.client.HTTPException, DatasetError, ValueError) as err:
+            if watchdog.expired and not isinstance(err, _DeadlineExceeded):  # the watchdog cut the connection
+                raise _DeadlineExceeded(f"deadline of {deadline:g} s exceeded after {received} bytes") from err
+            raise
 
 
 def _describe(err: BaseException) -> str:
+    if isinstance(err, _DeadlineExceeded):
+        return str(err)
     if isinstance(err, urllib.error.HTTPError):
         return f"HTTP {err.code} {err.reason}"
     if isinstance(err, TimeoutError):
         return "timed out"
     if isinstance(err, urllib.error.URLError):
+        if isinstance(err.reason, TimeoutError):
+            return "timed out"
         return f"cannot connect ({err.reason})"
     if isinstance(err, http.client.IncompleteRead | ConnectionError | http.client.HTTPException):
         return f"connection dropped ({err!r})"
@@ -537,13 +667,18 @@ def download_dataset(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> DataSource:
     """Download the four IDX .gz files of ``name`` into ``directory`` (default: ``cache_dir(name)``).
 
     Each file is tried on every mirror in turn (``mirrors`` > ``$TINYGRAD_LIKE_MIRRORS`` > ``MIRRORS[name]``;
     a mirror is a base URL the file name is appended to) and must match its SHA-256 in ``checksums``
-    (default ``SHA256[name]``). Files already present with the right digest are kept. A progress bar is shown
-    when ``progress`` and tqdm is installed. Raises ``DownloadError`` listing every mirror's failure.
+    (default ``SHA256[name]``). Files already present with the right digest are kept. ``timeout`` bounds each
+    wait for the server, ``deadline`` the whole transfer of one file from one mirror (then the next is tried).
+    A pinned file is refused when the server announces another size than its size in ``SIZES``, and cut off as
+    soon as more arrives (any other file: beyond its Content-Length or ``MAX_DOWNLOAD_BYTES``). A progress bar
+    is shown when ``progress``, stderr is a terminal and tqdm is installed. Raises ``DownloadError`` listing
+    every mirror's failure.
     """
     name = _canonical(name)
     dest_dir = Path(directory) if directory is not None else cache_dir(name)
@@ -563,11 +698,12 @@ def download_dataset(
         expected = expected.lower()
         if dest.is_file() and _sha256(dest) == expected:
             continue
+        size = SIZES.get(name, {}).get(filename) if expected == SHA256.get(name, {}).get(filename) else None
         failures = []
         for base in urls:
             url = base.rstrip("/") + "/" + filename
             try:
-                _fetch(url, dest, expected, timeout, progress)
+                _fetch(url, dest, expected, timeout, progress, deadline, size)
                 break
             except (DatasetError, OSError, http.client.HTTPException, ValueError) as err:
                 # OSError covers URLError, HTTPError, timeouts and resets; ValueError a malformed mirror URL.
@@ -588,12 +724,13 @@ def load_dataset(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
     """Load ``"mnist"`` or ``"fashion-mnist"`` as ``(x_train, y_train), (x_test, y_test)`` uint8 arrays.
 
     Searches ``path``, ``$TINYGRAD_LIKE_DATA``, the user cache, Keras' cache and (Fashion-MNIST) Debian's
     location; if nothing is found and ``download`` is true, downloads into the user cache (see
-    ``download_dataset`` for ``mirrors``, ``checksums``, ``timeout``, ``progress``).
+    ``download_dataset`` for ``mirrors``, ``checksums``, ``timeout``, ``progress``, ``deadline``).
 
     Raises ``DatasetNotFoundError`` (listing every place searched and how to provide the files) when nothing is
     found and downloading is off, ``DownloadError`` (a subclass) when downloading failed, and ``DatasetError``
@@ -606,7 +743,7 @@ def load_dataset(
             raise DatasetNotFoundError(_not_found_message(name, path, "Downloading is off (download=False)."))
         try:
             source = download_dataset(name, mirrors=mirrors, checksums=checksums, timeout=timeout,
-                                      progress=progress)
+                                      progress=progress, deadline=deadline)
         except DownloadError as err:
             raise DownloadError(_not_found_message(name, path, f"Downloading failed: {err}")) from None
     try:
@@ -625,11 +762,12 @@ def load_mnist(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: (60000, 28, 28), (60000,), (10000, 28, 28), (10000,)
     uint8. See ``load_dataset`` for the search order, the keyword arguments and the errors."""
     return load_dataset("mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
-                        progress=progress)
+                        progress=progress, deadline=deadline)
 
 
 def load_fashion_mnist(
@@ -640,8 +778,9 @@ def load_fashion_mnist(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
     """Fashion-MNIST, same layout as ``load_mnist``; also found in Debian's ``dataset-fashion-mnist`` package.
     See ``load_dataset`` for the search order, the keyword arguments and the errors."""
     return load_dataset("fashion-mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
-                        progress=progress)
+                        progress=progress, deadline=deadline)
