@@ -604,6 +604,7 @@ def test_pinned_checksums_are_well_formed() -> None:
     for name in data.DATASETS:
         assert sorted(data.SHA256[name]) == sorted(GZ_NAMES)
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in data.SHA256[name].values())
+        assert sorted(data.SIZES[name]) == sorted(GZ_NAMES) and all(n > 0 for n in data.SIZES[name].values())
 
 
 # ------------------------------------------------------------------------------------------- the real dataset

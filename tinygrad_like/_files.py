@@ -131,7 +131,8 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     - An interrupted write leaves the previous file intact and, when Python unwinds, no temporary behind. What a
       killed process leaves (the temporary is named ``.{name}.{pid}.{8 hex digits}.tmp``) is removed by the next
       save into that directory, once no live process can own it: its pid is gone, or was reused by a process
-      started after the file was last written. Nothing else is ever deleted.
+      started after the file was last written. Nothing else is ever deleted. (Pids are this machine's: in a
+      directory shared with other machines or containers, their savers' temporaries look abandoned.)
     - A symbolic link at ``path`` is written through: it stays a link and its target gets the new content,
       atomically (the temporary is made beside the target and renamed over it).
     - Anything at ``path`` that is not a regular file is refused and left untouched: a directory raises
