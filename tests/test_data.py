@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
@@ -157,6 +160,48 @@ def test_trailing_bytes(tmp_path: Path) -> None:
         data.load_mnist(d, download=False)
 
 
+def test_more_than_64_dimensions(tmp_path: Path) -> None:
+    path = tmp_path / "deep"
+    path.write_bytes(bytes([0, 0, 0x08, 65]) + (1).to_bytes(4, "big") * 65 + b"x")
+    with pytest.raises(DatasetError, match=r"deep: IDX header declares 65 dimensions; at most 64 are supported"):
+        data.read_idx(path)
+
+
+def test_gz_stream_ending_early_is_truncation(tmp_path: Path) -> None:
+    path = tmp_path / "short.gz"
+    path.write_bytes(gzip.compress(bytes([0, 0, 0x08, 1]) + (100).to_bytes(4, "big") + bytes(50), mtime=0))
+    with pytest.raises(DatasetError, match=r"short.gz: truncated IDX file: header says shape \(100,\) \(100 bytes "
+                                           r"of data\) but only 50 bytes follow the header"):
+        data.read_idx(path)
+    data.write_idx(path, np.arange(10, dtype=np.uint8))
+    path.write_bytes(path.read_bytes()[:-8] + gzip.compress(b"xyz")[-8:])  # same stream, the wrong CRC
+    with pytest.raises(DatasetError, match="short.gz: corrupt gzip data"):
+        data.read_idx(path)
+
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "raw"])
+def test_declared_size_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gz: bool) -> None:
+    path = data.write_idx(tmp_path / ("a.gz" if gz else "a"), np.arange(100, dtype=np.uint8))
+    assert len(data.read_idx(path, max_bytes=100)) == 100
+    with pytest.raises(DatasetError, match=r"a(.gz)?: IDX header declares shape \(100,\) \(100 bytes of data\), "
+                                           r"more than the limit of 99 bytes; refused before reading"):
+        data.read_idx(path, max_bytes=99)
+    # The cap holds for the four files of a dataset together: a crafted set must not cost four times as much.
+    d = write_dataset(tmp_path / "d", make_arrays(n_train=6, n_test=4), gz=gz)
+    monkeypatch.setattr(data, "MAX_IDX_BYTES", 6 * 784 + 6 + 4 * 784)
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte(.gz)?: .* more than the limit left for the "
+                                           r"dataset \(MAX_IDX_BYTES for all four files\) of 0 bytes"):
+        data.load_mnist(d, download=False)
+
+
+def test_every_idx_type_reads_back_native_and_writable(tmp_path: Path) -> None:
+    for dtype in ("u1", "i1", "i2", "i4", "f4", "f8"):
+        array = (np.arange(-6, 6) * 1000).astype(dtype).reshape(3, 2, 2)
+        got = data.read_idx(data.write_idx(tmp_path / f"{dtype}.gz", array))
+        assert got.dtype == np.dtype(dtype) and got.dtype.isnative and got.flags.writeable
+        np.testing.assert_array_equal(got, array)
+
+
 def test_counts_disagree(tmp_path: Path) -> None:
     (x_train, y_train), test = make_arrays()
     d = write_dataset(tmp_path / "d", ((x_train, y_train[:5]), test))
@@ -296,7 +341,9 @@ def test_env_root_serves_each_dataset_from_its_subfolder(tmp_path: Path, monkeyp
 
 # ------------------------------------------------------------------------------------------------- downloads
 class Handler(BaseHTTPRequestHandler):
-    """Serves ``server.routes[path]``: ("body", bytes), ("status", code), ("drop", bytes) or ("stall", None)."""
+    """Serves ``server.routes[path]``: ("body", bytes), ("status", code), ("drop", bytes), ("stall", None),
+    ("drip", bytes): one byte every 0.5 s, ("drip-headers", None): a header one byte every 0.5 s, or
+    ("flood", bytes): the bytes over and over without a Content-Length, until the client hangs up."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         state = self.server.state  # type: ignore[attr-defined]
@@ -307,6 +354,24 @@ class Handler(BaseHTTPRequestHandler):
             return
         if kind == "stall":
             state.release.wait(10)
+            return
+        try:
+            if kind == "drip-headers":
+                self.wfile.write(b"HTTP/1.0 200 OK\r\nX-Slow: ")
+                while not state.release.wait(0.5):
+                    self.wfile.write(b"a")
+                return
+            if kind in ("drip", "flood"):
+                self.send_response(200)
+                if kind == "drip":
+                    self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                for i in range(len(payload) if kind == "drip" else 1000):
+                    if kind == "drip" and state.release.wait(0.5):
+                        return
+                    self.wfile.write(payload[i:i + 1] if kind == "drip" else payload)
+                return
+        except OSError:  # the client hung up, as it should
             return
         self.send_response(200)
         self.send_header("Content-Length", str(len(payload)))
@@ -442,10 +507,104 @@ def test_download_progress_bar_is_optional(
     assert_same(data.load_mnist(mirrors=[mirror], checksums=served.sums, progress=True), served.arrays)
 
 
+def pin(monkeypatch: pytest.MonkeyPatch, served: SimpleNamespace) -> None:
+    """Make the served files the pinned ones, with their exact sizes, as the real files are."""
+    monkeypatch.setattr(data, "SHA256", {**data.SHA256, "mnist": served.sums})
+    monkeypatch.setattr(data, "SIZES", {**data.SIZES, "mnist": {n: len(b) for n, b in served.blobs.items()}})
+
+
+def test_download_dripping_body_fails_at_the_deadline(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    mirror = serve(server, "m1", served.blobs, kind="drip")  # a byte every 0.5 s: no single wait times out
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"train-images-idx3-ubyte.gz: deadline of 1.5 s exceeded after \d+ bytes"):
+        data.load_mnist(mirrors=[mirror], checksums=served.sums, timeout=1, deadline=1.5, progress=False)
+    assert 1.5 <= time.monotonic() - started < 3
+    assert cache_listing() == []
+
+
+def test_download_dripping_headers_fail_at_the_deadline(server: SimpleNamespace, served: SimpleNamespace) -> None:
+    mirror = serve(server, "m1", {name: None for name in GZ_NAMES}, kind="drip-headers")
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"deadline of 1.5 s exceeded"):
+        data.download_dataset("mnist", mirrors=[mirror], checksums=served.sums, timeout=1, deadline=1.5,
+                              progress=False)
+    assert time.monotonic() - started < 3
+    assert cache_listing() == []
+
+
+def test_download_beyond_the_pinned_size_is_cut_off(
+    server: SimpleNamespace, served: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin(monkeypatch, served)
+    written = []
+    real_atomic_write = data.atomic_write
+
+    @contextmanager
+    def recording(path: Path) -> Iterator[SimpleNamespace]:
+        with real_atomic_write(path) as f:
+            yield SimpleNamespace(write=lambda block: written.append(len(block)) or f.write(block))
+
+    monkeypatch.setattr(data, "atomic_write", recording)
+    name = "train-images-idx3-ubyte.gz"
+    cap = len(served.blobs[name])
+    mirror = serve(server, "m1", {name: bytes(range(256)) * 64}, kind="flood")  # 16 KiB, 1000 times, no length
+    with pytest.raises(DownloadError, match=rf"{name}: too large: more than {cap} bytes \(the pinned size\)"):
+        data.download_dataset("mnist", mirrors=[mirror], progress=False)
+    assert sum(written) <= cap  # the block that would cross the cap is not written
+    assert cache_listing() == []
+
+
+def test_download_announcing_the_wrong_size_is_refused_at_once(
+    server: SimpleNamespace, served: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin(monkeypatch, served)
+    blobs = {**served.blobs, "train-images-idx3-ubyte.gz": bytes(10**6)}
+    mirror = serve(server, "m1", blobs)
+    with pytest.raises(DownloadError, match=r"wrong size: the server announces 1000000 bytes, the pinned file has"):
+        data.download_dataset("mnist", mirrors=[mirror], progress=False)
+    # Unpinned files are capped at what the server announced, and at MAX_DOWNLOAD_BYTES without an announcement.
+    monkeypatch.setattr(data, "MAX_DOWNLOAD_BYTES", 1000)
+    mirror = serve(server, "m2", {"train-images-idx3-ubyte.gz": bytes(100)}, kind="flood")
+    with pytest.raises(DownloadError, match=r"too large: more than 1000 bytes \(MAX_DOWNLOAD_BYTES\)"):
+        data.download_dataset("mnist", mirrors=[mirror], checksums={n: "0" * 64 for n in GZ_NAMES}, progress=False)
+    mirror = serve(server, "m3", {"train-images-idx3-ubyte.gz": bytes(2000)})
+    with pytest.raises(DownloadError, match=r"too large: the server announces 2000 bytes, more than the limit of 1000"):
+        data.download_dataset("mnist", mirrors=[mirror], checksums={n: "0" * 64 for n in GZ_NAMES}, progress=False)
+
+
+def test_pinned_downloads_still_work(
+    server: SimpleNamespace, served: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin(monkeypatch, served)
+    mirror = serve(server, "m1", served.blobs)
+    assert_same(data.load_mnist(mirrors=[mirror], progress=False), served.arrays)
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal(
+    server: SimpleNamespace, served: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    pytest.importorskip("tqdm")
+    mirror = serve(server, "m1", served.blobs)
+    data.download_dataset("mnist", data.cache_dir("mnist") / "a", mirrors=[mirror], checksums=served.sums,
+                          progress=True)
+    assert capsys.readouterr().err == ""  # captured stderr is not a terminal
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    data.download_dataset("mnist", data.cache_dir("mnist") / "b", mirrors=[mirror], checksums=served.sums,
+                          progress=True)
+    assert "train-images-idx3-ubyte.gz" in terminal.getvalue()
+
+
 def test_pinned_checksums_are_well_formed() -> None:
     for name in data.DATASETS:
         assert sorted(data.SHA256[name]) == sorted(GZ_NAMES)
         assert all(len(h) == 64 and int(h, 16) >= 0 for h in data.SHA256[name].values())
+        assert sorted(data.SIZES[name]) == sorted(GZ_NAMES) and all(n > 0 for n in data.SIZES[name].values())
 
 
 # ------------------------------------------------------------------------------------------- the real dataset

@@ -16,8 +16,9 @@ keys ``x_train, y_train, x_test, y_test`` (Keras' ``mnist.npz``). Places searche
 5. for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package: ``/usr/share/datasets/fashion-mnist``.
 
 Otherwise the four ``.gz`` files are downloaded (with urllib) from the first mirror that answers, checked against
-pinned SHA-256 digests, and only then renamed into the cache. Local files are not checksummed, because
-legitimate copies differ byte-wise (Debian recompressed its gz files); they are validated structurally instead.
+pinned SHA-256 digests and byte counts, within a deadline per file, and only then renamed into the cache. Local
+files are not checksummed, because legitimate copies differ byte-wise (Debian recompressed its gz files); they are
+validated structurally instead, and read within caps on what their headers may make us allocate.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ import hashlib
 import http.client
 import math
 import os
+import socket
+import stat
+import sys
+import threading
+import time
 import urllib.error
 import urllib.request
-import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,7 +43,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import _NPZ_ERRORS, _MissingArrays, _read_npz, atomic_write
 
 __all__ = [
     "DATASETS",
@@ -69,7 +74,15 @@ NUM_CLASSES = 10
 DATA_ENV = "TINYGRAD_LIKE_DATA"
 # Comma or space separated base URLs replacing MIRRORS; "{dataset}" in a URL is replaced by the dataset name.
 MIRRORS_ENV = "TINYGRAD_LIKE_MIRRORS"
-DEFAULT_TIMEOUT = 30.0
+DEFAULT_TIMEOUT = 30.0  # seconds of silence allowed while connecting or reading
+DEFAULT_DEADLINE = 600.0  # seconds for one whole file, however the server paces it
+# Caps on what a local file may make us allocate. MNIST's largest array is 47 MB; these leave room for
+# MNIST-like sets (EMNIST's largest is 547 MB) while refusing a crafted header before it costs memory.
+MAX_IDX_BYTES = 768 * 2**20
+MAX_NPZ_DATASET_BYTES = 768 * 2**20
+MAX_IDX_DIMS = 64  # NumPy's limit on the number of dimensions
+# A download whose size is neither pinned (SIZES) nor announced (Content-Length) is cut off here.
+MAX_DOWNLOAD_BYTES = 256 * 2**20
 DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 MIRRORS: dict[str, tuple[str, ...]] = {
@@ -103,6 +116,22 @@ SHA256: dict[str, dict[str, str]] = {
     },
 }
 
+# Exact byte counts of the same original gz files: a download is refused as soon as it exceeds them.
+SIZES: dict[str, dict[str, int]] = {
+    "mnist": {
+        "train-images-idx3-ubyte.gz": 9912422,
+        "train-labels-idx1-ubyte.gz": 28881,
+        "t10k-images-idx3-ubyte.gz": 1648877,
+        "t10k-labels-idx1-ubyte.gz": 4542,
+    },
+    "fashion-mnist": {
+        "train-images-idx3-ubyte.gz": 26421880,
+        "train-labels-idx1-ubyte.gz": 29515,
+        "t10k-images-idx3-ubyte.gz": 4422102,
+        "t10k-labels-idx1-ubyte.gz": 5148,
+    },
+}
+
 Arrays = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 PathArg = str | os.PathLike[str]
 
@@ -128,55 +157,99 @@ _GZIP_MAGIC = b"\x1f\x8b"
 IMAGES_MAGIC, LABELS_MAGIC = 0x00000803, 0x00000801  # 2051 and 2049: uint8 with 3 and 1 dimensions
 
 
-def _open(path: Path) -> IO[bytes]:
-    """Open raw or gzipped data alike; sniff the gzip magic rather than trust the file name."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == _GZIP_MAGIC
-    return gzip.open(path, "rb") if gzipped else open(path, "rb")
+_CHUNK = 1 << 20
+_TRAILING_PROBE = 1 << 16  # how far past the declared data a gz stream is read to report trailing bytes
 
 
-def _read_idx(path: Path, expected_magic: int | None = None) -> np.ndarray:
+def _read_into(f: IO[bytes], array: np.ndarray) -> int:
+    """Fill ``array``'s memory from ``f`` in bounded chunks (no second copy); the number of bytes read."""
+    if not array.nbytes:
+        return 0
+    view, done = memoryview(array.view(np.uint8)), 0
+    while done < len(view):
+        n = f.readinto(view[done:done + _CHUNK])
+        if not n:
+            break
+        done += n
+    return done
+
+
+def _read_idx(path: Path, expected_magic: int | None = None, max_bytes: int = MAX_IDX_BYTES,
+              limit: str = "limit") -> np.ndarray:
+    """Read an IDX file, allocating only what its header declares, and only once that passed ``max_bytes``."""
     try:
-        with _open(path) as f:
-            head = f.read(4)
-            if len(head) < 4:
-                raise DatasetError(f"{path}: truncated IDX file: {len(head)} bytes, too short for a header")
-            magic = int.from_bytes(head, "big")
-            if expected_magic is not None and magic != expected_magic:
-                kind = "image" if expected_magic == IMAGES_MAGIC else "label"
-                raise DatasetError(f"{path}: bad magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
-                                   f"({expected_magic}) for an IDX {kind} file")
-            if head[:2] != b"\0\0" or head[2] not in _IDX_TYPES:
-                raise DatasetError(f"{path}: bad magic number 0x{magic:08x}: not an IDX file")
-            dtype, ndim = _IDX_TYPES[head[2]], head[3]
-            dims_raw = f.read(4 * ndim)
-            if len(dims_raw) < 4 * ndim:
-                raise DatasetError(f"{path}: truncated IDX file: header announces {ndim} dimensions "
-                                   "but the file ends inside the header")
-            shape = tuple(int.from_bytes(dims_raw[4 * i:4 * i + 4], "big") for i in range(ndim))
-            # Read to the end rather than trust the header's size: a corrupt header must not allocate gigabytes.
-            payload = f.read()
+        with open(path, "rb") as raw:
+            st = os.fstat(raw.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise DatasetError(f"{path}: not a regular file")
+            gzipped = raw.read(2) == _GZIP_MAGIC  # sniff the gzip magic rather than trust the file name
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw as f:
+                return _read_idx_stream(path, f, None if gzipped else st.st_size, expected_magic, max_bytes,
+                                        limit)
     except (gzip.BadGzipFile, EOFError, zlib.error) as err:
         raise DatasetError(f"{path}: corrupt gzip data ({err})") from err
     except OSError as err:
         raise DatasetError(f"{path}: cannot read ({err})") from err
+
+
+def _read_idx_stream(path: Path, f: IO[bytes], size: int | None, expected_magic: int | None, max_bytes: int,
+                     limit: str) -> np.ndarray:
+    """``size``: the file's size when ``f`` is the raw file (then the data's length is known before reading)."""
+    head = f.read(4)
+    if len(head) < 4:
+        raise DatasetError(f"{path}: truncated IDX file: {len(head)} bytes, too short for a header")
+    magic = int.from_bytes(head, "big")
+    if expected_magic is not None and magic != expected_magic:
+        kind = "image" if expected_magic == IMAGES_MAGIC else "label"
+        raise DatasetError(f"{path}: bad magic number 0x{magic:08x}, expected 0x{expected_magic:08x} "
+                           f"({expected_magic}) for an IDX {kind} file")
+    if head[:2] != b"\0\0" or head[2] not in _IDX_TYPES:
+        raise DatasetError(f"{path}: bad magic number 0x{magic:08x}: not an IDX file")
+    dtype, ndim = _IDX_TYPES[head[2]], head[3]
+    if ndim > MAX_IDX_DIMS:
+        raise DatasetError(f"{path}: IDX header declares {ndim} dimensions; at most {MAX_IDX_DIMS} are supported")
+    dims_raw = f.read(4 * ndim)
+    if len(dims_raw) < 4 * ndim:
+        raise DatasetError(f"{path}: truncated IDX file: header announces {ndim} dimensions "
+                           "but the file ends inside the header")
+    shape = tuple(int.from_bytes(dims_raw[4 * i:4 * i + 4], "big") for i in range(ndim))
     expected = math.prod(shape) * dtype.itemsize  # Python ints: a corrupt header's huge dims must not overflow
-    if len(payload) < expected:
+    if size is not None:  # a raw file: its size says at once whether the header is right
+        available = size - 4 - 4 * ndim
+        if available < expected:
+            raise DatasetError(f"{path}: truncated IDX file: header says shape {shape} ({expected} bytes of data) "
+                               f"but only {available} bytes follow the header")
+        if available > expected:
+            raise DatasetError(f"{path}: {available - expected} unexpected bytes after the data of shape {shape}")
+    if expected > max_bytes:
+        raise DatasetError(f"{path}: IDX header declares shape {shape} ({expected} bytes of data), more than the "
+                           f"{limit} of {max_bytes} bytes; refused before reading (pass max_bytes= to read_idx "
+                           "for a larger file)")
+    # np.empty commits memory only as the data arrives, so a header lying about a short file costs nothing.
+    array = np.empty(math.prod(shape), dtype=dtype)
+    got = _read_into(f, array)  # never decompresses more than the declared size
+    if got < expected:
         raise DatasetError(f"{path}: truncated IDX file: header says shape {shape} ({expected} bytes of data) "
-                           f"but only {len(payload)} bytes follow the header")
-    if len(payload) > expected:
-        raise DatasetError(f"{path}: {len(payload) - expected} unexpected bytes after the data of shape {shape}")
-    # .astype copies: the result is writable (in-place shuffles work) and in native byte order.
-    return np.frombuffer(payload, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+                           f"but only {got} bytes follow the header")
+    if size is None:
+        extra = len(f.read(_TRAILING_PROBE))  # also makes gzip check its CRC
+        if extra:
+            many = f"{extra}" if extra < _TRAILING_PROBE else f"at least {extra}"
+            raise DatasetError(f"{path}: {many} unexpected bytes after the data of shape {shape}")
+    if not dtype.isnative:  # the result is writable (in-place shuffles work) and in native byte order
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array.reshape(shape)
 
 
-def read_idx(path: PathArg) -> np.ndarray:
+def read_idx(path: PathArg, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
     """Read one IDX file (gzipped or raw, any IDX element type) into a native-endian NumPy array.
 
-    Raises ``DatasetError`` naming the file on a bad magic number, a truncated file, trailing bytes or corrupt
-    gzip data.
+    Raises ``DatasetError`` naming the file on a bad magic number, a truncated file, trailing bytes, corrupt
+    gzip data, more than 64 dimensions, or a header declaring more than ``max_bytes`` of data (checked before
+    anything is allocated; gz data is never decompressed beyond the declared size).
     """
-    return _read_idx(Path(path))
+    return _read_idx(Path(path), max_bytes=max_bytes)
 
 
 def write_idx(path: PathArg, array: np.ndarray, compress: bool | None = None) -> Path:
@@ -226,7 +299,12 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, image_file: str, label_f
 
 def _load_idx_files(files: Sequence[Path]) -> Arrays:
     magics = (IMAGES_MAGIC, LABELS_MAGIC, IMAGES_MAGIC, LABELS_MAGIC)
-    x_train, y_train, x_test, y_test = (_read_idx(f, m) for f, m in zip(files, magics, strict=True))
+    arrays = []
+    budget = MAX_IDX_BYTES  # for the four files together: a crafted set must not cost four times the cap
+    for f, m in zip(files, magics, strict=True):
+        arrays.append(_read_idx(f, m, budget, "limit left for the dataset (MAX_IDX_BYTES for all four files)"))
+        budget -= arrays[-1].nbytes
+    x_train, y_train, x_test, y_test = arrays
     _check_pair(x_train, y_train, str(files[0]), str(files[1]))
     _check_pair(x_test, y_test, str(files[2]), str(files[3]))
     return (x_train, y_train), (x_test, y_test)
@@ -234,17 +312,14 @@ def _load_idx_files(files: Sequence[Path]) -> Arrays:
 
 def _load_npz(path: Path) -> Arrays:
     try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in NPZ_KEYS if k not in f.files]
-            if missing:
-                raise DatasetError(f"{path}: missing arrays {missing}; an .npz needs {list(NPZ_KEYS)} "
-                                   f"(found {f.files})")
-            x_train, y_train, x_test, y_test = (f[k] for k in NPZ_KEYS)
-    except DatasetError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as err:
-        # np.load raises ValueError for pickled object arrays and non-NumPy files, BadZipFile for broken archives.
+        # bounded: no pickles, and each member's declared size is checked before it is allocated
+        arrays = _read_npz(path, MAX_NPZ_DATASET_BYTES, NPZ_KEYS)
+    except _MissingArrays as err:
+        raise DatasetError(f"{path}: missing arrays {err.missing}; an .npz needs {list(NPZ_KEYS)} "
+                           f"(found {err.found})") from None
+    except _NPZ_ERRORS as err:
         raise DatasetError(f"{path}: not a readable .npz file ({err})") from err
+    x_train, y_train, x_test, y_test = (arrays[k] for k in NPZ_KEYS)
     _check_pair(x_train, y_train, f"{path}[x_train]", f"{path}[y_train]")
     _check_pair(x_test, y_test, f"{path}[x_test]", f"{path}[y_test]")
     return (x_train, y_train), (x_test, y_test)
@@ -404,50 +479,180 @@ def _sha256(path: Path) -> str:
 
 
 def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
-    if not enabled:
+    # Only on a terminal: in a log file or a CI run a bar is a stream of carriage returns.
+    stderr = sys.stderr
+    try:
+        on_terminal = stderr is not None and stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
+        on_terminal = False
+    if not (enabled and on_terminal):
         return None
     try:
         from tqdm import tqdm  # optional: not a runtime dependency
     except ImportError:
         return None
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False, file=stderr)
 
 
-def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool) -> None:
-    """Download ``url`` to a temporary file next to ``dest``; rename it to ``dest`` only once the digest matches."""
-    received = 0
-    # a failed or rejected download leaves nothing behind: atomic_write renames only on success
-    request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_like (python urllib)"})
-    with atomic_write(dest) as out:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            digest = hashlib.sha256()
-            bar = _progress_bar(total, dest.name, progress)
+class _DeadlineExceeded(TimeoutError):
+    """A download took longer than its deadline."""
+
+
+class _Watchdog:
+    """Shuts down the sockets of one download when its deadline passes, whatever they are blocked in.
+
+    A socket timeout only bounds one silent wait: a server sending a byte just often enough (while the headers,
+    the TLS handshake or the body arrive) would keep urllib reading forever.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._connections: list[http.client.HTTPConnection] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            connections = list(self._connections)
+        for conn in connections:
+            self._shut(conn)
+
+    @staticmethod
+    def _shut(conn: http.client.HTTPConnection) -> None:
+        sock = conn.sock
+        if sock is not None:
             try:
-                while block := response.read(1 << 16):
-                    out.write(block)
-                    digest.update(block)
-                    received += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
-            finally:
-                if bar is not None:
-                    bar.close()
-        # urllib returns a short body without complaint when the server closes early: check the length ourselves.
-        if total is not None and received != total:
-            raise DatasetError(f"connection dropped: received {received} of {total} bytes")
-        if digest.hexdigest() != sha256:
-            raise DatasetError(f"checksum mismatch: expected SHA-256 {sha256}, got {digest.hexdigest()} "
-                               f"({received} bytes)")
+                sock.shutdown(socket.SHUT_RDWR)  # wakes up a blocked recv in the downloading thread
+            except OSError:
+                pass
+
+    def connection_class(self, http_class: Any) -> Any:
+        """A stand-in for ``http_class`` whose connections this watchdog can cut."""
+
+        def make(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+            conn = http_class(host, **kwargs)
+            connect = conn.connect
+
+            def watched_connect() -> None:
+                with self._lock:
+                    self._connections.append(conn)
+                connect()
+                if self.expired:  # expired while connecting, before there was a socket to shut
+                    self._shut(conn)
+
+            conn.connect = watched_connect
+            return conn
+
+        return make
+
+
+class _WatchedHandler:
+    watchdog: _Watchdog
+
+    def do_open(self, http_class: Any, req: urllib.request.Request, **kwargs: Any) -> Any:
+        return super().do_open(self.watchdog.connection_class(http_class), req, **kwargs)  # type: ignore[misc]
+
+
+class _WatchedHTTP(_WatchedHandler, urllib.request.HTTPHandler):
+    pass
+
+
+class _WatchedHTTPS(_WatchedHandler, urllib.request.HTTPSHandler):
+    pass
+
+
+def _opener(watchdog: _Watchdog) -> urllib.request.OpenerDirector:
+    handlers = []
+    for cls in (_WatchedHTTP, _WatchedHTTPS):
+        handler = cls()
+        handler.watchdog = watchdog
+        handlers.append(handler)
+    return urllib.request.build_opener(*handlers)  # the default handlers for everything else (proxies, redirects)
+
+
+def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool, deadline: float,
+           size: int | None) -> None:
+    """Download ``url`` to a temporary file next to ``dest``; rename it to ``dest`` only once the digest matches.
+
+    ``size``: the file's exact size when known (the pinned files'), else MAX_DOWNLOAD_BYTES, caps what is accepted
+    (http.client itself never reads past a Content-Length). ``deadline`` bounds the whole transfer, ``timeout``
+    each wait.
+    """
+    received = 0
+    started = time.monotonic()
+
+    def check_deadline() -> None:
+        if watchdog.expired or time.monotonic() - started > deadline:
+            raise _DeadlineExceeded(f"deadline of {deadline:g} s exceeded after {received} bytes")
+
+    request = urllib.request.Request(url, headers={"User-Agent": "tinygrad_like (python urllib)"})
+    with _Watchdog(deadline) as watchdog:
+        try:
+            # a failed or rejected download leaves nothing behind: atomic_write renames only on success
+            with atomic_write(dest) as out:
+                with _opener(watchdog).open(request, timeout=timeout) as response:
+                    check_deadline()
+                    length = response.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    if size is not None and total is not None and total != size:
+                        raise DatasetError(f"wrong size: the server announces {total} bytes, the pinned file "
+                                           f"has {size}")
+                    cap = size if size is not None else MAX_DOWNLOAD_BYTES
+                    if total is not None and total > cap:
+                        raise DatasetError(f"too large: the server announces {total} bytes, more than the limit "
+                                           f"of {cap}")
+                    digest = hashlib.sha256()
+                    bar = _progress_bar(total, dest.name, progress)
+                    # read1: at most one wait per call, so the deadline is checked as the bytes trickle in
+                    read = getattr(response, "read1", response.read)
+                    try:
+                        while block := read(1 << 16):
+                            check_deadline()
+                            if received + len(block) > cap:  # refused before a byte beyond the cap is written
+                                raise DatasetError(f"too large: more than {cap} bytes "
+                                                   + ("(the pinned size)" if size is not None else
+                                                      "(MAX_DOWNLOAD_BYTES)"))
+                            out.write(block)
+                            digest.update(block)
+                            received += len(block)
+                            if bar is not None:
+                                bar.update(len(block))
+                    finally:
+                        if bar is not None:
+                            bar.close()
+                check_deadline()
+                # urllib returns a short body without complaint when the server closes early: check the length.
+                expected_total = size if size is not None else total
+                if expected_total is not None and received != expected_total:
+                    raise DatasetError(f"connection dropped: received {received} of {expected_total} bytes")
+                if digest.hexdigest() != sha256:
+                    raise DatasetError(f"checksum mismatch: expected SHA-256 {sha256}, got {digest.hexdigest()} "
+                                       f"({received} bytes)")
+        except (OSError, http.client.HTTPException, DatasetError, ValueError) as err:
+            if watchdog.expired and not isinstance(err, _DeadlineExceeded):  # the watchdog cut the connection
+                raise _DeadlineExceeded(f"deadline of {deadline:g} s exceeded after {received} bytes") from err
+            raise
 
 
 def _describe(err: BaseException) -> str:
+    if isinstance(err, _DeadlineExceeded):
+        return str(err)
     if isinstance(err, urllib.error.HTTPError):
         return f"HTTP {err.code} {err.reason}"
     if isinstance(err, TimeoutError):
         return "timed out"
     if isinstance(err, urllib.error.URLError):
+        if isinstance(err.reason, TimeoutError):
+            return "timed out"
         return f"cannot connect ({err.reason})"
     if isinstance(err, http.client.IncompleteRead | ConnectionError | http.client.HTTPException):
         return f"connection dropped ({err!r})"
@@ -462,13 +667,18 @@ def download_dataset(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> DataSource:
     """Download the four IDX .gz files of ``name`` into ``directory`` (default: ``cache_dir(name)``).
 
     Each file is tried on every mirror in turn (``mirrors`` > ``$TINYGRAD_LIKE_MIRRORS`` > ``MIRRORS[name]``;
     a mirror is a base URL the file name is appended to) and must match its SHA-256 in ``checksums``
-    (default ``SHA256[name]``). Files already present with the right digest are kept. A progress bar is shown
-    when ``progress`` and tqdm is installed. Raises ``DownloadError`` listing every mirror's failure.
+    (default ``SHA256[name]``). Files already present with the right digest are kept. ``timeout`` bounds each
+    wait for the server, ``deadline`` the whole transfer of one file from one mirror (then the next is tried).
+    A pinned file is refused when the server announces another size than its size in ``SIZES``, and cut off as
+    soon as more arrives (any other file: beyond its Content-Length or ``MAX_DOWNLOAD_BYTES``). A progress bar
+    is shown when ``progress``, stderr is a terminal and tqdm is installed. Raises ``DownloadError`` listing
+    every mirror's failure.
     """
     name = _canonical(name)
     dest_dir = Path(directory) if directory is not None else cache_dir(name)
@@ -488,11 +698,12 @@ def download_dataset(
         expected = expected.lower()
         if dest.is_file() and _sha256(dest) == expected:
             continue
+        size = SIZES.get(name, {}).get(filename) if expected == SHA256.get(name, {}).get(filename) else None
         failures = []
         for base in urls:
             url = base.rstrip("/") + "/" + filename
             try:
-                _fetch(url, dest, expected, timeout, progress)
+                _fetch(url, dest, expected, timeout, progress, deadline, size)
                 break
             except (DatasetError, OSError, http.client.HTTPException, ValueError) as err:
                 # OSError covers URLError, HTTPError, timeouts and resets; ValueError a malformed mirror URL.
@@ -513,12 +724,13 @@ def load_dataset(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
     """Load ``"mnist"`` or ``"fashion-mnist"`` as ``(x_train, y_train), (x_test, y_test)`` uint8 arrays.
 
     Searches ``path``, ``$TINYGRAD_LIKE_DATA``, the user cache, Keras' cache and (Fashion-MNIST) Debian's
     location; if nothing is found and ``download`` is true, downloads into the user cache (see
-    ``download_dataset`` for ``mirrors``, ``checksums``, ``timeout``, ``progress``).
+    ``download_dataset`` for ``mirrors``, ``checksums``, ``timeout``, ``progress``, ``deadline``).
 
     Raises ``DatasetNotFoundError`` (listing every place searched and how to provide the files) when nothing is
     found and downloading is off, ``DownloadError`` (a subclass) when downloading failed, and ``DatasetError``
@@ -531,7 +743,7 @@ def load_dataset(
             raise DatasetNotFoundError(_not_found_message(name, path, "Downloading is off (download=False)."))
         try:
             source = download_dataset(name, mirrors=mirrors, checksums=checksums, timeout=timeout,
-                                      progress=progress)
+                                      progress=progress, deadline=deadline)
         except DownloadError as err:
             raise DownloadError(_not_found_message(name, path, f"Downloading failed: {err}")) from None
     try:
@@ -550,11 +762,12 @@ def load_mnist(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: (60000, 28, 28), (60000,), (10000, 28, 28), (10000,)
     uint8. See ``load_dataset`` for the search order, the keyword arguments and the errors."""
     return load_dataset("mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
-                        progress=progress)
+                        progress=progress, deadline=deadline)
 
 
 def load_fashion_mnist(
@@ -565,8 +778,9 @@ def load_fashion_mnist(
     checksums: Mapping[str, str] | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     progress: bool = True,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
     """Fashion-MNIST, same layout as ``load_mnist``; also found in Debian's ``dataset-fashion-mnist`` package.
     See ``load_dataset`` for the search order, the keyword arguments and the errors."""
     return load_dataset("fashion-mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
-                        progress=progress)
+                        progress=progress, deadline=deadline)
