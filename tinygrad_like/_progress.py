@@ -8,8 +8,9 @@ from typing import Any
 def progress_bar(total: int | None, desc: str, unit: str, enabled: bool = True) -> Any:
     """A ``tqdm.auto`` bar of ``total`` steps, or None when not ``enabled`` or tqdm is missing.
 
-    ``disable=None`` lets tqdm hide the bar when the output is not a terminal (logs, pipes, CI). Byte counts
-    (``unit="B"``) are shown scaled (KiB, MiB).
+    ``disable=None`` lets tqdm hide the bar when stderr is not a terminal (logs, pipes, CI: there a bar is a
+    stream of carriage returns); in a notebook ``tqdm.auto`` draws a widget. Byte counts (``unit="B"``) are
+    shown scaled (KiB, MiB).
     """
     if not enabled:
         return None

@@ -30,7 +30,6 @@ import math
 import os
 import socket
 import stat
-import sys
 import threading
 import time
 import urllib.error
@@ -44,6 +43,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._files import _NPZ_ERRORS, _MissingArrays, _read_npz, atomic_write
+from ._progress import progress_bar
 
 __all__ = [
     "DATASETS",
@@ -478,22 +478,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _progress_bar(total: int | None, desc: str, enabled: bool) -> Any:
-    # Only on a terminal: in a log file or a CI run a bar is a stream of carriage returns.
-    stderr = sys.stderr
-    try:
-        on_terminal = stderr is not None and stderr.isatty()
-    except (AttributeError, ValueError):  # replaced by an object without isatty, or closed
-        on_terminal = False
-    if not (enabled and on_terminal):
-        return None
-    try:
-        from tqdm import tqdm  # optional: not a runtime dependency
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, leave=False, file=stderr)
-
-
 class _DeadlineExceeded(TimeoutError):
     """A download took longer than its deadline."""
 
@@ -611,7 +595,7 @@ def _fetch(url: str, dest: Path, sha256: str, timeout: float, progress: bool, de
                         raise DatasetError(f"too large: the server announces {total} bytes, more than the limit "
                                            f"of {cap}")
                     digest = hashlib.sha256()
-                    bar = _progress_bar(total, dest.name, progress)
+                    bar = progress_bar(total, dest.name, "B", progress)
                     # read1: at most one wait per call, so the deadline is checked as the bytes trickle in
                     read = getattr(response, "read1", response.read)
                     try:

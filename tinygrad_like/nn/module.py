@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._files import atomic_write
+from .._files import atomic_write, parse_config, read_npz
 from ..tensor import Tensor
 
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
@@ -134,7 +133,7 @@ class Module:
             raise ValueError(f"load: {path} holds no module description; build the module yourself and call "
                              "module.load_state_dict(nn.read_npz(path))")
         try:
-            config = json.loads(str(state.pop(CONFIG_KEY)))
+            config = parse_config(str(state.pop(CONFIG_KEY)), path)
             module_cls = _registry[config["class"]]
             module = module_cls(**config["args"])
         except (KeyError, TypeError, ValueError) as e:
@@ -150,14 +149,3 @@ class Module:
             text = repr(value) if isinstance(value, Module) else f"Tensor{tuple(value.shape)}"
             lines.append(f"  ({name}): " + text.replace("\n", "\n  "))
         return "\n".join(lines) + ")" if len(lines) > 1 else lines[0] + ")"
-
-
-def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file; never unpickles, so a crafted file cannot run code."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"load: {path} does not exist or is not a file")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return {name: f[name] for name in f.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"load: {path} is not a readable .npz weights file ({e})") from None
