@@ -5,7 +5,8 @@
   **params)`` runs it and records it in the graph. The library's rules (``ops.py``) and a user's own are written
   the same way and go through the same ``apply``.
 - Grad mode and anomaly mode, per thread (as PyTorch).
-- ``toposort``: the one graph walk, used by ``backward``, by the drawings and by the tests.
+- ``latest_first`` / ``toposort``: the one graph walk (reverse topological order, and the topological order
+  with the leaves placed), used by ``backward``, by the drawings and by the tests.
 - ``backward``: gradients from an output to the leaves, broadcasting undone in one place (``unbroadcast``).
 
 The engine does not import the Tensor API (``tensor.py`` sits on top of it): ``tensor.py`` hands it the class
@@ -14,18 +15,20 @@ to build results with (``set_tensor_type``).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import gc
+import itertools
 import os
-import threading
 from collections.abc import Callable, Sequence
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "is_anomaly_enabled",
-    "is_grad_enabled", "no_grad", "quiet", "rules", "toposort", "unbroadcast",
+    "is_grad_enabled", "latest_first", "no_grad", "quiet", "rules", "toposort", "unbroadcast",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -74,27 +77,26 @@ class quiet:  # noqa: N801 - used like np.errstate
 _ANOMALY_FROM_ENV = os.environ.get("TINYGRAD_LIKE_DETECT_ANOMALY", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-class _ThreadState(threading.local):
-    grad_enabled = True
-    anomaly = _ANOMALY_FROM_ENV
-
-
-_state = _ThreadState()
+# Both flags in one int in a context variable: the hot path reads it once (a context variable is cheaper to read
+# than threading.local, and each thread has a context of its own, so the modes are per thread).
+GRAD, ANOMALY = 1, 2
+_mode = contextvars.ContextVar("tinygrad_like_mode", default=GRAD | (ANOMALY if _ANOMALY_FROM_ENV else 0))
+_get_mode = _mode.get
 
 
 class _Mode:
     """A context manager (and decorator) that sets one per-thread flag and restores it on exit."""
 
-    flag = ""
+    flag = GRAD
     value = True
 
     def __enter__(self) -> _Mode:
-        self._previous = getattr(_state, self.flag)
-        setattr(_state, self.flag, self.value)
+        mode = _get_mode()
+        self._token = _mode.set((mode | self.flag) if self.value else (mode & ~self.flag))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        setattr(_state, self.flag, self._previous)
+        _mode.reset(self._token)
 
     def _fresh(self) -> _Mode:
         return type(self)()
@@ -111,13 +113,13 @@ class _Mode:
 class no_grad(_Mode):  # noqa: N801 - named like PyTorch's and tinygrad's
     """Context manager (and decorator) under which no graph is recorded, in this thread."""
 
-    flag, value = "grad_enabled", False
+    flag, value = GRAD, False
 
 
 class enable_grad(_Mode):  # noqa: N801 - named like PyTorch's
     """Context manager (and decorator) that records the graph again, e.g. inside ``no_grad()``."""
 
-    flag, value = "grad_enabled", True
+    flag, value = GRAD, True
 
 
 class detect_anomaly(_Mode):  # noqa: N801 - named like PyTorch's
@@ -128,7 +130,7 @@ class detect_anomaly(_Mode):  # noqa: N801 - named like PyTorch's
     environment variable ``TINYGRAD_LIKE_DETECT_ANOMALY=1``.
     """
 
-    flag = "anomaly"
+    flag = ANOMALY
 
     def __init__(self, enabled: bool = True) -> None:
         self.value = enabled
@@ -139,12 +141,12 @@ class detect_anomaly(_Mode):  # noqa: N801 - named like PyTorch's
 
 def is_grad_enabled() -> bool:
     """False inside ``no_grad()`` (in this thread)."""
-    return _state.grad_enabled
+    return bool(_get_mode() & GRAD)
 
 
 def is_anomaly_enabled() -> bool:
     """True inside ``detect_anomaly()`` (in this thread) or with ``TINYGRAD_LIKE_DETECT_ANOMALY=1``."""
-    return _state.anomaly
+    return bool(_get_mode() & ANOMALY)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -190,11 +192,12 @@ class Function:
     nan/inf under ``detect_anomaly``), ``backward_hint`` (the same for the backward). ``label()`` is the text
     drawings and error messages show, e.g. ``sum(axis=(1,))``.
 
-    The engine sets ``inputs`` (the Tensors) and ``needs_grad`` (one bool per input) when it records the op,
-    and ``module_calls`` when an ``nn.Module`` call returned its result (drawings group those ops).
+    The engine sets ``inputs`` (the Tensors), ``needs_grad`` (one bool per input) and ``seq`` (creation order)
+    when it records the op, and ``module_calls`` when an ``nn.Module`` call returned its result (drawings group
+    those ops).
     """
 
-    __slots__ = ("inputs", "needs_grad", "module_calls")
+    __slots__ = ("inputs", "needs_grad", "seq", "module_calls")
     name = "function"
     hint: str | None = None
     backward_hint: str | None = None
@@ -221,12 +224,21 @@ class Function:
     def apply(cls, *inputs: Any, **params: Any) -> Any:
         """Run the rule forward on the tensors' arrays and, where a gradient is wanted, record it.
 
-        ``inputs`` are Tensors; ``params`` (axes, shapes, constants) go to ``forward`` as keywords.
+        ``inputs`` are Tensors; ``params`` (axes, shapes, constants) go to ``forward`` as keywords. This is the
+        hottest path of the engine: one and two inputs are spelled out, and the result is built in place.
         """
-        fn = cls.__new__(cls)
+        fn = _new(cls)
+        n = len(inputs)
         token = _silence()
         try:
-            data = fn.forward(*[t.data for t in inputs], **params)
+            if params:
+                data = fn.forward(*[t.data for t in inputs], **params)
+            elif n == 1:
+                data = fn.forward(inputs[0].data)
+            elif n == 2:
+                data = fn.forward(inputs[0].data, inputs[1].data)
+            else:
+                data = fn.forward(*[t.data for t in inputs])
         except (ValueError, TypeError, IndexError) as e:
             raise _named_error(e, cls.name, inputs) from None
         except AttributeError:
@@ -236,15 +248,33 @@ class Function:
             raise
         finally:
             _restore(token)
-        state = _state
-        if state.anomaly and data.dtype.kind == "f" and not np.isfinite(data).all():
-            raise _forward_anomaly(fn, inputs, np.asarray(data))
-        if state.grad_enabled:
-            needs = tuple([t.requires_grad for t in inputs])
+        if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
+            data = np.asarray(data)
+        mode = _get_mode()
+        if mode & ANOMALY and data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise _forward_anomaly(fn, inputs, data)
+        out = _new(_tensor_type)
+        out.data, out.grad, out._retains_grad = data, None, False
+        if mode & GRAD:
+            if n == 1:
+                needs = _NEEDS_ONE[inputs[0].requires_grad]
+            elif n == 2:
+                needs = _NEEDS_TWO[inputs[0].requires_grad][inputs[1].requires_grad]
+            else:
+                needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
-                fn.inputs, fn.needs_grad = inputs, needs
-                return _tensor_type._from_array(data, fn)
-        return _tensor_type._from_array(data, None)
+                fn.inputs, fn.needs_grad, fn.seq = inputs, needs, _next_seq()
+                out.requires_grad, out._ctx = True, fn
+                return out
+        out.requires_grad, out._ctx = False, None
+        return out
+
+
+_new = object.__new__
+_next_seq = itertools.count().__next__  # creation order of recorded ops: toposort sorts by it
+# Shared needs_grad tuples, indexed by the inputs' requires_grad: one allocation less per op.
+_NEEDS_ONE = ((False,), (True,))
+_NEEDS_TWO = (((False, False), (False, True)), ((True, False), (True, True)))
 
 
 def _named_error(e: Exception, name: str, inputs: Sequence[Any]) -> Exception:
@@ -302,31 +332,55 @@ def _backward_anomaly(fn: Function, index: int, grad_in: np.ndarray, grad_out: n
 # ----------------------------------------------------------------------------------------------------------
 
 
-def toposort(root: Any) -> list[Any]:
-    """Every tensor ``root`` depends on (constants too), inputs before outputs, first input first; ``root`` last.
+def latest_first(root: Any, grad_only: bool = False) -> list[Any]:
+    """The recorded tensors ``root`` depends on, latest-created first: the order backward visits them in.
 
-    An explicit stack instead of recursion, so million-op chains work. A released node (its graph freed by an
-    earlier ``backward``) has no inputs left and ends the walk there.
+    Recorded ops are numbered as they are created, and a consumer is always created after its inputs, so a
+    max-heap on that number gives a node only after every node that uses it (a topological order, reversed).
+    An explicit heap, no recursion: million-op chains work. Leaves (and nodes a backward released) are not
+    included. ``grad_only`` skips the tensors that need no gradient.
     """
-    order: list[Any] = []
-    seen: set[Any] = set()  # tensors hash by identity
-    stack: list[tuple[Any, bool]] = [(root, False)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        node, expanded = pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        push((node, True))
+    if _is_leaf(root):
+        return []
+    order = []
+    heap = [(-root._ctx.seq, root)]  # seq numbers are unique: the tuples never compare the tensors
+    seen = {root}  # tensors hash by identity
+    pop, push, add, append, released, every = heappop, heappush, seen.add, order.append, ReleasedGraph, not grad_only
+    while heap:
+        node = pop(heap)[1]
+        append(node)
         ctx = node._ctx
-        if ctx is not None and type(ctx) is not ReleasedGraph:
-            for t in reversed(ctx.inputs):
-                if t not in seen:
-                    push((t, False))
+        for t, need in zip(ctx.inputs, ctx.needs_grad):
+            if (need or every) and t not in seen:
+                add(t)
+                t_ctx = t._ctx
+                if t_ctx is not None and type(t_ctx) is not released:
+                    push(heap, (-t_ctx.seq, t))
     return order
+
+
+def toposort(root: Any) -> list[Any]:
+    """Every tensor ``root`` depends on, constants too, inputs before outputs; ``root`` last.
+
+    The recorded nodes in creation order (``latest_first``, reversed); each leaf goes just before the first op
+    that uses it, in that op's input order, so a drawing reads in the order the code ran. A released node
+    (its graph freed by an earlier ``backward``) has no inputs left and counts as a leaf.
+    """
+    if _is_leaf(root):
+        return [root]
+    order: list[Any] = []
+    placed = set()
+    for node in reversed(latest_first(root)):
+        for t in node._ctx.inputs:
+            if t not in placed and _is_leaf(t):
+                placed.add(t)
+                order.append(t)
+        order.append(node)
+    return order
+
+
+def _is_leaf(t: Any) -> bool:
+    return t._ctx is None or type(t._ctx) is ReleasedGraph
 
 
 def backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
@@ -346,56 +400,72 @@ def backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
             gc.enable()
 
 
+def _released_error(t: Any) -> RuntimeError:
+    return RuntimeError(
+        f"backward: the graph through '{t._ctx.name}' (output shape {t.shape}) was already released by an earlier "
+        "backward(); call the first backward(retain_graph=True) to go through it twice"
+    )
+
+
 def _walk(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
+    if type(root._ctx) is ReleasedGraph:
+        raise _released_error(root)
     grads: dict[Any, np.ndarray] = {root: seed}
     leaves: list[Any] = []
-    check = _state.anomaly
-    for node in reversed(toposort(root)):
+    check = _get_mode() & ANOMALY
+    for node in latest_first(root, grad_only=True):
         grad = grads.pop(node, None)
-        ctx = node._ctx
-        if grad is None or ctx is None:
-            if grad is not None and node.requires_grad:
-                leaves.append((node, grad))
+        if grad is None:  # no gradient reaches it (e.g. a branch the loss does not use)
             continue
-        if type(ctx) is ReleasedGraph:
-            raise RuntimeError(
-                f"backward: the graph through '{ctx.name}' (output shape {node.shape}) was already released by "
-                "an earlier backward(); call the first backward(retain_graph=True) to go through it twice"
-            )
+        ctx = node._ctx
         if node._retains_grad:
             node._accumulate(grad)
-        for i, (t, need, g) in enumerate(zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad))):
+        for t, need, g in zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad)):
             if not need:
                 continue
             if check and g.dtype.kind == "f" and not np.isfinite(g).all():
-                raise _backward_anomaly(ctx, i, grad, np.asarray(g))
+                raise _backward_anomaly(ctx, _position(ctx, t), grad, np.asarray(g))
             data = t.data
             if g.shape != data.shape:
-                g = unbroadcast(g, data.shape, ctx, i)
+                g = unbroadcast(g, data.shape, ctx, t)
             if g.dtype != data.dtype:
                 g = g.astype(data.dtype)
             previous = grads.get(t)
-            grads[t] = g if previous is None else previous + g
+            if previous is not None:
+                grads[t] = previous + g
+            else:
+                grads[t] = g
+                t_ctx = t._ctx
+                if t_ctx is None:
+                    leaves.append(t)
+                elif type(t_ctx) is ReleasedGraph:
+                    raise _released_error(t)
         if not retain_graph:
             node._ctx = ctx.released
     # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed
     # is handed over without a copy, unless it is read-only or shares memory with the seed or another leaf's.
     claimed = {id(seed if seed.base is None else seed.base)}
-    for leaf, grad in leaves:
+    for leaf in leaves:
+        grad = grads[leaf]
         owner = id(grad if grad.base is None else grad.base)
         leaf._accumulate(grad, owned=owner not in claimed and grad.flags.writeable)
         claimed.add(owner)
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], ctx: Function, index: int) -> np.ndarray:
-    """Sum a gradient of a broadcast shape back to input ``index``'s ``shape``; refuse shapes that cannot come
-    from it, naming the op, the input and both shapes."""
+def _position(ctx: Function, t: Any) -> int:
+    """Which input of ``ctx`` is ``t`` (by identity: ``==`` on tensors is elementwise); for messages."""
+    return next(i for i, u in enumerate(ctx.inputs) if u is t)
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], ctx: Function, t: Any) -> np.ndarray:
+    """Sum a gradient of a broadcast shape back to the ``shape`` of ``ctx``'s input ``t``; refuse shapes that
+    cannot come from it, naming the op, the input and both shapes."""
     extra = grad.ndim - len(shape)
     axes = list(range(extra))
     for i, size in enumerate(shape):
         if extra < 0 or grad.shape[extra + i] != size:
             if extra < 0 or size != 1:
                 raise RuntimeError(f"{ctx.name}: backward returned a gradient of shape {grad.shape} for input "
-                                   f"{index} of shape {shape}")
+                                   f"{_position(ctx, t)} of shape {shape}")
             axes.append(extra + i)
     return grad.sum(axis=tuple(axes)).reshape(shape)
