@@ -78,11 +78,12 @@ def test_cross_entropy_errors():
         Tensor.ones(3).binary_crossentropy(np.ones(2, np.float32))
 
 
-def test_mean_over_nothing_and_max_of_empty():
-    with pytest.raises(ValueError, match="mean: cannot average over zero elements"):
-        Tensor.zeros(0).mean()
-    with pytest.raises(ValueError, match=r"max: cannot reduce an empty tensor of shape \(0,\)"):
+def test_mean_over_nothing_is_nan_and_max_of_an_empty_axis_raises():
+    assert np.isnan(Tensor.zeros(0).mean().item())  # as PyTorch and tinygrad, without a warning
+    assert Tensor.zeros(0, 3).mean(axis=0).shape == (3,) and np.isnan(Tensor.zeros(0, 3).mean(axis=0).data).all()
+    with pytest.raises(ValueError, match=r"max: cannot reduce over an empty axis of a tensor of shape \(0,\)"):
         Tensor.zeros(0).max()
+    assert Tensor.zeros(0, 3).max(axis=1).shape == (0,)  # the reduced axis is not empty: as NumPy and PyTorch
 
 
 def test_no_runtime_warning_on_extreme_finite_inputs():

@@ -189,7 +189,8 @@ class Function:
     Return new arrays or views of ``grad``, never an array the rule keeps (leaves get them without a copy).
 
     Class attributes: ``name`` (default: the class name in lower case), ``hint`` (said when the forward makes
-    nan/inf under ``detect_anomaly``), ``backward_hint`` (the same for the backward). ``label()`` is the text
+    nan/inf under ``detect_anomaly``), ``backward_hint`` (the same for the backward), ``saves_values`` (False
+    for a rule whose backward reads no input or output values, so in-place changes cannot spoil it). ``label()`` is the text
     drawings and error messages show, e.g. ``sum(axis=(1,))``.
 
     The engine sets ``inputs`` (the Tensors), ``needs_grad`` (one bool per input) and ``seq`` (creation order)
@@ -201,6 +202,7 @@ class Function:
     name = "function"
     hint: str | None = None
     backward_hint: str | None = None
+    saves_values = True  # backward reads saved inputs or output: checked against in-place changes
     released: ReleasedGraph
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -254,7 +256,7 @@ class Function:
         if mode & ANOMALY and data.dtype.kind == "f" and not np.isfinite(data).all():
             raise _forward_anomaly(fn, inputs, data)
         out = _new(_tensor_type)
-        out.data, out.grad, out._retains_grad = data, None, False
+        out.data, out.grad, out._retains_grad, out._version = data, None, False, 0
         if mode & GRAD:
             if n == 1:
                 needs = _NEEDS_ONE[inputs[0].requires_grad]
@@ -271,7 +273,16 @@ class Function:
 
 
 _new = object.__new__
-_next_seq = itertools.count().__next__  # creation order of recorded ops: toposort sorts by it
+_next_seq = itertools.count(1).__next__  # creation order of recorded ops: the walk goes by it
+
+
+_NEVER = float("inf")  # no version is above it
+
+
+def stamp() -> int:
+    """A number from the same counter as the ops' ``seq``, for a tensor changed in place: a tensor whose
+    version is above an op's ``seq`` changed after the op saved it (the version check, as PyTorch's)."""
+    return _next_seq()
 # Shared needs_grad tuples, indexed by the inputs' requires_grad: one allocation less per op.
 _NEEDS_ONE = ((False,), (True,))
 _NEEDS_TWO = (((False, False), (False, True)), ((True, False), (True, True)))
@@ -400,6 +411,16 @@ def backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
             gc.enable()
 
 
+def _modified_error(node: Any, ctx: Function) -> RuntimeError:
+    changed = [(f"input {i}", t) for i, t in enumerate(ctx.inputs) if t._version > ctx.seq]
+    what, t = changed[0] if changed else ("output", node)
+    return RuntimeError(
+        f"backward: {ctx.label()} saved its {what} (shape {t.shape}), which was changed in place after the op "
+        f"was recorded (version {t._version}); its gradient would be wrong. Compute the forward again after the "
+        "change (e.g. after optimizer.step()), or change a copy"
+    )
+
+
 def _released_error(t: Any) -> RuntimeError:
     return RuntimeError(
         f"backward: the graph through '{t._ctx.name}' (output shape {t.shape}) was already released by an earlier "
@@ -418,9 +439,14 @@ def _walk(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
         if grad is None:  # no gradient reaches it (e.g. a branch the loss does not use)
             continue
         ctx = node._ctx
+        seq = ctx.seq if ctx.saves_values else _NEVER  # the version check: nothing saved, nothing to check
+        if node._version > seq:
+            raise _modified_error(node, ctx)
         if node._retains_grad:
             node._accumulate(grad)
         for t, need, g in zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad)):
+            if t._version > seq:
+                raise _modified_error(node, ctx)
             if not need:
                 continue
             if check and g.dtype.kind == "f" and not np.isfinite(g).all():

@@ -36,6 +36,7 @@ class Add(Function):
 
     __slots__ = ()
     name = "add"
+    saves_values = False
 
     def forward(self, x, y):
         return x + y
@@ -49,6 +50,7 @@ class Sub(Function):
 
     __slots__ = ()
     name = "sub"
+    saves_values = False
 
     def forward(self, x, y):
         return x - y
@@ -95,7 +97,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    """z = x ** y;  dz/dx = y * x**(y-1),  dz/dy = z * log(x)  (taken as 0 where x == 0 and y >= 0)."""
+    """z = x ** y;  dz/dx = y * x**(y-1) (0 where y == 0, also at x == 0, as PyTorch),
+    dz/dy = z * log(x)  (taken as 0 where x == 0 and y >= 0)."""
 
     __slots__ = ("x", "y", "out")
     name = "pow"
@@ -110,7 +113,7 @@ class Pow(Function):
     def backward(self, grad):
         dx, dy = self.needs_grad
         x, y = self.x, self.y
-        gx = grad * y * np.power(x, y - 1) if dx else None
+        gx = np.where(y == 0, 0, grad * y * np.power(x, y - 1)) if dx else None  # d(x**0)/dx = 0, also at 0
         gy = None
         if dy:
             log_x = np.where((x == 0) & (y >= 0), 0, np.log(x))
@@ -200,6 +203,24 @@ class Linear(Function):
         gw = rows.T @ self.x.reshape(-1, self.x.shape[-1]) if need_w else None
         gb = rows.sum(axis=0) if need_b and need_b[0] else None
         return gx, gw, gb
+
+
+class Cast(Function):
+    """z = x as another dtype;  dz/dx = 1 (the engine casts the gradient back to x's dtype)."""
+
+    __slots__ = ("dtype",)
+    name = "cast"
+    saves_values = False
+
+    def forward(self, x, dtype=None):
+        self.dtype = np.dtype(dtype)
+        return x.astype(self.dtype)
+
+    def backward(self, grad):
+        return (grad,)
+
+    def label(self):
+        return f"cast({self.dtype})"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -297,7 +318,11 @@ class Sigmoid(Function):
 
 
 class Relu(Function):
-    """z = max(x, 0);  dz/dx = 1 where x > 0, else 0 (0 at x == 0)."""
+    """z = max(x, 0);  dz/dx = 1 where x > 0, else 0 (0 at x == 0).
+
+    The gradient is selected, not multiplied by a 0/1 mask: an inf arriving from downstream (``relu(x).log()``
+    at x <= 0) gives 0 where relu is flat, as in PyTorch, instead of 0 * inf = nan.
+    """
 
     __slots__ = ("out",)
     name = "relu"
@@ -307,7 +332,7 @@ class Relu(Function):
         return self.out
 
     def backward(self, grad):
-        return (grad * (self.out > 0),)
+        return (np.where(self.out > 0, grad, 0),)
 
 
 class Tanh(Function):
@@ -335,7 +360,8 @@ class Abs(Function):
         return np.abs(x)
 
     def backward(self, grad):
-        return (grad * np.sign(self.x),)
+        x = self.x  # selected, as in relu: an inf from downstream stays out where the slope is 0
+        return (np.where(x > 0, grad, np.where(x < 0, -grad, 0)),)
 
 
 class Clip(Function):
@@ -353,7 +379,8 @@ class Clip(Function):
         if low is not None and high is not None and low > high:
             raise ValueError(f"clip: min ({low}) is greater than max ({high})")
         self.x, self.low, self.high = x, low, high
-        return np.clip(x, low, high)
+        out = np.clip(x, low, high)
+        return out.astype(x.dtype) if x.dtype.kind == "f" and out.dtype != x.dtype else out  # bounds never widen
 
     def backward(self, grad):
         x, inside = self.x, True
@@ -361,7 +388,7 @@ class Clip(Function):
             inside = x >= self.low
         if self.high is not None:
             inside = inside & (x <= self.high)
-        return (grad * inside,)
+        return (np.where(inside, grad, 0),)  # selected, as in relu
 
     def label(self):
         return f"clip({self.low}, {self.high})"
@@ -384,6 +411,7 @@ class Sum(Function):
 
     __slots__ = ("in_shape", "axes", "keepdim")
     name = "sum"
+    saves_values = False
 
     def forward(self, x, axes=None, keepdim=False):
         self.in_shape, self.axes, self.keepdim = x.shape, axes, keepdim
@@ -406,8 +434,10 @@ class Max(Function):
     reduce = staticmethod(np.maximum.reduce)
 
     def forward(self, x, axes=None, keepdim=False):
-        if x.size == 0:
-            raise ValueError(f"{self.name}: cannot reduce an empty tensor of shape {x.shape}")
+        reduced = x.shape if axes is None else [x.shape[a] for a in axes]
+        if 0 in reduced:  # as NumPy and PyTorch: an empty axis has no max; other axes may be empty
+            raise ValueError(f"{self.name}: cannot reduce over an empty axis of a tensor of shape {x.shape} "
+                             f"(axis {axes})")
         out = self.reduce(x, axis=axes, keepdims=True)
         self.x, self.out, self.axes = x, out, axes
         if keepdim:
@@ -417,7 +447,7 @@ class Max(Function):
     def backward(self, grad):
         grad = grad.reshape(self.out.shape)
         winners = self.x == self.out
-        return (winners * (grad / winners.sum(axis=self.axes, keepdims=True)),)
+        return (np.where(winners, grad / winners.sum(axis=self.axes, keepdims=True), 0),)  # selected, as relu
 
     def label(self):
         return self.name if self.axes is None else f"{self.name}(axis={self.axes})"
@@ -553,6 +583,7 @@ class Reshape(Function):
 
     __slots__ = ("in_shape",)
     name = "reshape"
+    saves_values = False
 
     def forward(self, x, shape=()):
         self.in_shape = x.shape
@@ -572,6 +603,7 @@ class Permute(Function):
 
     __slots__ = ("order",)
     name = "permute"
+    saves_values = False
 
     def forward(self, x, order=()):
         self.order = order
@@ -595,6 +627,7 @@ class Expand(Function):
 
     __slots__ = ()
     name = "expand"
+    saves_values = False
 
     def forward(self, x, shape=()):
         try:
@@ -617,6 +650,7 @@ class GetItem(Function):
 
     __slots__ = ("in_shape", "dtype", "index")
     name = "getitem"
+    saves_values = False
 
     def forward(self, x, index=None):
         self.in_shape, self.dtype, self.index = x.shape, x.dtype, index

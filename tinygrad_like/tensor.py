@@ -59,7 +59,8 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
     wanted = None if dtype is None else _dtype_arg(dtype, "Tensor")
     from_numpy = isinstance(data, (np.ndarray, np.generic))
     try:
-        arr = np.array(data, dtype=wanted) if copy else np.asarray(data, dtype=wanted)
+        with np.errstate(over="ignore"):  # a float beyond the dtype's range becomes inf, as in PyTorch
+            arr = np.array(data, dtype=wanted) if copy else np.asarray(data, dtype=wanted)
     except (ValueError, TypeError) as e:
         if "inhomogeneous" in str(e) or "sequence" in str(e):
             raise ValueError(f"Tensor: nested lists have ragged lengths and do not form an array ({e})") from None
@@ -71,7 +72,8 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
         )
     if wanted is None and not from_numpy:  # Python numbers: float -> float32, int -> int32 when it fits
         if arr.dtype == np.float64:
-            arr = arr.astype(np.float32)
+            with np.errstate(over="ignore"):
+                arr = arr.astype(np.float32)
         elif arr.dtype.kind == "i" and (arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31)):
             arr = arr.astype(np.int32)
     return arr
@@ -98,9 +100,11 @@ def _constant(value: Any, dtype: Any) -> np.ndarray:
     key = (type(value), value, dtype)
     arr = _constants.get(key)
     if arr is None:
-        arr = np.array(value, dtype)
+        with np.errstate(over="ignore"):  # 1e39 next to a float32 tensor is inf, as in PyTorch, without a warning
+            arr = np.array(value, dtype)
         arr.flags.writeable = False
-        if len(_constants) < 4096 and value == value:  # bounded; NaN never equals its key, so it is not kept
+        # Bounded; NaN never equals its key, and 0.0 == -0.0 would share one key, so neither is kept.
+        if len(_constants) < 4096 and value == value and value != 0:
             _constants[key] = arr
     return arr
 
@@ -110,10 +114,45 @@ def _operand(value: Any, like: Tensor, op: str) -> Tensor:
     if isinstance(value, Tensor):
         return value
     if isinstance(value, (int, float, bool, np.number, np.bool_)):
-        return Tensor._from_array(_constant(value, _scalar_dtype(value, like.data.dtype)))
+        try:
+            return Tensor._from_array(_constant(value, _scalar_dtype(value, like.data.dtype)))
+        except OverflowError:
+            raise OverflowError(f"{op}: {value!r} does not fit the tensor's dtype {like.dtype} "
+                                f"(shape {like.shape})") from None
     if isinstance(value, (np.ndarray, list, tuple)):
         return Tensor._from_array(_to_array(value))
     raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} (tensor shape {like.shape})")
+
+
+def result_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
+    """The dtype of a binary op on ``a`` and ``b``, as PyTorch: a float array is never widened by an integer or
+    bool array, nor by a 0-d array of another float dtype; two n-d floats give the wider; anything else NumPy's."""
+    da, db = a.dtype, b.dtype
+    if da.kind == "f" and db.kind != "f":
+        return da
+    if db.kind == "f" and da.kind != "f":
+        return db
+    if da.kind == "f" and (a.ndim == 0) != (b.ndim == 0):
+        return db if a.ndim == 0 else da
+    return np.promote_types(da, db)
+
+
+def _pair(x: Tensor, other: Any, op: str, reverse: bool = False) -> tuple[Tensor, Tensor]:
+    """The two operands of a binary op, ``(x, other)`` or reversed, cast to ``result_dtype`` where they differ."""
+    y = _operand(other, x, op)
+    if x.data.dtype != y.data.dtype:  # the rare case: one dtype rule for every binary op
+        dtype = result_dtype(x.data, y.data)
+        x, y = _cast(x, dtype), _cast(y, dtype)
+    return (y, x) if reverse else (x, y)
+
+
+def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
+    if t.data.dtype == dtype:
+        return t
+    if t.requires_grad:
+        return ops.Cast.apply(t, dtype=dtype)
+    with np.errstate(over="ignore"):  # a value too big for the dtype becomes inf, as a cast in PyTorch
+        return Tensor._from_array(t.data.astype(dtype))
 
 
 def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -179,7 +218,7 @@ def _index_arg(index: Any) -> Any:
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, list):
-        return np.asarray(index)
+        return np.asarray(index) if index else np.zeros(0, dtype=np.intp)  # [] indexes nothing (not floats)
     if isinstance(index, tuple):
         return tuple(_index_arg(i) for i in index)
     return index
@@ -193,7 +232,7 @@ def _index_arg(index: Any) -> Any:
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "_version", "__weakref__")
     __array_ufunc__ = None  # ``ndarray + Tensor`` defers to ``Tensor.__radd__`` and gives a Tensor
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -207,6 +246,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self._ctx: Function | ReleasedGraph | None = None
         self._retains_grad = False
+        self._version = 0
 
     @staticmethod
     def _from_array(data: np.ndarray, ctx: Function | None = None) -> Tensor:
@@ -214,7 +254,7 @@ class Tensor:
         if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
             data = np.asarray(data)
         t = object.__new__(Tensor)
-        t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad = data, None, ctx is not None, ctx, False
+        t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad, t._version = data, None, ctx is not None, ctx, False, 0
         return t
 
     # -- properties and values out ------------------------------------------------------------------------
@@ -318,6 +358,55 @@ class Tensor:
             raise RuntimeError("retain_grad: the tensor does not require grad")
         self._retains_grad = True
 
+    # -- in-place changes -----------------------------------------------------------------------------------
+    @property
+    def version(self) -> int:
+        """Grows at every in-place change made through the library (``assign``, ``-=``, an optimizer's step);
+        0 for a tensor never changed. A backward through an op that saved this tensor before the change
+        raises. Writing into ``.data`` with NumPy directly is not tracked."""
+        return self._version
+
+    def assign(self, value: Any) -> Tensor:
+        """Copy ``value`` into this tensor's memory (same shape; cast to its dtype), in place; returns self."""
+        return self._in_place("assign", value, None)
+
+    def add_(self, other: Any) -> Tensor:
+        """In place: ``self += other``."""
+        return self._in_place("add_", other, np.add)
+
+    def sub_(self, other: Any) -> Tensor:
+        """In place: ``self -= other``."""
+        return self._in_place("sub_", other, np.subtract)
+
+    def mul_(self, other: Any) -> Tensor:
+        """In place: ``self *= other``."""
+        return self._in_place("mul_", other, np.multiply)
+
+    def div_(self, other: Any) -> Tensor:
+        """In place: ``self /= other``."""
+        return self._in_place("div_", other, np.divide)
+
+    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+
+    def _in_place(self, op: str, other: Any, ufunc: np.ufunc | None) -> Tensor:
+        if self.requires_grad and is_grad_enabled():
+            raise RuntimeError(
+                f"{op}: an in-place change of a tensor that requires grad (shape {self.shape}) is not recorded; "
+                "update parameters under no_grad() (as optimizers do), or use the out-of-place operator"
+            )
+        value = other.data if isinstance(other, Tensor) else other
+        try:
+            with np.errstate(all="ignore"):  # out-of-range values become inf/nan as NumPy gives them, silently
+                if ufunc is None:
+                    np.copyto(self.data, value, casting="unsafe")
+                else:
+                    ufunc(self.data, value, out=self.data, casting="unsafe")
+        except ValueError as e:
+            raise ValueError(f"{op}: cannot apply a value of shape {np.shape(value)} in place to a tensor of shape "
+                             f"{self.shape} ({e})") from None
+        self._version = engine.stamp()
+        return self
+
     def _accumulate(self, grad: np.ndarray, owned: bool = False) -> None:
         """Add ``grad`` to ``.grad``; ``owned`` says no one else holds ``grad``, so it need not be copied."""
         if self.grad is not None:
@@ -356,22 +445,22 @@ class Tensor:
 
     # -- arithmetic -----------------------------------------------------------------------------------------
     def add(self, other: Any) -> Tensor:
-        return ops.Add.apply(self, _operand(other, self, "add"))
+        return ops.Add.apply(*_pair(self, other, "add"))
 
     def sub(self, other: Any) -> Tensor:
-        return ops.Sub.apply(self, _operand(other, self, "sub"))
+        return ops.Sub.apply(*_pair(self, other, "sub"))
 
     def mul(self, other: Any) -> Tensor:
-        return ops.Mul.apply(self, _operand(other, self, "mul"))
+        return ops.Mul.apply(*_pair(self, other, "mul"))
 
     def div(self, other: Any) -> Tensor:
-        return ops.Div.apply(self, _operand(other, self, "div"))
+        return ops.Div.apply(*_pair(self, other, "div"))
 
     def pow(self, exponent: Any) -> Tensor:
-        return ops.Pow.apply(self, _operand(exponent, self, "pow"))
+        return ops.Pow.apply(*_pair(self, exponent, "pow"))
 
     def matmul(self, other: Any) -> Tensor:
-        return ops.Matmul.apply(self, _operand(other, self, "matmul"))
+        return ops.Matmul.apply(*_pair(self, other, "matmul"))
 
     dot = matmul
 
@@ -387,22 +476,22 @@ class Tensor:
     __neg__ = neg
 
     def __radd__(self, other: Any) -> Tensor:
-        return ops.Add.apply(_operand(other, self, "add"), self)
+        return ops.Add.apply(*_pair(self, other, "add", reverse=True))
 
     def __rsub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(_operand(other, self, "sub"), self)
+        return ops.Sub.apply(*_pair(self, other, "sub", reverse=True))
 
     def __rmul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(_operand(other, self, "mul"), self)
+        return ops.Mul.apply(*_pair(self, other, "mul", reverse=True))
 
     def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(_operand(other, self, "div"), self)
+        return ops.Div.apply(*_pair(self, other, "div", reverse=True))
 
     def __rpow__(self, other: Any) -> Tensor:
-        return ops.Pow.apply(_operand(other, self, "pow"), self)
+        return ops.Pow.apply(*_pair(self, other, "pow", reverse=True))
 
     def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.Matmul.apply(_operand(other, self, "matmul"), self)
+        return ops.Matmul.apply(*_pair(self, other, "matmul", reverse=True))
 
     # -- elementwise --------------------------------------------------------------------------------------
     def exp(self) -> Tensor:
@@ -446,8 +535,10 @@ class Tensor:
         axis, keepdim = _reduce_args("mean", axis, keepdim, keepdims, dim)
         axes = _axes(axis, self.ndim, "mean")
         count = self.size if axes is None else math.prod(self.shape[a] for a in axes)
-        if count == 0:
-            raise ValueError(f"mean: cannot average over zero elements (shape {self.shape}, axis {axis})")
+        if count == 0:  # nothing to average: nan, as PyTorch and tinygrad (and no warning)
+            return self.sum(axes, keepdim) * math.nan
+        if self.dtype == np.float16:  # sum in float32, as PyTorch: a float16 sum of 65,505 ones is inf
+            return _cast(_cast(self, np.dtype(np.float32)).sum(axes, keepdim) / count, self.dtype)
         return self.sum(axes, keepdim) / count
 
     def max(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
@@ -594,7 +685,8 @@ class Tensor:
     def full(shape: int | Sequence[int], value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         shape = _factory_shape((shape,), "full")
         dtype = _to_array(value).dtype if dtype is None else _dtype_arg(dtype, "full")
-        return Tensor(np.full(shape, value, dtype), requires_grad)
+        with np.errstate(over="ignore"):
+            return Tensor(np.full(shape, value, dtype), requires_grad)
 
     @staticmethod
     def eye(n: int, m: int | None = None, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
