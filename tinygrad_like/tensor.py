@@ -254,7 +254,8 @@ class Tensor:
         if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
             data = np.asarray(data)
         t = object.__new__(Tensor)
-        t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad, t._version = data, None, ctx is not None, ctx, False, 0
+        t.data, t.grad, t.requires_grad, t._ctx = data, None, ctx is not None, ctx
+        t._retains_grad, t._version = False, 0
         return t
 
     # -- properties and values out ------------------------------------------------------------------------
