@@ -332,7 +332,7 @@ class Relu(Function):
         return self.out
 
     def backward(self, grad):
-        return (np.where(self.out > 0, grad, 0),)
+        return (np.where(self.out <= 0, 0, grad),)  # a nan input passes its gradient on, as in PyTorch
 
 
 class Tanh(Function):

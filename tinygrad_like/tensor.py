@@ -644,8 +644,12 @@ class Tensor:
 
     def _compare(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
+        if not isinstance(other, (int, float, bool, np.number, np.bool_, np.ndarray, list, tuple)):
+            raise TypeError(f"{op}: cannot compare a tensor (shape {self.shape}) with {type(other).__name__}")
         try:
             return Tensor._from_array(ufunc(self.data, other))
+        except np.exceptions.DTypePromotionError:
+            raise TypeError(f"{op}: cannot compare a tensor of dtype {self.dtype} with {other!r}") from None
         except ValueError:
             raise ValueError(f"{op}: shapes {self.shape} and {np.shape(other)} cannot be broadcast together") from None
 
@@ -723,6 +727,8 @@ class Tensor:
     def uniform(*shape: int | Sequence[int], low: float = -1.0, high: float = 1.0, dtype: Any = np.float32,
                 requires_grad: bool = False) -> Tensor:
         """Uniform samples in [low, high)."""
+        if not low <= high:
+            raise ValueError(f"uniform: low ({low}) must not be greater than high ({high})")
         data = _rng.uniform(low, high, _factory_shape(shape, "uniform"))
         return Tensor(data.astype(_dtype_arg(dtype, "uniform")), requires_grad)
 

@@ -116,6 +116,8 @@ class Module:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the parameters (and the constructor arguments) to an ``.npz`` file, atomically."""
+        if not str(path):
+            raise ValueError("save: empty path; give a file name such as model.npz")
         path = Path(path)
         arrays = self.state_dict()
         config = self.config()
