@@ -162,3 +162,28 @@ def test_bad_numbers_are_argparse_errors(capsys: pytest.CaptureFixture[str]) -> 
         run("--epochs", "0")
     assert exit_info.value.code == 2
     assert "--epochs: must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--seed", "-1"], "--seed: a seed must be 0 or more"),
+    (["--lr", "inf"], "--lr: must be finite"),
+    (["--lr", "nan"], "--lr: must be finite"),
+    (["--plot", "curves.xyz"], "--plot curves.xyz: unknown file type .xyz"),
+    (["--json", ""], "--json: empty path"),
+    (["--save", ""], "--save: empty path"),
+    (["--plot", ""], "--plot: empty path"),
+    (["--save", "m.npz", "--json", "m.npz"], "--json m.npz: the same file as --save"),
+    (["--save", "missing/m.npz"], "the directory missing does not exist"),
+    (["--json", "/proc/run.json"], "--json /proc/run.json: cannot write into /proc"),
+    (["--save", "."], "--save .: unknown file type"),
+], ids=["seed", "lr-inf", "lr-nan", "plot-ext", "json-empty", "save-empty", "plot-empty", "same-file", "missing-dir",
+        "unwritable", "directory"])
+def test_user_errors_are_refused_before_any_work_with_status_2(args, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    try:
+        status = cli.main(["train", "--dataset", "fashion-mnist", "--data-dir", str(tmp_path / "nothing"), *args])
+    except SystemExit as e:  # argparse's own refusals
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no data searched for

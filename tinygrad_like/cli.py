@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from ._files import atomic_write
 from .blog import blog_recipe
 
 BLOG_LAYERS, BLOG_LR = blog_recipe().layers, blog_recipe().lr
+PLOT_FORMATS = ("png", "svg", "pdf")  # what train.plot_history writes
 
 if TYPE_CHECKING:  # annotations only: train is imported when a command needs it
     from .train import Recipe, TrainResult
@@ -55,7 +58,7 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=_positive_float, metavar="LR", help="override the recipe's learning rate")
     p.add_argument("--dtype", choices=("float32", "float64"), help=f"autograd's dtype (default {blog.dtype})")
     p.add_argument("--subset", type=_positive_int, metavar="N", help="train on the first N training samples")
-    p.add_argument("--seed", type=int, metavar="N",
+    p.add_argument("--seed", type=_seed, metavar="N",
                    help="initialisation and shuffling seed: the same seed gives the same numbers "
                         "(default: a random seed, printed)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars (shown on terminals with tqdm)")
@@ -86,12 +89,25 @@ def _positive_float(text: str) -> float:
     return _positive(float, text)
 
 
+def _seed(text: str) -> int:
+    """argparse type: a seed, an integer >= 0 (NumPy's generators refuse negative seeds)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be 0 or more, got {text}")
+    return value
+
+
 def _positive(kind: type, text: str) -> float:
     try:
         value = kind(text)
     except ValueError:
         expected = "an integer" if kind is int else "a number"
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
@@ -102,10 +118,40 @@ def _fail(command: str, message: str, status: int) -> int:
     return status
 
 
-def _check_output(option: str, path: str | None) -> None:
-    """ValueError when the directory of an output file does not exist: said before the work, not after it."""
-    if path is not None and not Path(path).parent.is_dir():
-        raise ValueError(f"--{option} {path}: the directory {Path(path).parent} does not exist")
+def _check_outputs(args: argparse.Namespace, options: dict[str, tuple[str, ...] | None]) -> None:
+    """ValueError for an output option that cannot be written, said before the work, not after it.
+
+    ``options``: option name -> the file extensions it accepts (None: any). Refused: an empty path, an unknown
+    extension, a directory that does not exist or cannot be written, a path that is not a regular file (a
+    directory, a FIFO, a device), and one file named by two options.
+    """
+    seen: dict[Path, str] = {}
+    for option, extensions in options.items():
+        path = getattr(args, option)
+        if path is None:
+            continue
+        flag = f"--{option.replace('_', '-')}"
+        if not path.strip():
+            raise ValueError(f"{flag}: empty path")
+        target = Path(path)
+        suffix = target.suffix.lstrip(".").lower()
+        if extensions is not None and suffix not in extensions:
+            raise ValueError(f"{flag} {path}: unknown file type {target.suffix or '(none)'}; use one of "
+                             + ", ".join("." + e for e in extensions))
+        directory = target.parent
+        if not directory.is_dir():
+            raise ValueError(f"{flag} {path}: the directory {directory} does not exist")
+        try:  # a real write, not os.access: root passes access checks on read-only file systems too
+            tempfile.TemporaryFile(dir=directory).close()
+        except OSError as e:
+            raise ValueError(f"{flag} {path}: cannot write into {directory} ({e.strerror})") from None
+        if target.exists() and not target.is_file():
+            raise ValueError(f"{flag} {path}: exists and is not a regular file")
+        key = target.resolve()
+        if key in seen:
+            raise ValueError(f"{flag} {path}: the same file as --{seen[key].replace('_', '-')}; give each output "
+                             "its own file")
+        seen[key] = option
 
 
 def _write_json(path: str | os.PathLike, summary: dict[str, Any]) -> None:
@@ -129,8 +175,7 @@ def _run_train(args: argparse.Namespace) -> int:
                          "(or pip install matplotlib)", 2)
     try:
         recipe = _train_recipe(args)
-        for option in ("save", "plot", "json"):
-            _check_output(option, getattr(args, option))
+        _check_outputs(args, {"save": ("npz",), "plot": PLOT_FORMATS, "json": None})
     except ValueError as err:
         return _fail("train", str(err), 2)
     try:
@@ -210,7 +255,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         from .blog import NN, compare_gradients, compare_update, from_blog
 
         try:
-            _check_output("json", args.json)
+            _check_outputs(args, {"json": None})
         except ValueError as e:
             return _fail("compare", str(e), 2)
         net = NN(args.layers, corrected=args.code == "corrected", seed=args.seed)
@@ -250,7 +295,7 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
                      help=f"layer sizes (default: {','.join(map(str, BLOG_LAYERS))})")
     cmd.add_argument("--batch", type=_positive_int, default=200, metavar="N",
                      help="samples in the batch (default: 200)")
-    cmd.add_argument("--seed", type=int, default=0, help="seed of the weights, the batch and the sampled entries "
+    cmd.add_argument("--seed", type=_seed, default=0, help="seed of the weights, the batch and the sampled entries "
                      "(default: 0)")
     cmd.add_argument("--code", choices=["published", "corrected"], default="published",
                      help="which hand-written backward: the blog's as published, or with the sigmoid derivative "
@@ -303,7 +348,7 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--layers", type=_layer_sizes, default=list(BLOG_LAYERS), metavar="N,N,...",
                      help=f"layer sizes (default: {','.join(map(str, BLOG_LAYERS))})")
     cmd.add_argument("--batch", type=_positive_int, default=4, metavar="N", help="samples in the batch (default: 4)")
-    cmd.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch (default: 0)")
+    cmd.add_argument("--seed", type=_seed, default=0, help="seed of the weights and the batch (default: 0)")
     cmd.add_argument("--code", choices=["published", "corrected"],
                      help="also compare the blog's hand-written gradients (as published, or corrected) with "
                      "autograd and highlight the parameters that disagree")
