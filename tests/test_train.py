@@ -206,3 +206,52 @@ def test_plot_history_writes_a_png_atomically(tmp_path: Path, monkeypatch: pytes
         T.plot_history(result, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes() == old  # the previous picture, whole; no temporary left
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Gradient flow
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_history_records_the_gradient_flow_of_the_steps_applied(small):
+    x, y = small
+    recipe = blog.blog_recipe(epochs=2, dtype="float64", batch_size=300)  # one step per epoch: same first step
+    runs = {backend: blog.train(T.build_model(recipe, seed=3), x, y, recipe, backend=backend, log=None,
+                                progress=False) for backend in ("autograd", "manual", "published")}
+    names = [name for name, _ in runs["autograd"].model.named_parameters()]
+    for result in runs.values():
+        for epoch in result.history:
+            assert list(epoch.grad_norms) == names and all(v > 0 for v in epoch.grad_norms.values())
+            assert set(epoch.update_ratios) == set(names) and all(v > 0 for v in epoch.update_ratios.values())
+    first = {backend: r.history[0].grad_norms for backend, r in runs.items()}
+    for name in names:  # the corrected hand-written backward applies autograd's gradients
+        assert first["manual"][name] == pytest.approx(first["autograd"][name], rel=1e-9)
+    assert first["published"]["layers.2.weight"] == pytest.approx(first["autograd"]["layers.2.weight"], rel=1e-9)
+    assert first["published"]["layers.0.weight"] > 2 * first["autograd"]["layers.0.weight"]  # missing s(1 - s)
+
+
+def test_the_first_epochs_mean_gradient_norm_is_the_mean_of_the_steps_norms(small):
+    x, y = small
+    recipe = blog.blog_recipe(epochs=1, dtype="float64", batch_size=150)
+    model = T.build_model(recipe, seed=4)
+    copy = T.build_model(recipe, seed=4)
+    result = T.train(model, x, y, recipe, log=None, progress=False)
+    norms = []
+    for start in (0, 150):  # the same two steps by hand
+        copy.zero_grad()
+        copy.logits(Tensor(x[start:start + 150])).cross_entropy(y[start:start + 150], reduction="sum").backward()
+        norms.append(np.linalg.norm(copy.layers[1].weight.grad.data))
+        for p in copy.parameters():
+            p.data -= recipe.lr * p.grad.data
+    assert result.history[0].grad_norms["layers.1.weight"] == pytest.approx(np.mean(norms), rel=1e-12)
+
+
+def test_plot_gradient_flow_writes_a_picture(small, tmp_path):
+    pytest.importorskip("matplotlib")
+    x, y = small
+    recipe = blog.blog_recipe(epochs=2)
+    result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, log=None, progress=False)
+    path = tmp_path / "flow.png"
+    T.plot_gradient_flow(result, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.png"]

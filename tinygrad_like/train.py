@@ -9,24 +9,22 @@ and the final ``Score: a / b = x%`` lines, and returns a ``TrainResult`` whose `
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import optim
-from ._files import atomic_write
 from ._progress import progress_bar
 from .nn import MLP
 from .tensor import Tensor, no_grad
+from .viz.plots import plot_gradient_flow, plot_history  # where train.plot_history has always been
 
 __all__ = [
     "AutogradStepper", "EpochStats", "Recipe", "TrainResult", "build_model", "evaluate", "format_score",
-    "fold_standardization", "plot_history", "prepare", "run_epoch", "train",
+    "fold_standardization", "plot_gradient_flow", "plot_history", "prepare", "run_epoch", "train",
 ]
 
 INITS = ("uniform", "default")
@@ -90,6 +88,10 @@ class EpochStats:
     train_accuracy: float
     test_accuracy: float | None
     seconds: float  # training time of this epoch, evaluation excluded
+    # The gradient flow: parameter name -> mean over the epoch's steps of the gradient's norm |g| (the gradient
+    # the stepper applied: autograd's, or a hand-written backward's), and |update| / |parameter| of the last step.
+    grad_norms: dict[str, float] = field(default_factory=dict)
+    update_ratios: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -210,12 +212,27 @@ def _lr_at(recipe: Recipe, step: int, total_steps: int) -> float:
 
 
 class AutogradStepper:
-    """One optimizer step per batch: forward, fused cross-entropy on the logits, backward."""
+    """One optimizer step per batch: forward, fused cross-entropy on the logits, backward.
+
+    A stepper (this one, or any object with the same four methods, e.g. a hand-written backward) makes the
+    steps of ``run_epoch``: ``step(x, y, lr)``, ``sync()`` at the end of an epoch (copy its parameters into the
+    model), ``gradients()`` (the last step's gradients by parameter name) and ``parameters()`` (the current
+    values by name), the last two for the gradient flow.
+    """
 
     def __init__(self, model: MLP, recipe: Recipe) -> None:
         self.model, self.recipe = model, recipe
         self.optimizer = _make_optimizer(recipe, model)
         self.dtype = model.layers[0].weight.dtype
+        self.named = list(model.named_parameters())
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The gradients of the last step, by parameter name."""
+        return {name: p.grad.data for name, p in self.named if p.grad is not None}
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The parameters' current values, by name."""
+        return {name: p.data for name, p in self.named}
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
         self.optimizer.lr = lr
@@ -228,21 +245,44 @@ class AutogradStepper:
         """Nothing to copy: the optimizer updates the model's own parameters."""
 
 
+Flow = tuple[dict[str, float], dict[str, float]]  # (gradient norms, update ratios) by parameter name
+
+
 def run_epoch(stepper: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, rng: np.random.Generator | None,
-           first_step: int, total_steps: int, desc: str, progress: bool) -> None:
+              first_step: int, total_steps: int, desc: str, progress: bool) -> Flow:
     """One pass over the training set, one ``stepper.step`` per batch (then ``stepper.sync()``); ``rng`` shuffles
-    (None keeps the order), ``first_step`` and ``total_steps`` place the epoch in the lr schedule."""
+    (None keeps the order), ``first_step`` and ``total_steps`` place the epoch in the lr schedule.
+
+    Returns the gradient flow: (parameter name -> mean gradient norm over the steps, name -> |update| /
+    |parameter| of the last step). A norm is one dot product per parameter and step (about 1% of a step); the
+    last step's update needs a copy of the parameters, once per epoch.
+    """
     n_steps = math.ceil(len(x) / recipe.batch_size)
     bar = progress_bar(n_steps, desc, "batch", progress)
+    norm_sums: dict[str, float] = {}
+    ratios: dict[str, float] = {}
     try:
         for k, index in enumerate(_batches(len(x), recipe.batch_size, rng)):
+            last = k == n_steps - 1
+            before = {name: p.copy() for name, p in stepper.parameters().items()} if last else None
             stepper.step(x[index], y[index], _lr_at(recipe, first_step + k, total_steps))
+            for name, g in stepper.gradients().items():
+                g = g.reshape(-1)
+                norm_sums[name] = norm_sums.get(name, 0.0) + math.sqrt(float(np.dot(g, g)))
+            if last:
+                ratios = {name: _relative_change(p, before[name]) for name, p in stepper.parameters().items()}
             if bar is not None:
                 bar.update()
     finally:
         if bar is not None:
             bar.close()
     stepper.sync()
+    return {name: total / n_steps for name, total in norm_sums.items()}, ratios
+
+
+def _relative_change(after: np.ndarray, before: np.ndarray) -> float:
+    size = float(np.linalg.norm(before))
+    return float(np.linalg.norm(after - before)) / size if size else 0.0
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -278,15 +318,17 @@ def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe, *,
     for epoch in range(1, recipe.epochs + 1):
         say(f"Epoch {epoch}, current loss: {loss}")
         start = time.perf_counter()
-        run_epoch(stepper, recipe, xs, y, rng, (epoch - 1) * steps_per_epoch, recipe.epochs * steps_per_epoch,
-               f"epoch {epoch}/{recipe.epochs}", progress)
+        grad_norms, update_ratios = run_epoch(stepper, recipe, xs, y, rng, (epoch - 1) * steps_per_epoch,
+                                              recipe.epochs * steps_per_epoch, f"epoch {epoch}/{recipe.epochs}",
+                                              progress)
         seconds = time.perf_counter() - start
         if epoch == recipe.epochs and recipe.standardize:
             fold_standardization(model, shift, scale)
             xs, test_s = x, test  # the folded model takes pixel / 255: its scores are measured on those
         loss, result.train_correct = evaluate(model, xs, y, recipe.reduction)
         result.test_correct = None if test_s is None else evaluate(model, *test_s)[1]
-        result.history.append(EpochStats(epoch, loss, result.train_accuracy, result.test_accuracy, seconds))
+        result.history.append(EpochStats(epoch, loss, result.train_accuracy, result.test_accuracy, seconds,
+                                         grad_norms, update_ratios))
         result.seconds += seconds
     say(f"Final loss: {loss}")
     say(f"{format_score(result.train_correct, result.n_train)}  (train)")
@@ -315,39 +357,3 @@ def fold_standardization(model: MLP, shift: float, scale: float) -> None:
     w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
     layer.weight.data = (w / scale).astype(layer.weight.dtype)
     layer.bias.data = (b - (shift / scale) * w.sum(axis=1)).astype(layer.bias.dtype)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Plotting (matplotlib is optional: the ``plot`` extra)
-# ----------------------------------------------------------------------------------------------------------
-
-
-def plot_history(result: TrainResult, path: str | os.PathLike, title: str | None = None) -> None:
-    """Save loss and accuracy curves per epoch to ``path`` (PNG, SVG or PDF, by its extension), atomically.
-
-    Raises ImportError with install instructions when matplotlib is missing. Uses matplotlib's object API
-    (no pyplot), so it changes no global backend or state of the caller.
-    """
-    try:
-        from matplotlib.figure import Figure
-        from matplotlib.ticker import MaxNLocator
-    except ImportError:
-        raise ImportError("plotting needs matplotlib: pip install 'tinygrad_like[plot]' "
-                          "(or pip install matplotlib)") from None
-    epochs = [0] + [h.epoch for h in result.history]
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    loss_ax, acc_ax = fig.subplots(1, 2)
-    loss_ax.plot(epochs, [result.initial_loss] + [h.loss for h in result.history], marker="o")
-    kind = "summed" if result.recipe.reduction == "sum" else "mean"
-    loss_ax.set(xlabel="epoch", ylabel=f"training loss ({kind} cross-entropy)", title="loss")
-    acc_ax.plot(epochs[1:], [100 * h.train_accuracy for h in result.history], marker="o", label="train")
-    if result.test_accuracy is not None:
-        acc_ax.plot(epochs[1:], [100 * (h.test_accuracy or 0) for h in result.history], marker="o", label="test")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
-    acc_ax.legend()
-    for ax in (loss_ax, acc_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-    fig.suptitle(title or f"{result.recipe.name} recipe, {result.backend} backend")
-    with atomic_write(path) as f:  # a failed or interrupted save leaves no half-written picture
-        fig.savefig(f, format=Path(path).suffix.lstrip(".").lower() or None)

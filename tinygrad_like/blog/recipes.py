@@ -73,6 +73,16 @@ class ManualStepper:
                              f"momentum={recipe.momentum}")
         self.model, self.per_sample = model, per_sample
         self.net = to_blog(model, corrected=corrected)
+        self.names = [name for name, _ in model.named_parameters()]  # layers.0.weight, layers.0.bias, ...
+        self.last: list[np.ndarray] = []
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        """The hand-written gradients of the last step (the published code's are not the true ones)."""
+        return dict(zip(self.names, self.last))
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The blog network's current parameters, by the MLP's names."""
+        return dict(zip(self.names, _interleave(self.net.weights, self.net.biases)))
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
         x, onehot = np.asarray(x, dtype=np.float64), one_hot(y, self.net.sizes[-1])
@@ -81,6 +91,7 @@ class ManualStepper:
             self.net.accumulate(x, onehot)
         else:
             self.net.weight_grads, self.net.bias_grads = manual_gradients(self.net, x, onehot)
+        self.last = _interleave(self.net.weight_grads, self.net.bias_grads)  # update() resets them
         self.net.update(lr)
 
     def sync(self) -> None:
@@ -88,6 +99,11 @@ class ManualStepper:
         for layer, w, b in zip(self.model.layers, self.net.weights, self.net.biases):
             layer.weight.data = w.astype(layer.weight.dtype)
             layer.bias.data = b.reshape(-1).astype(layer.bias.dtype)
+
+
+def _interleave(weights: list[np.ndarray], biases: list[np.ndarray]) -> list[np.ndarray]:
+    """[W0, b0, W1, b1, ...], in the MLP's parameter order."""
+    return [a for pair in zip(weights, biases) for a in pair]
 
 
 def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe | None = None, *, backend: str = "autograd",
