@@ -1,12 +1,14 @@
 """The HTML view: file size of the blog network's view, and how fast a 1,000-node graph opens in headless Chromium.
 
-    python benchmarks/bench_html.py [--nodes 1000] [--chromium /usr/bin/chromium]
+    python benchmarks/bench_html.py [--nodes 1000] [--chromium /usr/bin/chromium] [--screenshot docs/html_view.png]
 
 Targets: the blog network's file ([784, 64, 32, 10], batch 4) under 3 MB; a 1,000-node graph's view shows its
 rendered SVG within 2 s of opening (measured from navigation start to the first laid-out SVG, in the page's own
 clock, so Playwright's start-up is not counted). Two 1,000-node graphs: a chain of elementwise ops without
 modules (every node drawn), and a deep MLP whose module clusters open collapsed (then also "expand all").
 Needs the `playwright` Python package (its browser download is not used: Debian's chromium is).
+``--screenshot`` also saves the blog network's view at the first sigmoid step of the backward pass (the README's
+picture).
 """
 
 from __future__ import annotations
@@ -68,10 +70,21 @@ def open_seconds(page, path: Path, expand: bool = False) -> float:
     return seconds
 
 
+def screenshot(page, path: Path) -> None:
+    """The open view, stepped to the first sigmoid rule, with the whole graph in sight."""
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.click("#zoom-fit")
+    while "sigmoid" not in page.inner_text("#step-status"):
+        page.click("#next")
+    page.screenshot(path=str(path))
+    print(f"wrote {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--screenshot", type=Path, metavar="PNG", help="save a picture of the blog network's view")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -87,6 +100,8 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         print(f"blog network: SVG after {open_seconds(page, out / 'blog.html'):.2f} s")
+        if args.screenshot:
+            screenshot(page, args.screenshot)
         for name, (root, params) in graphs.items():
             start = time.perf_counter()
             html = viz.to_html(root, out / "graph.html", params=params)
@@ -95,8 +110,8 @@ def main() -> None:
             seconds = open_seconds(page, out / "graph.html")
             drawn = page.locator("#graph svg g.node:not(.copy)").count()
             copies = page.locator("#graph svg g.node.copy").count()
-            print(f"{name}, {count} nodes ({drawn} drawn, {copies} copies of shared leaves): SVG after {seconds:.2f} s (target < 2 s); "
-                  f"file {len(html.encode()) / 1e6:.2f} MB, built in {built:.2f} s")
+            print(f"{name}, {count} nodes ({drawn} drawn, {copies} copies of shared leaves): SVG after "
+                  f"{seconds:.2f} s (target < 2 s); file {len(html.encode()) / 1e6:.2f} MB, built in {built:.2f} s")
             if drawn < count:
                 print(f"{name}: expand all laid out in {open_seconds(page, out / 'graph.html', expand=True):.2f} s")
         browser.close()

@@ -183,27 +183,28 @@ def _view_data(parts: GraphParts, walk: BackwardPass) -> dict[str, Any]:
 
 
 def _collapsed(parts: GraphParts) -> list[bool]:
-    """Which clusters the page opens collapsed: all of them, then outer ones expanded first while at most
-    ``EXPAND_LIMIT`` nodes and boxes are drawn (so a graph of up to that many nodes opens fully expanded). An
-    outermost cluster holding most of the graph (the model itself) is always expanded: as one box it hides all."""
+    """Which clusters the page opens collapsed: all of them, then level by level from the outside, every cluster
+    of a level is opened while at most ``EXPAND_LIMIT`` nodes and boxes are drawn (so a graph of up to that many
+    nodes opens fully expanded). An outermost cluster holding most of the graph (the model itself) is always
+    opened: as one box it would hide everything."""
+    clusters = parts.clusters
     depth: list[int] = []
-    for _, _, parent in parts.clusters:  # outer clusters come first
+    for _, _, parent in clusters:  # outer clusters come first
         depth.append(0 if parent is None else depth[parent] + 1)
-    inside = [0] * len(parts.clusters)  # nodes directly in each cluster, and clusters directly in it
-    for k in parts.owner:
-        if k is not None:
-            inside[k] += 1
-    for _, _, parent in parts.clusters:
-        if parent is not None:
-            inside[parent] += 1
-    collapsed = [True] * len(parts.clusters)
-    drawn = parts.owner.count(None) + sum(parent is None for _, _, parent in parts.clusters)
-    for k in sorted(range(len(collapsed)), key=lambda k: (depth[k], k)):
-        _, members, parent = parts.clusters[k]
-        whole_model = parent is None and 2 * len(members) > len(parts.order)
-        if (parent is None or not collapsed[parent]) and (drawn - 1 + inside[k] <= EXPAND_LIMIT or whole_model):
+    inside = [0] * len(clusters)  # what each cluster draws when open: its own nodes and its child clusters' boxes
+    for k in [k for k in parts.owner if k is not None] + [p for _, _, p in clusters if p is not None]:
+        inside[k] += 1
+    collapsed = [True] * len(clusters)
+    drawn = parts.owner.count(None) + depth.count(0)
+    for level in range(max(depth, default=-1) + 1):
+        opened = [k for k in range(len(clusters)) if depth[k] == level]
+        grow = sum(inside[k] - 1 for k in opened)
+        whole_model = level == 0 and any(2 * len(clusters[k][1]) > len(parts.order) for k in opened)
+        if drawn + grow > EXPAND_LIMIT and not whole_model:
+            break
+        for k in opened:
             collapsed[k] = False
-            drawn += inside[k] - 1
+        drawn += grow
     return collapsed
 
 

@@ -247,7 +247,9 @@
       out += `<h3 class="mismatch">${bad.length} gradient${bad.length > 1 ? "s" : ""} disagree</h3>`;
       out += bad.map((i) => `<p class="mismatch">${link(i)}: ${escapeHTML(nodes[i].verdict.cause || "no cause found")}</p>`).join("");
     }
-    out += '<h3>legend</h3><div class="legend">' + Object.values(legend).map(([colour, meaning]) =>
+    const used = new Set(nodes.map((n) => n.cat));
+    out += '<h3>legend</h3><div class="legend">' + Object.entries(legend).filter(([cat]) => used.has(cat))
+      .map(([, [colour, meaning]]) =>
       `<div><span class="swatch" style="background:${colour}"></span>${escapeHTML(meaning)}</div>`).join("") +
       `<div><span class="swatch" style="border: 3px solid var(--current)"></span>the rule running at this step</div>` +
       `<div><span class="swatch" style="border: 3px dashed var(--target)"></span>inputs it sends gradients to</div>` +
