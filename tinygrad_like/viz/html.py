@@ -36,7 +36,7 @@ __all__ = ["BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "dot_to
 ASSETS = Path(__file__).with_name("assets")
 SMALL = 16  # tensors with at most this many elements show every value; bigger ones a summary and a histogram
 BINS = 20  # histogram bars of a summary
-EXPAND_LIMIT = 300  # graphs with more nodes open with their module clusters collapsed
+EXPAND_LIMIT = 300  # nodes and boxes drawn at most when a page opens: bigger graphs open with clusters collapsed
 DIGITS = 4  # significant digits of every number on the page
 
 
@@ -213,6 +213,7 @@ def _asset(name: str) -> str:
     return (ASSETS / name).read_text(encoding="utf-8")
 
 
+@cache
 def _script(name: str) -> str:
     """A script asset, to be inlined in a <script> element."""
     text = _asset(name)
@@ -229,9 +230,9 @@ def _json_for_script(value: Any) -> str:
 def _page(template: str, title: str, data: Any) -> str:
     """An asset page with viz.js, ``data`` (as JSON) and the page's script inlined; one pass, so nothing that is
     inlined is read as a placeholder."""
-    fields = {"title": html.escape(title), "viz_js": _script("viz-global.js"), "data": _json_for_script(data),
-              "script": _script("view.js")}
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m.group(1)], _asset(template))
+    fields = {"title": lambda: html.escape(title), "viz_js": lambda: _script("viz-global.js"),
+              "data": lambda: _json_for_script(data), "script": lambda: _script("view.js")}
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m.group(1)](), _asset(template))
 
 
 def _write(path: str | os.PathLike, page: str, caller: str) -> None:
