@@ -309,15 +309,21 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
 
 
 def add_graph_command(commands: argparse._SubParsersAction) -> None:
-    """``tinygrad-like graph``: draw the blog network's loss graph (see viz.py)."""
+    """``tinygrad-like graph``: draw the blog network's loss graph (see viz/graph.py), or write its HTML view
+    (viz/html.py) when ``--out`` ends in ``.html``."""
 
     def run(args: argparse.Namespace) -> int:
         import numpy as np
 
         from . import viz
-        from .blog import NN, RECIPES, blog_graph, compare_gradients, from_blog
+        from .blog import NN, RECIPES, blog_graph, blog_loss, compare_gradients, from_blog
         from .train import build_model
 
+        html = Path(args.out).suffix.lower() == ".html"
+        try:
+            _check_outputs(args, {"out": (*viz.RENDERED_FORMATS, *viz.SOURCE_FORMATS, "html")})
+        except ValueError as e:
+            return _fail("graph", str(e), 2)
         rng = np.random.default_rng(args.seed)
         x, labels = rng.random((args.batch, args.layers[0])), rng.integers(0, args.layers[-1], args.batch)
         report = None
@@ -327,13 +333,20 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
             net = NN(args.layers, corrected=args.code == "corrected", seed=args.seed)
             mlp = from_blog(net)
             report = compare_gradients(net, mlp, x, labels, seed=args.seed)
-        graph = blog_graph(mlp, x, labels, report=report, rankdir=args.rankdir)
-        try:
-            path = viz.save(graph, args.out)
-        except (viz.GraphvizNotFound, ValueError, OSError) as e:  # GraphvizNotFound: the .gv is written anyway
-            return _fail("graph", str(e), 2)
-        rendered = path.suffix.lstrip(".").lower() in viz.RENDERED_FORMATS  # then save wrote the DOT text beside it
-        print(f"wrote {path}" + (f" (DOT source: {path.with_suffix('.gv')})" if rendered else ""))
+        if html:  # the view computes the gradients itself, so the graph is recorded without a backward
+            try:
+                viz.to_html(blog_loss(mlp, x, labels), args.out, params=mlp, report=report)
+            except OSError as e:
+                return _fail("graph", f"cannot write output: {e}", 2)
+            print(f"wrote {args.out} (open it in a browser: it needs no network and no Graphviz)")
+        else:
+            graph = blog_graph(mlp, x, labels, report=report, rankdir=args.rankdir)
+            try:
+                path = viz.save(graph, args.out)
+            except (viz.GraphvizNotFound, ValueError, OSError) as e:  # GraphvizNotFound: the .gv is written anyway
+                return _fail("graph", str(e), 2)
+            rendered = path.suffix.lstrip(".").lower() in viz.RENDERED_FORMATS  # save wrote the DOT text beside it
+            print(f"wrote {path}" + (f" (DOT source: {path.with_suffix('.gv')})" if rendered else ""))
         if report is not None:
             print(f"{args.code} code: gradients disagree for " + (", ".join(report.disagreeing) or "no parameter"))
         return 0
@@ -343,7 +356,8 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
         description="Draw the loss graph of the blog's network (matmul, add, sigmoid, ..., softmax, log, times the "
         "one-hot labels, sum) on a random batch after backward, with every layer as a labelled cluster. The format "
         "comes from the extension of --out: .svg, .png, .pdf need Graphviz's `dot` (exit status 2 with an install "
-        "hint when it is missing; the .gv is written anyway), .gv needs nothing.",
+        "hint when it is missing; the .gv is written anyway), .gv needs nothing, and .html writes the interactive "
+        "view (values, gradients, foldable layers, a step-through of the backward pass), which needs only a browser.",
     )
     cmd.add_argument("--layers", type=_layer_sizes, default=list(BLOG_LAYERS), metavar="N,N,...",
                      help=f"layer sizes (default: {','.join(map(str, BLOG_LAYERS))})")
@@ -355,9 +369,10 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
     from .viz import RANKDIRS
 
     cmd.add_argument("--rankdir", choices=RANKDIRS, default="TB",
-                     help="layout direction, top to bottom or left to right (default: TB)")
+                     help="layout direction, top to bottom or left to right (default: TB; the .html view has "
+                     "its own switch)")
     cmd.add_argument("--out", default="blog_graph.svg", metavar="FILE",
-                     help="output file: .svg, .png, .pdf or .gv (default: blog_graph.svg)")
+                     help="output file: .svg, .png, .pdf, .gv or .html (default: blog_graph.svg)")
     cmd.set_defaults(run=run)
 
 

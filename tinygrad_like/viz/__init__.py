@@ -1,7 +1,8 @@
-"""Seeing what autodiff does: drawings of computation graphs (graph.py: ``draw(tensor) -> graphviz.Digraph`` and
-``save(graph, path)``) and plots of a training run with its gradient flow (plots.py).
+"""Seeing what autodiff does: the graphviz drawing (graph.py: ``draw``, ``save``), the self-contained HTML view
+that needs no ``dot`` program (html.py: ``to_html``, ``show``), and plots of a training run with its gradient
+flow (plots.py).
 
-graph.py needs the ``graphviz`` package, so it loads on first use of one of its names.
+graph.py and html.py need the ``graphviz`` package, so they load on first use of one of their names.
 """
 
 import importlib
@@ -9,14 +10,19 @@ from typing import Any
 
 from .plots import plot_gradient_flow, plot_history
 
-_GRAPH_NAMES = ("INSTALL_HINT", "LEGEND", "RANKDIRS", "RENDERED_FORMATS", "SOURCE_FORMATS", "GraphvizNotFound", "draw",
-                "report_verdicts", "save")
+_LAZY = {
+    "graph": ("INSTALL_HINT", "LEGEND", "RANKDIRS", "RENDERED_FORMATS", "SOURCE_FORMATS", "Drawing", "GraphParts",
+              "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"),
+    "html": ("BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "dot_to_html", "notebook_frame", "show",
+             "to_html"),
+}
+_MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _GRAPH_NAMES:
-        return getattr(importlib.import_module(".graph", __name__), name)
+    if name in _MODULE_OF:
+        return getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
     raise AttributeError(f"module 'tinygrad_like.viz' has no attribute {name!r}")
 
 
-__all__ = [*_GRAPH_NAMES, "plot_gradient_flow", "plot_history"]
+__all__ = [*_MODULE_OF, "plot_gradient_flow", "plot_history"]

@@ -23,7 +23,7 @@ from .._files import atomic_write
 from ..engine import ReleasedGraph, toposort
 from ..tensor import Tensor
 
-__all__ = ["LEGEND", "GraphvizNotFound", "draw", "report_verdicts", "save"]
+__all__ = ["LEGEND", "Drawing", "GraphParts", "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"]
 
 # Category -> (fill colour, meaning). The order is the legend's order; ``draw``'s docstring repeats it.
 LEGEND: dict[str, tuple[str, str]] = {
@@ -70,13 +70,13 @@ class GraphvizNotFound(RuntimeError):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _topological(root: Tensor) -> list[Tensor]:
+def _topological(root: Tensor, caller: str = "draw") -> list[Tensor]:
     """The engine's toposort, refusing a graph that backward() released (nothing is left to draw there)."""
     order = toposort(root)
     for t in order:
         if type(t.grad_fn) is ReleasedGraph:
             raise RuntimeError(
-                f"draw: the graph through '{t.grad_fn.name}' (output shape {t.shape}) was released by backward(); "
+                f"{caller}: the graph through '{t.grad_fn.name}' (output shape {t.shape}) was released by backward(); "
                 "draw before backward(), or call backward(retain_graph=True) to draw the graph with its gradients"
             )
     return order
@@ -218,6 +218,11 @@ def _op_label(t: Tensor) -> str:
     return t.grad_fn.label()  # each rule says how it is drawn (``T`` for a transpose, ``clip(0, 1)``, ...)
 
 
+def _title(t: Tensor, name: str | None) -> str:
+    """A node's first line: its op, else its parameter name, else what kind of leaf it is."""
+    return _op_label(t) if t.grad_fn is not None else (name or _leaf_title(t))
+
+
 @dataclass
 class _Style:
     """The options of one drawing."""
@@ -333,7 +338,8 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         max_values: tensors with at most this many elements show all their values.
 
     Returns:
-        The ``graphviz.Digraph``; ``.source`` is the DOT text, ``save(graph, "graph.svg")`` writes a file.
+        The ``graphviz.Digraph`` (a ``Drawing``: in Jupyter it shows inline even without ``dot``); ``.source`` is
+        the DOT text, ``save(graph, "graph.svg")`` writes a file.
 
     Raises:
         RuntimeError: the graph was released by ``backward()`` without ``retain_graph=True``.
@@ -349,7 +355,7 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     found = _module_calls(order, index)
     tensor_names, module_names = _names(params, found)
     style = _Style(show_data, show_grad, max_values, vertical_fields=rankdir in ("LR", "RL"))
-    graph = graphviz.Digraph(
+    graph = Drawing(
         name="tinygrad_like",
         graph_attr={"rankdir": rankdir, "nodesep": "0.2", "ranksep": "0.3"},
         node_attr={"shape": "record", "style": "filled", "fontname": "Helvetica", "fontsize": "10"},
@@ -366,6 +372,72 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     return graph
 
 
+class Drawing(graphviz.Digraph):
+    """The ``graphviz.Digraph`` that ``draw`` returns: in Jupyter it shows inline with or without ``dot``.
+
+    With Graphviz's ``dot`` on PATH the notebook gets the SVG as from any Digraph; without it (where a plain
+    Digraph raises ``ExecutableNotFound``), it gets the same DOT text laid out in the browser by the
+    WebAssembly Graphviz that the HTML view carries (``viz.dot_to_html``).
+    """
+
+    def _repr_mimebundle_(self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None,
+                          **kwargs: Any) -> dict[str, Any]:
+        try:
+            return super()._repr_mimebundle_(include, exclude, **kwargs)
+        except graphviz.ExecutableNotFound:
+            from .html import dot_to_html, notebook_frame  # html.py builds on this module
+
+            return {"text/html": notebook_frame(dot_to_html(self.source))}
+
+
+@dataclass
+class GraphParts:
+    """What ``draw`` shows of a graph, for other views of it (the HTML view): node ``i`` is ``order[i]``.
+
+    ``order`` is the engine's toposort (inputs first, the output last); ``titles``, ``categories`` (keys of
+    ``LEGEND``), ``names`` (parameter names or None) and ``verdicts`` (from ``report``, or None) are per node.
+    ``clusters`` are the recorded module calls, outer ones first: ``(label, members, parent)`` with the node
+    indices each call made and the index of the enclosing cluster (or None); ``owner[i]`` is the innermost
+    cluster holding node ``i`` (or None).
+    """
+
+    order: list[Tensor]
+    titles: list[str]
+    categories: list[str]
+    names: list[str | None]
+    verdicts: list[Verdict | None]
+    clusters: list[tuple[str, set[int], int | None]]
+    owner: list[int | None]
+
+
+def graph_parts(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None, report: Any = None,
+                caller: str = "draw") -> GraphParts:
+    """The nodes, names, colours, verdicts and module clusters of the graph behind ``tensor``, as ``draw``
+    computes them (``params`` and ``report`` as for ``draw``; ``caller`` names the function in errors)."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{caller}: expects a Tensor, got {type(tensor).__name__}")
+    order = _topological(tensor, caller)
+    index = {id(t): i for i, t in enumerate(order)}
+    calls = sorted(_module_calls(order, index), key=lambda c: (-len(c.members), c.out))  # outer ones first
+    tensor_names, module_names = _names(params, calls)
+    owner = _assign_clusters(calls)
+    position = {id(call): k for k, call in enumerate(calls)}
+    diffs = report_verdicts(report)
+    names = [tensor_names.get(id(t)) for t in order]
+    verdicts = [diffs.get(name) if name is not None else None for name in names]
+    return GraphParts(
+        order=order,
+        titles=[_title(t, name) for t, name in zip(order, names)],
+        categories=[_category(t, name, i == len(order) - 1, diff)
+                    for i, (t, name, diff) in enumerate(zip(order, names, verdicts))],
+        names=names,
+        verdicts=verdicts,
+        clusters=[(_cluster_label(c.module, module_names.get(id(c.module))), c.members,
+                   None if c.parent is None else position[id(c.parent)]) for c in calls],
+        owner=[position[id(owner[i])] if i in owner else None for i in range(len(order))],
+    )
+
+
 def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], index: dict[int, int], owner: dict[int, _Call],
                bodies: dict[int, graphviz.Digraph], names: dict[int, str], diffs: dict[str, Verdict],
                style: _Style) -> tuple[set[str], list[str]]:
@@ -376,7 +448,7 @@ def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], index: dict[int, in
     for i, t in enumerate(order):
         name = names.get(id(t))
         diff = diffs.get(name) if name is not None else None
-        title = _op_label(t) if t.grad_fn is not None else (name or _leaf_title(t))
+        title = _title(t, name)
         category = _category(t, name, i == last, diff)
         body = bodies[id(owner[i])].body if i in owner else graph.body
         body.append(_node_line(f"t{i}", _tensor_label(t, title, diff, style), category))
