@@ -31,7 +31,10 @@ def test_draw_graph_writes_both_drawings(tmp_path):
     pytest.importorskip("graphviz")
     if not any((Path(d) / "dot").exists() for d in os.environ.get("PATH", "").split(os.pathsep)):
         pytest.skip("Graphviz's dot is not installed")
-    run("draw_graph.py", tmp_path)
+    out = run("draw_graph.py", tmp_path)
+    assert "expression.svg" in out and not list(tmp_path.iterdir())  # by default into a temporary directory
+    subprocess.run([sys.executable, str(EXAMPLES / "draw_graph.py"), str(tmp_path)], check=True, capture_output=True)
+    assert (tmp_path / "blog_mlp.html").stat().st_size > 100_000
     for name in ("expression.svg", "blog_mlp.svg"):
         texts = "".join(ET.parse(tmp_path / name).getroot().itertext())
         assert "sigmoid" in texts

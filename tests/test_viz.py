@@ -333,3 +333,11 @@ def test_cli_graph_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureF
     assert caught.value.code == 2 and "--layers" in capsys.readouterr().err
     assert main(["graph", "--layers", "4,2", "--out", str(tmp_path / "graph.txt")]) == 2
     assert ".svg" in capsys.readouterr().err
+
+
+def test_constants_can_be_left_out() -> None:
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * 2 + 1).sum()
+    full, lean = draw(y, legend=False).source, draw(y, legend=False, show_constants=False).source
+    assert full.count("fillcolor=lightgrey") == 2 and "fillcolor=lightgrey" not in lean
+    assert lean.count(" -> ") == full.count(" -> ") - 2  # the two constants' edges went with them

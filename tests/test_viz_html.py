@@ -26,7 +26,6 @@ from tinygrad_like.cli import main
 from tinygrad_like.compare import compare_gradients
 from tinygrad_like.engine import toposort
 
-slow = pytest.mark.slow  # the browser tests: ~8 s in all, mostly launching Chromium and loading viz.js per page
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 
@@ -331,7 +330,6 @@ def shared_view(open_view: Any) -> tuple[View, Tensor, Tensor, Tensor, np.ndarra
     return open_view(viz.to_html(loss, params={"a": a, "b": b})), loss, a, b, r
 
 
-@slow
 def test_the_graph_renders_every_node_and_cluster_offline(mlp_view: tuple) -> None:
     view, loss = mlp_view
     assert sorted(view.node_ids()) == sorted(f"n{i}" for i in range(len(toposort(loss))))
@@ -341,7 +339,6 @@ def test_the_graph_renders_every_node_and_cluster_offline(mlp_view: tuple) -> No
     assert "layers.0: Linear(4, 3)" in view.page.inner_text("#graph")
 
 
-@slow
 def test_stepping_walks_the_engines_order(mlp_view: tuple) -> None:
     view, loss = mlp_view
     expected = [f"n{i}" for i in engine_order(loss)]
@@ -359,7 +356,6 @@ def test_stepping_walks_the_engines_order(mlp_view: tuple) -> None:
     assert view.page.inner_text("#play").endswith("play")
 
 
-@slow
 def test_a_step_shows_the_gradient_received_and_what_each_input_gets(shared_view: tuple) -> None:
     view, loss, a, b, r = shared_view
     order = toposort(loss)
@@ -377,7 +373,6 @@ def test_a_step_shows_the_gradient_received_and_what_each_input_gets(shared_view
     assert view.page.locator("#graph g.edge.active").count() == 1
 
 
-@slow
 def test_clicking_a_node_shows_its_values_gradient_and_contributions(shared_view: tuple) -> None:
     view, loss, a, b, r = shared_view
     ia = position(toposort(loss), a)
@@ -391,7 +386,6 @@ def test_clicking_a_node_shows_its_values_gradient_and_contributions(shared_view
     assert view.page.evaluate(f"document.getElementById('n{ia}').classList.contains('selected')")
 
 
-@slow
 def test_clusters_collapse_and_expand(mlp_view: tuple) -> None:
     view, _ = mlp_view
     count = len(view.node_ids())
@@ -409,7 +403,6 @@ def test_clusters_collapse_and_expand(mlp_view: tuple) -> None:
     view.page.wait_for_selector("#graph g.cluster#c0")
 
 
-@slow
 def test_mismatching_nodes_are_marked_with_their_cause(open_view: Any) -> None:
     rng = np.random.default_rng(0)
     x, labels = rng.random((2, 4)), rng.integers(0, 2, 2)
@@ -422,7 +415,6 @@ def test_mismatching_nodes_are_marked_with_their_cause(open_view: Any) -> None:
     assert "layers.0.weight: missing sigmoid derivative" in view.panel().replace("\n", " ").replace(" t", "t")
 
 
-@slow
 def test_big_graphs_open_collapsed_and_expand(open_view: Any) -> None:
     model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(120)])
     loss = model(Tensor(np.ones((1, 2)))).sum()
@@ -433,7 +425,6 @@ def test_big_graphs_open_collapsed_and_expand(open_view: Any) -> None:
     assert len(view.node_ids()) == len(toposort(loss))
 
 
-@slow
 def test_the_dot_fallback_page_lays_out_draws_source(open_view: Any) -> None:
     loss, mlp = small_mlp()
     graph = draw(loss, params=mlp)

@@ -231,6 +231,7 @@ class _Style:
     show_grad: bool
     max_values: int
     vertical_fields: bool  # records stack their fields top to bottom (left-to-right layouts need no braces)
+    show_constants: bool = True
 
 
 @functools.cache
@@ -303,7 +304,7 @@ def _legend(categories: Iterable[str], vertical_fields: bool) -> graphviz.Digrap
 
 def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None, show_data: bool = True,
          show_grad: bool = True, rankdir: str = "LR", *, report: Any = None, clusters: bool = True,
-         legend: bool = True, max_values: int = 8) -> graphviz.Digraph:
+         legend: bool = True, max_values: int = 8, show_constants: bool = True) -> graphviz.Digraph:
     """Draw the computation graph that made ``tensor`` as a ``graphviz.Digraph`` (shows inline in Jupyter).
 
     Tensors are boxes listing their op (or leaf name), shape and dtype, then their values and gradient when
@@ -336,6 +337,8 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         clusters: draw each recorded ``nn.Module`` call (e.g. each Linear layer) as a labelled cluster.
         legend: draw the colour legend.
         max_values: tensors with at most this many elements show all their values.
+        show_constants: False leaves out the inputs and constants (leaves without grad) and their edges, so a
+            big graph shows only what is differentiated.
 
     Returns:
         The ``graphviz.Digraph`` (a ``Drawing``: in Jupyter it shows inline even without ``dot``); ``.source`` is
@@ -354,7 +357,8 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     index = {id(t): i for i, t in enumerate(order)}
     found = _module_calls(order, index)
     tensor_names, module_names = _names(params, found)
-    style = _Style(show_data, show_grad, max_values, vertical_fields=rankdir in ("LR", "RL"))
+    style = _Style(show_data, show_grad, max_values, vertical_fields=rankdir in ("LR", "RL"),
+                   show_constants=show_constants)
     graph = Drawing(
         name="tinygrad_like",
         graph_attr={"rankdir": rankdir, "nodesep": "0.2", "ranksep": "0.3"},
@@ -450,13 +454,16 @@ def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], index: dict[int, in
         diff = diffs.get(name) if name is not None else None
         title = _title(t, name)
         category = _category(t, name, i == last, diff)
+        if category == "constant" and not style.show_constants:
+            continue
         body = bodies[id(owner[i])].body if i in owner else graph.body
         body.append(_node_line(f"t{i}", _tensor_label(t, title, diff, style), category))
         used.add(category)
         if t.grad_fn is not None:
             body.append(_node_line(f"op{i}", _op_label(t), "op"))
             used.add("op")
-            edges.extend(f"\tt{index[id(x)]} -> op{i}\n" for x in t.grad_fn.inputs)
+            edges.extend(f"\tt{index[id(x)]} -> op{i}\n" for x in t.grad_fn.inputs
+                         if style.show_constants or x.requires_grad or x.grad_fn is not None)
             edges.append(f"\top{i} -> t{i}\n")
     return used, edges
 
