@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "is_anomaly_enabled",
-    "is_grad_enabled", "no_grad", "quiet", "rules", "toposort", "unbroadcast",
+    "is_grad_enabled", "no_grad", "quiet", "rules", "set_recorder", "toposort", "unbroadcast",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -77,6 +77,7 @@ _ANOMALY_FROM_ENV = os.environ.get("TINYGRAD_LIKE_DETECT_ANOMALY", "").strip().l
 class _ThreadState(threading.local):
     grad_enabled = True
     anomaly = _ANOMALY_FROM_ENV
+    recorder: Callable[[Any], None] | None = None  # see set_recorder
 
 
 _state = _ThreadState()
@@ -145,6 +146,19 @@ def is_grad_enabled() -> bool:
 def is_anomaly_enabled() -> bool:
     """True inside ``detect_anomaly()`` (in this thread) or with ``TINYGRAD_LIKE_DETECT_ANOMALY=1``."""
     return _state.anomaly
+
+
+def set_recorder(recorder: Callable[[Function], None] | None) -> Callable[[Function], None] | None:
+    """Call ``recorder(fn)`` for every op recorded in this thread from now on (None stops it); returns the
+    previous recorder.
+
+    An opt-in hook for tools that want to know where each node of a graph was made (``check_gradients`` reads
+    the caller's frame to group the ops one call of a user's function made). ``apply`` calls it only while one
+    is set, after ``fn.inputs`` and ``fn.needs_grad`` are filled in.
+    """
+    previous = _state.recorder
+    _state.recorder = recorder
+    return previous
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -243,6 +257,8 @@ class Function:
             needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
                 fn.inputs, fn.needs_grad = inputs, needs
+                if state.recorder is not None:  # set_recorder: off (None) outside tools that ask for it
+                    state.recorder(fn)
                 return _tensor_type._from_array(data, fn)
         return _tensor_type._from_array(data, None)
 
