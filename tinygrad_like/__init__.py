@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 from . import blog, nn, optim
+from .check import check_gradients, watch
 from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Tensor
@@ -38,7 +39,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "__version__", "blog", "compare", "data", "detect_anomaly", "draw",
-    "enable_grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "manual_seed", "nn", "no_grad", "optim",
-    "toposort", "train", "viz",
+    "Function", "GradcheckError", "Tensor", "__version__", "blog", "check_gradients", "compare", "data",
+    "detect_anomaly", "draw", "enable_grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "manual_seed", "nn",
+    "no_grad", "optim", "toposort", "train", "viz", "watch",
 ]

@@ -517,11 +517,17 @@ class _Op:
     members: frozenset  # the tensors its nodes made
     x: Tensor  # its one differentiable input
     y: Tensor  # its output, of x's shape
-    site: tuple[str, int] | None  # (file, line) where it was computed or called
+    site: Site  # where it was computed or called, and the line of the forward that led there
     axis: int | None = None  # softmax's axis
 
 
 Change = Callable[[Tensor, Function, np.ndarray], list | None]
+Site = tuple[tuple[str, int], ...]  # (file, line) of the innermost user-level call, then the forward's, or ()
+
+
+def _site_of(places: tuple[_Place, ...]) -> Site:
+    known = [(p.file, p.line) for p in places if p.file]
+    return () if not known else tuple(dict.fromkeys([known[0], known[-1]]))
 
 
 class _Graph:
@@ -587,24 +593,23 @@ class _Graph:
         if self._ops is not None:
             return self._ops
         found: dict[frozenset, _Op] = {}
-        calls: dict[Any, tuple[_Place, _Place | None, set]] = {}
+        calls: dict[Any, tuple[_Place, tuple[_Place, ...], set]] = {}  # call -> (it, the calls around it, members)
         for t in self.order:
             fn = t.grad_fn
             if fn is None:
                 continue
             chain = self.chains.get(fn, ())
-            site = next(((p.file, p.line) for p in chain if p.file), None)
+            site = _site_of(chain)
             linear = fn.name in LINEAR_RULES  # a rule's name says what it computes, unless it is x * x and the like
             op = self._as_op(frozenset([t]), t, fn.name, site, getattr(fn, "axis", None), recognising=linear)
             if op is not None and (op.name != fn.name or not linear):
                 found.setdefault(op.members, op)
             for level, place in enumerate(chain[:-1]):  # the outermost is the forward itself: not a composite
-                outer = chain[level + 1]
-                calls.setdefault(place.key, (place, outer, set()))[2].add(t)
-        for place, outer, members in calls.values():
+                calls.setdefault(place.key, (place, chain[level + 1:], set()))[2].add(t)
+        for place, around, members in calls.values():
             members = frozenset(members)
             y = self._single_output(members)
-            site = None if outer is None or not outer.file else (outer.file, outer.line)
+            site = _site_of(around)
             op = y is not None and self._as_op(members, y, place.name, site, None)
             if op:
                 found.setdefault(members, op)
@@ -1013,25 +1018,28 @@ def _broadcast_site(graph: _Graph, name: str) -> str:
     return _site_text(_node_site(graph, uses[0][0])) if len(uses) == 1 else ""
 
 
-def _node_site(graph: _Graph, t: Tensor) -> tuple[str, int] | None:
-    chain = graph.chains.get(t.grad_fn, ()) if t.grad_fn is not None else ()
-    return next(((p.file, p.line) for p in chain if p.file), None)
+def _node_site(graph: _Graph, t: Tensor) -> Site:
+    return _site_of(graph.chains.get(t.grad_fn, ())) if t.grad_fn is not None else ()
 
 
-def _site_text(site: tuple[str, int] | None) -> str:
-    """`` at model.py line 12 (`h = np.tanh(x @ w)`)``, or nothing when the place is not known."""
-    if site is None:
-        return ""
-    file, line = site
+def _line(file: str, line: int) -> str:
     code = linecache.getline(file, line).strip()
-    return f" at {os.path.basename(file)} line {line}" + (f" (`{code}`)" if code else "")
+    return f"{os.path.basename(file)} line {line}" + (f" (`{code}`)" if code else "")
 
 
-def _sites_text(sites: list[tuple[str, int] | None]) -> str:
-    known = sorted({s for s in sites if s is not None}, key=lambda s: (s[0], s[1]))
+def _site_text(site: Site) -> str:
+    """`` at model.py line 12 (`h = np.tanh(z)`), called from line 30 (`...`)``; nothing when not known."""
+    if not site:
+        return ""
+    text = " at " + _line(*site[0])
+    return text + (f", called from {_line(*site[-1])}" if len(site) > 1 else "")
+
+
+def _sites_text(sites: list[Site]) -> str:
+    known = list(dict.fromkeys(s for s in sites if s))
     if len(known) <= 1:
-        return _site_text(known[0] if known else None)
-    return " at " + ", ".join(f"{os.path.basename(f)} line {n}" for f, n in known)
+        return _site_text(known[0] if known else ())
+    return " at " + " and ".join(_line(*s[0]) for s in known)
 
 
 # -- float32 ----------------------------------------------------------------------------------------------------
@@ -1172,7 +1180,9 @@ def _dropped_uses(graph: _Graph) -> Iterator[_Variant]:
 
             yield _Variant("not_accumulated", None, change, (
                 f"{what} is used {len(uses)} times{_sites_text([_node_site(graph, u) for u, _ in uses])}, but this "
-                f"gradient leaves out the use{_site_text(_node_site(graph, node))}: gradients of a value used "
+                f"gradient leaves out its use by {node.grad_fn.label()}"
+                + ("" if len({_node_site(graph, u) for u, _ in uses}) == 1 else _site_text(_node_site(graph, node)))
+                + ": gradients of a value used "
                 "several times add up, so add that use's contribution"))
 
 
@@ -1181,7 +1191,9 @@ def _unexplained(e: GradientEntry) -> str:
     if h is not None and not np.isfinite(h).all():
         bad = ~np.isfinite(h)
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        return (f"backward returned {int(bad.sum())} non-finite values (nan or inf) of {h.size} for it, the first at "
+        count = int(bad.sum())
+        return (f"backward returned {count} non-finite value{'s' if count > 1 else ''} (nan or inf) of {h.size} "
+                f"for it, the first at "
                 f"index {first} ({h[first]}); autograd's gradient is finite there")
     if h is not None and not np.any(h):
         return "the hand-written gradient is all zeros, autograd's is not: it is never filled in"
@@ -1211,6 +1223,10 @@ def _diagnosis(report: GradientReport) -> str:
         first = bad[0]
         parts.append(f"The hand-written gradients of {_and([e.name for e in bad])} disagree with autograd; the first "
                      f"from the loss is {first.name}.")
+        above = [e for e in entries[:entries.index(first)] if e.kind == "intermediate" and e.agree]
+        if above:
+            parts.append(f"The watched value {above[-1].name} agrees, so the mistake lies between {above[-1].name} "
+                         f"and {first.name}.")
         by_advice: dict[str, list[str]] = {}
         for e in bad:
             by_advice.setdefault(e.advice or "", []).append(e.name)
