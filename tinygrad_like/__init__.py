@@ -1,7 +1,8 @@
 """tinygrad_like: a small, fast, honest reverse-mode autograd framework on NumPy.
 
-The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API),
-``nn`` / ``optim`` / ``gradcheck``, then ``viz``, ``data``, ``train``; the blog study sits on top in ``blog``.
+The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API,
+with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck``, then ``viz``, ``data``, ``train``,
+``check`` (anyone's hand-written backward checked); the blog study sits on top in ``blog``.
 Modules that need optional or heavy packages (``viz``, ``data``, ``train``, ``compare``, ``cli``) load on
 first use, so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor matplotlib.
 """

@@ -871,7 +871,7 @@ def _first_look(e: GradientEntry, graph: _Graph, sizes: list[int], rtol: float) 
         return _Found("missing", advice=f"backward returned no gradient for this {what}; add it to the dict it returns")
     if h.shape != a.shape:
         return _shape_cause(e, graph, rtol)
-    if not np.isfinite(h).all():
+    if not np.isfinite(h).all() or not np.any(h):
         return _Found("unexplained", advice=_unexplained(e))
     return _undo(h, a, e.scale, rtol, sizes)
 
@@ -1088,8 +1088,8 @@ def _try_variants(pending: list[GradientEntry], graph: _Graph, sizes: list[int],
         grads = graph.walk(variant.change)
         for e in list(open_entries):
             g = grads.get(e.name, np.zeros(e.autograd.shape))
-            if relative_difference(g, e.autograd, e.scale)[1] <= rtol:
-                continue  # this mistake does not touch the entry
+            if relative_difference(g, e.autograd, e.scale)[1] <= rtol or not np.max(np.abs(g)) > rtol * e.scale:
+                continue  # this mistake does not touch the entry, or wipes its gradient out: it explains nothing
             # relative to the larger of the two gradients: a mistake may make the reproduced one much larger
             residual = relative_difference(e.hand, g, max(e.scale, float(np.max(np.abs(g)))))[1]
             if residual <= rtol:
