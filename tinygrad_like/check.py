@@ -492,6 +492,7 @@ class _Recorder:
 
     def __init__(self) -> None:
         self.chains: dict[Function, tuple[_Place, ...]] = {}
+        self._users: dict[Any, bool] = {}  # code object -> is it the user's
 
     def __call__(self, fn: Function) -> None:
         chain = []
@@ -501,12 +502,17 @@ class _Recorder:
             entry = _PROTOCOL_ENTRIES.get(code)
             if entry is not None:
                 chain.append(_Place(frame, getattr(frame.f_locals.get(entry), "__name__", "numpy"), "", 0))
-            else:
-                path = os.path.abspath(code.co_filename)
-                if path not in _MACHINERY and not path.startswith(_NUMPY_DIR):
-                    chain.append(_Place(frame, code.co_name, code.co_filename, frame.f_lineno))
+            elif self._is_user(code):
+                chain.append(_Place(frame, code.co_name, code.co_filename, frame.f_lineno))
             frame = frame.f_back
         self.chains[fn] = tuple(chain)
+
+    def _is_user(self, code: Any) -> bool:
+        known = self._users.get(code)
+        if known is None:
+            path = os.path.abspath(code.co_filename)
+            known = self._users[code] = path not in _MACHINERY and not path.startswith(_NUMPY_DIR)
+        return known
 
 
 @dataclass(eq=False)
@@ -535,7 +541,7 @@ class _Graph:
 
     def __init__(self, loss: Tensor, targets: dict[str, Tensor], chains: dict[Function, tuple[_Place, ...]]) -> None:
         self.loss, self.targets, self.chains = loss, targets, chains
-        self.watched = {t for t in targets.values() if isinstance(t, Tensor)}  # a set: Tensor's == compares values
+        self.named = {t for t in targets.values() if isinstance(t, Tensor)}  # a set: Tensor's == compares values
         self.order = toposort(loss)
         self.position = {t: i for i, t in enumerate(self.order)}
         self.uses: dict[Tensor, list[tuple[Tensor, int]]] = {}
@@ -549,7 +555,9 @@ class _Graph:
 
     def rank(self, t: Tensor | None) -> int:
         """Backward order: 0 for the loss, larger further from it; unreached values last."""
-        return len(self.order) - self.position[t] if t in self.position else len(self.order) + 1
+        if isinstance(t, Tensor) and t in self.position:
+            return len(self.order) - self.position[t]
+        return len(self.order) + 1
 
     # -- the walk ---------------------------------------------------------------------------------------------
     def walk(self, change: Change | None = None) -> dict[str, np.ndarray]:
@@ -617,7 +625,7 @@ class _Graph:
         return self._ops
 
     def _single_output(self, members: frozenset) -> Tensor | None:
-        outputs = [t for t in members if t is self.loss or t in self.watched
+        outputs = [t for t in members if t is self.loss or t in self.named
                    or any(c not in members for c, _ in self.uses.get(t, ()))]
         return outputs[0] if len(outputs) == 1 else None
 
@@ -689,7 +697,7 @@ def check_gradients(forward: Callable[..., Any], backward: Callable[..., Mapping
     if isinstance(fd_entries, bool) or not isinstance(fd_entries, int) or fd_entries < 0:
         raise ValueError(f"check_gradients: fd_entries must be a non-negative integer, got {fd_entries!r}")
     parameters = _Parameters(params)
-    args = tuple(_own(a) for a in args)
+    given, args = args, tuple(_own(a) for a in args)
     names = parameters.names
 
     # 1. The plain float64 run, then the hand-written backward (it may read what the forward cached).
@@ -719,7 +727,7 @@ def check_gradients(forward: Callable[..., Any], backward: Callable[..., Mapping
             auto = np.zeros(np.shape(plain_watched[name]))
         entries.append(_entry(name, name in names, hand.get(name), auto, rtol, fd_rtol,
                               _fd(forward, parameters, args, name, plain_watched, auto, fd_entries, rng)))
-    notes = _notes(parameters, args, loss_value, loss)
+    notes = _notes(parameters, given, loss_value, loss)
     _diagnose(entries, graph, forward, parameters, args, rtol)
     entries.sort(key=lambda e: graph.rank(targets.get(e.name)))
     report = GradientReport(entries, rtol, fd_rtol, loss_value, notes=notes, loss=loss,
@@ -801,10 +809,13 @@ def _entry(name: str, is_parameter: bool, hand: np.ndarray | None, auto: np.ndar
 
 
 def _notes(parameters: _Parameters, args: tuple, loss_value: float, loss: Tensor) -> list[str]:
+    """What the check did to the input, and what it found odd about the forward."""
     notes = []
-    if parameters.float32:
-        notes.append(f"{', '.join(parameters.float32)} {'was' if len(parameters.float32) == 1 else 'were'} float32; "
-                     "checked in float64 (forward and backward got float64 copies)")
+    float32 = parameters.float32 + [f"argument {i + 1}" for i, a in enumerate(args)
+                                    if isinstance(a, (np.ndarray, Tensor)) and a.dtype == np.float32]
+    if float32:
+        notes.append(f"{', '.join(float32)} {'was' if len(float32) == 1 else 'were'} float32; checked in float64 "
+                     "(forward and backward got float64 copies)")
     tensor_value = float(loss.data.reshape(()))
     if abs(tensor_value - loss_value) > 1e-9 * max(1.0, abs(loss_value)):
         notes.append(f"forward gives {loss_value!r} on arrays but {tensor_value!r} on Tensors: it does not compute "
@@ -1091,12 +1102,14 @@ def _try_variants(pending: list[GradientEntry], graph: _Graph, sizes: list[int],
             if relative_difference(g, e.autograd, e.scale)[1] <= rtol or not np.max(np.abs(g)) > rtol * e.scale:
                 continue  # this mistake does not touch the entry, or wipes its gradient out: it explains nothing
             # relative to the larger of the two gradients: a mistake may make the reproduced one much larger
-            residual = relative_difference(e.hand, g, max(e.scale, float(np.max(np.abs(g)))))[1]
+            scale = max(e.scale, float(np.max(np.abs(g))))
+            residual = relative_difference(e.hand, g, scale)[1]
             if residual <= rtol:
                 _set(e, _Found(variant.kind, variant.op, advice=variant.advice, residual=residual))
                 open_entries.remove(e)
             elif variant.kind == "missing_derivative" and e.name not in combined:
-                also = _undo(e.hand, g, e.scale, rtol, sizes, after=f"with the {variant.op} derivative applied, ")
+                also = _undo(e.hand, g, scale, rtol, sizes,
+                             after="and, against autograd with that derivative skipped too, ")
                 if also is not None:
                     also.op, also.advice = variant.op, variant.advice + "; " + also.advice
                     combined[e.name] = also
