@@ -431,3 +431,21 @@ def test_watch_outside_a_check_and_its_errors():
         check_gradients(twice, lambda p, x, y: {}, params(), X, Y)
     with pytest.raises(ValueError, match="watch: 'W1' is the name of a parameter"):
         check_gradients(lambda p, x, y: np.sum(watch("W1", p["W1"])), lambda p, x, y: {}, params(), X, Y)
+
+
+def test_the_engines_recorder_is_opt_in_and_per_thread():
+    import threading
+
+    from tinygrad_like.engine import set_recorder
+
+    seen, x = [], Tensor(np.ones(3), requires_grad=True)
+    previous = set_recorder(seen.append)
+    try:
+        y = x.exp()
+        other = threading.Thread(target=lambda: x.tanh())  # another thread records nothing
+        other.start()
+        other.join()
+    finally:
+        assert set_recorder(previous) == seen.append
+    x.sigmoid()
+    assert seen == [y.grad_fn] and previous is None

@@ -156,9 +156,16 @@ def set_recorder(recorder: Callable[[Function], None] | None) -> Callable[[Funct
     the caller's frame to group the ops one call of a user's function made). ``apply`` calls it only while one
     is set, after ``fn.inputs`` and ``fn.needs_grad`` are filled in.
     """
-    previous = _state.recorder
-    _state.recorder = recorder
+    global _recording
+    with _recording_lock:
+        previous = _state.recorder
+        _state.recorder = recorder
+        _recording += (recorder is not None) - (previous is not None)
     return previous
+
+
+_recording = 0  # threads with a recorder: while 0, apply pays one global load, not a per-thread lookup
+_recording_lock = threading.Lock()
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -257,7 +264,7 @@ class Function:
             needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
                 fn.inputs, fn.needs_grad = inputs, needs
-                if state.recorder is not None:  # set_recorder: off (None) outside tools that ask for it
+                if _recording and state.recorder is not None:  # set_recorder: off outside tools that ask
                     state.recorder(fn)
                 return _tensor_type._from_array(data, fn)
         return _tensor_type._from_array(data, None)
