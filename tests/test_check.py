@@ -353,6 +353,10 @@ def test_the_drawing_marks_the_disagreeing_parameters():
     assert "DISAGREES (missing tanh derivative)" in w1 and "fillcolor=salmon" in w1
     w2 = next(line for line in source.splitlines() if "label=\"W2|" in line)
     assert "fillcolor=palegreen" in w2
+    report = check("softmax diagonal")  # a watched intermediate that disagrees is marked too
+    source = draw(report.loss, params=report.tensors, report=report).source
+    h = next(line for line in source.splitlines() if "label=\"tanh|(6, 4)" in line)
+    assert "DISAGREES (softmax Jacobian applied wrongly)" in h and "fillcolor=salmon" in h
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_a_correct_file_exits_0(tmp_path, capsys):
                                                 "example() returning (params, args); missing: example"),
     (GOOD + "\ndef example():\n    return 3\n", "example() must return (params, args): params a dict name -> "
                                                "array or an nn.Module, args a tuple of forward's other arguments; "
-                                               "it returned a int"),
+                                               "it returned an int"),
     (GOOD.replace("(rng.standard_normal((4, 3)),)", "rng.standard_normal((4, 3))"), "whose args are a ndarray"),
     (GOOD + "\ndef backward(params, x):\n    return [0]\n",
      "backward must return a dict name -> gradient array, got a list"),

@@ -347,7 +347,9 @@ def add_check_command(commands: argparse._SubParsersAction) -> None:
                 + f"tinygrad-like check: {path.name} raised {type(error).__name__}{where} (see above)")
 
     def describe(value: object) -> str:
-        return type(value).__name__ + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+        name = type(value).__name__
+        article = "an" if name[0] in "aeiou" else "a"
+        return f"{article} {name}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
 
     def run(args: argparse.Namespace) -> int:
         from .check import check_gradients
@@ -371,8 +373,8 @@ def add_check_command(commands: argparse._SubParsersAction) -> None:
             example = module.example()
             if not (isinstance(example, (tuple, list)) and len(example) == 2 and isinstance(example[1], (tuple, list))):
                 return _fail("check", f"example() must return (params, args): params a dict name -> array or an "
-                             f"nn.Module, args a tuple of forward's other arguments; it returned a {describe(example)}"
-                             + (f" whose args are a {describe(example[1])}" if isinstance(example, (tuple, list))
+                             f"nn.Module, args a tuple of forward's other arguments; it returned {describe(example)}"
+                             + (f" whose args are {describe(example[1])}" if isinstance(example, (tuple, list))
                                 and len(example) == 2 else ""), 2)
             report = check_gradients(module.forward, module.backward, example[0], *example[1])
         except Exception as e:  # noqa: BLE001 - any error of the user's code becomes a message, never our traceback
