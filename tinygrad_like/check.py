@@ -28,6 +28,7 @@ import copy
 import linecache
 import os
 import sys
+import textwrap
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -403,8 +404,6 @@ class GradientReport:
 
 
 def _wrap(text: str, width: int = 116) -> list[str]:
-    import textwrap
-
     return textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=False, break_on_hyphens=False)
 
 
