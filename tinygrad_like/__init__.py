@@ -1,7 +1,8 @@
 """tinygrad_like: a small, fast, honest reverse-mode autograd framework on NumPy.
 
-The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API),
-``nn`` / ``optim`` / ``gradcheck``, then ``viz``, ``data``, ``train``; the blog study sits on top in ``blog``.
+The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API,
+with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck``, then ``viz``, ``data``, ``train``,
+``check`` (anyone's hand-written backward checked); the blog study sits on top in ``blog``.
 Modules that need optional or heavy packages (``viz``, ``data``, ``train``, ``compare``, ``cli``) load on
 first use, so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor matplotlib.
 """
@@ -10,6 +11,7 @@ import importlib
 from typing import Any
 
 from . import blog, nn, optim
+from .check import check_gradients, watch
 from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
 from .gradcheck import GradcheckError, gradcheck
 from .tensor import Tensor
@@ -38,7 +40,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "__version__", "blog", "compare", "data", "detect_anomaly", "draw",
-    "enable_grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "manual_seed", "nn", "no_grad", "optim",
-    "toposort", "train", "viz",
+    "Function", "GradcheckError", "Tensor", "__version__", "blog", "check_gradients", "compare", "data",
+    "detect_anomaly", "draw", "enable_grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "manual_seed", "nn",
+    "no_grad", "optim", "toposort", "train", "viz", "watch",
 ]

@@ -376,6 +376,96 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(run=run)
 
 
+def add_check_command(commands: argparse._SubParsersAction) -> None:
+    """``tinygrad-like check FILE.py``: ``check_gradients`` on a user's file (see check.py)."""
+    import traceback
+    from types import ModuleType
+
+    def load(path: Path) -> ModuleType:
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location(f"tinygrad_like_check_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {path} as Python")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses and pickling in the file look themselves up there
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.modules.pop(spec.name, None)
+        return module
+
+    def user_traceback(error: BaseException, path: Path) -> str | None:
+        """The traceback of an error raised in the user's file, cut to the frames in that file; None otherwise."""
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if Path(f.filename).resolve() == path]
+        in_file = isinstance(error, SyntaxError) and error.filename and Path(error.filename).resolve() == path
+        if not frames and not in_file:
+            return None
+        where = f" in {frames[-1].name}()" if frames else ""
+        return ("".join(["Traceback (most recent call last, frames of your file only):\n",
+                         *traceback.format_list(frames), *traceback.format_exception_only(type(error), error)])
+                + f"tinygrad-like check: {path.name} raised {type(error).__name__}{where} (see above)")
+
+    def describe(value: object) -> str:
+        name = type(value).__name__
+        article = "an" if name[0] in "aeiou" else "a"
+        return f"{article} {name}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+
+    def run(args: argparse.Namespace) -> int:
+        from .check import check_gradients
+
+        path = Path(args.file).resolve()
+        try:
+            _check_outputs(args, {"json": None})
+            if not path.is_file():
+                raise ValueError(f"{args.file}: no such file")
+            if args.json and Path(args.json).resolve() == path:
+                raise ValueError(f"--json {args.json} is the file to check; write the report elsewhere")
+        except ValueError as e:
+            return _fail("check", str(e), 2)
+        sys.path.insert(0, str(path.parent))  # the file may import its neighbours
+        try:
+            module = load(path)
+            missing = [name for name in ("forward", "backward", "example") if not callable(getattr(module, name, None))]
+            if missing:
+                return _fail("check", f"{args.file} must define forward(params, *args), backward(params, *args) and "
+                             f"example() returning (params, args); missing: {', '.join(missing)}", 2)
+            example = module.example()
+            if not (isinstance(example, (tuple, list)) and len(example) == 2 and isinstance(example[1], (tuple, list))):
+                return _fail("check", f"example() must return (params, args): params a dict name -> array or an "
+                             f"nn.Module, args a tuple of forward's other arguments; it returned {describe(example)}"
+                             + (f" whose args are {describe(example[1])}" if isinstance(example, (tuple, list))
+                                and len(example) == 2 else ""), 2)
+            report = check_gradients(module.forward, module.backward, example[0], *example[1])
+        except Exception as e:  # noqa: BLE001 - any error of the user's code becomes a message, never our traceback
+            text = user_traceback(e, path)
+            if text is None:
+                return _fail("check", str(e), 2)
+            print(text, file=sys.stderr)
+            return 2
+        finally:
+            sys.path.remove(str(path.parent))
+        print(report)
+        if args.json:
+            try:
+                _write_json(args.json, {"file": str(args.file), **report.to_dict()})
+            except OSError as e:
+                return _fail("check", f"cannot write output: {e}", 2)
+        return 0 if report.ok else 1
+
+    cmd = commands.add_parser(
+        "check", help="check a hand-written backward against autograd and finite differences",
+        description="Load FILE.py, which defines forward(params, *args) (the scalar loss, written with NumPy or "
+        "Tensor methods), backward(params, *args) (a dict name -> hand-written gradient) and example() returning "
+        "(params, args); run check_gradients on them and print the table, the verdict and the computed diagnosis. "
+        "Exit status: 0 when all gradients agree, 1 when they disagree, 2 when the file cannot be checked "
+        "(missing functions, an error in them, wrong return types).",
+    )
+    cmd.add_argument("file", metavar="FILE.py", help="the Python file to check")
+    cmd.add_argument("--json", metavar="FILE", help="also write the report as JSON to FILE")
+    cmd.set_defaults(run=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``tinygrad-like`` argument parser with its three subcommands."""
     parser = argparse.ArgumentParser(
@@ -386,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_train_command(commands)
     add_compare_command(commands)
+    add_check_command(commands)
     add_graph_command(commands)
     return parser
 

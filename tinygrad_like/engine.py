@@ -20,6 +20,7 @@ import functools
 import gc
 import itertools
 import os
+import threading
 from collections.abc import Callable, Sequence
 from heapq import heappop, heappush
 from typing import Any
@@ -28,7 +29,7 @@ import numpy as np
 
 __all__ = [
     "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "is_anomaly_enabled",
-    "is_grad_enabled", "latest_first", "no_grad", "quiet", "rules", "toposort", "unbroadcast",
+    "is_grad_enabled", "latest_first", "no_grad", "quiet", "rules", "set_recorder", "toposort", "unbroadcast",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -149,6 +150,28 @@ def is_anomaly_enabled() -> bool:
     return bool(_get_mode() & ANOMALY)
 
 
+def set_recorder(recorder: Callable[[Function], None] | None) -> Callable[[Function], None] | None:
+    """Call ``recorder(fn)`` for every op recorded in this thread from now on (None stops it); returns the
+    previous recorder.
+
+    An opt-in hook for tools that want to know where each node of a graph was made (``check_gradients`` reads
+    the caller's frame to group the ops one call of a user's function made). ``apply`` calls it only while one
+    is set, after ``fn.inputs``, ``fn.needs_grad`` and ``fn.seq`` are filled in.
+    """
+    global _recording
+    with _recording_lock:
+        previous = _recorder.get()
+        _recorder.set(recorder)
+        _recording += (recorder is not None) - (previous is not None)
+    return previous
+
+
+_recorder: contextvars.ContextVar[Callable[[Function], None] | None] = contextvars.ContextVar(
+    "tinygrad_like_recorder", default=None)
+_recording = 0  # threads with a recorder: while 0, apply pays one global load, not a context lookup
+_recording_lock = threading.Lock()
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Function: the base of every rule, and the one way to record one
 # ----------------------------------------------------------------------------------------------------------
@@ -267,6 +290,10 @@ class Function:
                 needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
                 fn.inputs, fn.needs_grad, fn.seq = inputs, needs, _next_seq()
+                if _recording:  # set_recorder: off outside the tools that ask for it
+                    recorder = _recorder.get()
+                    if recorder is not None:
+                        recorder(fn)
                 out.requires_grad, out._ctx = True, fn
                 return out
         out.requires_grad, out._ctx = False, None
@@ -284,6 +311,8 @@ def stamp() -> int:
     """A number from the same counter as the ops' ``seq``, for a tensor changed in place: a tensor whose
     version is above an op's ``seq`` changed after the op saved it (the version check, as PyTorch's)."""
     return _next_seq()
+
+
 # Shared needs_grad tuples, indexed by the inputs' requires_grad: one allocation less per op.
 _NEEDS_ONE = ((False,), (True,))
 _NEEDS_TWO = (((False, False), (False, True)), ((True, False), (True, True)))

@@ -394,6 +394,27 @@ class Clip(Function):
         return f"clip({self.low}, {self.high})"
 
 
+class Where(Function):
+    """z = a where cond else b (broadcast together);  dz/da = g where cond else 0,  dz/db = g where not cond else 0.
+
+    The gradient is selected, not multiplied by a 0/1 mask, so an inf arriving from downstream stays out of the
+    branch that was not taken. ``cond`` gets no gradient.
+    """
+
+    __slots__ = ("cond",)
+    name = "where"
+
+    def forward(self, cond, a, b):
+        self.cond = cond if cond.dtype == np.bool_ else cond.astype(bool)
+        return np.where(self.cond, a, b)
+
+    def backward(self, grad):
+        _, need_a, need_b = self.needs_grad
+        zero = np.zeros((), grad.dtype)
+        return (None, np.where(self.cond, grad, zero) if need_a else None,
+                np.where(self.cond, zero, grad) if need_b else None)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Reductions. ``axes`` is already normalised by the Tensor method (a tuple, or None for all axes).
 # ----------------------------------------------------------------------------------------------------------

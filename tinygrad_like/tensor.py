@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import engine, ops
+from . import engine, numpy_protocol, ops
 from ._checks import check_labels
 from .engine import (  # grad mode is the engine's; re-exported here, next to the Tensor it governs
     Function,
@@ -233,7 +233,11 @@ class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
 
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "_version", "__weakref__")
-    __array_ufunc__ = None  # ``ndarray + Tensor`` defers to ``Tensor.__radd__`` and gives a Tensor
+    # -- the NumPy protocol (numpy_protocol.py) -------------------------------------------------------------
+    # np.exp(t), np.sum(t, axis=1), ndarray + t, np.where(c, t, 0) ... run as Tensor ops and record the graph;
+    # unsupported NumPy functions raise TypeError. Tensor's own operators never go through it.
+    __array_ufunc__ = numpy_protocol.array_ufunc
+    __array_function__ = numpy_protocol.array_function
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
         """``data``: a number, (nested) list, NumPy array or Tensor. A NumPy array of the wanted dtype is wrapped

@@ -1,16 +1,18 @@
 """Hand-written vs automatic vs numeric gradients of the blog's network, per weight and bias, with a verdict.
 
-Three sources, side by side for every parameter:
+The blog's case of ``check_gradients`` (``tinygrad_like.check``), with the blog's own code on both sides:
 
-- the hand-written backward of ``blog.NN`` (one sample at a time, summed over the batch, as the blog trains);
-- autograd: ``nn.blog_loss`` (the blog's own graph on ``Tensor``) on the whole batch, then ``backward()``;
-- float64 central finite differences of the same summed loss, on a random sample of entries (plus the entry
-  where autograd's gradient is largest), computed in plain NumPy.
+- the hand-written backward is the post's per-sample loop (``NN.accumulate``: ``forward`` then ``backward`` for each
+  sample, gradients summed over the batch, as the blog trains);
+- the forward is the post's own ``NN.forward`` (its ``sigmoid`` and ``softmax``) and the summed cross-entropy,
+  run once on the plain float64 arrays and once, unchanged, on Tensors through the NumPy protocol: autograd
+  differentiates the blog's code as it is;
+- float64 central finite differences of that forward on a random sample of entries (plus the largest).
 
-When they disagree the report says where (the first layer from the output down) and tries causes it can
-*compute*: it re-runs the hand-written backward with the hidden layers' sigmoid derivative applied (the factor
-the published code omits) and tests whether a gradient is the transpose of the true one or off by a constant
-factor. Only causes that make the numbers agree are reported.
+When they disagree the report says where (the first layer from the output down) and the cause that
+``check_gradients`` computed: for the published code, autograd's backward re-run with the local derivative of
+the blog's ``sigmoid`` skipped reproduces the hand-written gradients of the hidden layers. Only causes that make
+the numbers agree are reported.
 
 Relative differences are normwise: ``max|a - b| / max|autograd|`` over a parameter, so entries that are zero
 in both (pixels that are always 0) or tiny by cancellation do not blow the figure up.
@@ -20,13 +22,15 @@ from __future__ import annotations
 
 import copy
 import textwrap
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from ..check import GradientEntry, check_gradients, format_number, format_table, json_safe, relative_difference
 from ..nn import MLP
 from ..optim import SGD
+from ..tensor import Tensor
 from .mlp import blog_loss, from_blog
 from .network import NN, one_hot
 
@@ -34,47 +38,24 @@ RTOL = 1e-12  # hand-written vs autograd: float64 rounding, summed over a batch,
 FD_RTOL = 1e-6  # finite differences carry truncation and cancellation error
 FD_STEP = 1e-5  # central-difference step, relative to max(1, |parameter|): near the optimum eps**(1/3)
 
-# The causes a comparison can compute (``cause_kind``); each is reported only when it makes the numbers agree.
+# The causes a comparison can compute (``cause_kind``, see ``check.CAUSE_KINDS``); each is reported only when it
+# makes the numbers agree.
 MISSING_DERIVATIVE, SCALE, SIGN, TRANSPOSE, SHAPE, NOT_ACCUMULATED, UNEXPLAINED = (
     "missing_derivative", "scale", "sign", "transpose", "shape", "not_accumulated", "unexplained")
 
 
 @dataclass
-class ParameterComparison:
-    """One parameter (e.g. ``layers.0.weight``): hand-written and finite differences, each against autograd.
+class ParameterComparison(GradientEntry):
+    """One parameter (e.g. ``layers.0.weight``): ``check_gradients``' entry, with the blog's extra figure.
 
     ``max_abs``/``max_rel``/``agree`` compare the hand-written gradient with autograd; the ``fd_`` fields the
     finite differences on ``fd_entries`` sampled entries. ``scale`` is max|autograd gradient|, the denominator
-    of both relative differences. ``cause`` is a short computed explanation of a disagreement (None when the
-    hand-written gradient agrees), ``fixed_max_rel`` the hand-written vs autograd difference after applying the
-    hidden layers' sigmoid derivative (None when that was not tried).
+    of both relative differences. ``cause`` is the computed explanation in a few words (None when the
+    hand-written gradient agrees); ``fixed_max_rel`` what is left of the difference once the missing sigmoid
+    derivative is accounted for (None when that is not the cause).
     """
 
-    name: str
-    shape: tuple[int, ...]
-    scale: float
-    max_abs: float
-    max_rel: float
-    agree: bool
-    fd_entries: int
-    fd_max_abs: float
-    fd_max_rel: float
-    fd_agree: bool
-    cause_kind: str | None = None
-    cause_op: str | None = None
-    factor: float | None = None
     fixed_max_rel: float | None = None
-    kind: str = "parameter"
-
-    @property
-    def ok(self) -> bool:
-        """All three sources agree for this parameter."""
-        return self.agree and self.fd_agree
-
-    @property
-    def cause(self) -> str | None:
-        """The computed cause in a few words, e.g. ``missing sigmoid derivative``; None when it agrees."""
-        return _cause_words(self)
 
     @property
     def layer(self) -> str:
@@ -94,6 +75,7 @@ class GradientReport:
         parameters: one ``ParameterComparison`` per weight and bias, in the MLP's parameter order;
             ``report["layers.0.weight"]`` looks one up by name.
         diagnosis: the computed explanation, in words.
+        check: the underlying ``check.GradientReport`` (entries in backward order, with advice sentences).
 
     Derived, keyed by parameter name as in ``MLP.named_parameters()`` (``layers.0.weight``, ``layers.0.bias``,
     ...), for tools that mark parameters (e.g. graph drawings):
@@ -110,6 +92,7 @@ class GradientReport:
     fd_rtol: float
     parameters: list[ParameterComparison] = field(default_factory=list)
     diagnosis: str = ""
+    check: Any = field(default=None, repr=False)
 
     @property
     def entries(self) -> list[ParameterComparison]:
@@ -157,12 +140,10 @@ class GradientReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (non-finite numbers become None)."""
-        return _json_safe({
+        return json_safe({
             "code": self.code, "sizes": self.sizes, "batch": self.batch, "rtol": self.rtol, "fd_rtol": self.fd_rtol,
             "ok": self.ok, "first_disagreeing_layer": self.first_disagreeing_layer, "disagreeing": self.disagreeing,
-            "diagnosis": self.diagnosis,
-            "parameters": [{**asdict(p), "shape": list(p.shape), "ok": p.ok, "cause": p.cause}
-                           for p in self.parameters],
+            "diagnosis": self.diagnosis, "parameters": [p.to_dict() for p in self.parameters],
         })
 
     def __str__(self) -> str:
@@ -172,12 +153,12 @@ class GradientReport:
                 f"finite differences <= {self.fd_rtol:g}")
         rows = [["parameter", "shape", "max|grad|", "hand abs", "hand rel", "hand", "fd n", "fd rel", "fd", "cause"]]
         for p in self.parameters:
-            rows.append([p.name, "x".join(map(str, p.shape)), _num(p.scale), _num(p.max_abs), _num(p.max_rel),
-                         "ok" if p.agree else "DIFF", str(p.fd_entries), _num(p.fd_max_rel),
-                         "ok" if p.fd_agree else "DIFF", p.cause or ""])
+            rows.append([p.name, "x".join(map(str, p.shape)), format_number(p.scale), format_number(p.max_abs),
+                         format_number(p.max_rel), "ok" if p.agree else "DIFF", str(p.fd_entries),
+                         format_number(p.fd_max_rel), "ok" if p.fd_agree else "DIFF", p.cause or ""])
         verdict = "all sources agree" if self.ok else (
             f"DISAGREE (first layer from the output down: {self.first_disagreeing_layer})")
-        return "\n".join([head, note, "", _table(rows), "", f"verdict: {verdict}",
+        return "\n".join([head, note, "", format_table(rows), "", f"verdict: {verdict}",
                           textwrap.fill(f"diagnosis: {self.diagnosis}", 116, subsequent_indent="  ")])
 
 
@@ -208,7 +189,7 @@ class UpdateComparison:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (non-finite numbers become None)."""
-        return _json_safe({**asdict(self), "ok": self.ok})
+        return json_safe({**asdict(self), "ok": self.ok})
 
     def __str__(self) -> str:
         worst = self.worst
@@ -229,39 +210,35 @@ def compare_gradients(net: NN, mlp: MLP | None, x: np.ndarray, labels: np.ndarra
     """Compare the gradients of the blog's summed loss on the batch ``x`` (N, n_in) with ``labels``.
 
     ``net`` is the hand-written ``blog.NN`` (or a subclass with its own ``backward``); ``mlp`` an ``nn.MLP``
-    with the same float64 parameters (``from_blog(net)``; None builds it). ``labels`` are integers (N,) or
-    one-hot rows (N, n_out). Finite differences are taken on ``fd_entries`` entries of each parameter, chosen
-    with ``seed``. Afterwards ``mlp``'s ``.grad`` hold the autograd gradients; ``net`` is left as it was.
+    with the same float64 parameters (``from_blog(net)``; None builds it), which names them. ``labels`` are
+    integers (N,) or one-hot rows (N, n_out). ``check_gradients`` does the work: the forward is the blog's own
+    ``NN.forward`` and summed cross-entropy, the backward its per-sample loop; finite differences are taken on
+    ``fd_entries`` entries of each parameter, chosen with ``seed``. Afterwards ``mlp``'s ``.grad`` hold the
+    autograd gradients; ``net`` is left as it was.
     """
     rows, targets = _batch(net, x, labels, "compare_gradients")
     mlp = from_blog(net) if mlp is None else mlp
     names = _check_same_parameters(net, mlp, "compare_gradients")
 
-    mlp.zero_grad()
-    blog_loss(mlp, rows, targets).backward()
-    auto = [p.grad.data for _, p in mlp.named_parameters()]
-    hand = hand_gradients(net, rows, targets)
-    fixed = None
-    if getattr(net, "corrected", None) is False:  # the one published bug we know: try its fix
-        variant = copy.copy(net)
-        variant.corrected = True
-        fixed = hand_gradients(variant, rows, targets)
+    def forward(params: dict, rows: np.ndarray, targets: np.ndarray) -> Any:
+        """The post's forward (one column per sample) and its summed cross-entropy, on arrays or Tensors."""
+        out = _with_parameters(net, params, names).forward(rows.T)
+        return -np.sum(targets.T * np.log(out))
 
-    rng = np.random.default_rng(seed)
-    report = GradientReport(_code(net), [int(n) for n in net.sizes], len(rows), rtol, fd_rtol)
-    for k, (name, a, h) in enumerate(zip(names, auto, hand)):
-        scale = float(np.max(np.abs(a))) if a.size else 0.0
-        max_abs, max_rel = _diff(h, a, scale)
-        picks = _fd_entries(a, fd_entries, rng)
-        numeric = np.array([finite_difference(net, k, j, rows, targets) for j in picks])
-        fd_abs, fd_rel = _diff(numeric, a.reshape(-1)[picks], scale)
-        p = ParameterComparison(name, tuple(a.shape), scale, max_abs, max_rel, max_rel <= rtol, len(picks),
-                                fd_abs, fd_rel, fd_rel <= fd_rtol)
-        if fixed is not None:
-            p.fixed_max_rel = _diff(fixed[k], a, scale)[1]
-        if not p.agree:
-            p.cause_kind, p.cause_op, p.factor = _cause(h, a, None if fixed is None else fixed[k], scale, rtol)
-        report.parameters.append(p)
+    def backward(params: dict, rows: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
+        """The post's per-sample loop, gradients summed over the batch."""
+        return dict(zip(names, hand_gradients(_with_parameters(net, params, names), rows, targets)))
+
+    params = {name: p.data for name, p in mlp.named_parameters()}
+    checked = check_gradients(forward, backward, params, rows, targets, fd_entries=fd_entries, seed=seed,
+                              rtol=rtol, fd_rtol=fd_rtol)
+    report = GradientReport(_code(net), [int(n) for n in net.sizes], len(rows), rtol, fd_rtol, check=checked)
+    for name, p in mlp.named_parameters():
+        e = checked[name]
+        fixed = e.explained_max_rel if e.cause_op == "sigmoid" else None
+        report.parameters.append(ParameterComparison(**{f.name: getattr(e, f.name) for f in fields(GradientEntry)},
+                                                     fixed_max_rel=fixed))
+        p.grad = Tensor(e.autograd)
     report.diagnosis = _diagnosis(report)
     return report
 
@@ -289,9 +266,9 @@ def compare_update(net: NN, x: np.ndarray, labels: np.ndarray, lr: float = 1e-3,
     max_rel, step_max_rel = {}, {}
     for (name, p), old, h in zip(mlp.named_parameters(), before, hand_after):
         h = h.reshape(p.shape)
-        max_rel[name] = _diff(h, p.data, float(np.max(np.abs(p.data))))[1]
+        max_rel[name] = relative_difference(h, p.data, float(np.max(np.abs(p.data))))[1]
         step = p.data - old
-        step_max_rel[name] = _diff(h - old, step, float(np.max(np.abs(step))))[1]
+        step_max_rel[name] = relative_difference(h - old, step, float(np.max(np.abs(step))))[1]
     return UpdateComparison(_code(net), lr, len(rows), rtol, max_rel, step_max_rel)
 
 
@@ -342,6 +319,16 @@ def _code(net: NN) -> str:
     return type(net).__name__
 
 
+def _with_parameters(net: NN, params: dict[str, Any], names: list[str]) -> NN:
+    """A shallow copy of ``net`` holding ``params`` (arrays or Tensors, in the MLP's order and shapes): its
+    biases as the blog's (n, 1) columns, its activations and accumulators its own."""
+    model = copy.copy(net)
+    values = [params[name] for name in names]
+    model.weights, model.biases = values[0::2], [np.reshape(b, (-1, 1)) for b in values[1::2]]
+    model.layers = []
+    return model
+
+
 def _batch(net: NN, x: np.ndarray, labels: np.ndarray, op: str) -> tuple[np.ndarray, np.ndarray]:
     n_in, n_out = net.sizes[0], net.sizes[-1]
     rows = np.asarray(x, dtype=np.float64)
@@ -380,78 +367,6 @@ def _check_same_parameters(net: NN, mlp: MLP, op: str) -> list[str]:
     return [name for name, _ in named]
 
 
-def _diff(x: np.ndarray, ref: np.ndarray, scale: float) -> tuple[float, float]:
-    """(max|x - ref|, that divided by ``scale``); inf when the shapes differ."""
-    if x.shape != ref.shape:
-        return float("inf"), float("inf")
-    if x.size == 0:
-        return 0.0, 0.0
-    max_abs = float(np.max(np.abs(x - ref)))
-    if scale == 0:
-        return max_abs, (0.0 if max_abs == 0 else float("inf"))
-    return max_abs, max_abs / scale
-
-
-def _fd_entries(grad: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` distinct flat indices: the largest |gradient| entry (so the check is never vacuous) and random."""
-    if count < 1 or grad.size == 0:
-        return np.zeros(0, dtype=int)
-    largest = int(np.argmax(np.abs(grad)))
-    others = rng.permutation(grad.size)
-    others = others[others != largest][:count - 1]
-    return np.concatenate([[largest], others]).astype(int)
-
-
-Cause = tuple[str, str | None, float | None]  # (cause_kind, cause_op, factor)
-
-
-def _cause(hand: np.ndarray, auto: np.ndarray, fixed: np.ndarray | None, scale: float, rtol: float) -> Cause:
-    """The computed cause of one disagreement: only an explanation that makes the numbers agree is returned."""
-    if fixed is not None and _diff(fixed, auto, scale)[1] <= rtol:
-        return MISSING_DERIVATIVE, "sigmoid", None
-    found = _shape_cause(hand, auto, scale, rtol)
-    if found is not None:
-        return found
-    if fixed is not None and not np.array_equal(fixed, hand):  # the fix changed it but left another bug
-        found = _shape_cause(fixed, auto, scale, rtol)
-        if found is not None:
-            return found[0], "sigmoid", found[2]  # that mistake, on top of the missing derivative
-    return UNEXPLAINED, None, None
-
-
-def _shape_cause(hand: np.ndarray, auto: np.ndarray, scale: float, rtol: float) -> Cause | None:
-    """Is ``hand`` the transpose of ``auto``, or a constant multiple of it?"""
-    if hand.shape != auto.shape:
-        if hand.shape == auto.T.shape and _diff(hand.T, auto, scale)[1] <= rtol:
-            return TRANSPOSE, None, None
-        return SHAPE, None, None
-    if auto.ndim == 2 and auto.shape[0] == auto.shape[1] and _diff(hand.T, auto, scale)[1] <= rtol:
-        return TRANSPOSE, None, None
-    norm = float(np.sum(auto * auto))
-    if norm > 0:
-        c = float(np.sum(hand * auto)) / norm  # least-squares factor: hand ~ c * auto
-        if _diff(hand, c * auto, scale)[1] <= rtol * max(1.0, abs(c)):
-            if abs(c) < rtol:
-                return NOT_ACCUMULATED, None, 0.0
-            nice = float(round(c)) if abs(c - round(c)) < 1e-9 else c
-            return (SIGN if nice == -1 else SCALE), None, nice
-    return None
-
-
-def _cause_words(p: ParameterComparison) -> str | None:
-    """A parameter's cause in a few words, from its identifiers."""
-    kind = p.cause_kind
-    if kind is None:
-        return None
-    if kind == MISSING_DERIVATIVE:
-        return f"missing {p.cause_op} derivative"
-    prefix = f"missing {p.cause_op} derivative, and " if p.cause_op else ""
-    words = {TRANSPOSE: "transposed", SHAPE: "wrong shape", NOT_ACCUMULATED: "all zeros (never accumulated)",
-             SIGN: "factor -1", SCALE: f"factor {p.factor:g}" if p.factor is not None else "",
-             UNEXPLAINED: "unexplained"}
-    return prefix + words[kind]
-
-
 def _names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -481,16 +396,17 @@ def _diagnosis(report: GradientReport) -> str:
         if not fd_bad:
             text += f"; finite differences side with autograd (max rel diff {worst_fd:.1e})"
         parts.append(text + ".")
-        sigmoid_fixed = [p for p in hand_bad if p.cause_kind == MISSING_DERIVATIVE]
-        if sigmoid_fixed:
-            worst_fixed = max(p.fixed_max_rel for p in sigmoid_fixed)
+        sigmoid = [p for p in hand_bad if p.cause_kind == MISSING_DERIVATIVE and p.cause_op == "sigmoid"]
+        if sigmoid:
+            worst_fixed = max(p.fixed_max_rel for p in sigmoid)
             parts.append(
-                f"Cause: the missing sigmoid derivative. Re-running the hand-written backward with sigmoid_deriv(z) "
-                f"= s(z) * (1 - s(z)) applied where `current` passes down through a hidden layer makes "
-                f"{_names([p.name for p in sigmoid_fixed])} agree with autograd (max rel diff {worst_fixed:.1e}): "
-                "the code computes dL/da (w.r.t. the hidden layer's output) and uses it as dL/dz (w.r.t. its "
-                "input) without multiplying by that factor.")
-        others = [p for p in hand_bad if p.cause_kind != MISSING_DERIVATIVE]
+                f"Cause: the missing sigmoid derivative. Autograd's backward, re-run with the local derivative of the "
+                f"blog's sigmoid skipped (the gradient passed through it unchanged), reproduces the hand-written "
+                f"gradients of {_names([p.name for p in sigmoid])} (max rel diff {worst_fixed:.1e}): the code "
+                "computes dL/da (w.r.t. the hidden layer's output) and uses it as dL/dz (w.r.t. its input) without "
+                "multiplying by sigmoid_deriv(z) = s(z) * (1 - s(z)) where `current` passes down through a hidden "
+                "layer.")
+        others = [p for p in hand_bad if p not in sigmoid]
         for sentence in sorted({_cause_sentence(p) for p in others}):
             names = _names([p.name for p in others if _cause_sentence(p) == sentence])
             parts.append(f"{names}: {sentence}.")
@@ -498,46 +414,16 @@ def _diagnosis(report: GradientReport) -> str:
 
 
 def _cause_sentence(p: ParameterComparison) -> str:
-    """One structural cause in words; each was checked: undoing it makes the gradient agree with autograd."""
-    prefix = "with the missing sigmoid derivative applied, " if p.cause_op else ""
-    if p.cause_kind == UNEXPLAINED:
-        return ("no computed cause (not the missing sigmoid derivative, a transpose or a constant factor); start "
-                "looking at the first disagreeing layer")
+    """One cause in words; each was computed: undoing it makes the gradient agree with autograd."""
+    prefix = "with the missing sigmoid derivative applied, " if p.cause_op == "sigmoid" else ""
+    if p.cause_kind == UNEXPLAINED and p.hand is not None and np.isfinite(p.hand).all() and np.any(p.hand):
+        return ("no computed cause (not a missing derivative such as the sigmoid derivative, a transpose, a constant "
+                "factor, a sum over broadcast axes nor a dropped use); start looking at the first disagreeing layer")
     if p.cause_kind == SHAPE:
-        return f"the hand-written gradient has the wrong shape (autograd's is {p.shape})"
+        return f"the hand-written gradient has the wrong shape {p.hand_shape} (autograd's is {p.shape})"
     if p.cause_kind == TRANSPOSE:
         return prefix + "the hand-written gradient is the transpose of autograd's (transposed back, it agrees)"
-    if p.cause_kind == NOT_ACCUMULATED:
-        return prefix + "the hand-written gradient is all zeros (never accumulated)"
-    return prefix + (f"the hand-written gradient is {p.factor:g} times autograd's (divided by {p.factor:g}, "
-                     "it agrees)")
-
-
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1e}"
-
-
-def _table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [cell.ljust(w) if i in (0, 1, len(row) - 1) else cell.rjust(w)
-                 for i, (cell, w) in enumerate(zip(row, widths))]
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (float, np.floating)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
+    if p.cause_kind in (SCALE, SIGN):
+        return prefix + (f"the hand-written gradient is {p.factor:g} times autograd's (divided by {p.factor:g}, "
+                         "it agrees)")
+    return p.advice or ""
