@@ -1,0 +1,366 @@
+"""Graduating to other engines: a network trained here, run by PyTorch or ONNX Runtime with the same numbers.
+
+- ``to_torch(module)``: an equivalent ``torch.nn.Module`` with the same parameters; ``torch_source(module)`` its
+  Python source, to paste into a PyTorch project.
+- ``save_safetensors(module, path)`` / ``load_safetensors(module, path)``: the safetensors format (no pickle)
+  with PyTorch's parameter names and layouts, so ``model.load_state_dict(safetensors.torch.load_file(path))``
+  works on the module ``torch_source`` describes.
+- ``to_onnx(module_or_fn, example_input, path)``: the recorded forward graph as an ONNX model.
+
+The structures PyTorch gets are the library's layers (Linear, Conv2d, MaxPool2d, Flatten, Dropout, the
+activations, Softmax, LogSoftmax, Identity), ``Sequential`` of them and ``MLP``. ONNX export traces the graph,
+so any forward made of the ops it maps works, a user's own ``Module`` subclass included. torch, onnx,
+onnxruntime and safetensors are the ``export`` extra: ``pip install "tinygrad_like[export]"``; each is imported
+when a function needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import nn
+from ._files import atomic_write
+from .engine import enable_grad, toposort
+from .tensor import Tensor
+
+__all__ = ["load_safetensors", "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
+
+INSTALL = 'pip install "tinygrad_like[export]"'
+ONNX_OPSET = 18
+
+
+def _require(module: str, purpose: str) -> Any:
+    """Import an optional package, or ImportError saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{purpose} needs the {module.split('.')[0]} package: {INSTALL} (or pip install "
+                          f"{module.split('.')[0]})") from None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PyTorch: the same structure, described once (source text), built from that description
+# ----------------------------------------------------------------------------------------------------------
+
+_ACTIVATION_MODULES = {"ReLU": "nn.ReLU()", "Sigmoid": "nn.Sigmoid()", "Tanh": "nn.Tanh()", "Identity": "nn.Identity()"}
+_TENSOR_METHODS = {"sigmoid": "nn.Sigmoid()", "relu": "nn.ReLU()", "tanh": "nn.Tanh()"}  # callables in a Sequential
+
+
+def _layer_source(layer: Any, where: str) -> str:
+    """The PyTorch expression that builds ``layer`` (one of the library's layers, or a Tensor method)."""
+    kind = type(layer).__name__
+    if isinstance(layer, nn.Linear):
+        return f"nn.Linear({layer.in_features}, {layer.out_features}, bias={layer.bias is not None})"
+    if kind == "Conv2d":
+        return (f"nn.Conv2d({layer.in_channels}, {layer.out_channels}, kernel_size={tuple(layer.kernel_size)}, "
+                f"stride={tuple(layer.stride)}, padding={tuple(layer.padding)}, bias={layer.bias is not None})")
+    if kind == "MaxPool2d":
+        return f"nn.MaxPool2d(kernel_size={layer.kernel_size!r}, stride={layer.stride!r})"
+    if kind == "Flatten":
+        return f"nn.Flatten({layer.start_dim}, {layer.end_dim})"
+    if kind == "Dropout":
+        return f"nn.Dropout(p={layer.p!r})"
+    if kind in ("Softmax", "LogSoftmax"):
+        return f"nn.{kind}(dim={layer.dim})"
+    if kind in _ACTIVATION_MODULES:
+        return _ACTIVATION_MODULES[kind]
+    if isinstance(layer, nn.Sequential):
+        inner = ",\n".join("    " + _layer_source(sub, f"{where}[{i}]").replace("\n", "\n    ")
+                           for i, sub in enumerate(layer.layers))
+        return "nn.Sequential(\n" + inner + ",\n)" if layer.layers else "nn.Sequential()"
+    method = getattr(layer, "__name__", None)
+    if getattr(layer, "__qualname__", "").startswith("Tensor.") and method in _TENSOR_METHODS:
+        return _TENSOR_METHODS[method]
+    raise TypeError(f"to_torch: no PyTorch equivalent for {where} ({kind}); supported: Linear, Conv2d, MaxPool2d, "
+                    "Flatten, Dropout, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Identity, Sequential of them, MLP "
+                    "(to_onnx traces any forward)")
+
+
+_MLP_CLASS = '''
+
+class MLP(nn.Module):
+    """Fully connected layers with an activation between them and softmax on the output (rows are samples)."""
+
+    def __init__(self, sizes, activation="sigmoid"):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.activation = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh}[activation]
+
+    def logits(self, x):
+        for layer in self.layers[:-1]:
+            x = self.activation(layer(x))
+        return self.layers[-1](x)
+
+    def forward(self, x):
+        return torch.softmax(self.logits(x), dim=-1)
+'''
+
+
+def torch_source(module: nn.Module) -> str:
+    """Python source that builds a PyTorch module equivalent to ``module`` as ``model`` (parameters not included:
+    load them with ``model.load_state_dict(safetensors.torch.load_file(path))``, see ``save_safetensors``)."""
+    header = ('"""A PyTorch module equivalent to a tinygrad_like ' + type(module).__name__
+              + ' (written by tinygrad_like.export.torch_source)."""\n\nimport torch\nfrom torch import nn\n')
+    if isinstance(module, nn.MLP):
+        return (header + _MLP_CLASS + f"\n\nmodel = MLP({list(module.sizes)}, activation={module.activation!r})\n")
+    return header + f"\nmodel = {_layer_source(module, type(module).__name__)}\n"
+
+
+def torch_names(module: nn.Module) -> dict[str, str]:
+    """Our parameter name -> PyTorch's, for the module ``torch_source`` describes (``layers.0.weight`` of a
+    Sequential is PyTorch's ``0.weight``; an MLP keeps its names)."""
+    return {ours: theirs for ours, theirs, _ in _torch_named(module, "", "")}
+
+
+def _torch_named(module: Any, ours: str, theirs: str) -> Iterator[tuple[str, str, Tensor]]:
+    """(our name, PyTorch's name, parameter) for every parameter, walking both structures side by side."""
+    if isinstance(module, nn.Sequential):
+        for i, layer in enumerate(module.layers):
+            yield from _torch_named(layer, f"{ours}layers.{i}.", f"{theirs}{i}.")
+    elif isinstance(module, nn.MLP):
+        for i, layer in enumerate(module.layers):
+            yield from _torch_named(layer, f"{ours}layers.{i}.", f"{theirs}layers.{i}.")
+    elif isinstance(module, nn.Module):
+        for name, p in module.named_parameters():
+            if "." in name:
+                raise TypeError(f"to_torch: no PyTorch equivalent for {type(module).__name__} (parameter {name})")
+            yield f"{ours}{name}", f"{theirs}{name}", p
+
+
+def to_torch(module: nn.Module) -> Any:
+    """A ``torch.nn.Module`` with the structure of ``module`` (built from ``torch_source``), its parameters
+    (names as ``torch_names``; dtype kept) and its training mode."""
+    torch = _require("torch", "to_torch")
+    scope: dict[str, Any] = {}
+    exec(compile(torch_source(module), f"<torch_source of {type(module).__name__}>", "exec"), scope)  # noqa: S102
+    model = scope["model"]
+    named = list(_torch_named(module, "", ""))
+    dtypes = {p.dtype for _, _, p in named}
+    if len(dtypes) > 1:
+        raise TypeError(f"to_torch: the parameters mix dtypes {sorted(map(str, dtypes))}; PyTorch modules hold one")
+    if dtypes:
+        model = model.to(getattr(torch, str(dtypes.pop())))
+    model.load_state_dict({theirs: torch.from_numpy(np.array(p.data)) for _, theirs, p in named}, strict=True)
+    return model.train(getattr(module, "training", True))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# safetensors: PyTorch's names and layouts, written atomically, never pickle
+# ----------------------------------------------------------------------------------------------------------
+
+
+def save_safetensors(module: nn.Module, path: str | os.PathLike) -> Path:
+    """Write ``module``'s parameters to ``path`` in the safetensors format, under PyTorch's names
+    (``torch_names``), atomically. Needs the ``safetensors`` package (no torch)."""
+    st = _require("safetensors.numpy", "save_safetensors")
+    if not str(path):
+        raise ValueError("save_safetensors: empty path")
+    arrays = {theirs: np.ascontiguousarray(p.data) for _, theirs, p in _torch_named(module, "", "")}
+    data = st.save(arrays, metadata={"format": "pt"})
+    path = Path(path)
+    with atomic_write(path) as f:
+        f.write(data)
+    return path
+
+
+def load_safetensors(module: nn.Module, path: str | os.PathLike) -> nn.Module:
+    """Load parameters saved by ``save_safetensors`` (or by PyTorch under the same names) into ``module``.
+
+    Everything is checked before anything is copied: a file that is not safetensors, truncated or crafted, is a
+    ``ValueError`` naming it; missing, unexpected and mismatched entries are all reported at once, as
+    ``load_state_dict`` reports them, and the module is left as it was.
+    """
+    st = _require("safetensors.numpy", "load_safetensors")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_safetensors: {path} does not exist or is not a file")
+    try:
+        arrays = st.load(path.read_bytes())
+    except Exception as e:  # safetensors raises its own error types (SafetensorError, ...) for bad files
+        raise ValueError(f"load_safetensors: {path} is not a readable safetensors file ({e})") from None
+    ours_of = {theirs: ours for ours, theirs in torch_names(module).items()}
+    state = {ours_of.get(name, name): value for name, value in arrays.items()}  # unknown names stay: unexpected
+    module.load_state_dict(state)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------------------
+# ONNX: trace the recorded forward graph, one or a few ONNX nodes per rule
+# ----------------------------------------------------------------------------------------------------------
+
+
+def to_onnx(module_or_fn: nn.Module | Callable[[Tensor], Tensor], example_input: Any,
+            path: str | os.PathLike) -> Path:
+    """Trace ``module_or_fn`` on ``example_input`` and write the forward graph as an ONNX model to ``path``.
+
+    A module is traced in eval mode (dropout off) and put back in the mode it had. The first axis of the input
+    is the batch and stays free (``N``); every other size is the example's. Parameters become initializers
+    under their names. An op with no ONNX mapping raises ``NotImplementedError`` naming it. The model opens in
+    netron (netron.app) and runs in ONNX Runtime.
+    """
+    onnx = _require("onnx", "to_onnx")
+    x = example_input if isinstance(example_input, Tensor) else Tensor(example_input)
+    if x.dtype.kind != "f":
+        raise TypeError(f"to_onnx: the example input must be a float tensor, got {x.dtype}")
+    traced_input = Tensor(x.data, requires_grad=True)  # so that every op on the input is recorded
+    was_training = getattr(module_or_fn, "training", None)
+    if was_training is not None:
+        module_or_fn.eval()
+    try:
+        with enable_grad():
+            out = module_or_fn(traced_input)
+    finally:
+        if was_training:
+            module_or_fn.train()
+    if not isinstance(out, Tensor):
+        raise TypeError(f"to_onnx: the forward must return a Tensor, got {type(out).__name__}")
+    names = {id(p): name for name, p in module_or_fn.named_parameters()} if isinstance(module_or_fn, nn.Module) else {}
+    graph = _OnnxGraph(onnx, traced_input, names)
+    for t in toposort(out):
+        if t.grad_fn is not None:
+            graph.add(t)
+    model = graph.model(out)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    with atomic_write(path) as f:
+        f.write(model.SerializeToString())
+    return path
+
+
+class _OnnxGraph:
+    """The ONNX nodes, initializers and value names of one traced graph."""
+
+    def __init__(self, onnx: Any, traced_input: Tensor, names: dict[int, str]) -> None:
+        self.onnx, self.helper = onnx, onnx.helper
+        self.input, self.param_names = traced_input, names
+        self.value: dict[int, str] = {id(traced_input): "input"}
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self.dtype = traced_input.dtype
+
+    def name_of(self, t: Tensor) -> str:
+        """The ONNX value of tensor ``t``; a leaf becomes an initializer (a parameter under its own name)."""
+        key = id(t)
+        if key not in self.value:
+            if t.grad_fn is not None:
+                raise RuntimeError(f"to_onnx: the graph reaches {t.op} before it was translated")
+            name = self.param_names.get(key) or f"constant_{len(self.initializers)}"
+            self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(t.data), name))
+            self.value[key] = name
+        return self.value[key]
+
+    def constant(self, values: Any, dtype: Any = np.int64) -> str:
+        name = f"constant_{len(self.initializers)}"
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(values, dtype=dtype), name))
+        return name
+
+    def node(self, op: str, inputs: list[str], **attributes: Any) -> str:
+        out = f"{op.lower()}_{len(self.nodes)}"
+        self.nodes.append(self.helper.make_node(op, inputs, [out], **attributes))
+        return out
+
+    def add(self, t: Tensor) -> None:
+        fn = t.grad_fn
+        translate = _ONNX.get(fn.name)
+        if translate is None:
+            raise NotImplementedError(f"to_onnx: no ONNX mapping for the op '{fn.name}' (output shape {t.shape}); "
+                                      f"mapped: {', '.join(sorted(_ONNX))}")
+        self.value[id(t)] = translate(self, fn, [self.name_of(x) for x in fn.inputs], t)
+
+    def model(self, out: Tensor) -> Any:
+        helper, elem = self.helper, self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
+        batch = ["N"] + list(self.input.shape[1:])
+        batched = out.ndim and out.shape[0] == self.input.shape[0]
+        out_shape = ["N", *out.shape[1:]] if batched else list(out.shape)
+        graph = helper.make_graph(
+            self.nodes, "tinygrad_like", [helper.make_tensor_value_info("input", elem, batch)],
+            [helper.make_tensor_value_info(self.name_of(out), helper.np_dtype_to_tensor_dtype(out.dtype), out_shape)],
+            self.initializers)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+                                 producer_name="tinygrad_like")
+
+
+def _reduce(op: str) -> Callable[..., str]:
+    def translate(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+        axes = fn.axes if fn.axes is not None else tuple(range(len(fn.inputs[0].shape)))
+        return g.node(op, [ins[0], g.constant(list(axes))], keepdims=int(fn.keepdim))
+    return translate
+
+
+def _same(op: str) -> Callable[..., str]:
+    return lambda g, fn, ins, t: g.node(op, ins)
+
+
+def _linear(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    if fn.inputs[0].ndim == 2:  # Gemm: x @ W.T + b in one node
+        return g.node("Gemm", ins, transB=1)
+    out = g.node("MatMul", [ins[0], g.node("Transpose", [ins[1]], perm=[1, 0])])
+    return g.node("Add", [out, ins[2]]) if len(ins) == 3 else out
+
+
+def _reshape(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    shape = list(t.shape)
+    source = fn.inputs[0]
+    if shape and source.ndim and shape[0] == source.shape[0] == g.input.shape[0]:
+        shape[0] = 0  # ONNX: copy the (free) batch size from the input
+    return g.node("Reshape", [ins[0], g.constant(shape)])
+
+
+def _expand(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    return g.node("Expand", [ins[0], g.constant(list(t.shape))])
+
+
+def _clip(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    low = g.constant(fn.low, t.dtype) if fn.low is not None else ""
+    high = g.constant(fn.high, t.dtype) if fn.high is not None else ""
+    return g.node("Clip", [ins[0], low, high])
+
+
+def _log1p(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    return g.node("Log", [g.node("Add", [ins[0], g.constant(1, t.dtype)])])
+
+
+def _cast(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    return g.node("Cast", ins, to=g.helper.np_dtype_to_tensor_dtype(np.dtype(fn.dtype)))
+
+
+def _conv2d(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    ph, pw = fn.padding
+    kernel = list(fn.inputs[1].shape[2:])
+    return g.node("Conv", ins, kernel_shape=kernel, strides=list(_pair(fn.stride)), pads=[ph, pw, ph, pw])
+
+
+def _max_pool2d(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    return g.node("MaxPool", ins, kernel_shape=list(_pair(fn.kernel)), strides=list(_pair(fn.stride)))
+
+
+def _gelu(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
+    """x/2 (1 + erf(x / sqrt 2)), from ONNX's Erf (the Gelu op needs opset 20)."""
+    erf = g.node("Erf", [g.node("Div", [ins[0], g.constant(np.sqrt(2.0), t.dtype)])])
+    half = g.node("Mul", [g.node("Add", [erf, g.constant(1, t.dtype)]), g.constant(0.5, t.dtype)])
+    return g.node("Mul", [ins[0], half])
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
+
+
+_ONNX: dict[str, Callable[..., str]] = {
+    "add": _same("Add"), "sub": _same("Sub"), "mul": _same("Mul"), "div": _same("Div"), "pow": _same("Pow"),
+    "matmul": _same("MatMul"), "linear": _linear, "exp": _same("Exp"), "log": _same("Log"), "log1p": _log1p,
+    "sqrt": _same("Sqrt"), "sigmoid": _same("Sigmoid"), "relu": _same("Relu"), "tanh": _same("Tanh"),
+    "abs": _same("Abs"), "clip": _clip, "sum": _reduce("ReduceSum"), "max": _reduce("ReduceMax"),
+    "min": _reduce("ReduceMin"), "reshape": _reshape, "expand": _expand, "cast": _cast, "where": _same("Where"),
+    "softmax": lambda g, fn, ins, t: g.node("Softmax", ins, axis=int(fn.axis)),
+    "log_softmax": lambda g, fn, ins, t: g.node("LogSoftmax", ins, axis=int(fn.axis)),
+    "permute": lambda g, fn, ins, t: g.node("Transpose", ins, perm=list(fn.order)),
+    "leaky_relu": lambda g, fn, ins, t: g.node("LeakyRelu", ins, alpha=float(fn.slope)),
+    "softplus": _same("Softplus"), "gelu": _gelu, "conv2d": _conv2d, "max_pool2d": _max_pool2d,
+    "cat": lambda g, fn, ins, t: g.node("Concat", ins, axis=int(fn.axis)),
+}
