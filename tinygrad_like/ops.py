@@ -748,9 +748,9 @@ class GetItem(Function):
 
 # ----------------------------------------------------------------------------------------------------------
 # Layers: convolution and pooling on (N, C, H, W) arrays, vectorised with im2col. A window view of the
-# input (no copy) gives every kh x kw patch; the convolution is then one matrix product per sample, and a
-# backward adds the patches' gradients back with one strided add per kernel offset (kh * kw of them), never
-# a Python loop over pixels.
+# input (no copy) gives every kh x kw patch; the convolution is then one matrix product for the whole batch,
+# and a backward adds the patches' gradients back with one strided add per kernel offset (kh * kw of them),
+# never a Python loop over pixels.
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -772,15 +772,14 @@ def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) ->
     return sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
 
 
-def _col2im(cols: np.ndarray, shape: tuple[int, ...], stride: tuple[int, int]) -> np.ndarray:
-    """The adjoint of ``_windows``: window values ``cols`` (N, C, kh, kw, Ho, Wo) added back onto an array of
-    ``shape`` (N, C, H, W) where they were read; overlapping windows add up."""
-    _, _, kh, kw, ho, wo = cols.shape
+def _col2im(cols: np.ndarray, out: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+    """The adjoint of ``_windows``: window values ``cols`` (kh, kw, A, B, Ho, Wo) added, in place, onto ``out``
+    (A, B, H, W) where they were read; overlapping windows add up. Returns ``out``."""
+    kh, kw, _, _, ho, wo = cols.shape
     sh, sw = stride
-    out = np.zeros(shape, dtype=cols.dtype)
     for i in range(kh):  # one vectorised add per kernel offset
         for j in range(kw):
-            out[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += cols[:, :, i, j]
+            out[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += cols[i, j]
     return out
 
 
@@ -791,9 +790,9 @@ def _check_images(x: np.ndarray, op: str) -> None:
 
 class Conv2d(Function):
     """z[n, o] = b[o] + sum_{c, i, j} w[o, c, i, j] * xp[n, c, s*h + i, s*v + j] (cross-correlation, as PyTorch),
-    xp the input zero-padded by p. With cols the (C kh kw, Ho Wo) patch matrix of each sample:
-    z_n = W cols_n + b;  dz/dW = sum_n g_n cols_n^T,  dz/db = g summed over n, h, v,
-    dz/dx = col2im(W^T g_n) (each patch's gradient added back where it was read), padding cut off.
+    xp the input zero-padded by p. With cols the (C kh kw, N Ho Wo) matrix of every patch of the batch and W the
+    weight as an (out, C kh kw) matrix:  z = W cols + b;  dz/dW = g cols^T,  dz/db = g summed over n, h, v,
+    dz/dx = col2im(W^T g) (each patch's gradient added back where it was read), padding cut off.
 
     Keeps the patch matrix for the backward: kh * kw times the input's size.
     """
@@ -821,28 +820,30 @@ class Conv2d(Function):
             x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
         win = _windows(x, (kh, kw), stride)
         ho, wo = win.shape[2:4]
-        self.cols = win.transpose(0, 1, 4, 5, 2, 3).reshape(n, c * kh * kw, ho * wo)  # the one copy: (N, K, L)
+        self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo)  # the one copy
         self.w_flat, self.w_shape = w.reshape(o, -1), w.shape
         self.padded, self.padding, self.stride, self.in_shape = x.shape, (ph, pw), stride, (h, wd)
-        out = (self.w_flat @ self.cols).reshape(n, o, ho, wo)
+        out = (self.w_flat @ self.cols).reshape(o, n, ho, wo)
         if b is not None:
-            out += b.astype(dtype, copy=False)[:, None, None]
-        return out
+            out += b.astype(dtype, copy=False)[:, None, None, None]
+        return out.transpose(1, 0, 2, 3)  # (N, out, Ho, Wo), a view: the next op reads any layout
 
     def backward(self, grad):
         need_x, need_w, *need_b = self.needs_grad
         n, o, ho, wo = grad.shape
-        g = grad.reshape(n, o, ho * wo)
+        g = grad.transpose(1, 0, 2, 3).reshape(o, n * ho * wo)  # the forward's layout: one matrix for the batch
         gx = gw = gb = None
         if need_x:
             _, c, kh, kw = self.w_shape
-            patches = (self.w_flat.T @ g).reshape(n, c, kh, kw, ho, wo)
+            patches = (self.w_flat.T @ g).reshape(c, kh, kw, n, ho, wo).transpose(1, 2, 0, 3, 4, 5)
+            padded = np.zeros(self.padded, dtype=g.dtype)
+            _col2im(patches, padded.transpose(1, 0, 2, 3), self.stride)
             (ph, pw), (h, w) = self.padding, self.in_shape
-            gx = _col2im(patches, self.padded, self.stride)[:, :, ph:ph + h, pw:pw + w]
+            gx = padded[:, :, ph:ph + h, pw:pw + w]
         if need_w:
-            gw = (g @ self.cols.transpose(0, 2, 1)).sum(axis=0).reshape(self.w_shape)
+            gw = (g @ self.cols.T).reshape(self.w_shape)
         if need_b and need_b[0]:
-            gb = grad.sum(axis=(0, 2, 3))
+            gb = g.sum(axis=1)
         return gx, gw, gb
 
     def label(self):
@@ -851,9 +852,14 @@ class Conv2d(Function):
 
 class MaxPool2d(Function):
     """z[n, c, h, v] = max over the kernel window at (s*h, s*v) of x[n, c];  dz/dx = 1 at the window's maximum
-    (the first one when several are equal, as PyTorch), 0 elsewhere; overlapping windows add up."""
+    (the first one in row-major order when several are equal, as PyTorch; a nan counts as the maximum), 0
+    elsewhere; overlapping windows add up.
 
-    __slots__ = ("index", "kernel", "stride", "in_shape")
+    Both directions go over the kernel offsets (kh * kw vectorised passes): the forward takes a running
+    maximum, the backward hands each window's gradient to the first offset that holds the maximum.
+    """
+
+    __slots__ = ("x", "out", "kernel", "stride")
     name = "max_pool2d"
 
     def forward(self, x, kernel_size=2, stride=None):
@@ -864,17 +870,25 @@ class MaxPool2d(Function):
             raise ValueError(f"max_pool2d: kernel {kernel} is larger than the input {x.shape[2:]} "
                              f"(input shape {x.shape})")
         win = _windows(x, kernel, stride)
-        flat = win.reshape(win.shape[:4] + (-1,))  # (N, C, Ho, Wo, kh * kw), a copy
-        self.index = flat.argmax(axis=-1)[..., None]
-        self.kernel, self.stride, self.in_shape = kernel, stride, x.shape
-        return np.take_along_axis(flat, self.index, axis=-1)[..., 0]
+        out = win[..., 0, 0].copy()
+        for i, j in np.ndindex(*kernel):
+            np.maximum(out, win[..., i, j], out=out)  # nan propagates, as in PyTorch
+        self.x, self.out, self.kernel, self.stride = x, out, kernel, stride
+        return out
 
     def backward(self, grad):
-        n, c, ho, wo = grad.shape
-        patches = np.zeros((n, c, ho, wo, self.kernel[0] * self.kernel[1]), dtype=grad.dtype)
-        np.put_along_axis(patches, self.index, grad[..., None], axis=-1)
-        patches = patches.reshape(n, c, ho, wo, *self.kernel).transpose(0, 1, 4, 5, 2, 3)
-        return (_col2im(patches, self.in_shape, self.stride),)
+        win, out = _windows(self.x, self.kernel, self.stride), self.out
+        nan = out.dtype.kind == "f" and np.isnan(out).any()
+        unclaimed = np.ones(out.shape, dtype=bool)  # windows whose maximum has not been found yet
+        patches = np.empty(self.kernel + out.shape, dtype=grad.dtype)
+        for i, j in np.ndindex(*self.kernel):
+            hit = win[..., i, j] == out
+            if nan:
+                hit |= np.isnan(win[..., i, j])
+            hit &= unclaimed
+            unclaimed ^= hit
+            np.multiply(grad, hit, out=patches[i, j])
+        return (_col2im(patches, np.zeros(self.x.shape, dtype=grad.dtype), self.stride),)
 
     def label(self):
         return f"max_pool2d(kernel_size={self.kernel}, stride={self.stride})"
