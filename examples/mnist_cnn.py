@@ -89,7 +89,7 @@ def main() -> None:
     for epoch in range(1, args.epochs + 1):
         start, total = time.perf_counter(), 0.0
         bar = tqdm(data.batches(x_train, y_train, args.batch_size, shuffle=True), total=steps,
-                   desc=f"epoch {epoch}", leave=False)
+                   desc=f"epoch {epoch}", leave=False, disable=None)  # None: shown on terminals only
         for xb, yb in bar:
             loss = F.cross_entropy(model(images(xb)), yb)
             opt.zero_grad()

@@ -394,7 +394,7 @@ class LeakyRelu(Function):
         return np.where(self.x > 0, self.x, self.x * slope)
 
     def backward(self, grad):
-        return (np.where(self.x > 0, grad, grad * self.slope),)  # chosen, not multiplied: inf * 0 stays out
+        return (np.where(self.x > 0, grad, grad * self.slope),)  # as PyTorch: x > 0 ? g : g * slope
 
     def label(self):
         return f"leaky_relu({self.slope})"
@@ -446,7 +446,7 @@ class Where(Function):
 
     def forward(self, cond, a, b):
         if cond.dtype != np.bool_:
-            raise TypeError(f"where: the condition must be a boolean tensor, got dtype {cond.dtype} "
+            raise TypeError(f"where: the condition must be a boolean tensor, got {cond.dtype} "
                             f"(shape {cond.shape}); compare first, e.g. (x > 0).where(a, b)")
         self.cond = cond
         return np.where(cond, a, b).astype(_promote(a, b), copy=False)
