@@ -852,8 +852,8 @@ class Conv2d(Function):
 
 class MaxPool2d(Function):
     """z[n, c, h, v] = max over the kernel window at (s*h, s*v) of x[n, c];  dz/dx = 1 at the window's maximum
-    (the first one in row-major order when several are equal, as PyTorch; a nan counts as the maximum), 0
-    elsewhere; overlapping windows add up.
+    (the first one in row-major order when several are equal, as PyTorch; a nan is the maximum, and the first
+    nan gets the gradient where PyTorch picks the last), 0 elsewhere; overlapping windows add up.
 
     Both directions go over the kernel offsets (kh * kw vectorised passes): the forward takes a running
     maximum, the backward hands each window's gradient to the first offset that holds the maximum.
