@@ -91,7 +91,7 @@ def test_safetensors_round_trip_ours_pytorch_ours(tmp_path):
     export.save_safetensors(model, path)
     tm = export.to_torch(cnn())  # other initial weights, then the file's
     tm.load_state_dict(safetensors_torch.load_file(str(path)), strict=True)
-    for (name, p), (tname, tp) in zip(model.named_parameters(), tm.named_parameters()):
+    for p, tp in zip(model.parameters(), tm.parameters()):
         np.testing.assert_array_equal(tp.detach().numpy(), p.data)
     with torch.no_grad():
         for tp in tm.parameters():
@@ -113,8 +113,8 @@ def test_a_truncated_or_mismatched_file_is_refused_and_nothing_is_lost(tmp_path)
     with pytest.raises(ValueError, match="truncated.safetensors is not a readable safetensors file"):
         export.load_safetensors(target, truncated)
     other = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU())
-    with pytest.raises(ValueError, match=r"load_state_dict: .*layers.0.weight: expected \(4, 1, 3, 3\).*got \(3, 1, 3"
-                                         r", 3\)(?s:.*)missing layers.8.weight"):
+    with pytest.raises(ValueError, match=r"(?s)load_state_dict: .*missing layers.8.weight.*layers.0.weight: "
+                                         r"expected \(4, 1, 3, 3\) float32, got \(3, 1, 3, 3\)"):
         export.save_safetensors(other, tmp_path / "other.safetensors")
         export.load_safetensors(target, tmp_path / "other.safetensors")
     for p, old in zip(target.parameters(), before):

@@ -20,7 +20,7 @@ LEVELS = [
     {"numpy_protocol"},  # the Tensor API's NumPy protocol: tensor.py installs it
     {"tensor"},
     {"nn", "optim", "gradcheck"},
-    {"viz", "data", "check"},
+    {"viz", "data", "check", "export"},
     {"train"},
     {"blog"},
     {"compare"},

@@ -171,6 +171,7 @@ class _Parameters:
             self.dtypes[name] = data.dtype
         self.names = tuple(self.values)
         self._plain_module: Module | None = None
+        self._plain_tensors: dict[str, Tensor] = {}
 
     def plain(self, values: Mapping[str, np.ndarray] | None = None) -> Any:
         """The object forward and backward get in the plain float64 runs."""
@@ -180,8 +181,8 @@ class _Parameters:
         if self.style == "tensors":
             return {name: Tensor(v) for name, v in values.items()}
         if self._plain_module is None:
-            self._plain_module = self._module_copy(values, requires_grad=False)
-        for name, p in self._parameter_tensors(self._plain_module).items():
+            self._plain_module, self._plain_tensors = self._module_copy(values, requires_grad=False)
+        for name, p in self._plain_tensors.items():
             p.data = values[name]
         return self._plain_module
 
@@ -189,16 +190,18 @@ class _Parameters:
         """The object forward gets in a Tensor run, and the parameter Tensors (requiring grad) by name."""
         values = {name: v.astype(dtype) for name, v in self.values.items()}
         if self.style == "module":
-            module = self._module_copy(values, requires_grad=True)
-            return module, self._parameter_tensors(module)
+            return self._module_copy(values, requires_grad=True)
         tensors = {name: Tensor(v, requires_grad=True) for name, v in values.items()}
         return dict(tensors), tensors
 
-    def _module_copy(self, values: Mapping[str, np.ndarray], requires_grad: bool) -> Module:
+    def _module_copy(self, values: Mapping[str, np.ndarray], requires_grad: bool) -> tuple[Module, dict[str, Tensor]]:
+        """A copy of the module holding ``values``, and its parameter Tensors by name (found before
+        ``requires_grad`` is switched off: a module's parameters are its Tensors that require grad)."""
         module = copy.deepcopy(self.module)
-        for name, p in self._parameter_tensors(module).items():
+        tensors = self._parameter_tensors(module)
+        for name, p in tensors.items():
             p.data, p.grad, p.requires_grad = np.array(values[name]), None, requires_grad
-        return module
+        return module, tensors
 
     def _parameter_tensors(self, module: Module) -> dict[str, Tensor]:
         found = dict(module.named_parameters())

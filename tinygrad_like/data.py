@@ -35,7 +35,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -768,3 +768,33 @@ def load_fashion_mnist(
     See ``load_dataset`` for the search order, the keyword arguments and the errors."""
     return load_dataset("fashion-mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
                         progress=progress, deadline=deadline)
+
+
+# ------------------------------------------------------------------------------------------------ batches
+def batches(x: Any, y: Any, batch_size: int, shuffle: bool = False, seed: int | np.random.Generator | None = None,
+            drop_last: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """An iterator of ``(x_batch, y_batch)`` NumPy arrays of ``batch_size`` samples (the first axis), every sample
+    once per pass; the last batch is smaller unless ``drop_last`` (then it is left out).
+
+    In order, the batches are views (no copy). ``shuffle`` draws a new order at each call: from ``seed`` when
+    given (an int gives the same order every call, so pass e.g. ``seed=epoch``, or one ``np.random.Generator``),
+    else from the generator ``Tensor.manual_seed`` seeds (as PyTorch's ``DataLoader(shuffle=True)``).
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+        raise ValueError(f"batches: x and y must hold the same number of samples, got shapes {x.shape} and {y.shape}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
+    order = None
+    if shuffle:
+        from .tensor import default_generator  # here: loading data needs nothing of the engine otherwise
+
+        order = (default_generator() if seed is None else np.random.default_rng(seed)).permutation(len(x))
+    stop = len(x) - len(x) % batch_size if drop_last else len(x)
+
+    def generate() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for start in range(0, stop, batch_size):
+            index = slice(start, start + batch_size) if order is None else order[start:start + batch_size]
+            yield x[index], y[index]
+
+    return generate()  # an inner generator, so bad arguments are refused at the call, not at the first batch

@@ -288,8 +288,10 @@ class _OnnxGraph:
 
 def _reduce(op: str) -> Callable[..., str]:
     def translate(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-        axes = fn.axes if fn.axes is not None else tuple(range(len(fn.inputs[0].shape)))
-        return g.node(op, [ins[0], g.constant(list(axes))], keepdims=int(fn.keepdim))
+        source = fn.inputs[0]
+        axes = fn.axes if fn.axes is not None else tuple(range(source.ndim))
+        keepdims = int(t.ndim == source.ndim and source.ndim > 0)  # the result's rank tells
+        return g.node(op, [ins[0], g.constant(list(axes))], keepdims=keepdims)
     return translate
 
 

@@ -16,7 +16,11 @@ exactly like these (see the README, "Write your own op").
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .engine import Function, rules
 
@@ -24,6 +28,18 @@ from .engine import Function, rules
 def _floating(x: np.ndarray) -> np.ndarray:
     """Float ops on integer or bool input compute in float32 (as PyTorch does), not NumPy's float64."""
     return x if x.dtype.kind == "f" else x.astype(np.float32)
+
+
+_CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's promotion categories: bool < integer < float
+
+
+def _promote(*arrays: np.ndarray) -> np.dtype:
+    """The dtype PyTorch gives a result of several tensors: the highest category wins (float over integer over
+    bool), and within it the n-d tensors decide (a 0-d tensor widens a result only when no n-d one of its
+    category is there): float32 with int32 is float32, float32 with a 0-d float64 is float32."""
+    top = max(_CATEGORY[a.dtype.kind] for a in arrays)
+    peers = [a for a in arrays if _CATEGORY[a.dtype.kind] == top]
+    return np.result_type(*([a for a in peers if a.ndim] or peers))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -394,11 +410,66 @@ class Clip(Function):
         return f"clip({self.low}, {self.high})"
 
 
+class LeakyRelu(Function):
+    """z = x where x > 0, else slope * x;  dz/dx = 1 where x > 0, else slope (slope at x == 0, as PyTorch)."""
+
+    __slots__ = ("x", "slope")
+    name = "leaky_relu"
+
+    def forward(self, x, slope=0.01):
+        self.x, self.slope = _floating(x), slope
+        return np.where(self.x > 0, self.x, self.x * slope)
+
+    def backward(self, grad):
+        return (np.where(self.x > 0, grad, grad * self.slope),)  # as PyTorch: x > 0 ? g : g * slope
+
+    def label(self):
+        return f"leaky_relu({self.slope})"
+
+
+class Softplus(Function):
+    """z = log(1 + exp(x)), computed as logaddexp(0, x) so no x overflows;  dz/dx = sigmoid(x).
+
+    Exact for every x (PyTorch returns x itself above its threshold 20, which differs by less than 2e-9).
+    """
+
+    __slots__ = ("x",)
+    name = "softplus"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.logaddexp(0, self.x)
+
+    def backward(self, grad):
+        return (grad / (1 + np.exp(-self.x)),)  # exp(-x) = inf for very negative x gives exactly 0
+
+
+_erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to double precision (~0.2 us a value)
+
+
+class Gelu(Function):
+    """z = x * Phi(x) = x/2 * (1 + erf(x / sqrt 2)), the exact form (PyTorch's default, approximate='none');
+    dz/dx = Phi(x) + x * phi(x), with phi(x) = exp(-x^2/2) / sqrt(2 pi) the normal density."""
+
+    __slots__ = ("x", "cdf")
+    name = "gelu"
+
+    def forward(self, x):
+        x = _floating(x)
+        self.x, self.cdf = x, 0.5 * (1 + np.asarray(_erf(x / math.sqrt(2)), dtype=x.dtype))
+        return x * self.cdf
+
+    def backward(self, grad):
+        x = self.x
+        return (grad * (self.cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)),)
+
+
 class Where(Function):
-    """z = a where cond else b (broadcast together);  dz/da = g where cond else 0,  dz/db = g where not cond else 0.
+    """z = a where cond, else b (all three broadcast together; a non-boolean cond counts by its truth, as in
+    np.where);  dz/da = g where cond, else 0;  dz/db = g where not cond, else 0;  cond gets no gradient.
 
     The gradient is selected, not multiplied by a 0/1 mask, so an inf arriving from downstream stays out of the
-    branch that was not taken. ``cond`` gets no gradient.
+    branch that was not taken.
     """
 
     __slots__ = ("cond",)
@@ -406,7 +477,7 @@ class Where(Function):
 
     def forward(self, cond, a, b):
         self.cond = cond if cond.dtype == np.bool_ else cond.astype(bool)
-        return np.where(self.cond, a, b)
+        return np.where(self.cond, a, b).astype(_promote(a, b), copy=False)
 
     def backward(self, grad):
         _, need_a, need_b = self.needs_grad
@@ -660,6 +731,28 @@ class Expand(Function):
         return (grad,)
 
 
+class Cat(Function):
+    """z = concatenate(x_1, ..., x_k, axis);  dz/dx_i: the slice of g where x_i was put (g split at the sizes)."""
+
+    __slots__ = ("axis", "sizes")
+    name = "cat"
+
+    def forward(self, *xs, axis=0):
+        first = xs[0]
+        for x in xs[1:]:
+            if x.ndim != first.ndim or any(m != n for i, (m, n) in enumerate(zip(x.shape, first.shape)) if i != axis):
+                raise ValueError(f"cat: tensors of shapes {first.shape} and {x.shape} differ outside dim {axis}")
+        self.axis, self.sizes = axis, [x.shape[axis] for x in xs]
+        return np.concatenate(xs, axis=axis, dtype=_promote(*xs))
+
+    def backward(self, grad):
+        parts = np.split(grad, np.cumsum(self.sizes)[:-1], axis=self.axis)  # views of grad
+        return tuple(part if need else None for part, need in zip(parts, self.needs_grad))
+
+    def label(self):
+        return f"cat(dim={self.axis})"
+
+
 def _is_basic_index(index) -> bool:
     """True for indices made of ints, slices, None and Ellipsis only (no repeated elements possible)."""
     parts = index if isinstance(index, tuple) else (index,)
@@ -687,6 +780,154 @@ class GetItem(Function):
         else:
             np.add.at(out, self.index, grad)
         return (out,)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layers: convolution and pooling on (N, C, H, W) arrays, vectorised with im2col. A window view of the
+# input (no copy) gives every kh x kw patch; the convolution is then one matrix product for the whole batch,
+# and a backward adds the patches' gradients back with one strided add per kernel offset (kh * kw of them),
+# never a Python loop over pixels.
+# ----------------------------------------------------------------------------------------------------------
+
+
+def int_pair(value: int | Sequence[int], what: str, op: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints (height, width) as a pair, each at least ``minimum``, or an error naming ``op``.
+    Public because the layers (``nn.Conv2d``, ``nn.MaxPool2d``) take the same arguments."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value) if isinstance(
+        value, (tuple, list)) else None
+    if pair is None or len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                                 for v in pair):
+        raise TypeError(f"{op}: {what} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{op}: {what} must be at least {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _windows(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Every kernel-sized window of ``x`` (N, C, H, W) at ``stride``, as a view of shape (N, C, Ho, Wo, kh, kw)."""
+    return sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::stride[0], ::stride[1]]
+
+
+def _col2im(cols: np.ndarray, out: np.ndarray, stride: tuple[int, int]) -> np.ndarray:
+    """The adjoint of ``_windows``: window values ``cols`` (kh, kw, A, B, Ho, Wo) added, in place, onto ``out``
+    (A, B, H, W) where they were read; overlapping windows add up. Returns ``out``."""
+    kh, kw, _, _, ho, wo = cols.shape
+    sh, sw = stride
+    for i in range(kh):  # one vectorised add per kernel offset
+        for j in range(kw):
+            out[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw] += cols[i, j]
+    return out
+
+
+def _check_images(x: np.ndarray, op: str) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expects input of shape (N, C, H, W), got shape {x.shape}")
+
+
+class Conv2d(Function):
+    """z[n, o] = b[o] + sum_{c, i, j} w[o, c, i, j] * xp[n, c, s*h + i, s*v + j] (cross-correlation, as PyTorch),
+    xp the input zero-padded by p. With cols the (C kh kw, N Ho Wo) matrix of every patch of the batch and W the
+    weight as an (out, C kh kw) matrix:  z = W cols + b;  dz/dW = g cols^T,  dz/db = g summed over n, h, v,
+    dz/dx = col2im(W^T g) (each patch's gradient added back where it was read), padding cut off.
+
+    Keeps the patch matrix for the backward: kh * kw times the input's size.
+    """
+
+    __slots__ = ("cols", "w_flat", "w_shape", "padded", "padding", "stride", "in_shape")
+    name = "conv2d"
+
+    def forward(self, x, w, b=None, stride=1, padding=0):
+        stride, (ph, pw) = int_pair(stride, "stride", "conv2d", 1), int_pair(padding, "padding", "conv2d", 0)
+        _check_images(x, "conv2d")
+        if w.ndim != 4:
+            raise ValueError(f"conv2d: expects a weight of shape (out_channels, in_channels, kh, kw), got {w.shape}")
+        (n, c, h, wd), (o, c_w, kh, kw) = x.shape, w.shape
+        if c != c_w:
+            raise ValueError(f"conv2d: input of shape {x.shape} has {c} channels, but the weight of shape {w.shape} "
+                             f"expects {c_w}")
+        if b is not None and b.shape != (o,):
+            raise ValueError(f"conv2d: bias of shape {b.shape} does not fit a weight of shape {w.shape} ({o},)")
+        if kh > h + 2 * ph or kw > wd + 2 * pw:
+            raise ValueError(f"conv2d: kernel ({kh}, {kw}) is larger than the padded input ({h + 2 * ph}, "
+                             f"{wd + 2 * pw}) (input shape {x.shape}, padding ({ph}, {pw}))")
+        dtype = _promote(x, w) if b is None else _promote(x, w, b)
+        x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+        if ph or pw:
+            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        win = _windows(x, (kh, kw), stride)
+        ho, wo = win.shape[2:4]
+        self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo)  # the one copy
+        self.w_flat, self.w_shape = w.reshape(o, -1), w.shape
+        self.padded, self.padding, self.stride, self.in_shape = x.shape, (ph, pw), stride, (h, wd)
+        out = (self.w_flat @ self.cols).reshape(o, n, ho, wo)
+        if b is not None:
+            out += b.astype(dtype, copy=False)[:, None, None, None]
+        return out.transpose(1, 0, 2, 3)  # (N, out, Ho, Wo), a view: the next op reads any layout
+
+    def backward(self, grad):
+        need_x, need_w, *need_b = self.needs_grad
+        n, o, ho, wo = grad.shape
+        g = grad.transpose(1, 0, 2, 3).reshape(o, n * ho * wo)  # the forward's layout: one matrix for the batch
+        gx = gw = gb = None
+        if need_x:
+            _, c, kh, kw = self.w_shape
+            patches = (self.w_flat.T @ g).reshape(c, kh, kw, n, ho, wo).transpose(1, 2, 0, 3, 4, 5)
+            padded = np.zeros(self.padded, dtype=g.dtype)
+            _col2im(patches, padded.transpose(1, 0, 2, 3), self.stride)
+            (ph, pw), (h, w) = self.padding, self.in_shape
+            gx = padded[:, :, ph:ph + h, pw:pw + w]
+        if need_w:
+            gw = (g @ self.cols.T).reshape(self.w_shape)
+        if need_b and need_b[0]:
+            gb = g.sum(axis=1)
+        return gx, gw, gb
+
+    def label(self):
+        return f"conv2d(stride={self.stride}, padding={self.padding})"
+
+
+class MaxPool2d(Function):
+    """z[n, c, h, v] = max over the kernel window at (s*h, s*v) of x[n, c];  dz/dx = 1 at the window's maximum
+    (the first one in row-major order when several are equal, as PyTorch; a nan is the maximum, and the first
+    nan gets the gradient where PyTorch picks the last), 0 elsewhere; overlapping windows add up.
+
+    Both directions go over the kernel offsets (kh * kw vectorised passes): the forward takes a running
+    maximum, the backward hands each window's gradient to the first offset that holds the maximum.
+    """
+
+    __slots__ = ("x", "out", "kernel", "stride")
+    name = "max_pool2d"
+
+    def forward(self, x, kernel_size=2, stride=None):
+        kernel = int_pair(kernel_size, "kernel_size", "max_pool2d", 1)
+        stride = kernel if stride is None else int_pair(stride, "stride", "max_pool2d", 1)
+        _check_images(x, "max_pool2d")
+        if kernel[0] > x.shape[2] or kernel[1] > x.shape[3]:
+            raise ValueError(f"max_pool2d: kernel {kernel} is larger than the input {x.shape[2:]} "
+                             f"(input shape {x.shape})")
+        win = _windows(x, kernel, stride)
+        out = win[..., 0, 0].copy()
+        for i, j in np.ndindex(*kernel):
+            np.maximum(out, win[..., i, j], out=out)  # nan propagates, as in PyTorch
+        self.x, self.out, self.kernel, self.stride = x, out, kernel, stride
+        return out
+
+    def backward(self, grad):
+        win, out = _windows(self.x, self.kernel, self.stride), self.out
+        nan = out.dtype.kind == "f" and np.isnan(out).any()
+        unclaimed = np.ones(out.shape, dtype=bool)  # windows whose maximum has not been found yet
+        patches = np.empty(self.kernel + out.shape, dtype=grad.dtype)
+        for i, j in np.ndindex(*self.kernel):
+            hit = win[..., i, j] == out
+            if nan:
+                hit |= np.isnan(win[..., i, j])
+            hit &= unclaimed
+            unclaimed ^= hit
+            np.multiply(grad, hit, out=patches[i, j])
+        return (_col2im(patches, np.zeros(self.x.shape, dtype=grad.dtype), self.stride),)
+
+    def label(self):
+        return f"max_pool2d(kernel_size={self.kernel}, stride={self.stride})"
 
 
 # Every primitive of this table by name, for drawings, tests and anyone reading along.

@@ -26,9 +26,16 @@ from .engine import (  # grad mode is the engine's; re-exported here, next to th
     no_grad,
 )
 
-__all__ = ["Tensor", "detect_anomaly", "enable_grad", "is_anomaly_enabled", "is_grad_enabled", "no_grad"]
+__all__ = ["Tensor", "default_generator", "detect_anomaly", "enable_grad", "is_anomaly_enabled", "is_grad_enabled",
+           "no_grad", "reduce_loss"]
 
 _rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
+
+
+def default_generator() -> np.random.Generator:
+    """The generator behind ``randn``, ``rand``, ``uniform``, ``dropout`` and ``nn.init`` (as PyTorch's
+    ``torch.default_generator``): ``Tensor.manual_seed(n)`` replaces it, so ask for it at each use."""
+    return _rng
 
 Shape = tuple[int, ...]
 Axis = int | Sequence[int] | None
@@ -188,6 +195,16 @@ def _one_axis(axis: int, ndim: int, op: str) -> int:
     return axes[0] if axes else 0
 
 
+def _new_axis(dim: int, ndim: int, op: str) -> int:
+    """Where a new axis goes in a tensor of ``ndim`` dimensions: ``dim`` from -ndim-1 to ndim, as PyTorch."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be a single int, got {dim!r}")
+    if not -ndim - 1 <= dim <= ndim:
+        raise np.exceptions.AxisError(f"{op}: dim {dim} is out of range [{-ndim - 1}, {ndim}] for a tensor with "
+                                      f"{ndim} dimensions")
+    return int(dim) % (ndim + 1)
+
+
 def _reduce_args(op: str, axis: Axis, keepdim: bool, keepdims: bool | None, dim: Axis) -> tuple[Axis, bool]:
     """Accept PyTorch's ``dim=`` and NumPy's ``keepdims=`` spellings."""
     if dim is not None:
@@ -278,6 +295,10 @@ class Tensor:
     @property
     def size(self) -> int:
         """Number of elements."""
+        return self.data.size
+
+    def numel(self) -> int:
+        """Number of elements (PyTorch's name for ``size``)."""
         return self.data.size
 
     @property
@@ -529,6 +550,33 @@ class Tensor:
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         return ops.Clip.apply(self, low=min, high=max)
 
+    clamp = clip  # PyTorch's name
+
+    def leaky_relu(self, neg_slope: float = 0.01) -> Tensor:
+        """x where x > 0, else ``neg_slope * x``."""
+        return ops.LeakyRelu.apply(self, slope=neg_slope)
+
+    def softplus(self) -> Tensor:
+        """log(1 + exp(x)), a smooth relu."""
+        return ops.Softplus.apply(self)
+
+    def gelu(self) -> Tensor:
+        """x * Phi(x), Phi the standard normal CDF: the exact (erf) form, PyTorch's default."""
+        return ops.Gelu.apply(self)
+
+    def where(self, a: Any, b: Any) -> Tensor:
+        """``a`` where this boolean tensor is True, else ``b`` (broadcast together; numbers allowed on both sides).
+
+        Also called as ``Tensor.where(cond, a, b)``; ``cond`` may then be a NumPy boolean array.
+        """
+        cond = self if isinstance(self, Tensor) else Tensor(self)
+        if cond.dtype != np.bool_:
+            raise TypeError(f"where: the condition must be a boolean tensor, got {cond.dtype} (shape {cond.shape}); "
+                            "compare first, e.g. (x > 0).where(a, b)")
+        if not isinstance(a, Tensor):  # a number takes the other side's dtype, as in arithmetic
+            a = _operand(a, b, "where") if isinstance(b, Tensor) else Tensor(a)
+        return ops.Where.apply(cond, a, _operand(b, a, "where"))
+
     # -- reductions ---------------------------------------------------------------------------------------
     def sum(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
@@ -556,6 +604,21 @@ class Tensor:
         axis, keepdim = _reduce_args("min", axis, keepdim, keepdims, dim)
         return ops.Min.apply(self, axes=_axes(axis, self.ndim, "min"), keepdim=keepdim)
 
+    def var(self, axis: Axis = None, keepdim: bool = False, correction: int = 1, *, keepdims: bool | None = None,
+            dim: Axis = None) -> Tensor:
+        """sum((x - mean)^2) / (n - correction) over ``axis``: the sample variance by default (as PyTorch);
+        ``correction=0`` divides by n. Fewer than ``correction + 1`` elements give inf or nan (as PyTorch)."""
+        axis, keepdim = _reduce_args("var", axis, keepdim, keepdims, dim)
+        axes = _axes(axis, self.ndim, "var")
+        count = self.size if axes is None else math.prod(self.shape[a] for a in axes)
+        centred = self - self.sum(axes, keepdim=True) / count
+        return centred.square().sum(axes, keepdim) / max(count - correction, 0)
+
+    def std(self, axis: Axis = None, keepdim: bool = False, correction: int = 1, *, keepdims: bool | None = None,
+            dim: Axis = None) -> Tensor:
+        """The square root of ``var`` (same arguments)."""
+        return self.var(axis, keepdim, correction, keepdims=keepdims, dim=dim).sqrt()
+
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = axis if dim is None else dim
         return ops.Softmax.apply(self, axis=_one_axis(axis, self.ndim, "softmax"))
@@ -567,6 +630,8 @@ class Tensor:
     # -- shape ----------------------------------------------------------------------------------------------
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
         return ops.Reshape.apply(self, shape=_shape_arg(shape, "reshape"))
+
+    view = reshape  # PyTorch's name (here always a new node over the same values, never a memory alias)
 
     def permute(self, *order: int | Sequence[int]) -> Tensor:
         order = _shape_arg(order, "permute")
@@ -607,8 +672,63 @@ class Tensor:
         shape = tuple(self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(shape))
         return ops.Expand.apply(self, shape=shape)
 
+    def unsqueeze(self, dim: int) -> Tensor:
+        """A new axis of size 1 at ``dim`` (from -ndim-1 to ndim, as PyTorch)."""
+        position = _new_axis(dim, self.ndim, "unsqueeze")
+        return self.reshape(self.shape[:position] + (1,) + self.shape[position:])
+
+    def squeeze(self, dim: Axis = None) -> Tensor:
+        """Drop the axes of size 1 (those among ``dim``, an int or a tuple, when given; others are kept, as PyTorch)."""
+        axes = range(self.ndim) if dim is None else _axes(dim, self.ndim, "squeeze")
+        return self.reshape(tuple(n for i, n in enumerate(self.shape) if not (i in axes and n == 1)))
+
+    def cat(self, *others: Tensor, dim: int = 0) -> Tensor:
+        """Join tensors along an existing axis ``dim``: ``t.cat(u, v)``, ``Tensor.cat(t, u, v)`` or
+        ``Tensor.cat([t, u, v])``. Shapes must agree outside ``dim``."""
+        tensors = _tensor_list(self, others, "cat")
+        if tensors[0].ndim == 0:
+            raise ValueError("cat: zero-dimensional tensors cannot be concatenated (stack them instead)")
+        return ops.Cat.apply(*tensors, axis=_one_axis(dim, tensors[0].ndim, "cat"))
+
+    def stack(self, *others: Tensor, dim: int = 0) -> Tensor:
+        """Join tensors of one shape along a new axis ``dim``: ``Tensor.stack(t, u)``, ``t.stack(u)`` or
+        ``Tensor.stack([t, u])``."""
+        tensors = _tensor_list(self, others, "stack")
+        for t in tensors[1:]:
+            if t.shape != tensors[0].shape:
+                raise ValueError(f"stack: tensors must have the same shape, got {tensors[0].shape} and {t.shape}")
+        position = _new_axis(dim, tensors[0].ndim, "stack")
+        return ops.Cat.apply(*[t.unsqueeze(position) for t in tensors], axis=position)
+
     def __getitem__(self, index: Any) -> Tensor:
         return ops.GetItem.apply(self, index=_index_arg(index))
+
+    # -- layers ---------------------------------------------------------------------------------------------
+    def conv2d(self, weight: Tensor, bias: Tensor | None = None, stride: int | Sequence[int] = 1,
+               padding: int | Sequence[int] = 0) -> Tensor:
+        """2-D cross-correlation (PyTorch's conv2d) of (N, C, H, W) input with a weight (out_channels, C, kh, kw)
+        and an optional bias (out_channels,); ``stride`` and ``padding`` (zeros) an int or (height, width)."""
+        inputs = (self, weight) if bias is None else (self, weight, bias)
+        return ops.Conv2d.apply(*inputs, stride=stride, padding=padding)
+
+    def max_pool2d(self, kernel_size: int | Sequence[int] = 2, stride: int | Sequence[int] | None = None) -> Tensor:
+        """The maximum of each kernel window of (N, C, H, W) input; ``stride`` defaults to ``kernel_size``."""
+        return ops.MaxPool2d.apply(self, kernel_size=kernel_size, stride=stride)
+
+    def dropout(self, p: float = 0.5, training: bool = True) -> Tensor:
+        """Zero each element with probability ``p`` and scale the rest by 1 / (1 - p), so the expected value is
+        unchanged (as PyTorch's ``F.dropout``); the identity when ``training`` is False or ``p == 0``, zeros for
+        ``p == 1``. The mask comes from the generator ``Tensor.manual_seed`` seeds; ``nn.Dropout`` passes its
+        module's ``training`` flag."""
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p <= 1:
+            raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r} (input shape {self.shape})")
+        if not training or p == 0:
+            return self
+        dtype = self.dtype if self.dtype.kind == "f" else np.dtype(np.float32)
+        if p == 1:
+            return self * Tensor._from_array(np.zeros(self.shape, dtype))
+        keep = _rng.random(self.shape, dtype=np.float32) >= p
+        return self * Tensor._from_array(keep.astype(dtype) / dtype.type(1 - p))  # a composition: x * mask
 
     # -- losses ---------------------------------------------------------------------------------------------
     def cross_entropy(self, target: Any, reduction: str = "mean") -> Tensor:
@@ -616,7 +736,13 @@ class Tensor:
 
         Computed from log_softmax (so any logits are safe); its gradient is ``softmax - target``, divided by N
         for ``reduction="mean"``. ``reduction="sum"`` sums over the samples, ``"none"`` gives one per sample.
+        The output of ``softmax`` is refused: softmax would be applied twice, which trains, silently, worse.
         """
+        if self.op == "softmax":
+            raise ValueError(
+                f"cross_entropy: the input (shape {self.shape}) is the output of softmax, but cross_entropy takes "
+                "logits and applies log_softmax itself; pass the logits, e.g. mlp.logits(x) instead of mlp(x)"
+            )
         if self.ndim != 2:
             raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
         n, classes = self.shape
@@ -630,14 +756,14 @@ class Tensor:
                 f"cross_entropy: target must be integer labels of shape ({n},) or probabilities of shape "
                 f"({n}, {classes}), got dtype {labels.dtype} and shape {labels.shape}"
             )
-        return _reduce_loss(ops.CrossEntropy.apply(self, target), reduction, "cross_entropy")
+        return reduce_loss(ops.CrossEntropy.apply(self, target), reduction, "cross_entropy")
 
     def binary_crossentropy(self, target: Any, reduction: str = "mean") -> Tensor:
         """Binary cross-entropy of probabilities ``self`` against ``target`` in [0, 1], mean over all elements."""
         target = _operand(target, self, "binary_crossentropy")
         if target.shape != self.shape:
             raise ValueError(f"binary_crossentropy: target shape {target.shape} differs from input shape {self.shape}")
-        return _reduce_loss(ops.BinaryCrossEntropy.apply(self, target), reduction, "binary_crossentropy")
+        return reduce_loss(ops.BinaryCrossEntropy.apply(self, target), reduction, "binary_crossentropy")
 
     # -- no gradient ----------------------------------------------------------------------------------------
     def argmax(self, axis: int | None = None, keepdim: bool = False) -> Tensor:
@@ -749,7 +875,16 @@ class Tensor:
         return Tensor(np.full_like(t.data, value, dtype=dtype), requires_grad)
 
 
-def _reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
+def _tensor_list(first: Any, others: Sequence[Any], op: str) -> list[Tensor]:
+    """The tensors of ``cat`` and ``stack``: given one by one, or as one list (``Tensor.cat([a, b])``)."""
+    items = list(first) if isinstance(first, (list, tuple)) and not others else [first, *others]
+    if not items:
+        raise ValueError(f"{op}: expects at least one tensor")
+    return [t if isinstance(t, Tensor) else Tensor(t) for t in items]
+
+
+def reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
+    """Per-sample ``losses`` averaged (``"mean"``), summed (``"sum"``) or kept (``"none"``); the losses use it."""
     if reduction == "mean":
         return losses.mean()
     if reduction == "sum":

@@ -1,6 +1,25 @@
-"""Networks built from Tensors: ``Module`` (module.py) and the layers (layers.py)."""
+"""Networks built from Tensors: ``Module`` (module.py), the layers (layers.py), ``init`` and ``functional``."""
 
-from .layers import ACTIVATIONS, MLP, Linear, Sequential
+from . import functional, init
+from .layers import (
+    ACTIVATIONS,
+    MLP,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Identity,
+    Linear,
+    LogSoftmax,
+    MaxPool2d,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from .module import CONFIG_KEY, Module, read_npz
 
-__all__ = ["ACTIVATIONS", "CONFIG_KEY", "MLP", "Linear", "Module", "Sequential", "read_npz"]
+__all__ = [
+    "ACTIVATIONS", "CONFIG_KEY", "MLP", "Conv2d", "Dropout", "Flatten", "Identity", "Linear", "LogSoftmax",
+    "MaxPool2d", "Module", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init", "read_npz",
+]

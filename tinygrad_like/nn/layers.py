@@ -1,26 +1,32 @@
-"""Layers: Linear, Sequential, and MLP (fully connected layers with an activation between them, softmax out)."""
+"""Layers: Linear, Conv2d, MaxPool2d, Flatten, Dropout, the activations, Identity, Sequential, and MLP (fully
+connected layers with an activation between them, softmax out). Names, arguments and defaults are PyTorch's.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .. import ops
-from ..tensor import Tensor
+from ..ops import int_pair
+from ..tensor import Tensor, default_generator
+from . import functional as F
+from . import init
 from .module import Module
 
 
 class Linear(Module):
     """y = x @ weight.T + bias, with weight of shape (out_features, in_features) as in PyTorch.
 
-    Initialised as PyTorch does: weight and bias from U(-1/sqrt(in_features), 1/sqrt(in_features)).
+    Initialised as PyTorch does: weight and bias from U(-1/sqrt(in_features), 1/sqrt(in_features)), drawn from
+    ``rng`` or else from the generator ``Tensor.manual_seed`` seeds.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: np.random.Generator | None = None) -> None:
-        rng = rng or np.random.default_rng()
+        rng = rng or default_generator()
         bound = 1 / np.sqrt(in_features)
         self.in_features, self.out_features = in_features, out_features
         self.weight = Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(np.float32),
@@ -30,10 +36,7 @@ class Linear(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """One fused ``linear`` op (see ops.Linear)."""
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if self.bias is None:
-            return ops.Linear.apply(x, self.weight)
-        return ops.Linear.apply(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}" + ("" if self.bias is not None else ", bias=False")
@@ -41,6 +44,166 @@ class Linear(Module):
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
         return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None}
+
+
+class Conv2d(Module):
+    """y = conv2d(x, weight, bias, stride, padding) on (N, in_channels, H, W) input; weight of shape
+    (out_channels, in_channels, kh, kw). ``kernel_size``, ``stride``, ``padding``: an int or (height, width).
+
+    Initialised as PyTorch does: ``kaiming_uniform_(weight, a=sqrt(5))`` and the bias from U(-b, b), which both
+    come to b = 1/sqrt(fan_in), fan_in = in_channels * kh * kw; drawn from ``rng`` or else from the generator
+    ``Tensor.manual_seed`` seeds.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
+                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0, bias: bool = True, *,
+                 rng: np.random.Generator | None = None) -> None:
+        self.kernel_size = int_pair(kernel_size, "kernel_size", "Conv2d", 1)
+        self.stride, self.padding = int_pair(stride, "stride", "Conv2d", 1), int_pair(padding, "padding", "Conv2d", 0)
+        if min(in_channels, out_channels) < 1:
+            raise ValueError(f"Conv2d: in_channels and out_channels must be positive, got {in_channels} and "
+                             f"{out_channels}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.weight = Tensor.zeros(out_channels, in_channels, *self.kernel_size, requires_grad=True)
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=rng)
+        self.bias = None
+        if bias:
+            bound = 1 / math.sqrt(in_channels * math.prod(self.kernel_size))
+            self.bias = init.uniform_(Tensor.zeros(out_channels, requires_grad=True), -bound, bound, generator=rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        text += f", padding={self.padding}" if any(self.padding) else ""
+        return text + ("" if self.bias is not None else ", bias=False")
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, saved with the weights."""
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
+                "bias": self.bias is not None}
+
+
+class MaxPool2d(Module):
+    """The maximum of each ``kernel_size`` window of (N, C, H, W) input; ``stride`` defaults to ``kernel_size``."""
+
+    def __init__(self, kernel_size: int | Sequence[int], stride: int | Sequence[int] | None = None) -> None:
+        int_pair(kernel_size, "kernel_size", "MaxPool2d", 1)
+        if stride is not None:
+            int_pair(stride, "stride", "MaxPool2d", 1)
+        self.kernel_size, self.stride = kernel_size, kernel_size if stride is None else stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.max_pool2d(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments."""
+        return {"kernel_size": self.kernel_size, "stride": self.stride}
+
+
+class Flatten(Module):
+    """``x.flatten(start_dim, end_dim)``; by default every axis but the first (the samples) into one."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments."""
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
+
+class Dropout(Module):
+    """In training (``module.train()``, the default) zero each element with probability ``p`` and scale the
+    others by 1 / (1 - p); after ``module.eval()``, the identity. As PyTorch's ``nn.Dropout``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments."""
+        return {"p": self.p}
+
+
+class _NoArguments(Module):
+    """A layer without constructor arguments (``config`` lets ``Module.load`` rebuild it)."""
+
+    def config(self) -> dict[str, Any]:
+        """No constructor arguments."""
+        return {}
+
+
+class ReLU(_NoArguments):
+    """max(x, 0)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(x)
+
+
+class Sigmoid(_NoArguments):
+    """1 / (1 + exp(-x))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.sigmoid(x)
+
+
+class Tanh(_NoArguments):
+    """tanh(x)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.tanh(x)
+
+
+class Identity(_NoArguments):
+    """Returns its input (a placeholder, e.g. where an activation is optional); accepts and ignores arguments."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Softmax(Module):
+    """softmax along ``dim``."""
+
+    def __init__(self, dim: int = -1) -> None:
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmax(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments."""
+        return {"dim": self.dim}
+
+
+class LogSoftmax(Softmax):
+    """log_softmax along ``dim`` (what ``cross_entropy`` applies to logits; feed it logits, not these)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.log_softmax(x, self.dim)
 
 
 class Sequential(Module):

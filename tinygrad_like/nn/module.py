@@ -1,7 +1,9 @@
 """``Module``: the base of every layer and network, with its parameters, state, saving and loading.
 
-Parameters are the Tensor attributes of a module (and of its sub-modules, lists and tuples), named by their
-attribute path, e.g. ``layers.0.weight``. ``save``/``load`` use NumPy ``.npz`` files without pickle.
+Parameters are the Tensor attributes that require grad of a module (and of its sub-modules, lists and tuples),
+named by their attribute path, e.g. ``layers.0.weight``. Constant Tensors are not parameters; those registered with
+``register_buffer`` are saved with them. ``train()`` / ``eval()`` set ``training`` on the whole tree.
+``save``/``load`` use NumPy ``.npz`` files without pickle.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ _registry: dict[str, type[Module]] = {}
 
 
 class Module:
-    """Base class: subclasses set Tensors and Modules as attributes and define ``forward``."""
+    """Base class: subclasses set Tensors and Modules as attributes and define ``forward``.
+
+    No ``super().__init__()`` is needed: ``training`` (True until ``eval()``) and the buffer names have class
+    defaults, and the parameters are found among the attributes when asked for.
+    """
+
+    training: bool = True
+    _buffer_names: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -54,6 +63,24 @@ class Module:
         """The module's settings in a few words, e.g. ``784, 64`` for a Linear layer (repr and drawings)."""
         return ""
 
+    # -- modes ----------------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (``mode=True``, the default state) on this module and every sub-module; returns self.
+
+        Layers that behave differently in training read ``self.training``: ``Dropout`` drops only in training.
+        """
+        for _, module in self.named_modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode for this module and every sub-module (``train(False)``); returns self.
+
+        It changes what layers do (``Dropout`` passes its input through), not whether a graph is recorded:
+        evaluate inside ``no_grad()`` as well.
+        """
+        return self.train(False)
+
     # -- parameters -----------------------------------------------------------------------------------------
     def _children(self) -> Iterator[tuple[str, Any]]:
         for name, value in vars(self).items():
@@ -72,12 +99,39 @@ class Module:
                 yield from value.named_modules(f"{prefix}.{name}" if prefix else name)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """Every parameter (Tensor attribute, also inside sub-modules, lists and tuples) with its dotted name."""
+        """Every parameter (a Tensor attribute with ``requires_grad``, also inside sub-modules, lists and tuples,
+        buffers excepted) with its dotted name; a Tensor shared by several modules comes once."""
         seen: set[int] = set()
         for module_name, module in self.named_modules(prefix):
             for name, value in module._children():
-                if isinstance(value, Tensor) and id(value) not in seen:
+                if (isinstance(value, Tensor) and value.requires_grad and name not in module._buffer_names
+                        and id(value) not in seen):
                     seen.add(id(value))
+                    yield (f"{module_name}.{name}" if module_name else name), value
+
+    def register_buffer(self, name: str, tensor: Tensor | None) -> None:
+        """Keep a constant Tensor (running statistics, a fixed mask, ...) as attribute ``name`` and in
+        ``state_dict``, ``save`` and ``load``, though it is not a parameter (optimizers never see it).
+
+        Constant Tensor attributes are otherwise neither parameters nor saved, e.g. in ``__init__``:
+        ``self.register_buffer("mean", Tensor.zeros(3))``, then use and update ``self.mean`` as any attribute.
+        """
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"register_buffer: name must be an attribute name, got {name!r}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: {name} must be a Tensor or None, got {type(tensor).__name__}")
+        if name in vars(self) and name not in self._buffer_names:
+            raise ValueError(f"register_buffer: {type(self).__name__} already has an attribute {name!r}")
+        if name not in self._buffer_names:
+            self._buffer_names = (*self._buffer_names, name)
+        setattr(self, name, tensor)
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
+        """Every registered buffer (see ``register_buffer``) with its dotted name, sub-modules included."""
+        for module_name, module in self.named_modules(prefix):
+            for name in module._buffer_names:
+                value = getattr(module, name)
+                if isinstance(value, Tensor):
                     yield (f"{module_name}.{name}" if module_name else name), value
 
     def parameters(self) -> list[Tensor]:
@@ -94,13 +148,17 @@ class Module:
         """Constructor arguments (JSON-able) that rebuild this module, or None if it cannot be rebuilt."""
         return None
 
+    def _state_tensors(self) -> dict[str, Tensor]:
+        return {**dict(self.named_parameters()), **dict(self.named_buffers())}
+
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter's array, by name."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """Copies of every parameter's and buffer's array, by name."""
+        return {name: p.data.copy() for name, p in self._state_tensors().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Copy arrays into the parameters; every missing, unexpected or mismatched entry is reported at once."""
-        params = dict(self.named_parameters())
+        """Copy arrays into the parameters and buffers; every missing, unexpected or mismatched entry is reported
+        at once."""
+        params = self._state_tensors()
         problems = [f"missing {name} {tuple(p.shape)} {p.dtype}" for name, p in params.items() if name not in state]
         problems += [f"unexpected {name}" for name in state if name not in params and name != CONFIG_KEY]
         for name, p in params.items():
