@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, no_grad
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "Optimizer", "StepLR", "lr_scheduler"]
 
@@ -65,7 +65,16 @@ class Optimizer:
             p.grad = None
 
     def step(self) -> None:
-        """Update every parameter that has a gradient, in place."""
+        """Update every parameter that has a gradient, in place (through ``Tensor.sub_`` and friends, so each
+        parameter's version grows and a backward through a graph recorded before the step refuses to run).
+
+        Numbers too big for the dtype become inf, as in PyTorch, without a RuntimeWarning.
+        """
+        with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            self.update()
+
+    def update(self) -> None:
+        """The update rule itself, for ``step`` to run (subclasses write it)."""
         raise NotImplementedError
 
     def _weight_decayed(self, p: Tensor) -> np.ndarray:
@@ -127,7 +136,7 @@ class SGD(Optimizer):
         self.momentum = self._check("momentum", momentum, 0, 1)
         self.weight_decay = self._check("weight_decay", weight_decay, 0)
 
-    def step(self) -> None:
+    def update(self) -> None:
         for p, state in zip(self.params, self.state):
             if p.grad is None:
                 continue
@@ -140,7 +149,7 @@ class SGD(Optimizer):
                     v *= self.momentum
                     v += g
                 g = v
-            p.data -= self.lr * g
+            p.sub_(self.lr * g)
 
 
 class Adam(Optimizer):
@@ -161,7 +170,7 @@ class Adam(Optimizer):
         self.eps = self._check("eps", eps, 0)
         self.weight_decay = self._check("weight_decay", weight_decay, 0)
 
-    def step(self) -> None:
+    def update(self) -> None:
         b1, b2 = self.betas
         for p, state in zip(self.params, self.state):
             if p.grad is None:
@@ -169,7 +178,7 @@ class Adam(Optimizer):
             if not state:
                 state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
             if self.decoupled:
-                p.data *= 1 - self.lr * self.weight_decay
+                p.mul_(1 - self.lr * self.weight_decay)
                 g = p.grad.data
             else:
                 g = self._weight_decayed(p)
@@ -181,7 +190,7 @@ class Adam(Optimizer):
             v += (1 - b2) * g * g
             denominator = np.sqrt(v) / math.sqrt(1 - b2**t)
             denominator += self.eps
-            p.data -= (self.lr / (1 - b1**t)) * (m / denominator)
+            p.sub_((self.lr / (1 - b1**t)) * (m / denominator))
 
 
 class AdamW(Adam):

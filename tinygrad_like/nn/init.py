@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor, default_generator
+from ..tensor import Tensor, default_generator, no_grad
 
 __all__ = ["calculate_gain", "kaiming_uniform_", "normal_", "ones_", "uniform_", "xavier_uniform_", "zeros_"]
 
@@ -26,8 +26,8 @@ __all__ = ["calculate_gain", "kaiming_uniform_", "normal_", "ones_", "uniform_",
 def _fill(t: Tensor, values: np.ndarray | float, op: str) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"{op}: expects a Tensor, got {type(t).__name__}")
-    t.data[...] = values  # in place: an optimizer holding ``t`` keeps working
-    return t
+    with no_grad():  # in place, as torch.nn.init: an optimizer holding ``t`` keeps working; its version grows
+        return t.assign(values)
 
 
 def _fans(t: Tensor, op: str) -> tuple[int, int]:
