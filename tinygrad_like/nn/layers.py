@@ -27,7 +27,10 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  rng: np.random.Generator | None = None) -> None:
         rng = rng or default_generator()
-        bound = 1 / np.sqrt(in_features)
+        if min(in_features, out_features) < 0:
+            raise ValueError(f"Linear: in_features and out_features must be 0 or more, got {in_features} and "
+                             f"{out_features}")
+        bound = 1 / math.sqrt(in_features) if in_features else 0.0  # as PyTorch: no inputs, a zero bound
         self.in_features, self.out_features = in_features, out_features
         self.weight = Tensor(rng.uniform(-bound, bound, (out_features, in_features)).astype(np.float32),
                              requires_grad=True)
