@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import numpy as np
 
 from . import optim
 from ._progress import progress_bar
+from .data import batches
 from .nn import MLP
 from .tensor import Tensor, no_grad
 from .viz.plots import plot_gradient_flow, plot_history  # where train.plot_history has always been
@@ -187,18 +188,6 @@ def evaluate(model: MLP, x: np.ndarray, y: np.ndarray, reduction: str = "sum",
     return (total / max(len(x), 1) if reduction == "mean" else total), correct
 
 
-def _batches(n: int, batch_size: int, rng: np.random.Generator | None) -> Iterator[slice | np.ndarray]:
-    """Batch indices: slices in order (views, no copy), or chunks of a fresh permutation when shuffling."""
-    order = None if rng is None else rng.permutation(n)
-    for i in range(0, n, batch_size):
-        yield slice(i, i + batch_size) if order is None else order[i:i + batch_size]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# One epoch
-# ----------------------------------------------------------------------------------------------------------
-
-
 def _make_optimizer(recipe: Recipe, model: MLP) -> optim.Optimizer:
     if recipe.optimizer == "adam":
         return optim.Adam(model.parameters(), lr=recipe.lr)
@@ -262,10 +251,10 @@ def run_epoch(stepper: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, rng: n
     norm_sums: dict[str, float] = {}
     ratios: dict[str, float] = {}
     try:
-        for k, index in enumerate(_batches(len(x), recipe.batch_size, rng)):
+        for k, (x_batch, y_batch) in enumerate(batches(x, y, recipe.batch_size, shuffle=rng is not None, seed=rng)):
             last = k == n_steps - 1
             before = {name: p.copy() for name, p in stepper.parameters().items()} if last else None
-            stepper.step(x[index], y[index], _lr_at(recipe, first_step + k, total_steps))
+            stepper.step(x_batch, y_batch, _lr_at(recipe, first_step + k, total_steps))
             for name, g in stepper.gradients().items():
                 g = g.reshape(-1)
                 norm_sums[name] = norm_sums.get(name, 0.0) + math.sqrt(float(np.dot(g, g)))
