@@ -2,9 +2,28 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tinygrad_like import data
+
+
+def write_learnable_idx(directory: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """The four IDX files of a small MNIST-format dataset that a network can learn: noise, plus a bright bar
+    whose place is the class. Returns ``directory`` (created)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    labels = {split: rng.integers(0, 10, n).astype(np.uint8) for split, n in (("train", n_train), ("t10k", n_test))}
+    for stem in data.IDX_FILES:
+        split = stem.split("-")[0]
+        if "images" in stem:
+            images = rng.integers(0, 60, (len(labels[split]), 28, 28)).astype(np.uint8)
+            for i, label in enumerate(labels[split]):
+                images[i, 4 + 2 * label:6 + 2 * label, 4:24] = 250
+            data.write_idx(directory / f"{stem}.gz", images)
+        else:
+            data.write_idx(directory / f"{stem}.gz", labels[split])
+    return directory
 
 
 @pytest.fixture

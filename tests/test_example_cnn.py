@@ -6,27 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from tinygrad_like.data import IDX_FILES, write_idx
+from conftest import write_learnable_idx
 
 SCRIPT = Path(__file__).resolve().parent.parent / "examples" / "mnist_cnn.py"
 
 
 def test_mnist_cnn_trains_on_a_small_generated_dataset(tmp_path):
-    rng = np.random.default_rng(0)
-    data_dir = tmp_path / "fashion-mnist"
-    data_dir.mkdir()
-    labels = {"train": rng.integers(0, 10, 300).astype(np.uint8), "t10k": rng.integers(0, 10, 100).astype(np.uint8)}
-    for stem in IDX_FILES:
-        split = stem.split("-")[0]
-        if "images" in stem:  # each class gets its own bright square, so the network can learn something
-            images = rng.integers(0, 60, (len(labels[split]), 28, 28)).astype(np.uint8)
-            for i, label in enumerate(labels[split]):
-                images[i, 4 + 2 * label:8 + 2 * label, 4:24] = 250
-            write_idx(data_dir / f"{stem}.gz", images)
-        else:
-            write_idx(data_dir / f"{stem}.gz", labels[split])
+    data_dir = write_learnable_idx(tmp_path / "fashion-mnist", 300, 100)
     env = {**os.environ, "TINYGRAD_LIKE_DATA": str(data_dir), "XDG_CACHE_HOME": str(tmp_path / "cache"),
            # one BLAS thread: on a busy machine a second one waiting for a core makes the products ~10x slower
            "OPENBLAS_NUM_THREADS": "1"}

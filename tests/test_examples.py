@@ -6,10 +6,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from tinygrad_like.data import IDX_FILES, write_idx
+from conftest import write_learnable_idx
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -42,18 +40,7 @@ def test_draw_graph_writes_both_drawings(tmp_path):
 
 
 def test_mnist_blog_trains_on_a_small_generated_dataset(tmp_path):
-    rng = np.random.default_rng(0)
-    data_dir = tmp_path / "mnist"
-    data_dir.mkdir()
-    labels = {"train": rng.integers(0, 10, 400).astype(np.uint8), "t10k": rng.integers(0, 10, 100).astype(np.uint8)}
-    for stem in IDX_FILES:
-        split = stem.split("-")[0]
-        if "images" in stem:  # each class gets its own bright row, so the network can learn something
-            images = rng.integers(0, 60, (len(labels[split]), 28, 28)).astype(np.uint8)
-            images[np.arange(len(images)), 2 * labels[split].astype(int) + 4] = 250
-            write_idx(data_dir / f"{stem}.gz", images)
-        else:
-            write_idx(data_dir / f"{stem}.gz", labels[split])
+    data_dir = write_learnable_idx(tmp_path / "mnist", 400, 100)
     out = run("mnist_blog.py", tmp_path, TINYGRAD_LIKE_DATA=str(data_dir), XDG_CACHE_HOME=str(tmp_path / "cache"))
     assert out.count("Epoch") == 4
     scores = [line for line in out.splitlines() if line.startswith("Score: ")]
