@@ -66,8 +66,9 @@ def accuracy(model: nn.Module, images: Images, x: np.ndarray, y: np.ndarray) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--dataset", default="fashion-mnist", choices=data.DATASETS)
+    parser.add_argument("--data-dir", metavar="DIR", help="directory with the IDX files (searched first)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -80,7 +81,7 @@ def main() -> None:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
 
     try:
-        (x_train, y_train), (x_test, y_test) = data.load_dataset(args.dataset)
+        (x_train, y_train), (x_test, y_test) = data.load_dataset(args.dataset, args.data_dir)
     except data.DatasetError as err:
         sys.exit(str(err))
     if args.subset:

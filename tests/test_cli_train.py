@@ -187,3 +187,19 @@ def test_user_errors_are_refused_before_any_work_with_status_2(args, message, tm
     err = capsys.readouterr().err
     assert status == 2 and message in err and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no data searched for
+
+
+@pytest.mark.parametrize("backend", ["autograd", "published"])
+def test_a_diverging_run_stops_says_so_exits_1_and_writes_strict_json(backend: str, dataset: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run.json"
+    assert run("--data-dir", str(dataset), "--seed", "0", "--lr", "1e30", "--backend", backend, "--epochs", "3",
+               "--json", str(out)) == 1  # and no RuntimeWarning: pytest turns them into errors
+    assert "Training diverged: the loss is" in capsys.readouterr().out
+    summary = json.loads(out.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in strict JSON"))
+    assert summary["diverged"] is True and len(summary["history"]) == 1
+
+
+def test_a_data_dir_that_does_not_exist_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--data-dir", str(tmp_path / "typo")) == 2
+    assert "--data-dir" in capsys.readouterr().err

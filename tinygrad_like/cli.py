@@ -42,7 +42,8 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
                f"{blog.dtype}. --recipe modern: standardised inputs, {modern.activation}, {modern.reduction} "
                f"cross-entropy, {modern.optimizer.capitalize()} lr {modern.lr:g} with {modern.schedule} decay, "
                f"batches of {modern.batch_size} reshuffled, {modern.epochs} epochs. Exit status: 0 trained, "
-               "2 no data found or bad arguments, 1 unreadable data or output file.")
+               "1 training diverged or an unreadable data file, 2 no data found or bad arguments (unusable "
+               "outputs included).")
     p.add_argument("--dataset", choices=DATASETS, default=DATASETS[0], help=f"default: {DATASETS[0]}")
     p.add_argument("--data-dir", metavar="DIR", help="directory with the IDX files (or an .npz); searched first")
     p.add_argument("--recipe", choices=tuple(RECIPES), default="blog", help="default: blog")
@@ -178,6 +179,9 @@ def _run_train(args: argparse.Namespace) -> int:
         _check_outputs(args, {"save": ("npz",), "plot": PLOT_FORMATS, "json": None})
     except ValueError as err:
         return _fail("train", str(err), 2)
+    if args.data_dir is not None and not Path(args.data_dir).exists():  # a typo must not train on other data
+        return _fail("train", f"--data-dir {args.data_dir}: no such file or directory", 2)
+    source = data.find_dataset(args.dataset, args.data_dir)
     try:
         (x_train, y_train), (x_test, y_test) = data.load_dataset(args.dataset, args.data_dir,
                                                                  progress=not args.no_progress)
@@ -191,8 +195,8 @@ def _run_train(args: argparse.Namespace) -> int:
     x, y = training.prepare(x_train[:args.subset], y_train[:args.subset], recipe.dtype)
     test = training.prepare(x_test, y_test, recipe.dtype)
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
-    print(f"{data.TITLES[args.dataset]}: {len(x)} training / {len(test[0])} test samples; {recipe.name} recipe, "
-          f"{args.backend} backend, {recipe.dtype}, seed {seed}")
+    print(f"{source or data.find_dataset(args.dataset, args.data_dir)}: {len(x)} training / {len(test[0])} test "
+          f"samples; {recipe.name} recipe, {args.backend} backend, {recipe.dtype}, seed {seed}")
     result = blog.train(training.build_model(recipe, seed), x, y, recipe, test=test, backend=args.backend,
                         seed=seed, per_sample=args.per_sample, progress=not args.no_progress)
     print(f"Training took {result.seconds:.1f} s ({result.seconds / recipe.epochs:.2f} s per epoch)")
@@ -200,7 +204,7 @@ def _run_train(args: argparse.Namespace) -> int:
         _write_outputs(args, result)
     except OSError as err:
         return _fail("train", f"cannot write output: {err}", 1)
-    return 0
+    return 1 if result.diverged else 0
 
 
 def _train_recipe(args: argparse.Namespace) -> Recipe:

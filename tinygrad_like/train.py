@@ -18,7 +18,9 @@ import numpy as np
 
 from . import optim
 from ._progress import progress_bar
+from .check import json_safe
 from .data import batches
+from .engine import quiet
 from .nn import MLP
 from .tensor import Tensor, no_grad
 from .viz.plots import plot_gradient_flow, plot_history  # where train.plot_history has always been
@@ -32,6 +34,7 @@ INITS = ("uniform", "default")
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 OPTIMIZERS = ("sgd", "adam")
 Log = Callable[[str], None]
+DIVERGED = 100  # a loss this many times the initial one (or nan, inf) ends the run as diverged
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -110,6 +113,7 @@ class TrainResult:
     test_correct: int | None = None
     n_test: int | None = None
     seconds: float = 0.0  # training time of all epochs, evaluation excluded
+    diverged: bool = False  # the loss became nan or inf, and training stopped there
 
     @property
     def train_accuracy(self) -> float:
@@ -125,15 +129,15 @@ class TrainResult:
         """A JSON-able summary (the CLI's ``--json``); ``extra`` entries (e.g. ``dataset=``) are added."""
         recipe = asdict(self.recipe)
         recipe["layers"] = list(self.recipe.layers)
-        return {
-            "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy,
+        return json_safe({  # nan and inf (a diverged run) become null: strict JSON has no NaN
+            "train_accuracy": self.train_accuracy, "test_accuracy": self.test_accuracy, "diverged": self.diverged,
             "train_correct": self.train_correct, "n_train": self.n_train,
             "test_correct": self.test_correct, "n_test": self.n_test,
             "epochs": self.recipe.epochs, "seconds": self.seconds, "recipe": self.recipe.name,
             "backend": self.backend, "seed": self.seed, **extra,
             "initial_loss": self.initial_loss, "final_loss": self.history[-1].loss if self.history else None,
             "hyperparameters": recipe, "history": [asdict(h) for h in self.history],
-        }
+        })
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -255,11 +259,13 @@ def run_epoch(stepper: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, rng: n
             last = k == n_steps - 1
             before = {name: p.copy() for name, p in stepper.parameters().items()} if last else None
             stepper.step(x_batch, y_batch, _lr_at(recipe, first_step + k, total_steps))
-            for name, g in stepper.gradients().items():
-                g = g.reshape(-1)
-                norm_sums[name] = norm_sums.get(name, 0.0) + math.sqrt(float(np.dot(g, g)))
+            with quiet():  # a diverging run's norms overflow to inf: that is the honest figure
+                for name, g in stepper.gradients().items():
+                    g = g.reshape(-1)
+                    norm_sums[name] = norm_sums.get(name, 0.0) + math.sqrt(float(np.dot(g, g)))
             if last:
-                ratios = {name: _relative_change(p, before[name]) for name, p in stepper.parameters().items()}
+                with quiet():
+                    ratios = {name: _relative_change(p, before[name]) for name, p in stepper.parameters().items()}
             if bar is not None:
                 bar.update()
     finally:
@@ -319,6 +325,11 @@ def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe, *,
         result.history.append(EpochStats(epoch, loss, result.train_accuracy, result.test_accuracy, seconds,
                                          grad_norms, update_ratios))
         result.seconds += seconds
+        if not math.isfinite(loss) or loss > DIVERGED * result.initial_loss:  # say so instead of going on
+            result.diverged = True
+            say(f"Training diverged: the loss is {loss:.4g} after epoch {epoch} (it started at "
+                f"{result.initial_loss:.4g}); stopped. Try a smaller learning rate (this run used lr {recipe.lr:g}).")
+            break
     say(f"Final loss: {loss}")
     say(f"{format_score(result.train_correct, result.n_train)}  (train)")
     if result.n_test is not None:

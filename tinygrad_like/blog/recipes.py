@@ -85,6 +85,10 @@ class ManualStepper:
         return dict(zip(self.names, _interleave(self.net.weights, self.net.biases)))
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
+        with np.errstate(all="ignore"):  # a diverging run gives inf and nan, which the training loop reports
+            self._step(x, y, lr)
+
+    def _step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
         x, onehot = np.asarray(x, dtype=np.float64), one_hot(y, self.net.sizes[-1])
         if self.per_sample:
             self.net.zero_grad()
