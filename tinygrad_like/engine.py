@@ -731,10 +731,10 @@ def _graph_gradients(ctx: Function, node: Any, grad: Any, useful: set | None) ->
         raise
     except Exception as e:
         raise RuntimeError(
-            f"create_graph: the backward of {ctx.label()} cannot be differentiated ({type(e).__name__}: {e}). "
-            "With create_graph=True a rule's backward runs on Tensors (its gradient and saved values): write it "
-            "with operations Tensors support (operators, and the NumPy functions listed in 'NumPy code on "
-            "Tensors'), or give the rule a graph_backward"
+            f"create_graph: the backward of {ctx.label()} cannot be differentiated: with create_graph=True a rule's "
+            "backward runs on Tensors (its gradient and saved values), so write it with operations Tensors support "
+            "(operators, and the NumPy functions listed in 'NumPy code on Tensors'), or give the rule a "
+            f"graph_backward. It failed with {type(e).__name__}: {e}"
         ) from e
 
 
@@ -787,7 +787,11 @@ def _replayed(ctx: Function, node: Any) -> Function:
     """A copy of ``ctx`` whose ``graph_forward`` ran on the input Tensors: what it saved is on the graph; a value
     that is the re-run's output is ``node`` itself (the op that was recorded, not a duplicate)."""
     live = _copy(ctx)
-    out = live.graph_forward(*ctx.inputs, **ctx.params)
+    try:
+        out = live.graph_forward(*ctx.inputs, **ctx.params)
+    except Exception as e:
+        raise TypeError(f"its forward saved values computed from its inputs, so it was re-run on Tensors, and that "
+                        f"failed with {type(e).__name__}: {e}") from e
     constants = type(ctx).constants
     kept = {id(v) for v in ctx.params.values()}
     for name in _saved_names(live):
