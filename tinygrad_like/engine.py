@@ -220,9 +220,9 @@ class Function:
     ``label()`` is the text
     drawings and error messages show, e.g. ``sum(axis=(1,))``.
 
-    The engine sets ``inputs`` (the Tensors), ``needs_grad`` (one bool per input), ``seq`` (creation order) and
-    ``params`` (the keyword parameters given to ``apply``) when it records the op, and ``module_calls`` when an
-    ``nn.Module`` call returned its result (drawings group those ops).
+    The engine sets ``inputs`` (the Tensors), ``needs_grad`` (one bool per input) and ``seq`` (creation order)
+    when it records the op, ``params`` (the keyword parameters given to ``apply``, when there are some), and
+    ``module_calls`` when an ``nn.Module`` call returned its result (drawings group those ops).
 
     Higher-order gradients (``backward(create_graph=True)``): the walk then calls ``graph_backward(grad)`` with
     ``grad`` a Tensor, on a copy of the rule whose saved values are Tensors: a value the forward saved that *is*
@@ -282,6 +282,7 @@ class Function:
         token = _silence()
         try:
             if params:
+                fn.params = params  # kept (a reference) for a forward re-run on Tensors (create_graph)
                 data = fn.forward(*[t.data for t in inputs], **params)
             elif n == 1:
                 data = fn.forward(inputs[0].data)
@@ -313,7 +314,7 @@ class Function:
             else:
                 needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
-                fn.inputs, fn.needs_grad, fn.seq, fn.params = inputs, needs, _next_seq(), params
+                fn.inputs, fn.needs_grad, fn.seq = inputs, needs, _next_seq()
                 if _recording:  # set_recorder: off outside the tools that ask for it
                     recorder = _recorder.get()
                     if recorder is not None:
@@ -771,7 +772,7 @@ def _on_tensors(ctx: Function, node: Any) -> Function:
         known = tensors.setdefault(id(t.data), t)
         if known is not t:
             tensors[id(t.data)] = _AMBIGUOUS
-    kept = {id(v) for v in ctx.params.values()}
+    kept = {id(v) for v in _params(ctx).values()}
     live = _copy(ctx)
     constants = type(ctx).constants
     for name in _saved_names(ctx):
@@ -788,12 +789,12 @@ def _replayed(ctx: Function, node: Any) -> Function:
     that is the re-run's output is ``node`` itself (the op that was recorded, not a duplicate)."""
     live = _copy(ctx)
     try:
-        out = live.graph_forward(*ctx.inputs, **ctx.params)
+        out = live.graph_forward(*ctx.inputs, **_params(ctx))
     except Exception as e:
         raise TypeError(f"its forward saved values computed from its inputs, so it was re-run on Tensors, and that "
                         f"failed with {type(e).__name__}: {e}") from e
     constants = type(ctx).constants
-    kept = {id(v) for v in ctx.params.values()}
+    kept = {id(v) for v in _params(ctx).values()}
     for name in _saved_names(live):
         value = getattr(live, name)
         if name in constants:
@@ -809,10 +810,18 @@ def _replayed(ctx: Function, node: Any) -> Function:
 def _copy(fn: Function) -> Function:
     """A new instance of ``fn``'s rule with the same inputs, flags and saved values."""
     live = _new(type(fn))
-    live.inputs, live.needs_grad, live.seq, live.params = fn.inputs, fn.needs_grad, fn.seq, fn.params
+    live.inputs, live.needs_grad, live.seq, live.params = fn.inputs, fn.needs_grad, fn.seq, _params(fn)
     for name in _saved_names(fn):
         setattr(live, name, getattr(fn, name))
     return live
+
+
+def _params(fn: Function) -> dict[str, Any]:
+    """The keyword parameters ``apply`` gave the rule (only set when there were some)."""
+    return getattr(fn, "params", _NO_PARAMS)
+
+
+_NO_PARAMS: dict[str, Any] = {}
 
 
 def _saved_names(fn: Function) -> list[str]:
