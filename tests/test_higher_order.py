@@ -357,6 +357,18 @@ def test_gradients_with_a_graph_keep_the_dtype_and_the_version_check():
         loss.backward(create_graph=True)
 
 
+def test_a_graph_of_the_backward_is_recorded_even_under_no_grad_and_anomalies_keep_their_report():
+    from tinygrad_like import detect_anomaly
+
+    x = Tensor([0.0, 1.0], requires_grad=True, dtype=np.float64)
+    y = (x ** 3).sum()
+    with no_grad():  # as PyTorch: create_graph switches grad mode on for the backward pass
+        y.backward(create_graph=True)
+    assert x.grad.requires_grad
+    with detect_anomaly(), pytest.raises(FloatingPointError, match="non-finite"):  # not a "cannot differentiate"
+        x.sqrt().sum().backward(create_graph=True)  # d sqrt(x)/dx at 0 is inf
+
+
 def test_numpy_swapaxes_runs_on_tensors():
     x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
     y = np.swapaxes(x, 0, -1)
