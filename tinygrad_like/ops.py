@@ -994,8 +994,7 @@ class Conv2d(Function):
             _col2im(patches.reshape(c, kh, kw, *out_shape).transpose(1, 2, 0, 3, 4, 5), padded.transpose(1, 0, 2, 3),
                     self.stride)
         else:
-            index = _patch_matrix(_flat_index(self.padded), self.w_shape[2:], self.stride)
-            padded = ScatterAdd.apply(patches, shape=(math.prod(self.padded),), index=index)
+            padded = ScatterAdd.apply(patches, shape=(math.prod(self.padded),), index=self._patch_index())
             padded = padded.reshape(self.padded)
         return padded[:, :, ph:ph + h, pw:pw + w]
 
@@ -1006,9 +1005,13 @@ class Conv2d(Function):
         if ph or pw:
             x = ScatterAdd.apply(x, shape=self.padded, index=(slice(None), slice(None), slice(ph, ph + h),
                                                               slice(pw, pw + wd)))
-        self.cols = x.reshape(-1)[_patch_matrix(_flat_index(self.padded), self.w_shape[2:], self.stride)]
+        self.cols = x.reshape(-1)[self._patch_index()]
         self.w_flat = w.reshape(self.w_shape[0], -1)
         return None  # the output is not saved
+
+    def _patch_index(self) -> np.ndarray:
+        """Where each entry of the patch matrix was read from: its flat index in the padded input."""
+        return _patch_matrix(_flat_index(self.padded), self.w_shape[2:], self.stride)
 
     def label(self):
         return f"conv2d(stride={self.stride}, padding={self.padding})"
