@@ -1,7 +1,8 @@
 """tinygrad_like: a small, fast, honest reverse-mode autograd framework on NumPy.
 
 The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API,
-with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck``, then ``viz``, ``data``, ``train``,
+with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck`` / ``autograd`` (higher-order
+gradients), then ``viz``, ``data``, ``train``,
 ``check`` (anyone's hand-written backward checked); the blog study sits on top in ``blog``.
 Modules that need optional or heavy packages (``viz``, ``data``, ``train``, ``compare``, ``cli``) load on
 first use, so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor matplotlib.
@@ -10,10 +11,10 @@ first use, so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor matp
 import importlib
 from typing import Any
 
-from . import blog, nn, optim
+from . import autograd, blog, nn, optim
 from .check import check_gradients, watch
 from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from .tensor import Tensor
 
 __version__ = "0.1.0"
@@ -40,7 +41,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "__version__", "blog", "check_gradients", "compare", "data",
-    "detect_anomaly", "draw", "enable_grad", "gradcheck", "is_anomaly_enabled", "is_grad_enabled", "manual_seed", "nn",
-    "no_grad", "optim", "toposort", "train", "viz", "watch",
+    "Function", "GradcheckError", "Tensor", "__version__", "autograd", "blog", "check_gradients", "compare", "data",
+    "detect_anomaly", "draw", "enable_grad", "gradcheck", "gradgradcheck", "is_anomaly_enabled", "is_grad_enabled",
+    "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "watch",
 ]

@@ -7,7 +7,10 @@
 - Grad mode and anomaly mode, per thread (as PyTorch).
 - ``latest_first`` / ``toposort``: the one graph walk (reverse topological order, and the topological order
   with the leaves placed), used by ``backward``, by the drawings and by the tests.
-- ``backward``: gradients from an output to the leaves, broadcasting undone in one place (``unbroadcast``).
+- ``backward``: gradients from an output to the leaves, broadcasting undone in one place (``unbroadcast``);
+  ``grad``: the same walk, returning the gradients of chosen tensors (``torch.autograd.grad``).
+- Higher-order gradients (``create_graph=True``): the walk runs each rule's backward on Tensors instead of arrays,
+  so the gradients are Tensors with a graph of their own (see ``Function`` and ``_on_tensors``).
 
 The engine does not import the Tensor API (``tensor.py`` sits on top of it): ``tensor.py`` hands it the class
 to build results with (``set_tensor_type``).
@@ -22,13 +25,13 @@ import itertools
 import os
 import threading
 from collections.abc import Callable, Sequence
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "is_anomaly_enabled",
+    "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "grad", "is_anomaly_enabled",
     "is_grad_enabled", "latest_first", "no_grad", "quiet", "rules", "set_recorder", "toposort", "unbroadcast",
 ]
 
@@ -218,15 +221,26 @@ class Function:
     drawings and error messages show, e.g. ``sum(axis=(1,))``.
 
     The engine sets ``inputs`` (the Tensors), ``needs_grad`` (one bool per input) and ``seq`` (creation order)
-    when it records the op, and ``module_calls`` when an ``nn.Module`` call returned its result (drawings group
-    those ops).
+    when it records the op, ``params`` (the keyword parameters given to ``apply``, when there are some), and
+    ``module_calls`` when an ``nn.Module`` call returned its result (drawings group those ops).
+
+    Higher-order gradients (``backward(create_graph=True)``): the walk then calls ``graph_backward(grad)`` with
+    ``grad`` a Tensor, on a copy of the rule whose saved values are Tensors: a value the forward saved that *is*
+    one of its input arrays or its output array becomes that Tensor; if it saved anything else computed from
+    them, ``graph_forward`` (by default ``forward`` itself) is re-run on the input Tensors, through NumPy's
+    protocol, so those values are Tensors on the graph too. By default ``graph_backward`` is ``backward``: a
+    backward written with the NumPy functions Tensors support (``np.exp``, ``np.where``, operators, ...) is
+    differentiable as it is. A rule whose fast backward works in place (``out=``, ``+=``, slice assignment)
+    overrides ``graph_backward`` with the same formula in Tensor operations. ``constants`` names saved values its
+    backward only compares (masks): they carry no gradient and stay arrays.
     """
 
-    __slots__ = ("inputs", "needs_grad", "seq", "module_calls")
+    __slots__ = ("inputs", "needs_grad", "seq", "params", "module_calls")
     name = "function"
     hint: str | None = None
     backward_hint: str | None = None
     saves_values = True  # backward reads saved inputs or output: checked against in-place changes
+    constants: tuple[str, ...] = ()  # saved values the backward only compares: kept as arrays in a graph of it
     released: ReleasedGraph
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -241,6 +255,16 @@ class Function:
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:  # pragma: no cover
         raise NotImplementedError(f"{self.name}: backward is not defined")
+
+    def graph_forward(self, *args: Any, **params: Any) -> Any:
+        """The forward re-run on the input Tensors, for ``create_graph``, when the rule saved values computed
+        from its inputs; by default ``forward`` itself (NumPy calls on Tensors record Tensor ops)."""
+        return self.forward(*args, **params)
+
+    def graph_backward(self, grad: Any) -> tuple[Any, ...]:
+        """The backward on Tensors (``grad`` and the saved values are Tensors), for ``create_graph``; by default
+        ``backward`` itself."""
+        return self.backward(grad)
 
     def label(self) -> str:
         """Short text for drawings and error messages; rules with parameters show them."""
@@ -258,6 +282,7 @@ class Function:
         token = _silence()
         try:
             if params:
+                fn.params = params  # kept (a reference) for a forward re-run on Tensors (create_graph)
                 data = fn.forward(*[t.data for t in inputs], **params)
             elif n == 1:
                 data = fn.forward(inputs[0].data)
@@ -381,11 +406,18 @@ def latest_first(root: Any, grad_only: bool = False) -> list[Any]:
     An explicit heap, no recursion: million-op chains work. Leaves (and nodes a backward released) are not
     included. ``grad_only`` skips the tensors that need no gradient.
     """
-    if _is_leaf(root):
-        return []
+    return _latest_first((root,), grad_only)
+
+
+def _latest_first(roots: Sequence[Any], grad_only: bool) -> list[Any]:
+    """``latest_first`` from several roots at once (``grad`` of several outputs)."""
     order = []
-    heap = [(-root._ctx.seq, root)]  # seq numbers are unique: the tuples never compare the tensors
-    seen = {root}  # tensors hash by identity
+    heap = []  # seq numbers are unique: the tuples never compare the tensors
+    seen = set(roots)  # tensors hash by identity
+    for root in seen:
+        if not _is_leaf(root):
+            heap.append((-root._ctx.seq, root))
+    heapify(heap)
     pop, push, add, append, released, every = heappop, heappush, seen.add, order.append, ReleasedGraph, not grad_only
     while heap:
         node = pop(heap)[1]
@@ -424,18 +456,133 @@ def _is_leaf(t: Any) -> bool:
     return t._ctx is None or type(t._ctx) is ReleasedGraph
 
 
-def backward(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
-    """Propagate ``seed`` (the gradient of ``root``) to every leaf that requires grad, accumulating into ``.grad``.
+def backward(root: Any, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
+    """Propagate ``gradient`` (the gradient of ``root``; ones for a one-element ``root`` when None) to every leaf
+    that requires grad, accumulating into ``.grad``.
 
     Nodes are visited in reverse topological order, so a node's gradient is complete when its rule runs;
-    each rule's saved arrays are released as soon as it is done, unless ``retain_graph``.
+    each rule's saved arrays are released as soon as it is done, unless ``retain_graph`` (by default
+    ``create_graph``). With ``create_graph`` the gradients are Tensors with a graph of their own.
     """
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    seed = _seed(root, gradient, create_graph, "backward")
+    found = _run(((root, seed),), bool(retain_graph), create_graph, None)
+    # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed
+    # is handed over without a copy, unless it is read-only or shares memory with the seed or another leaf's.
+    claimed = {_owner(seed)}
+    for leaf, g in found.items():
+        owner = _owner(g)
+        if create_graph:
+            leaf._accumulate(g.clone() if owner in claimed else g)
+        else:
+            leaf._accumulate(g, owned=owner not in claimed and g.flags.writeable)
+        claimed.add(owner)
+
+
+def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple[Any, ...]:
+    """The gradients of ``outputs`` with respect to ``inputs``, returned (as ``torch.autograd.grad``), not
+    accumulated into ``.grad``.
+
+    ``outputs`` and ``inputs``: a Tensor or a sequence of Tensors (inputs may be non-leaf tensors).
+    ``grad_outputs``: the gradient of each output (a Tensor, an array, or None for ones, allowed for a
+    one-element output only), one per output, or a single one for a single output. ``retain_graph`` defaults
+    to ``create_graph``; with ``create_graph`` the gradients are Tensors with a graph of their own, so they can
+    be differentiated again. An input the outputs do not depend on raises ``RuntimeError``, unless
+    ``allow_unused`` (its gradient is then None). Only the part of the graph that leads to ``inputs`` is walked.
+    """
+    outputs, inputs = _tensor_sequence(outputs, "outputs"), _tensor_sequence(inputs, "inputs")
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for i, t in enumerate(outputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: output {i} (shape {t.shape}) does not require grad and has no graph")
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} (shape {t.shape}) does not require grad")
+    seeds = [(t, _seed(t, g, create_graph, "grad")) for t, g in zip(outputs, grad_outputs)]
+    retain_graph = create_graph if retain_graph is None else retain_graph
+    found = _run(seeds, bool(retain_graph), create_graph, set(inputs))
+    claimed = {_owner(seed) for _, seed in seeds}
+    results = []
+    for i, t in enumerate(inputs):
+        g = found.get(t)
+        if g is None:
+            if not allow_unused:
+                raise RuntimeError(f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
+                                   "pass allow_unused=True to get None as its gradient")
+            results.append(None)
+            continue
+        owner = _owner(g)
+        if create_graph:
+            results.append(g.clone() if owner in claimed else g)
+        else:
+            results.append(_constant(g.copy() if owner in claimed or not g.flags.writeable else g))
+        claimed.add(owner)
+    return tuple(results)
+
+
+def _tensor_sequence(value: Any, what: str) -> list[Any]:
+    items = [value] if isinstance(value, _tensor_type) else list(value) if isinstance(value, (list, tuple)) else None
+    if not items or not all(isinstance(t, _tensor_type) for t in items):
+        raise TypeError(f"grad: {what} must be a Tensor or a non-empty sequence of Tensors, got {value!r:.80}")
+    return items
+
+
+def _seed(t: Any, gradient: Any, graph: bool, op: str) -> Any:
+    """The gradient a walk starts from at ``t``: ``gradient`` as an array of ``t``'s shape and dtype (for a graph,
+    a Tensor, a given one keeping its own graph), or ones for a one-element ``t`` when it is None."""
+    if gradient is None:
+        if t.data.size != 1:
+            raise RuntimeError(f"{op}: gradient can be omitted only for a one-element tensor, got shape {t.shape}; "
+                               "pass gradient= of that shape")
+        seed = np.ones_like(t.data)
+    elif isinstance(gradient, _tensor_type) and graph:
+        if gradient.shape != t.shape:
+            raise ValueError(f"{op}: gradient has shape {gradient.shape} but the tensor has shape {t.shape}")
+        return gradient if gradient.dtype == t.dtype else gradient.cast(t.dtype)
+    else:
+        token = _silence()  # a float64 value too big for float32 becomes inf, as a cast in PyTorch
+        try:
+            seed = np.asarray(gradient.data if isinstance(gradient, _tensor_type) else gradient, dtype=t.dtype)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{op}: cannot use {type(gradient).__name__} as the gradient of a tensor of shape "
+                            f"{t.shape} ({e})") from None
+        finally:
+            _restore(token)
+        if seed.shape != t.shape:
+            raise ValueError(f"{op}: gradient has shape {seed.shape} but the tensor has shape {t.shape}")
+    return _constant(seed) if graph else seed
+
+
+def _constant(data: np.ndarray) -> Any:
+    """A Tensor without a graph around ``data`` (no copy)."""
+    t = _new(_tensor_type)
+    t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad, t._version = data, None, False, None, False, 0
+    return t
+
+
+def _owner(g: Any) -> int:
+    """Which memory a gradient (an array or a Tensor) lives in: two views of one array have one owner."""
+    a = g.data if isinstance(g, _tensor_type) else g
+    return id(a if a.base is None else a.base)
+
+
+def _run(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wanted: set | None) -> dict[Any, Any]:
+    """``_walk`` with the collector paused, NumPy's warnings off and, for a graph of the backward, grad mode on."""
     collector_was_on = gc.isenabled()
     gc.disable()  # the walk makes no reference cycles; pausing the collector spares rescans of a big graph
     token = _silence()
+    mode = _mode.set(_get_mode() | GRAD) if graph else None  # the backward's own ops are recorded
     try:
-        _walk(root, seed, retain_graph)
+        return _walk(seeds, retain_graph, graph, wanted)
     finally:
+        if mode is not None:
+            _mode.reset(mode)
         _restore(token)
         if collector_was_on:
             gc.enable()
@@ -458,34 +605,61 @@ def _released_error(t: Any) -> RuntimeError:
     )
 
 
-def _walk(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
-    if type(root._ctx) is ReleasedGraph:
-        raise _released_error(root)
-    grads: dict[Any, np.ndarray] = {root: seed}
-    leaves: list[Any] = []
+def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wanted: set | None) -> dict[Any, Any]:
+    """The backward pass from ``seeds`` (root, gradient of the root): the gradients of the leaves, in the order
+    they were reached (``wanted`` None: ``backward``), or of the ``wanted`` tensors (``grad``).
+
+    Gradients are arrays, or Tensors recorded in the graph when ``graph`` (create_graph=True).
+    """
+    grads: dict[Any, Any] = {}
+    for root, seed in seeds:
+        if type(root._ctx) is ReleasedGraph:
+            raise _released_error(root)
+        previous = grads.get(root)
+        grads[root] = seed if previous is None else previous + seed
+    leaves = [t for t in grads if t._ctx is None]
+    order = _latest_first(list(grads), grad_only=True)
+    found: dict[Any, Any] = {}
+    runs = useful = None
+    if wanted is not None:
+        runs, useful = _leading_to(order, wanted)
+    special = graph or wanted is not None  # the plain backward() pays one test per node and input for these
     check = _get_mode() & ANOMALY
-    for node in latest_first(root, grad_only=True):
+    for node in order:
         grad = grads.pop(node, None)
         if grad is None:  # no gradient reaches it (e.g. a branch the loss does not use)
             continue
+        if special and wanted is not None:
+            if node in wanted:
+                found[node] = grad
+            if node not in runs:  # nothing wanted lies behind it
+                continue
         ctx = node._ctx
         seq = ctx.seq if ctx.saves_values else _NEVER  # the version check: nothing saved, nothing to check
         if node._version > seq:
             raise _modified_error(node, ctx)
-        if node._retains_grad:
+        if node._retains_grad and wanted is None:
             node._accumulate(grad)
-        for t, need, g in zip(ctx.inputs, ctx.needs_grad, ctx.backward(grad)):
+        for t, need, g in zip(ctx.inputs, ctx.needs_grad,
+                              _graph_gradients(ctx, node, grad, useful) if graph else ctx.backward(grad)):
             if t._version > seq:
                 raise _modified_error(node, ctx)
             if not need:
                 continue
-            if check and g.dtype.kind == "f" and not np.isfinite(g).all():
-                raise _backward_anomaly(ctx, _position(ctx, t), grad, np.asarray(g))
+            if special:
+                if useful is not None and t not in useful:
+                    continue
+                if graph:
+                    if g is None:  # as PyTorch: None is a zero gradient
+                        continue
+                    g = _tensor_gradient(ctx, t, g)
+            if check and g.dtype.kind == "f" and not np.isfinite(np.asarray(g)).all():
+                raise _backward_anomaly(ctx, _position(ctx, t), np.asarray(grad), np.asarray(g))
             data = t.data
             if g.shape != data.shape:
                 g = unbroadcast(g, data.shape, ctx, t)
             if g.dtype != data.dtype:
-                g = g.astype(data.dtype)
+                g = g.cast(data.dtype) if graph else g.astype(data.dtype)
             previous = grads.get(t)
             if previous is not None:
                 grads[t] = previous + g
@@ -494,18 +668,32 @@ def _walk(root: Any, seed: np.ndarray, retain_graph: bool) -> None:
                 t_ctx = t._ctx
                 if t_ctx is None:
                     leaves.append(t)
-                elif type(t_ctx) is ReleasedGraph:
+                elif type(t_ctx) is ReleasedGraph and (wanted is None or t not in wanted):
                     raise _released_error(t)
         if not retain_graph:
             node._ctx = ctx.released
-    # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed
-    # is handed over without a copy, unless it is read-only or shares memory with the seed or another leaf's.
-    claimed = {id(seed if seed.base is None else seed.base)}
-    for leaf in leaves:
-        grad = grads[leaf]
-        owner = id(grad if grad.base is None else grad.base)
-        leaf._accumulate(grad, owned=owner not in claimed and grad.flags.writeable)
-        claimed.add(owner)
+    if wanted is None:
+        return {leaf: grads[leaf] for leaf in leaves}
+    for t in wanted:  # leaves, and released nodes, keep their gradient in ``grads``
+        if t not in found and t in grads:
+            found[t] = grads[t]
+    return found
+
+
+def _leading_to(order: list[Any], wanted: set) -> tuple[set, set]:
+    """For ``grad``: the nodes whose rule must run (a wanted tensor lies behind one of their inputs), and the
+    tensors a gradient must reach (those nodes, the wanted ones, and released nodes, which may hide some)."""
+    runs: set = set()
+    useful = set(wanted)
+    for node in reversed(order):  # inputs before the ops that use them
+        ctx = node._ctx
+        for t, need in zip(ctx.inputs, ctx.needs_grad):
+            if need and type(t._ctx) is ReleasedGraph:
+                useful.add(t)  # walked into, so that the released-graph error is raised there
+        if any(need and t in useful for t, need in zip(ctx.inputs, ctx.needs_grad)):
+            runs.add(node)
+            useful.add(node)
+    return runs, useful
 
 
 def _position(ctx: Function, t: Any) -> int:
@@ -513,9 +701,9 @@ def _position(ctx: Function, t: Any) -> int:
     return next(i for i, u in enumerate(ctx.inputs) if u is t)
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], ctx: Function, t: Any) -> np.ndarray:
-    """Sum a gradient of a broadcast shape back to the ``shape`` of ``ctx``'s input ``t``; refuse shapes that
-    cannot come from it, naming the op, the input and both shapes."""
+def unbroadcast(grad: Any, shape: tuple[int, ...], ctx: Function, t: Any) -> Any:
+    """Sum a gradient (an array, or a Tensor for create_graph) of a broadcast shape back to the ``shape`` of
+    ``ctx``'s input ``t``; refuse shapes that cannot come from it, naming the op, the input and both shapes."""
     extra = grad.ndim - len(shape)
     axes = list(range(extra))
     for i, size in enumerate(shape):
@@ -525,3 +713,142 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...], ctx: Function, t: Any)
                                    f"{_position(ctx, t)} of shape {shape}")
             axes.append(extra + i)
     return grad.sum(axis=tuple(axes)).reshape(shape)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Higher-order gradients: a rule's backward run on Tensors, so that the gradients have a graph of their own
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _graph_gradients(ctx: Function, node: Any, grad: Any, useful: set | None) -> tuple[Any, ...]:
+    """The gradients of ``ctx``'s inputs, as Tensors recorded in the graph: ``graph_backward`` of the rule with
+    its saved values as Tensors (``_on_tensors``). A rule that cannot run on Tensors raises naming the op."""
+    try:
+        live = _on_tensors(ctx, node)
+        if useful is not None and live is not ctx:  # gradients no wanted tensor needs are not computed
+            live.needs_grad = tuple([need and t in useful for t, need in zip(ctx.inputs, ctx.needs_grad)])
+        return live.graph_backward(grad)
+    except FloatingPointError:  # detect_anomaly, with its own report
+        raise
+    except Exception as e:
+        raise RuntimeError(
+            f"create_graph: the backward of {ctx.label()} cannot be differentiated: with create_graph=True a rule's "
+            "backward runs on Tensors (its gradient and saved values), so write it with operations Tensors support "
+            "(operators, and the NumPy functions listed in 'NumPy code on Tensors'), or give the rule a "
+            f"graph_backward. It failed with {type(e).__name__}: {e}"
+        ) from e
+
+
+def _tensor_gradient(ctx: Function, t: Any, g: Any) -> Any:
+    """``g``, the gradient a rule's backward returned for its input ``t`` under create_graph, if it is a Tensor."""
+    if isinstance(g, _tensor_type):
+        return g
+    raise RuntimeError(
+        f"create_graph: the backward of {ctx.label()} returned a {type(g).__name__}, not a Tensor, as the gradient "
+        f"of its input {_position(ctx, t)} (shape {t.shape}): that gradient would have no graph, and its "
+        "derivatives would be silently wrong. With create_graph=True a rule's backward gets Tensors (its gradient "
+        "and saved values): compute with them (operators, the NumPy functions Tensors support), not with their "
+        ".data or np.asarray"
+    )
+
+
+_AMBIGUOUS = object()  # one array held by two different Tensors: which one the rule saved cannot be told
+_UNKNOWN = object()  # a saved array that is none of the rule's inputs' nor its output's: computed from them
+_BASE_SLOTS = frozenset(Function.__slots__) | {"__dict__", "__weakref__"}
+_saved_slots: dict[type, tuple[str, ...]] = {}
+
+
+def _on_tensors(ctx: Function, node: Any) -> Function:
+    """A copy of the rule ``ctx`` (which made ``node``) whose saved values are Tensors, for create_graph.
+
+    A saved array that is one of the inputs' arrays or the output's becomes that Tensor (``constants`` stay
+    arrays, keyword parameters stay as they were given). If the rule saved anything else, it was computed from
+    the inputs: ``graph_forward`` is re-run on the input Tensors, so that value is a Tensor on the graph too.
+    """
+    if not ctx.saves_values:  # its backward reads no input or output values
+        return ctx
+    tensors: dict[int, Any] = {}
+    for t in (*ctx.inputs, node):
+        known = tensors.setdefault(id(t.data), t)
+        if known is not t:
+            tensors[id(t.data)] = _AMBIGUOUS
+    kept = {id(v) for v in _params(ctx).values()}
+    live = _copy(ctx)
+    constants = type(ctx).constants
+    for name in _saved_names(ctx):
+        if name not in constants:
+            value = _swapped(getattr(ctx, name), tensors, kept)
+            if value is _UNKNOWN:
+                return _replayed(ctx, node)
+            setattr(live, name, value)
+    return live
+
+
+def _replayed(ctx: Function, node: Any) -> Function:
+    """A copy of ``ctx`` whose ``graph_forward`` ran on the input Tensors: what it saved is on the graph; a value
+    that is the re-run's output is ``node`` itself (the op that was recorded, not a duplicate)."""
+    live = _copy(ctx)
+    try:
+        out = live.graph_forward(*ctx.inputs, **_params(ctx))
+    except Exception as e:
+        raise TypeError(f"its forward saved values computed from its inputs, so it was re-run on Tensors, and that "
+                        f"failed with {type(e).__name__}: {e}") from e
+    constants = type(ctx).constants
+    kept = {id(v) for v in _params(ctx).values()}
+    for name in _saved_names(live):
+        value = getattr(live, name)
+        if name in constants:
+            setattr(live, name, getattr(ctx, name))
+        elif out is not None and value is out:
+            setattr(live, name, node)
+        elif _swapped(value, {}, kept) is _UNKNOWN:
+            raise TypeError(f"its forward, re-run on Tensors, saved '{name}' as a NumPy array computed outside the "
+                            "graph (e.g. from .data or np.asarray)")
+    return live
+
+
+def _copy(fn: Function) -> Function:
+    """A new instance of ``fn``'s rule with the same inputs, flags and saved values."""
+    live = _new(type(fn))
+    live.inputs, live.needs_grad, live.seq, live.params = fn.inputs, fn.needs_grad, fn.seq, _params(fn)
+    for name in _saved_names(fn):
+        setattr(live, name, getattr(fn, name))
+    return live
+
+
+def _params(fn: Function) -> dict[str, Any]:
+    """The keyword parameters ``apply`` gave the rule (only set when there were some)."""
+    return getattr(fn, "params", _NO_PARAMS)
+
+
+_NO_PARAMS: dict[str, Any] = {}
+
+
+def _saved_names(fn: Function) -> list[str]:
+    """The attributes a rule's forward set: its own slots (those that are set) and its ``__dict__``."""
+    cls = type(fn)
+    slots = _saved_slots.get(cls)
+    if slots is None:
+        declared = (k.__dict__.get("__slots__", ()) for k in reversed(cls.__mro__))
+        slots = _saved_slots[cls] = tuple(dict.fromkeys(
+            name for names in declared for name in ((names,) if isinstance(names, str) else names)
+            if name not in _BASE_SLOTS))
+    names = [name for name in slots if hasattr(fn, name)]
+    extra = getattr(fn, "__dict__", None)
+    if extra:
+        names.extend(extra)
+    return names
+
+
+def _swapped(value: Any, tensors: dict[int, Any], kept: set[int]) -> Any:
+    """``value`` with the arrays in it (also inside tuples and lists) replaced by their Tensors; ``_UNKNOWN`` if an
+    array is not found (nor one of the ``kept`` keyword parameters)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        if id(value) in kept:
+            return value
+        t = tensors.get(id(value), _UNKNOWN)
+        return _UNKNOWN if t is _AMBIGUOUS else t
+    if type(value) in (tuple, list):
+        items = [_swapped(v, tensors, kept) for v in value]
+        return _UNKNOWN if any(v is _UNKNOWN for v in items) else type(value)(items)
+    return value

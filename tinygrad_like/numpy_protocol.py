@@ -202,6 +202,13 @@ def _transpose(T: type, a: Any, axes: Any = None) -> Any:
     return a.T if axes is None else a.permute(*axes)
 
 
+def _swapaxes(T: type, a: Any, axis1: int, axis2: int) -> Any:
+    a = _as_tensor(T, a, None)
+    order = list(range(a.ndim))
+    order[axis1], order[axis2] = order[axis2], order[axis1]
+    return a.permute(*order)
+
+
 def _reshape(T: type, a: Any, shape: Any = None, order: str = "C", *, newshape: Any = None,
              copy: bool | None = None) -> Any:
     if order != "C":
@@ -319,6 +326,7 @@ FUNCTIONS: dict[Callable, Handler] = {
     np.amin: _reduction("min"),
     np.dot: _dot,
     np.transpose: _transpose,
+    np.swapaxes: _swapaxes,
     np.reshape: _reshape,
     np.clip: _clip,
     np.where: _where,

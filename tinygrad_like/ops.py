@@ -12,6 +12,12 @@ engine runs them with NumPy's floating-point warnings silenced.
 
 Every rule registers itself by its ``name``; ``RULES`` (at the end) lists them. A user's own op is written
 exactly like these (see the README, "Write your own op").
+
+Every rule is also differentiable twice (``backward(create_graph=True)``, see ``Function``): a backward written
+with operators and the NumPy functions Tensors support runs unchanged on Tensors; the few whose fast backward
+works in place (sigmoid, sum, permute, getitem, cross_entropy, max_pool2d) add a ``graph_backward`` with the same
+formula in Tensor operations, and those that save values computed from their inputs for a backward that needs
+them differentiated (gelu, conv2d) a ``graph_forward``. Saved masks are ``constants``.
 """
 
 from __future__ import annotations
@@ -132,7 +138,7 @@ class Pow(Function):
         gx = np.where(y == 0, 0, grad * y * np.power(x, y - 1)) if dx else None  # d(x**0)/dx = 0, also at 0
         gy = None
         if dy:
-            log_x = np.where((x == 0) & (y >= 0), 0, np.log(x))
+            log_x = np.where(np.logical_and(x == 0, y >= 0), 0, np.log(x))
             gy = grad * self.out * log_x
         return gx, gy
 
@@ -176,7 +182,8 @@ class Matmul(Function):
         gx = grad @ np.swapaxes(y2, -1, -2) if need_x else None
         gy = None
         if need_y:
-            if y2.ndim == 2 and x2.ndim == 2 and not y2.flags.c_contiguous and y2.flags.f_contiguous:
+            if y2.ndim == 2 and x2.ndim == 2 and type(y2) is np.ndarray and not y2.flags.c_contiguous \
+                    and y2.flags.f_contiguous:
                 gy = (grad.T @ x2).T  # y is a transposed view (x @ W.T): lay the gradient out as W is
             else:
                 gy = np.swapaxes(x2, -1, -2) @ grad
@@ -237,6 +244,20 @@ class Cast(Function):
 
     def label(self):
         return f"cast({self.dtype})"
+
+
+class Clone(Function):
+    """z = x, in memory of its own;  dz/dx = 1."""
+
+    __slots__ = ()
+    name = "clone"
+    saves_values = False
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad):
+        return (grad,)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -332,6 +353,9 @@ class Sigmoid(Function):
         slope *= grad
         return (slope,)
 
+    def graph_backward(self, grad):
+        return (grad * (self.out * (1 - self.out)),)
+
 
 class Relu(Function):
     """z = max(x, 0);  dz/dx = 1 where x > 0, else 0 (0 at x == 0).
@@ -342,6 +366,7 @@ class Relu(Function):
 
     __slots__ = ("out",)
     name = "relu"
+    constants = ("out",)  # a mask: relu's second derivative is 0
 
     def forward(self, x):
         self.out = np.maximum(x, 0)
@@ -370,6 +395,7 @@ class Abs(Function):
 
     __slots__ = ("x",)
     name = "abs"
+    constants = ("x",)
 
     def forward(self, x):
         self.x = x
@@ -388,6 +414,7 @@ class Clip(Function):
 
     __slots__ = ("x", "low", "high")
     name = "clip"
+    constants = ("x",)
 
     def forward(self, x, low=None, high=None):
         if low is None and high is None:
@@ -415,6 +442,7 @@ class LeakyRelu(Function):
 
     __slots__ = ("x", "slope")
     name = "leaky_relu"
+    constants = ("x",)
 
     def forward(self, x, slope=0.01):
         self.x, self.slope = _floating(x), slope
@@ -463,6 +491,26 @@ class Gelu(Function):
         x = self.x
         return (grad * (self.cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)),)
 
+    def graph_forward(self, x):
+        self.x, self.cdf = x, 0.5 * (1 + Erf.apply(x / math.sqrt(2)))  # Phi(x) on the graph, through erf
+        return x * self.cdf
+
+
+class Erf(Function):
+    """z = erf(x) = 2/sqrt(pi) * integral from 0 to x of exp(-t^2) dt;  dz/dx = 2/sqrt(pi) * exp(-x^2).
+
+    Needed by gelu's second derivative (gelu's backward uses Phi(x) = (1 + erf(x / sqrt 2)) / 2)."""
+
+    __slots__ = ("x",)
+    name = "erf"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.asarray(_erf(self.x), dtype=self.x.dtype)
+
+    def backward(self, grad):
+        return (grad * (2 / math.sqrt(math.pi)) * np.exp(-self.x * self.x),)
+
 
 class Where(Function):
     """z = a where cond, else b (all three broadcast together; a non-boolean cond counts by its truth, as in
@@ -474,6 +522,7 @@ class Where(Function):
 
     __slots__ = ("cond",)
     name = "where"
+    constants = ("cond",)
 
     def forward(self, cond, a, b):
         self.cond = cond if cond.dtype == np.bool_ else cond.astype(bool)
@@ -514,6 +563,9 @@ class Sum(Function):
         out[...] = grad.reshape(_keepdim_shape(self.in_shape, self.axes))
         return (out,)
 
+    def graph_backward(self, grad):
+        return (grad.reshape(_keepdim_shape(self.in_shape, self.axes)).expand(self.in_shape),)
+
     def label(self):
         return "sum" if self.axes is None else f"sum(axis={self.axes})"
 
@@ -523,6 +575,7 @@ class Max(Function):
 
     __slots__ = ("x", "out", "axes")
     name = "max"
+    constants = ("x", "out")  # they say where the maxima are: the gradient is selected, never differentiated
     reduce = staticmethod(np.maximum.reduce)
 
     def forward(self, x, axes=None, keepdim=False):
@@ -640,6 +693,13 @@ class CrossEntropy(Function):
             gt = -log_probs * g
         return gx, gt
 
+    def graph_backward(self, grad):
+        if self.target.ndim != 1 or not self.needs_grad[0]:
+            return self.backward(grad)
+        log_probs = self.log_probs  # labels: the one-hot rows subtracted out of place (labels need no gradient)
+        onehot = np.eye(log_probs.shape[1], dtype=log_probs.dtype)[self.target.data]
+        return (np.exp(log_probs) - onehot) * grad[:, None], None
+
 
 class BinaryCrossEntropy(Function):
     """z = -(y log p + (1 - y) log(1 - p)), each log floored at -100 (as PyTorch);
@@ -690,6 +750,14 @@ class Reshape(Function):
         return (grad.reshape(self.in_shape),)
 
 
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``order``."""
+    inverse = [0] * len(order)
+    for position, axis in enumerate(order):
+        inverse[axis] = position
+    return tuple(inverse)
+
+
 class Permute(Function):
     """z = transpose(x, order);  dz/dx: transpose g by the inverse order."""
 
@@ -702,10 +770,10 @@ class Permute(Function):
         return x.transpose(order)
 
     def backward(self, grad):
-        inverse = [0] * len(self.order)
-        for position, axis in enumerate(self.order):
-            inverse[axis] = position
-        return (grad.transpose(inverse),)
+        return (grad.transpose(_inverse(self.order)),)
+
+    def graph_backward(self, grad):
+        return (grad.permute(_inverse(self.order)),)
 
     def label(self):
         n = len(self.order)
@@ -746,8 +814,11 @@ class Cat(Function):
         return np.concatenate(xs, axis=axis, dtype=_promote(*xs))
 
     def backward(self, grad):
-        parts = np.split(grad, np.cumsum(self.sizes)[:-1], axis=self.axis)  # views of grad
-        return tuple(part if need else None for part, need in zip(parts, self.needs_grad))
+        lead, start, parts = (slice(None),) * self.axis, 0, []
+        for size, need in zip(self.sizes, self.needs_grad):  # views of grad (also on Tensors)
+            parts.append(grad[lead + (slice(start, start + size),)] if need else None)
+            start += size
+        return tuple(parts)
 
     def label(self):
         return f"cat(dim={self.axis})"
@@ -774,12 +845,37 @@ class GetItem(Function):
             raise IndexError(f"getitem: {e} (tensor shape {x.shape})") from None
 
     def backward(self, grad):
-        out = np.zeros(self.in_shape, dtype=grad.dtype)
-        if _is_basic_index(self.index):
-            out[self.index] = grad  # a basic index hits each element at most once
-        else:
-            np.add.at(out, self.index, grad)
-        return (out,)
+        return (_scatter_add(grad, self.in_shape, self.index),)
+
+    def graph_backward(self, grad):
+        return (ScatterAdd.apply(grad, shape=self.in_shape, index=self.index),)
+
+
+def _scatter_add(values: np.ndarray, shape: tuple[int, ...], index) -> np.ndarray:
+    """Zeros of ``shape`` with ``values`` added at ``index`` (repeated indices add up)."""
+    out = np.zeros(shape, dtype=values.dtype)
+    if _is_basic_index(index):
+        out[index] = values  # a basic index hits each element at most once
+    else:
+        np.add.at(out, index, values)
+    return out
+
+
+class ScatterAdd(Function):
+    """z = zeros(shape) with x added at index, repeated indices adding up: getitem's backward as an op, so that
+    it can be differentiated again;  dz/dx = g read back at index (a getitem)."""
+
+    __slots__ = ("index",)
+    name = "scatter_add"
+    saves_values = False
+
+    def forward(self, x, shape=(), index=None):
+        self.index = index
+        return _scatter_add(x, shape, index)
+
+    def backward(self, grad):
+        return (grad[self.index],)
+
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -819,6 +915,18 @@ def _col2im(cols: np.ndarray, out: np.ndarray, stride: tuple[int, int]) -> np.nd
     return out
 
 
+def _patch_matrix(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
+    """Every kernel-sized patch of ``x`` (N, C, H, W) at ``stride`` as a column: (C kh kw, N Ho Wo), one copy."""
+    win = _windows(x, kernel, stride)
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(x.shape[1] * kernel[0] * kernel[1], -1)
+
+
+def _flat_index(shape: tuple[int, ...]) -> np.ndarray:
+    """Each element's position in the flattened array, laid out in ``shape``: windows of it say where a window's
+    values were read, for the gathers and scatters of a graph of a backward."""
+    return np.arange(math.prod(shape)).reshape(shape)
+
+
 def _check_images(x: np.ndarray, op: str) -> None:
     if x.ndim != 4:
         raise ValueError(f"{op}: expects input of shape (N, C, H, W), got shape {x.shape}")
@@ -854,33 +962,56 @@ class Conv2d(Function):
         x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        win = _windows(x, (kh, kw), stride)
-        ho, wo = win.shape[2:4]
-        self.cols = win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo)  # the one copy
+        self.cols = _patch_matrix(x, (kh, kw), stride)  # the one copy
         self.w_flat, self.w_shape = w.reshape(o, -1), w.shape
         self.padded, self.padding, self.stride, self.in_shape = x.shape, (ph, pw), stride, (h, wd)
+        ho, wo = (x.shape[2] - kh) // stride[0] + 1, (x.shape[3] - kw) // stride[1] + 1
         out = (self.w_flat @ self.cols).reshape(o, n, ho, wo)
         if b is not None:
             out += b.astype(dtype, copy=False)[:, None, None, None]
         return out.transpose(1, 0, 2, 3)  # (N, out, Ho, Wo), a view: the next op reads any layout
 
-    def backward(self, grad):
+    def backward(self, grad):  # also on Tensors (create_graph): only the col2im differs, see _input_gradient
         need_x, need_w, *need_b = self.needs_grad
         n, o, ho, wo = grad.shape
-        g = grad.transpose(1, 0, 2, 3).reshape(o, n * ho * wo)  # the forward's layout: one matrix for the batch
+        g = np.transpose(grad, (1, 0, 2, 3)).reshape(o, n * ho * wo)  # the forward's layout: one matrix
         gx = gw = gb = None
         if need_x:
-            _, c, kh, kw = self.w_shape
-            patches = (self.w_flat.T @ g).reshape(c, kh, kw, n, ho, wo).transpose(1, 2, 0, 3, 4, 5)
-            padded = np.zeros(self.padded, dtype=g.dtype)
-            _col2im(patches, padded.transpose(1, 0, 2, 3), self.stride)
-            (ph, pw), (h, w) = self.padding, self.in_shape
-            gx = padded[:, :, ph:ph + h, pw:pw + w]
+            gx = self._input_gradient(self.w_flat.T @ g, (n, ho, wo))
         if need_w:
             gw = (g @ self.cols.T).reshape(self.w_shape)
         if need_b and need_b[0]:
             gb = g.sum(axis=1)
         return gx, gw, gb
+
+    def _input_gradient(self, patches, out_shape: tuple[int, int, int]):
+        """col2im: each patch's gradient (C kh kw, N Ho Wo) added back where the patch was read, padding cut off.
+        Arrays: one strided add per kernel offset, in place; Tensors: one scatter_add by flat index."""
+        (ph, pw), (h, w) = self.padding, self.in_shape
+        if isinstance(patches, np.ndarray):
+            _, c, kh, kw = self.w_shape
+            padded = np.zeros(self.padded, dtype=patches.dtype)
+            _col2im(patches.reshape(c, kh, kw, *out_shape).transpose(1, 2, 0, 3, 4, 5), padded.transpose(1, 0, 2, 3),
+                    self.stride)
+        else:
+            padded = ScatterAdd.apply(patches, shape=(math.prod(self.padded),), index=self._patch_index())
+            padded = padded.reshape(self.padded)
+        return padded[:, :, ph:ph + h, pw:pw + w]
+
+    def graph_forward(self, x, w, b=None, stride=1, padding=0):
+        # The patch matrix as a gather from the zero-padded input (a scatter_add into zeros), on the graph.
+        (ph, pw), (h, wd) = self.padding, self.in_shape
+        x, w = x.cast(self.cols.dtype), w.cast(self.cols.dtype)
+        if ph or pw:
+            x = ScatterAdd.apply(x, shape=self.padded, index=(slice(None), slice(None), slice(ph, ph + h),
+                                                              slice(pw, pw + wd)))
+        self.cols = x.reshape(-1)[self._patch_index()]
+        self.w_flat = w.reshape(self.w_shape[0], -1)
+        return None  # the output is not saved
+
+    def _patch_index(self) -> np.ndarray:
+        """Where each entry of the patch matrix was read from: its flat index in the padded input."""
+        return _patch_matrix(_flat_index(self.padded), self.w_shape[2:], self.stride)
 
     def label(self):
         return f"conv2d(stride={self.stride}, padding={self.padding})"
@@ -897,6 +1028,7 @@ class MaxPool2d(Function):
 
     __slots__ = ("x", "out", "kernel", "stride")
     name = "max_pool2d"
+    constants = ("x", "out")  # they say where the maxima are
 
     def forward(self, x, kernel_size=2, stride=None):
         kernel = int_pair(kernel_size, "kernel_size", "max_pool2d", 1)
@@ -925,6 +1057,18 @@ class MaxPool2d(Function):
             unclaimed ^= hit
             np.multiply(grad, hit, out=patches[i, j])
         return (_col2im(patches, np.zeros(self.x.shape, dtype=grad.dtype), self.stride),)
+
+    def graph_backward(self, grad):
+        # The same choice of maxima, as flat indices of x: one scatter_add hands each window's gradient over.
+        x, out = self.x, self.out
+        win = _windows(x, self.kernel, self.stride)
+        hit = win == out[..., None, None]
+        if out.dtype.kind == "f":
+            hit |= np.isnan(win)
+        first = hit.reshape(out.shape + (-1,)).argmax(axis=-1)  # the first in row-major order, as backward
+        index = _windows(_flat_index(x.shape), self.kernel, self.stride).reshape(out.shape + (-1,))
+        winners = np.take_along_axis(index, first[..., None], axis=-1)[..., 0]
+        return (ScatterAdd.apply(grad, shape=(x.size,), index=winners).reshape(x.shape),)
 
     def label(self):
         return f"max_pool2d(kernel_size={self.kernel}, stride={self.stride})"

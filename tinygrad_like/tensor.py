@@ -367,6 +367,14 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor._from_array(self.data)
 
+    def clone(self) -> Tensor:
+        """A copy in memory of its own, on the graph (its gradient passes through unchanged)."""
+        return ops.Clone.apply(self)
+
+    def cast(self, dtype: Any) -> Tensor:
+        """This tensor as another dtype (as tinygrad's ``cast``); the gradient is cast back."""
+        return _cast(self, _dtype_arg(dtype, "cast"))
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad_: only floating point tensors can require grad, got {self.dtype}")
@@ -433,41 +441,33 @@ class Tensor:
         self._version = engine.stamp()
         return self
 
-    def _accumulate(self, grad: np.ndarray, owned: bool = False) -> None:
-        """Add ``grad`` to ``.grad``; ``owned`` says no one else holds ``grad``, so it need not be copied."""
-        if self.grad is not None:
-            self.grad.data = self.grad.data + grad
-        elif owned:
-            self.grad = Tensor._from_array(grad)
-        else:  # an own copy: never shares memory with another tensor's gradient or the caller's array
-            self.grad = Tensor._from_array(np.array(grad, dtype=self.data.dtype))
+    def _accumulate(self, grad: Any, owned: bool = False) -> None:
+        """Add ``grad`` to ``.grad``; ``owned`` says no one else holds ``grad``, so it need not be copied.
 
-    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        A Tensor ``grad`` (``create_graph=True``) is added as an op, so the sum keeps its graph (as PyTorch)."""
+        if isinstance(grad, Tensor):
+            self.grad = grad if self.grad is None else self.grad + grad
+        elif self.grad is None:
+            self.grad = Tensor._from_array(grad if owned else np.array(grad, dtype=self.data.dtype))
+        elif self.grad._ctx is not None:  # a gradient with a graph: replaced, so that its graph stays true
+            self.grad = Tensor._from_array(self.grad.data + grad)
+        else:
+            self.grad.data = self.grad.data + grad
+
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf), times ``gradient``, into ``.grad`` of every leaf that requires grad.
 
         ``gradient`` may be omitted only for a one-element tensor. The graph is released afterwards unless
-        ``retain_graph=True``; going through a released graph again raises RuntimeError.
+        ``retain_graph=True``; going through a released graph again raises RuntimeError. With
+        ``create_graph=True`` the gradients are Tensors with a graph of their own (differentiate them again, e.g.
+        for a Hessian-vector product); ``retain_graph`` then defaults to True.
         """
         if not self.requires_grad:
             raise RuntimeError(
                 f"backward: this tensor (shape {self.shape}) does not require grad and has no graph; "
                 "create the inputs with requires_grad=True, outside no_grad()"
             )
-        if gradient is None:
-            if self.data.size != 1:
-                raise RuntimeError(
-                    f"backward: gradient can be omitted only for a one-element tensor, got shape {self.shape}; "
-                    "pass gradient= of that shape"
-                )
-            seed = np.ones_like(self.data)
-        else:
-            seed = _to_array(gradient, self.dtype, copy=False)
-            if seed.shape != self.shape:
-                raise ValueError(f"backward: gradient has shape {seed.shape} but the tensor has shape {self.shape}")
-        if self._ctx is None:
-            self._accumulate(seed)
-            return
-        backward(self, seed, retain_graph)
+        backward(self, gradient, retain_graph, create_graph)
 
     # -- arithmetic -----------------------------------------------------------------------------------------
     def add(self, other: Any) -> Tensor:
