@@ -180,3 +180,17 @@ def test_mean_over_zero_elements_is_nan_and_empty_indexing_works_both_ways():
 def test_errors_name_the_op(make, error, pattern):
     with pytest.raises(error, match=pattern):
         make()
+
+
+def test_binary_crossentropy_refuses_values_that_are_not_probabilities():
+    with pytest.raises(ValueError, match=r"binary_crossentropy: the input must be probabilities in \[0, 1\], got "
+                                         r"values from 0.5 to 1.5"):
+        Tensor([1.5, 0.5]).binary_crossentropy(Tensor([1.0, 0.0]))
+
+
+def test_a_linear_layer_without_inputs_works_forward_and_backward():
+    layer = nn.Linear(0, 3)
+    out = layer(Tensor(np.ones((2, 0), np.float32)))
+    out.sum().backward()
+    assert out.shape == (2, 3) and layer.weight.grad.shape == (3, 0)
+    np.testing.assert_array_equal(layer.bias.grad.data, [2, 2, 2])

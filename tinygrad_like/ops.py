@@ -221,9 +221,10 @@ class Linear(Function):
 
     def backward(self, grad):
         need_x, need_w, *need_b = self.needs_grad
-        rows = grad.reshape(-1, grad.shape[-1])  # every leading axis holds samples
+        samples = math.prod(grad.shape[:-1])  # every leading axis holds samples (spelled out: sizes may be 0)
+        rows = grad.reshape(samples, grad.shape[-1])
         gx = grad @ self.w if need_x else None
-        gw = rows.T @ self.x.reshape(-1, self.x.shape[-1]) if need_w else None
+        gw = rows.T @ self.x.reshape(samples, self.x.shape[-1]) if need_w else None
         gb = rows.sum(axis=0) if need_b and need_b[0] else None
         return gx, gw, gb
 

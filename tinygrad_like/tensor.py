@@ -763,6 +763,10 @@ class Tensor:
         target = _operand(target, self, "binary_crossentropy")
         if target.shape != self.shape:
             raise ValueError(f"binary_crossentropy: target shape {target.shape} differs from input shape {self.shape}")
+        p = self.data
+        if p.size and not (p.min() >= 0 and p.max() <= 1):  # as PyTorch: logits here would give a silent nan
+            raise ValueError(f"binary_crossentropy: the input must be probabilities in [0, 1], got values from "
+                             f"{p.min()} to {p.max()}; apply sigmoid to logits first")
         return reduce_loss(ops.BinaryCrossEntropy.apply(self, target), reduction, "binary_crossentropy")
 
     # -- no gradient ----------------------------------------------------------------------------------------
