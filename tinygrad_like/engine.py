@@ -411,21 +411,22 @@ def latest_first(root: Any, grad_only: bool = False) -> list[Any]:
 
 def _latest_first(roots: Sequence[Any], grad_only: bool) -> list[Any]:
     """``latest_first`` from several roots at once (``grad`` of several outputs)."""
-    order = []
-    heap = []  # seq numbers are unique: the tuples never compare the tensors
-    seen = set(roots)  # tensors hash by identity
-    for root in seen:
-        if not _is_leaf(root):
-            heap.append((-root._ctx.seq, root))
+    order: list[Any] = []
+    # seq numbers are unique, so the tuples never compare the tensors, and a node pushed by several consumers
+    # comes out of the heap several times in a row: keeping the last one popped is all the "seen" set needed.
+    heap = [(-root._ctx.seq, root) for root in {id(r): r for r in roots}.values() if not _is_leaf(root)]
     heapify(heap)
-    pop, push, add, append, released, every = heappop, heappush, seen.add, order.append, ReleasedGraph, not grad_only
+    pop, push, append, released, every = heappop, heappush, order.append, ReleasedGraph, not grad_only
+    last = None
     while heap:
         node = pop(heap)[1]
+        if node is last:
+            continue
+        last = node
         append(node)
         ctx = node._ctx
         for t, need in zip(ctx.inputs, ctx.needs_grad):
-            if (need or every) and t not in seen:
-                add(t)
+            if need or every:
                 t_ctx = t._ctx
                 if t_ctx is not None and type(t_ctx) is not released:
                     push(heap, (-t_ctx.seq, t))

@@ -8,7 +8,7 @@ flatten, transpose, ...) are compositions of the primitives and so need no backw
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -151,6 +151,21 @@ def _pair(x: Tensor, other: Any, op: str, reverse: bool = False) -> tuple[Tensor
         dtype = result_dtype(x.data, y.data)
         x, y = _cast(x, dtype), _cast(y, dtype)
     return (y, x) if reverse else (x, y)
+
+
+def _binary_method(rule: type[Function], op: str, formula: str, reverse: bool = False) -> Callable[..., Tensor]:
+    """The Tensor method of a binary rule: the other side as a Tensor (a number becomes a constant), both cast
+    to ``result_dtype`` where they differ. Two tensors of one dtype, the usual case, go straight to the rule."""
+    apply = rule.apply
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+            return apply(other, self) if reverse else apply(self, other)
+        return apply(*_pair(self, other, op, reverse))
+
+    method.__name__ = op
+    method.__doc__ = f"{formula}, recorded as the rule ``{rule.name}`` (NumPy broadcasting; numbers on either side)."
+    return method
 
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
@@ -469,55 +484,26 @@ class Tensor:
             )
         backward(self, gradient, retain_graph, create_graph)
 
-    # -- arithmetic -----------------------------------------------------------------------------------------
-    def add(self, other: Any) -> Tensor:
-        return ops.Add.apply(*_pair(self, other, "add"))
-
-    def sub(self, other: Any) -> Tensor:
-        return ops.Sub.apply(*_pair(self, other, "sub"))
-
-    def mul(self, other: Any) -> Tensor:
-        return ops.Mul.apply(*_pair(self, other, "mul"))
-
-    def div(self, other: Any) -> Tensor:
-        return ops.Div.apply(*_pair(self, other, "div"))
-
-    def pow(self, exponent: Any) -> Tensor:
-        return ops.Pow.apply(*_pair(self, exponent, "pow"))
-
-    def matmul(self, other: Any) -> Tensor:
-        return ops.Matmul.apply(*_pair(self, other, "matmul"))
-
+    # -- arithmetic (see _binary_method: x + y, x - y, x * y, x / y, x ** y, x @ y, and reversed) --------------
+    add = _binary_method(ops.Add, "add", "x + other")
+    sub = _binary_method(ops.Sub, "sub", "x - other")
+    mul = _binary_method(ops.Mul, "mul", "x * other")
+    div = _binary_method(ops.Div, "div", "x / other")
+    pow = _binary_method(ops.Pow, "pow", "x ** other")
+    matmul = _binary_method(ops.Matmul, "matmul", "x @ other (1-D, 2-D and batched N-D)")
     dot = matmul
+    __add__, __sub__, __mul__, __truediv__, __pow__, __matmul__ = add, sub, mul, div, pow, matmul
+    __radd__ = _binary_method(ops.Add, "add", "other + x", reverse=True)
+    __rsub__ = _binary_method(ops.Sub, "sub", "other - x", reverse=True)
+    __rmul__ = _binary_method(ops.Mul, "mul", "other * x", reverse=True)
+    __rtruediv__ = _binary_method(ops.Div, "div", "other / x", reverse=True)
+    __rpow__ = _binary_method(ops.Pow, "pow", "other ** x", reverse=True)
+    __rmatmul__ = _binary_method(ops.Matmul, "matmul", "other @ x", reverse=True)
 
     def neg(self) -> Tensor:
         return self * -1
 
-    __add__ = add
-    __sub__ = sub
-    __mul__ = mul
-    __truediv__ = div
-    __pow__ = pow
-    __matmul__ = matmul
     __neg__ = neg
-
-    def __radd__(self, other: Any) -> Tensor:
-        return ops.Add.apply(*_pair(self, other, "add", reverse=True))
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return ops.Sub.apply(*_pair(self, other, "sub", reverse=True))
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return ops.Mul.apply(*_pair(self, other, "mul", reverse=True))
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.Div.apply(*_pair(self, other, "div", reverse=True))
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return ops.Pow.apply(*_pair(self, other, "pow", reverse=True))
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.Matmul.apply(*_pair(self, other, "matmul", reverse=True))
 
     # -- elementwise --------------------------------------------------------------------------------------
     def exp(self) -> Tensor:
