@@ -626,8 +626,9 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
         runs, useful = _leading_to(order, wanted)
     special = graph or wanted is not None  # the plain backward() pays one test per node and input for these
     check = _get_mode() & ANOMALY
+    pop, get, released, never = grads.pop, grads.get, ReleasedGraph, _NEVER
     for node in order:
-        grad = grads.pop(node, None)
+        grad = pop(node, None)
         if grad is None:  # no gradient reaches it (e.g. a branch the loss does not use)
             continue
         if special and wanted is not None:
@@ -636,7 +637,7 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
             if node not in runs:  # nothing wanted lies behind it
                 continue
         ctx = node._ctx
-        seq = ctx.seq if ctx.saves_values else _NEVER  # the version check: nothing saved, nothing to check
+        seq = ctx.seq if ctx.saves_values else never  # the version check: nothing saved, nothing to check
         if node._version > seq:
             raise _modified_error(node, ctx)
         if node._retains_grad and wanted is None:
@@ -661,7 +662,7 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
                 g = unbroadcast(g, data.shape, ctx, t)
             if g.dtype != data.dtype:
                 g = g.cast(data.dtype) if graph else g.astype(data.dtype)
-            previous = grads.get(t)
+            previous = get(t)
             if previous is not None:
                 grads[t] = previous + g
             else:
@@ -669,7 +670,7 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
                 t_ctx = t._ctx
                 if t_ctx is None:
                     leaves.append(t)
-                elif type(t_ctx) is ReleasedGraph and (wanted is None or t not in wanted):
+                elif type(t_ctx) is released and (wanted is None or t not in wanted):
                     raise _released_error(t)
         if not retain_graph:
             node._ctx = ctx.released

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .engine import quiet
 from .tensor import Tensor, no_grad
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "Optimizer", "StepLR", "lr_scheduler"]
@@ -70,7 +71,7 @@ class Optimizer:
 
         Numbers too big for the dtype become inf, as in PyTorch, without a RuntimeWarning.
         """
-        with no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with no_grad(), quiet():
             self.update()
 
     def update(self) -> None:

@@ -445,7 +445,7 @@ class Tensor:
             )
         value = other.data if isinstance(other, Tensor) else other
         try:
-            with np.errstate(all="ignore"):  # out-of-range values become inf/nan as NumPy gives them, silently
+            with engine.quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
                 if ufunc is None:
                     np.copyto(self.data, value, casting="unsafe")
                 else:
