@@ -13,11 +13,12 @@ def blocks(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", body, re.S)
 
 
-@pytest.mark.parametrize("section", ["Quickstart", "Defining networks", "Write your own op"])
+@pytest.mark.parametrize("section", ["Quickstart", "Defining networks", "Write your own op", "Higher-order gradients"])
 def test_the_sections_examples_run(section, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    scope: dict = {}  # a section's blocks build on each other, as in a reader's session
     for code in blocks(section):
-        exec(compile(code, f"README.md: {section}", "exec"), {})  # noqa: S102 - our own documentation
+        exec(compile(code, f"README.md: {section}", "exec"), scope)  # noqa: S102 - our own documentation
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
