@@ -1,5 +1,6 @@
 """The README's examples run as they are written (each section's Python blocks, in a scratch directory)."""
 
+import builtins
 import re
 from pathlib import Path
 
@@ -18,7 +19,12 @@ def test_the_sections_examples_run(section, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     scope: dict = {}  # a section's blocks build on each other, as in a reader's session
     for code in blocks(section):
-        exec(compile(code, f"README.md: {section}", "exec"), scope)  # noqa: S102 - our own documentation
+        shown = re.search(r"^# (\w+Error): ", code, re.M)  # a block that ends by showing an error raises it
+        if shown:
+            with pytest.raises(getattr(builtins, shown.group(1))):
+                exec(compile(code, f"README.md: {section}", "exec"), scope)  # noqa: S102
+        else:
+            exec(compile(code, f"README.md: {section}", "exec"), scope)  # noqa: S102 - our own documentation
     assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
