@@ -281,10 +281,11 @@ class Function:
         n = len(inputs)
         token = _silence()
         try:
-            if params:
-                fn.params = params  # kept (a reference) for a forward re-run on Tensors (create_graph)
-                data = fn.forward(*[t.data for t in inputs], **params)
-            elif n == 1:
+            if params:  # kept (a reference) for a forward re-run on Tensors (create_graph)
+                fn.params = params
+                data = (fn.forward(inputs[0].data, **params) if n == 1
+                        else fn.forward(*[t.data for t in inputs], **params))
+            elif n == 1:  # calling without ** where there is nothing to pass saves a little on every op
                 data = fn.forward(inputs[0].data)
             elif n == 2:
                 data = fn.forward(inputs[0].data, inputs[1].data)
