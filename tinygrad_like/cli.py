@@ -1,4 +1,4 @@
-"""The ``tinygrad-like`` command (also ``python -m tinygrad_like``): train | compare | graph.
+"""The ``tinygrad-like`` command (also ``python -m tinygrad_like``): train | compare | check | graph.
 
 Choices and defaults shown in the help come from the modules that define them (data, blog, viz).
 """
@@ -155,6 +155,16 @@ def _check_outputs(args: argparse.Namespace, options: dict[str, tuple[str, ...] 
         seen[key] = option
 
 
+def _verdict(command: str, json_path: str | None, summary: dict[str, Any], ok: bool) -> int:
+    """The exit status of a comparison (0 agree, 1 disagree), after writing its ``--json`` summary if asked."""
+    if json_path:
+        try:
+            _write_json(json_path, summary)
+        except OSError as e:
+            return _fail(command, f"cannot write output: {e}", 2)
+    return 0 if ok else 1
+
+
 def _write_json(path: str | os.PathLike, summary: dict[str, Any]) -> None:
     """Write ``summary`` as indented JSON, atomically (an interrupted run leaves no half-written file)."""
     with atomic_write(path) as f:
@@ -278,13 +288,8 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         print(f"data: {source}")
         print(report)
         print(update)
-        if args.json:
-            try:
-                _write_json(args.json, {"data": source, "seed": args.seed, **report.to_dict(),
-                                        "update": update.to_dict()})
-            except OSError as e:
-                return _fail("compare", f"cannot write output: {e}", 2)
-        return 0 if report.ok else 1
+        summary = {"data": source, "seed": args.seed, **report.to_dict(), "update": update.to_dict()}
+        return _verdict("compare", args.json, summary, report.ok)
 
     cmd = commands.add_parser(
         "compare", help="compare hand-written, automatic and numeric gradients of the blog's network",
@@ -450,12 +455,7 @@ def add_check_command(commands: argparse._SubParsersAction) -> None:
         finally:
             sys.path.remove(str(path.parent))
         print(report)
-        if args.json:
-            try:
-                _write_json(args.json, {"file": str(args.file), **report.to_dict()})
-            except OSError as e:
-                return _fail("check", f"cannot write output: {e}", 2)
-        return 0 if report.ok else 1
+        return _verdict("check", args.json, {"file": str(args.file), **report.to_dict()}, report.ok)
 
     cmd = commands.add_parser(
         "check", help="check a hand-written backward against autograd and finite differences",
@@ -471,7 +471,7 @@ def add_check_command(commands: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``tinygrad-like`` argument parser with its three subcommands."""
+    """The ``tinygrad-like`` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
         prog="tinygrad-like",
         description="A small reverse-mode autograd framework on NumPy, and the blog's MNIST network built on it.",
