@@ -217,8 +217,7 @@ class Function:
     Class attributes: ``name`` (default: the class name in lower case), ``hint`` (said when the forward makes
     nan/inf under ``detect_anomaly``), ``backward_hint`` (the same for the backward), ``saves_values`` (False
     for a rule whose backward reads no input or output values, so in-place changes cannot spoil it).
-    ``label()`` is the text
-    drawings and error messages show, e.g. ``sum(axis=(1,))``.
+    ``label()`` is the text drawings and error messages show, e.g. ``sum(axis=(1,))``.
 
     The engine sets ``inputs`` (the Tensors), ``needs_grad`` (one bool per input) and ``seq`` (creation order)
     when it records the op, ``params`` (the keyword parameters given to ``apply``, when there are some), and
