@@ -2,10 +2,10 @@
 
 The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API,
 with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck`` / ``autograd`` (higher-order
-gradients), then ``viz``, ``data``, ``train``,
-``check`` (anyone's hand-written backward checked); the blog study sits on top in ``blog``.
-Modules that need optional or heavy packages (``viz``, ``data``, ``train``, ``compare``, ``cli``) load on
-first use, so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor matplotlib.
+gradients), then ``viz``, ``data``, ``check`` (anyone's hand-written backward checked), ``export``, ``train``;
+the blog study sits on top in ``blog``. What needs optional packages loads on first use (the graphviz drawing
+and the HTML view in ``viz``, ``export``, ``cli``; matplotlib, torch, onnx and safetensors inside the functions
+that use them), so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor any optional extra.
 """
 
 import importlib
@@ -19,7 +19,7 @@ from .tensor import Tensor
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = ("viz", "data", "train", "compare", "cli")
+_LAZY_MODULES = ("viz", "data", "train", "compare", "cli", "export")
 
 
 def draw(*args: Any, **kwargs: Any) -> Any:
@@ -43,5 +43,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Function", "GradcheckError", "Tensor", "__version__", "autograd", "blog", "check_gradients", "compare", "data",
     "detect_anomaly", "draw", "enable_grad", "gradcheck", "gradgradcheck", "is_anomaly_enabled", "is_grad_enabled",
-    "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "watch",
+    "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "export", "watch",
 ]

@@ -168,13 +168,30 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
                         pass  # only root may give a file away; the content matters more than the owner
                 os.fchmod(f.fileno(), st.st_mode & 0o777)
             yield f
+            f.flush()
+            os.fsync(f.fileno())  # the bytes reach the disk before the rename makes them the file
         try:  # the path may have changed while the block ran: never rename over a FIFO, device or directory
             _refuse_special(requested, os.stat(target))
         except FileNotFoundError:
             pass
         os.replace(tmp, target)
+        _sync_directory(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (where the system allows opening a directory for that)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename itself is still atomic
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------------------------------------------- read_npz

@@ -592,7 +592,7 @@ class _Graph:
             if not need or i == drop:
                 continue
             if g.shape != t.shape:
-                g = unbroadcast(g, t.shape, fn, i)
+                g = unbroadcast(g, t.shape, fn, t)
             pairs.append((t, g if g.dtype == t.dtype else g.astype(t.dtype)))
         return pairs
 

@@ -88,6 +88,18 @@ _mode = contextvars.ContextVar("tinygrad_like_mode", default=GRAD | (ANOMALY if 
 _get_mode = _mode.get
 
 
+_tokens = threading.local()
+
+
+def _mode_tokens() -> list:
+    """This thread's stack of the mode changes to undo: kept per thread, not on the context manager, so one
+    ``no_grad()`` object can be entered again while it is open, or from several threads at once."""
+    stack = getattr(_tokens, "stack", None)
+    if stack is None:
+        stack = _tokens.stack = []
+    return stack
+
+
 class _Mode:
     """A context manager (and decorator) that sets one per-thread flag and restores it on exit."""
 
@@ -96,11 +108,11 @@ class _Mode:
 
     def __enter__(self) -> _Mode:
         mode = _get_mode()
-        self._token = _mode.set((mode | self.flag) if self.value else (mode & ~self.flag))
+        _mode_tokens().append(_mode.set((mode | self.flag) if self.value else (mode & ~self.flag)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _mode.reset(self._token)
+        _mode.reset(_mode_tokens().pop())
 
     def _fresh(self) -> _Mode:
         return type(self)()
@@ -589,6 +601,12 @@ def _run(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, want
             gc.enable()
 
 
+def _gradient_count_error(ctx: Function, local: Any) -> RuntimeError:
+    got = (f"{len(local)} gradients" if isinstance(local, (tuple, list)) else f"a {type(local).__name__}, not a tuple")
+    return RuntimeError(f"{ctx.name}: backward returned {got} for {len(ctx.inputs)} input(s); return a tuple with "
+                        "one gradient per input (None where an input needs none), e.g. (3 * x**2 * grad,)")
+
+
 def _modified_error(node: Any, ctx: Function) -> RuntimeError:
     changed = [(f"input {i}", t) for i, t in enumerate(ctx.inputs) if t._version > ctx.seq]
     what, t = changed[0] if changed else ("output", node)
@@ -642,18 +660,18 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
             raise _modified_error(node, ctx)
         if node._retains_grad and wanted is None:
             node._accumulate(grad)
-        for t, need, g in zip(ctx.inputs, ctx.needs_grad,
-                              _graph_gradients(ctx, node, grad, useful) if graph else ctx.backward(grad)):
+        local = _graph_gradients(ctx, node, grad, useful) if graph else ctx.backward(grad)
+        if type(local) is not tuple and not isinstance(local, (tuple, list)) or len(local) < len(ctx.inputs):
+            raise _gradient_count_error(ctx, local)
+        for t, need, g in zip(ctx.inputs, ctx.needs_grad, local):
             if t._version > seq:
                 raise _modified_error(node, ctx)
-            if not need:
+            if not need or g is None:  # as PyTorch: None is a zero gradient
                 continue
             if special:
                 if useful is not None and t not in useful:
                     continue
                 if graph:
-                    if g is None:  # as PyTorch: None is a zero gradient
-                        continue
                     g = _tensor_gradient(ctx, t, g)
             if check and g.dtype.kind == "f" and not np.isfinite(np.asarray(g)).all():
                 raise _backward_anomaly(ctx, _position(ctx, t), np.asarray(grad), np.asarray(g))

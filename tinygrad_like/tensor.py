@@ -530,6 +530,8 @@ class Tensor:
     def abs(self) -> Tensor:
         return ops.Abs.apply(self)
 
+    __abs__ = abs
+
     def square(self) -> Tensor:
         return self * self
 

@@ -23,7 +23,11 @@ CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weight
 
 
 
-_registry: dict[str, type[Module]] = {}
+_registry: dict[str, type[Module]] = {}  # "module.QualName" -> class, for Module.load
+
+
+def _class_key(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class Module:
@@ -38,7 +42,7 @@ class Module:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _registry[cls.__name__] = cls
+        _registry[_class_key(cls)] = cls  # by full name: a user's class called MLP does not replace ours
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
@@ -180,7 +184,7 @@ class Module:
         arrays = self.state_dict()
         config = self.config()
         if config is not None:
-            arrays[CONFIG_KEY] = np.array(json.dumps({"class": type(self).__name__, "args": config}))
+            arrays[CONFIG_KEY] = np.array(json.dumps({"class": _class_key(type(self)), "args": config}))
         with atomic_write(path) as f:  # the old file stays intact until the new one is complete
             np.savez(f, **arrays)
         return path
@@ -194,7 +198,7 @@ class Module:
                              "module.load_state_dict(nn.read_npz(path))")
         try:
             config = parse_config(str(state.pop(CONFIG_KEY)), path)
-            module_cls = _registry[config["class"]]
+            module_cls = _registry.get(config["class"]) or _registry[f"{__package__}.layers.{config['class']}"]
             module = module_cls(**config["args"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"load: {path} has an unusable module description ({e})") from None

@@ -303,7 +303,7 @@ def _legend(categories: Iterable[str], vertical_fields: bool) -> graphviz.Digrap
 
 
 def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None, show_data: bool = True,
-         show_grad: bool = True, rankdir: str = "LR", *, report: Any = None, clusters: bool = True,
+         show_grad: bool = True, rankdir: str = "LR", report: Any = None, *, clusters: bool = True,
          legend: bool = True, max_values: int = 8, show_constants: bool = True) -> graphviz.Digraph:
     """Draw the computation graph that made ``tensor`` as a ``graphviz.Digraph`` (shows inline in Jupyter).
 

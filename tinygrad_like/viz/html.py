@@ -95,7 +95,7 @@ def backward_pass(tensor: Tensor, order: list[Tensor] | None = None) -> Backward
                     continue
                 g = np.asarray(g)
                 if g.shape != x.shape:
-                    g = unbroadcast(g, x.shape, fn, k)
+                    g = unbroadcast(g, x.shape, fn, x)
                 g = g.astype(x.dtype, copy=False)
                 j = index[id(x)]
                 sent.append((k, j, g))
