@@ -423,6 +423,17 @@ class _ArrayBackward(Function):
         return (2 * np.asarray(self.x) * np.asarray(grad),)
 
 
+class _ArrayInsideTensorMath(Function):
+    """z = x^3;  dz/dx = 3 x^2, but x^2 taken of np.asarray(x): the result is a Tensor whose graph misses x."""
+
+    def forward(self, x):
+        self.x = x
+        return x ** 3
+
+    def backward(self, grad):
+        return (3 * np.asarray(self.x) ** 2 * grad,)
+
+
 class _SavesACopy(Function):
     """z = exp(x);  dz/dx = z, from a copy of the output (x.copy() cannot be re-run on Tensors)."""
 
@@ -467,7 +478,8 @@ def test_a_users_op_written_with_operators_is_twice_differentiable():
 
 @pytest.mark.parametrize("rule, message", [
     (_NotDifferentiable, r"backward of _notdifferentiable cannot be differentiated: .*TypeError: np.cos"),
-    (_ArrayBackward, r"backward of _arraybackward returned a ndarray, not a Tensor.*input 0 \(shape \(2,\)\)"),
+    (_ArrayBackward, r"backward of _arraybackward turns a Tensor \(shape \(2,\)\) into a NumPy array"),
+    (_ArrayInsideTensorMath, r"backward of _arrayinsidetensormath turns a Tensor \(shape \(2,\)\) into a NumPy"),
     (_SavesACopy, r"backward of _savesacopy cannot be differentiated: .*re-run on Tensors.*AttributeError"),
     (_SavesAnArray, r"_savesanarray cannot be differentiated: .*saved 'twice' as a NumPy array computed outside"),
 ])

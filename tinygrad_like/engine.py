@@ -747,7 +747,11 @@ def _graph_gradients(ctx: Function, node: Any, grad: Any, useful: set | None) ->
         live = _on_tensors(ctx, node)
         if useful is not None and live is not ctx:  # gradients no wanted tensor needs are not computed
             live.needs_grad = tuple([need and t in useful for t, need in zip(ctx.inputs, ctx.needs_grad)])
-        return live.graph_backward(grad)
+        token = _graph_backward_of.set(ctx)  # Tensor -> array conversions would cut the graph: refused meanwhile
+        try:
+            return live.graph_backward(grad)
+        finally:
+            _graph_backward_of.reset(token)
     except FloatingPointError:  # detect_anomaly, with its own report
         raise
     except Exception as e:
@@ -757,6 +761,16 @@ def _graph_gradients(ctx: Function, node: Any, grad: Any, useful: set | None) ->
             "(operators, and the NumPy functions listed in 'NumPy code on Tensors'), or give the rule a "
             f"graph_backward. It failed with {type(e).__name__}: {e}"
         ) from e
+
+
+_graph_backward_of: contextvars.ContextVar[Function | None] = contextvars.ContextVar("tinygrad_like_graph_backward",
+                                                                                    default=None)
+
+
+def graph_backward_running() -> Function | None:
+    """The rule whose backward is running on Tensors (create_graph) in this thread, else None: while it runs, a
+    Tensor turned into a NumPy array (``np.asarray(t)``) would leave the graph, so ``Tensor.__array__`` refuses."""
+    return _graph_backward_of.get()
 
 
 def _tensor_gradient(ctx: Function, t: Any, g: Any) -> Any:

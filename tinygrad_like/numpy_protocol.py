@@ -247,8 +247,7 @@ def _where(T: type, condition: Any, x: Any = None, y: Any = None) -> Any:
 
 def _concatenate(T: type, arrays: Any, axis: int | None = 0, out: Any = None, *, dtype: Any = None,
                  casting: Any = None) -> Any:
-    """Each part gathered into the output's length along ``axis`` (its indices clipped), then selected where it
-    belongs: gradients are selected (never multiplied by a mask) and scattered back to each part exactly."""
+    """``np.concatenate`` on Tensors: the library's cat rule, after NumPy's own checks of the shapes."""
     _refuse("concatenate", out=out, dtype=dtype, casting=None if casting == "same_kind" else casting)
     parts = [_as_tensor(T, a, None) for a in arrays]
     if not parts:
@@ -267,20 +266,7 @@ def _concatenate(T: type, arrays: Any, axis: int | None = 0, out: Any = None, *,
                          f"{', '.join(str(p.shape) for p in parts)}")
     if not _differentiable(T, *parts):
         return T(np.concatenate([p.data for p in parts], axis=axis))
-    positions = np.arange(sum(p.shape[axis] for p in parts)).reshape((-1,) + (1,) * (ndim - 1 - axis))
-    result, start = None, 0
-    for p in parts:
-        n = p.shape[axis]
-        if n == 0:
-            continue
-        gathered = p[(slice(None),) * axis + (np.clip(positions - start, 0, n - 1).reshape(-1),)]
-        if result is None:
-            result = gathered
-        else:
-            inside = (positions >= start) & (positions < start + n)
-            result = ops.Where.apply(T(inside), gathered, result)
-        start += n
-    return result
+    return ops.Cat.apply(*parts, axis=axis)  # the cat rule: its gradient is g split at the parts' sizes
 
 
 def _stack(T: type, arrays: Any, axis: int = 0, out: Any = None, *, dtype: Any = None, casting: Any = None) -> Any:

@@ -353,6 +353,13 @@ class Tensor:
         return self.data.tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        rule = engine.graph_backward_running()
+        if rule is not None and self.requires_grad:
+            raise RuntimeError(
+                f"create_graph: the backward of {rule.label()} turns a Tensor (shape {self.shape}) into a NumPy array, "
+                "which would cut it from the graph and make the second derivative silently wrong; compute with the "
+                "Tensor itself (operators, the NumPy functions Tensors support), not np.asarray or .numpy()"
+            )
         if copy:
             return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
