@@ -30,7 +30,8 @@ def draw(*args: Any, **kwargs: Any) -> Any:
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the generator behind ``Tensor.randn``, ``rand`` and ``uniform``."""
+    """Seed the library's generator (``Tensor.randn``, ``rand``, ``uniform``, dropout, ``nn.init``, the layers'
+    initial weights, ``data.batches``' shuffling); see ``Tensor.manual_seed``."""
     Tensor.manual_seed(seed)
 
 

@@ -612,7 +612,7 @@ def _modified_error(node: Any, ctx: Function) -> RuntimeError:
     what, t = changed[0] if changed else ("output", node)
     return RuntimeError(
         f"backward: {ctx.label()} saved its {what} (shape {t.shape}), which was changed in place after the op "
-        f"was recorded (version {t._version}); its gradient would be wrong. Compute the forward again after the "
+        f"was recorded; its gradient would be wrong. Compute the forward again after the "
         "change (e.g. after optimizer.step()), or change a copy"
     )
 

@@ -57,14 +57,14 @@ def _layer_source(layer: Any, where: str) -> str:
     kind = type(layer).__name__
     if isinstance(layer, nn.Linear):
         return f"nn.Linear({layer.in_features}, {layer.out_features}, bias={layer.bias is not None})"
-    if kind == "Conv2d":
+    if isinstance(layer, nn.Conv2d):
         return (f"nn.Conv2d({layer.in_channels}, {layer.out_channels}, kernel_size={tuple(layer.kernel_size)}, "
                 f"stride={tuple(layer.stride)}, padding={tuple(layer.padding)}, bias={layer.bias is not None})")
-    if kind == "MaxPool2d":
+    if isinstance(layer, nn.MaxPool2d):
         return f"nn.MaxPool2d(kernel_size={layer.kernel_size!r}, stride={layer.stride!r})"
-    if kind == "Flatten":
+    if isinstance(layer, nn.Flatten):
         return f"nn.Flatten({layer.start_dim}, {layer.end_dim})"
-    if kind == "Dropout":
+    if isinstance(layer, nn.Dropout):
         return f"nn.Dropout(p={layer.p!r})"
     if kind in ("Softmax", "LogSoftmax"):
         return f"nn.{kind}(dim={layer.dim})"
@@ -335,11 +335,11 @@ def _cast(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
 def _conv2d(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
     ph, pw = fn.padding
     kernel = list(fn.inputs[1].shape[2:])
-    return g.node("Conv", ins, kernel_shape=kernel, strides=list(_pair(fn.stride)), pads=[ph, pw, ph, pw])
+    return g.node("Conv", ins, kernel_shape=kernel, strides=list(fn.stride), pads=[ph, pw, ph, pw])
 
 
 def _max_pool2d(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    return g.node("MaxPool", ins, kernel_shape=list(_pair(fn.kernel)), strides=list(_pair(fn.stride)))
+    return g.node("MaxPool", ins, kernel_shape=list(fn.kernel), strides=list(fn.stride))
 
 
 def _gelu(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
@@ -347,10 +347,6 @@ def _gelu(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
     erf = g.node("Erf", [g.node("Div", [ins[0], g.constant(np.sqrt(2.0), t.dtype)])])
     half = g.node("Mul", [g.node("Add", [erf, g.constant(1, t.dtype)]), g.constant(0.5, t.dtype)])
     return g.node("Mul", [ins[0], half])
-
-
-def _pair(value: Any) -> tuple[int, int]:
-    return (int(value), int(value)) if np.ndim(value) == 0 else (int(value[0]), int(value[1]))
 
 
 _ONNX: dict[str, Callable[..., str]] = {

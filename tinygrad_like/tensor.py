@@ -803,7 +803,8 @@ class Tensor:
     # -- factories ------------------------------------------------------------------------------------------
     @staticmethod
     def manual_seed(seed: int) -> None:
-        """Seed the generator behind randn, rand and uniform."""
+        """Seed the library's generator: randn, rand, uniform, dropout masks, nn.init, the layers' initial weights
+        (when no rng is given) and data.batches' shuffling (when no seed is given)."""
         global _rng
         _rng = np.random.default_rng(seed)
 

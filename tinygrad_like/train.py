@@ -54,7 +54,7 @@ class Recipe:
     optimizer: str = "sgd"  # "sgd" or "adam"
     lr: float = 0.001
     momentum: float = 0.0  # SGD only
-    schedule: str = "constant"  # learning rate over the run: "constant" or "cosine" (to 0 at the last step)
+    schedule: str = "constant"  # "constant", or "cosine": lr (1 + cos(pi t / T)) / 2 at step t of T
     epochs: int = 4
     batch_size: int = 200
     shuffle: bool = False  # reshuffle the training set every epoch (else the data's order)

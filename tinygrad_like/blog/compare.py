@@ -32,7 +32,7 @@ from ..nn import MLP
 from ..optim import SGD
 from ..tensor import Tensor
 from .mlp import blog_loss, from_blog
-from .network import NN, one_hot
+from .network import NN, mlp_order, one_hot
 
 RTOL = 1e-12  # hand-written vs autograd: float64 rounding, summed over a batch, stays far below this
 FD_RTOL = 1e-6  # finite differences carry truncation and cancellation error
@@ -282,7 +282,7 @@ def hand_gradients(net: NN, rows: np.ndarray, targets: np.ndarray) -> list[np.nd
     try:
         net.zero_grad()
         net.accumulate(rows, targets)
-        return [np.array(g) for g in _interleave(net.weight_grads,
+        return [np.array(g) for g in mlp_order(net.weight_grads,
                                                  [b.reshape(-1) if b.ndim == 2 and b.shape[1] == 1 else b
                                                   for b in net.bias_grads])]
     finally:
@@ -343,12 +343,8 @@ def _batch(net: NN, x: np.ndarray, labels: np.ndarray, op: str) -> tuple[np.ndar
     return rows, targets
 
 
-def _interleave(weights: list[np.ndarray], biases: list[np.ndarray]) -> list[np.ndarray]:
-    return [a for pair in zip(weights, biases) for a in pair]
-
-
 def _flat_parameters(net: NN) -> list[np.ndarray]:
-    return _interleave(net.weights, [b.reshape(-1) for b in net.biases])
+    return mlp_order(net.weights, [b.reshape(-1) for b in net.biases])
 
 
 def _check_same_parameters(net: NN, mlp: MLP, op: str) -> list[str]:

@@ -262,6 +262,11 @@ class NN:
         return losses
 
 
+def mlp_order(weights: Sequence[np.ndarray], biases: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """[W0, b0, W1, b1, ...]: the blog's weights and biases in ``nn.MLP``'s parameter order."""
+    return [a for pair in zip(weights, biases) for a in pair]
+
+
 def manual_gradients(net: NN, x: np.ndarray, onehot: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The blog's ``backward`` for a whole batch at once: gradients summed over the rows of ``x``.
 

@@ -22,7 +22,7 @@ from .. import train as training
 from ..nn import MLP
 from ..train import Recipe, TrainResult
 from .mlp import to_blog
-from .network import manual_gradients, one_hot
+from .network import manual_gradients, mlp_order, one_hot
 
 BACKENDS = ("autograd", "manual", "published")
 
@@ -46,7 +46,7 @@ def modern_recipe(**changes: Any) -> Recipe:
     - ReLU hidden layers with PyTorch's default init: sigmoid saturates, and U(-1, 1) weights start it saturated.
     - Mean cross-entropy on the logits (fused, stable): the step size no longer grows with the batch size.
     - Adam at its usual lr 1e-3 on batches of 64, reshuffled every epoch.
-    - 20 epochs with a cosine learning-rate decay to 0, which settles the weights at the end of the run
+    - 20 epochs with a cosine learning-rate decay towards 0, which settles the weights at the end of the run
       instead of leaving them bouncing at the full rate.
     """
     return replace(Recipe(name="modern", activation="relu", init="default", reduction="mean", optimizer="adam",
@@ -82,7 +82,7 @@ class ManualStepper:
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The blog network's current parameters, by the MLP's names."""
-        return dict(zip(self.names, _interleave(self.net.weights, self.net.biases)))
+        return dict(zip(self.names, mlp_order(self.net.weights, self.net.biases)))
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
         with np.errstate(all="ignore"):  # a diverging run gives inf and nan, which the training loop reports
@@ -95,7 +95,7 @@ class ManualStepper:
             self.net.accumulate(x, onehot)
         else:
             self.net.weight_grads, self.net.bias_grads = manual_gradients(self.net, x, onehot)
-        self.last = _interleave(self.net.weight_grads, self.net.bias_grads)  # update() resets them
+        self.last = mlp_order(self.net.weight_grads, self.net.bias_grads)  # update() resets them
         self.net.update(lr)
 
     def sync(self) -> None:
@@ -103,11 +103,6 @@ class ManualStepper:
         for layer, w, b in zip(self.model.layers, self.net.weights, self.net.biases):
             layer.weight.data = w.astype(layer.weight.dtype)
             layer.bias.data = b.reshape(-1).astype(layer.bias.dtype)
-
-
-def _interleave(weights: list[np.ndarray], biases: list[np.ndarray]) -> list[np.ndarray]:
-    """[W0, b0, W1, b1, ...], in the MLP's parameter order."""
-    return [a for pair in zip(weights, biases) for a in pair]
 
 
 def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe | None = None, *, backend: str = "autograd",
