@@ -39,7 +39,7 @@ import numpy as np
 
 from . import engine, numpy_protocol, ops
 from . import tensor as tensor_module
-from .engine import Function, no_grad, quiet, set_recorder, toposort, unbroadcast
+from .engine import Function, local_gradients, no_grad, quiet, set_recorder, toposort
 from .nn import Module
 from .tensor import Tensor
 
@@ -587,14 +587,7 @@ class _Graph:
     @staticmethod
     def local(fn: Function, grad: np.ndarray, drop: int | None = None) -> list[tuple[Tensor, np.ndarray]]:
         """The rule's own contributions, broadcasting undone as the engine does (input ``drop`` left out)."""
-        pairs = []
-        for i, (t, need, g) in enumerate(zip(fn.inputs, fn.needs_grad, fn.backward(grad))):
-            if not need or i == drop:
-                continue
-            if g.shape != t.shape:
-                g = unbroadcast(g, t.shape, fn, t)
-            pairs.append((t, g if g.dtype == t.dtype else g.astype(t.dtype)))
-        return pairs
+        return [(t, g) for i, t, g in local_gradients(fn, grad) if i != drop]
 
     # -- the user's ops ---------------------------------------------------------------------------------------
     def ops(self) -> list[_Op]:

@@ -32,7 +32,8 @@ import numpy as np
 
 __all__ = [
     "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "grad", "is_anomaly_enabled",
-    "is_grad_enabled", "latest_first", "no_grad", "quiet", "rules", "set_recorder", "toposort", "unbroadcast",
+    "is_grad_enabled", "latest_first", "local_gradients", "no_grad", "quiet", "rules", "set_recorder", "toposort",
+    "unbroadcast",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -714,6 +715,22 @@ def _leading_to(order: list[Any], wanted: set) -> tuple[set, set]:
             runs.add(node)
             useful.add(node)
     return runs, useful
+
+
+def local_gradients(fn: Function, grad: np.ndarray) -> list[tuple[int, Any, np.ndarray]]:
+    """One recorded rule's backward on ``grad``: ``(input index, input, gradient)`` for every input that needs
+    one, the gradient summed back to the input's shape and cast to its dtype. What the walk does at each node
+    (``_walk`` does it inline, with the version and anomaly checks), for tools that replay a graph: the HTML
+    view's step-through, ``check_gradients``' replays of a mistake."""
+    out = []
+    for i, (t, need, g) in enumerate(zip(fn.inputs, fn.needs_grad, fn.backward(grad))):
+        if not need or g is None:
+            continue
+        g = np.asarray(g)
+        if g.shape != t.shape:
+            g = unbroadcast(g, t.shape, fn, t)
+        out.append((i, t, g if g.dtype == t.dtype else g.astype(t.dtype)))
+    return out
 
 
 def _position(ctx: Function, t: Any) -> int:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import nn
 from .._files import atomic_write
-from ..engine import quiet, unbroadcast
+from ..engine import local_gradients, quiet
 from ..tensor import Tensor
 from .graph import LEGEND, GraphParts, graph_parts
 
@@ -90,13 +90,7 @@ def backward_pass(tensor: Tensor, order: list[Tensor] | None = None) -> Backward
             if grad is None or fn is None:
                 continue
             sent = []
-            for k, (x, need, g) in enumerate(zip(fn.inputs, fn.needs_grad, fn.backward(grad))):
-                if not need:
-                    continue
-                g = np.asarray(g)
-                if g.shape != x.shape:
-                    g = unbroadcast(g, x.shape, fn, x)
-                g = g.astype(x.dtype, copy=False)
+            for k, x, g in local_gradients(fn, grad):
                 j = index[id(x)]
                 sent.append((k, j, g))
                 grads[j] = g if j not in grads else grads[j] + g
