@@ -2,10 +2,19 @@
 
 from pathlib import Path
 
+import os
+
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from tinygrad_like import data
+
+# In CI the property tests draw the same examples every run (a failure there is then reproducible, never luck);
+# elsewhere they explore anew each time.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def write_learnable_idx(directory: Path, n_train: int, n_test: int, seed: int = 0) -> Path:

@@ -6,7 +6,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
@@ -76,6 +76,9 @@ def test_random_expression_graphs_match_finite_differences(program, seed):
     rng = np.random.default_rng(seed)
     a = Tensor(rng.uniform(-1.5, 1.5, a_shape), requires_grad=True)
     b = Tensor(rng.uniform(-1.5, 1.5, b_shape), requires_grad=True)
+    with no_grad():  # chains such as exp(exp(exp(...))) overflow: finite differences say nothing there
+        values = run_program(steps, a, b).data
+    assume(np.isfinite(values).all() and np.abs(values).max(initial=0) < 1e6)
     assert gradcheck(lambda x, y: run_program(steps, x, y) + 0 * y.sum(), a, b)
 
 

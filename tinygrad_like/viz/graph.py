@@ -349,14 +349,9 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     """
     if rankdir not in RANKDIRS:
         raise ValueError(f"draw: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
-    if not isinstance(tensor, Tensor):
-        raise TypeError(f"draw: expects a Tensor, got {type(tensor).__name__}")
     if max_values < 0:
         raise ValueError(f"draw: max_values must be at least 0, got {max_values}")
-    order = _topological(tensor)
-    index = {id(t): i for i, t in enumerate(order)}
-    found = _module_calls(order, index)
-    tensor_names, module_names = _names(params, found)
+    parts = graph_parts(tensor, params, report)
     style = _Style(show_data, show_grad, max_values, vertical_fields=rankdir in ("LR", "RL"),
                    show_constants=show_constants)
     graph = Drawing(
@@ -365,11 +360,11 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         node_attr={"shape": "record", "style": "filled", "fontname": "Helvetica", "fontsize": "10"},
         edge_attr={"arrowsize": "0.6"},
     )
-    calls = found if clusters else []
-    owner = _assign_clusters(calls)
-    bodies = _cluster_bodies(calls, module_names)
-    used, edges = _add_nodes(graph, order, index, owner, bodies, tensor_names, report_verdicts(report), style)
-    _nest_clusters(graph, calls, bodies)
+    shown = parts.clusters if clusters else []
+    owner = parts.owner if clusters else [None] * len(parts.order)
+    bodies = _cluster_bodies(shown)
+    used, edges = _add_nodes(graph, parts, owner, bodies, style)
+    _nest_clusters(graph, shown, bodies)
     graph.body.extend(edges)
     if legend:
         graph.subgraph(_legend(used, style.vertical_fields))
@@ -442,22 +437,18 @@ def graph_parts(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None 
     )
 
 
-def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], index: dict[int, int], owner: dict[int, _Call],
-               bodies: dict[int, graphviz.Digraph], names: dict[int, str], diffs: dict[str, Verdict],
+def _add_nodes(graph: graphviz.Digraph, parts: GraphParts, owner: list[int | None], bodies: list[graphviz.Digraph],
                style: _Style) -> tuple[set[str], list[str]]:
     """Append every tensor and op node to its cluster's body; return the categories used and the edge lines."""
     used: set[str] = set()
     edges: list[str] = []
-    last = len(order) - 1
-    for i, t in enumerate(order):
-        name = names.get(id(t))
-        diff = diffs.get(name) if name is not None else None
-        title = _title(t, name)
-        category = _category(t, name, i == last, diff)
+    index = {id(t): i for i, t in enumerate(parts.order)}
+    for i, t in enumerate(parts.order):
+        category = parts.categories[i]
         if category == "constant" and not style.show_constants:
             continue
-        body = bodies[id(owner[i])].body if i in owner else graph.body
-        body.append(_node_line(f"t{i}", _tensor_label(t, title, diff, style), category))
+        body = graph.body if owner[i] is None else bodies[owner[i]].body
+        body.append(_node_line(f"t{i}", _tensor_label(t, parts.titles[i], parts.verdicts[i], style), category))
         used.add(category)
         if t.grad_fn is not None:
             body.append(_node_line(f"op{i}", _op_label(t), "op"))
@@ -468,22 +459,25 @@ def _add_nodes(graph: graphviz.Digraph, order: list[Tensor], index: dict[int, in
     return used, edges
 
 
-def _cluster_bodies(calls: list[_Call], module_names: dict[int, str]) -> dict[int, graphviz.Digraph]:
-    """An empty labelled cluster per module call; nested ones alternate shades so the nesting shows."""
-    bodies, depths = {}, {}
-    for call in sorted(calls, key=lambda c: (-len(c.members), c.out)):  # parents before children
-        depth = depths[id(call)] = 0 if call.parent is None else depths[id(call.parent)] + 1
-        label = _cluster_label(call.module, module_names.get(id(call.module)))
-        bodies[id(call)] = graphviz.Digraph(name=f"cluster_{call.out}", graph_attr={
+def _cluster_bodies(clusters: list[tuple[str, set[int], int | None]]) -> list[graphviz.Digraph]:
+    """An empty labelled cluster per module call (``GraphParts.clusters``, outer ones first); nested ones
+    alternate shades so the nesting shows. A call's output is its last member in topological order."""
+    bodies, depths = [], []
+    for label, members, parent in clusters:
+        depth = 0 if parent is None else depths[parent] + 1
+        depths.append(depth)
+        bodies.append(graphviz.Digraph(name=f"cluster_{max(members)}", graph_attr={
             "label": label, "style": "rounded,filled", "fillcolor": "#f4f4f4" if depth % 2 else "#e8eef7",
-            "color": "grey50", "fontname": "Helvetica", "fontsize": "11"})
+            "color": "grey50", "fontname": "Helvetica", "fontsize": "11"}))
     return bodies
 
 
-def _nest_clusters(graph: graphviz.Digraph, calls: list[_Call], bodies: dict[int, graphviz.Digraph]) -> None:
+def _nest_clusters(graph: graphviz.Digraph, clusters: list[tuple[str, set[int], int | None]],
+                   bodies: list[graphviz.Digraph]) -> None:
     """Put each cluster in the one enclosing it; inner clusters go first, as subgraph() copies their lines."""
-    for call in sorted(calls, key=lambda c: (len(c.members), -c.out)):
-        (bodies[id(call.parent)] if call.parent is not None else graph).subgraph(bodies[id(call)])
+    for k in sorted(range(len(clusters)), key=lambda k: (len(clusters[k][1]), -max(clusters[k][1]))):
+        parent = clusters[k][2]
+        (bodies[parent] if parent is not None else graph).subgraph(bodies[k])
 
 
 # ----------------------------------------------------------------------------------------------------------
