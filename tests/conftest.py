@@ -1,8 +1,7 @@
 """Shared fixtures."""
 
-from pathlib import Path
-
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
