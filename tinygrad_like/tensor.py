@@ -285,12 +285,12 @@ class Tensor:
         self._version = 0
 
     @staticmethod
-    def _from_array(data: np.ndarray, ctx: Function | None = None) -> Tensor:
-        """Fast internal constructor (the engine builds results with it): wraps ``data`` without copying."""
+    def _from_array(data: np.ndarray) -> Tensor:
+        """Fast internal constructor of a tensor outside the graph: wraps ``data`` without copying."""
         if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
             data = np.asarray(data)
         t = object.__new__(Tensor)
-        t.data, t.grad, t.requires_grad, t._ctx = data, None, ctx is not None, ctx
+        t.data, t.grad, t.requires_grad, t._ctx = data, None, False, None
         t._retains_grad, t._version = False, 0
         return t
 
