@@ -568,3 +568,12 @@ def test_hvp_refuses_bad_arguments():
         autograd.hvp(lambda t: t.sum(), x)
     with pytest.raises(TypeError, match="floating point"):
         autograd.hvp(lambda t: t.sum(), Tensor([1, 2]), np.ones(2))
+
+
+def test_grad_of_outputs_where_one_is_computed_from_the_other():
+    # The walk meets y twice: as a seed and as an input of z; its gradient must be complete before it runs.
+    x = Tensor([1.5, -0.5], requires_grad=True, dtype=np.float64)
+    y = x * x
+    z = (y * 3).exp()
+    (g,) = autograd.grad([z, y], [x], [np.ones(2), np.full(2, 2.0)])
+    np.testing.assert_allclose(g.data, (3 * np.exp(3 * x.data**2) + 2) * 2 * x.data)

@@ -40,3 +40,21 @@ def test_module_calls_are_tagged_on_the_node_they_made():
 def test_extra_repr_describes_a_layer():
     assert nn.Linear(784, 64).extra_repr() == "784, 64"
     assert repr(nn.Linear(3, 2, bias=False)).startswith("Linear(3, 2, bias=False")
+
+
+def test_linear_weight_is_column_major_and_keeps_its_layout():
+    # (out, in) as PyTorch, held so that weight.T is row-major (the fast layout for x @ W); replacing the values
+    # keeps the layout, and the weight's gradient comes in it, so updates stay in place without copies.
+    layer = nn.Linear(5, 3, rng=np.random.default_rng(0))
+    w = layer.weight.data
+    assert w.shape == (3, 5) and w.flags.f_contiguous and w.T.flags.c_contiguous
+    x = Tensor(np.random.default_rng(1).standard_normal((4, 5)).astype(np.float32))
+    layer(x).sum().backward()
+    assert layer.weight.grad.data.flags.f_contiguous
+    np.testing.assert_allclose(layer.weight.grad.data, np.ones((4, 3)).T @ x.data, rtol=1e-6)
+    state = {k: np.ascontiguousarray(v) for k, v in layer.state_dict().items()}
+    state["weight"] = state["weight"] * 2
+    memory = layer.weight.data
+    layer.load_state_dict(state)
+    assert layer.weight.data is memory and memory.flags.f_contiguous
+    np.testing.assert_array_equal(layer.weight.data, state["weight"])

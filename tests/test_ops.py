@@ -269,3 +269,22 @@ def test_fused_linear(batch, n_in, n_out, bias, seed):
 def test_fused_linear_shape_error():
     with pytest.raises(ValueError, match=r"linear: input of shape \(2, 3\) does not fit a weight of shape \(4, 5\)"):
         RULES["linear"].apply(Tensor.ones(2, 3), Tensor.ones(4, 5))
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 300), n=st.integers(1, 140), seed=st.integers(0, 2**16), special=st.booleans())
+def test_softmax_family_shift_is_numpys_max_for_any_row_count(rows, n, seed, special):
+    # Many short rows take the column-by-column path: the maxima (and so the results) must be NumPy's exactly,
+    # nan, inf and -0.0 included.
+    from tinygrad_like.ops import _max_keepdims
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, n)).astype(np.float32) * 30
+    if special:
+        x.flat[rng.integers(0, x.size, 3)] = [np.nan, np.inf, -0.0]
+    np.testing.assert_array_equal(_max_keepdims(x, -1), x.max(axis=-1, keepdims=True))
+    np.testing.assert_array_equal(_max_keepdims(x.reshape(1, rows, n), 2), x.max(axis=-1, keepdims=True)[None])
+    with np.errstate(all="ignore"):  # inf - inf is nan, on both sides
+        shifted = x - x.max(axis=-1, keepdims=True)
+        expected = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    np.testing.assert_array_equal(Tensor(x).log_softmax(axis=-1).data, expected)

@@ -36,6 +36,12 @@ def _floating(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
 
+def _column_major(a: np.ndarray) -> bool:
+    """True for an array laid out column by column (a transposed view, nn.Linear's weight): a matrix product's
+    gradient for it is computed in that layout, which is faster for BLAS and for the update."""
+    return type(a) is np.ndarray and a.flags.f_contiguous and not a.flags.c_contiguous
+
+
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's promotion categories: bool < integer < float
 
 
@@ -182,8 +188,7 @@ class Matmul(Function):
         gx = grad @ np.swapaxes(y2, -1, -2) if need_x else None
         gy = None
         if need_y:
-            if y2.ndim == 2 and x2.ndim == 2 and type(y2) is np.ndarray and not y2.flags.c_contiguous \
-                    and y2.flags.f_contiguous:
+            if y2.ndim == 2 and x2.ndim == 2 and _column_major(y2):
                 gy = (grad.T @ x2).T  # y is a transposed view (x @ W.T): lay the gradient out as W is
             else:
                 gy = np.swapaxes(x2, -1, -2) @ grad
@@ -224,7 +229,10 @@ class Linear(Function):
         samples = math.prod(grad.shape[:-1])  # every leading axis holds samples (spelled out: sizes may be 0)
         rows = grad.reshape(samples, grad.shape[-1])
         gx = grad @ self.w if need_x else None
-        gw = rows.T @ self.x.reshape(samples, self.x.shape[-1]) if need_w else None
+        gw = None
+        if need_w:
+            x_rows = self.x.reshape(samples, self.x.shape[-1])
+            gw = (x_rows.T @ rows).T if _column_major(self.w) else rows.T @ x_rows  # in the weight's layout
         gb = rows.sum(axis=0) if need_b and need_b[0] else None
         return gx, gw, gb
 

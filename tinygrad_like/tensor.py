@@ -451,15 +451,17 @@ class Tensor:
                 "update parameters under no_grad() (as optimizers do), or use the out-of-place operator"
             )
         value = other.data if isinstance(other, Tensor) else other
+        token = engine._silence()  # out-of-range values become inf/nan as NumPy gives them, silently
         try:
-            with engine.quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
-                if ufunc is None:
-                    np.copyto(self.data, value, casting="unsafe")
-                else:
-                    ufunc(self.data, value, out=self.data, casting="unsafe")
+            if ufunc is None:
+                np.copyto(self.data, value, casting="unsafe")
+            else:
+                ufunc(self.data, value, self.data, casting="unsafe")
         except ValueError as e:
             raise ValueError(f"{op}: cannot apply a value of shape {np.shape(value)} in place to a tensor of shape "
                              f"{self.shape} ({e})") from None
+        finally:
+            engine._restore(token)
         self._version = engine.stamp()
         return self
 

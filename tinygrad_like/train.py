@@ -166,7 +166,9 @@ def build_model(recipe: Recipe, seed: int | None = None) -> MLP:
         weights = [rng.uniform(-1, 1, layer.weight.shape) for layer in model.layers]
         biases = [rng.uniform(-1, 1, layer.bias.shape) for layer in model.layers]
         for layer, w, b in zip(model.layers, weights, biases):
-            layer.weight.data, layer.bias.data = w.astype(recipe.dtype), b.astype(recipe.dtype)
+            with no_grad():
+                layer.weight.assign(w)
+                layer.bias.assign(b)
     return model
 
 
@@ -355,5 +357,6 @@ def fold_standardization(model: MLP, shift: float, scale: float) -> None:
     """Make layer 0 take raw inputs: ((x - m) / s) @ W.T + b == x @ (W / s).T + (b - (m / s) * W.sum(1))."""
     layer = model.layers[0]
     w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
-    layer.weight.data = (w / scale).astype(layer.weight.dtype)
-    layer.bias.data = (b - (shift / scale) * w.sum(axis=1)).astype(layer.bias.dtype)
+    with no_grad():
+        layer.weight.assign(w / scale)
+        layer.bias.assign(b - (shift / scale) * w.sum(axis=1))

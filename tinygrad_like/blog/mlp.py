@@ -17,7 +17,7 @@ import numpy as np
 
 from .._checks import check_labels
 from ..nn import MLP
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 from .network import NN
 
 
@@ -33,9 +33,10 @@ def from_blog(net: NN) -> MLP:
             raise ValueError(f"MLP.from_blog: layer {i} has weight {w.shape} and bias {np.shape(b)}; "
                              f"expected ({sizes[i + 1]}, {sizes[i]}) and ({sizes[i + 1]}, 1)")
     mlp = MLP(sizes, activation="sigmoid", seed=0, dtype=weights[0].dtype)
-    for layer, w, b in zip(mlp.layers, weights, biases):
-        layer.weight.data = np.array(w)
-        layer.bias.data = np.array(b, dtype=w.dtype).reshape(-1)
+    with no_grad():
+        for layer, w, b in zip(mlp.layers, weights, biases):
+            layer.weight.assign(w)
+            layer.bias.assign(np.reshape(b, -1))
     return mlp
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._files import atomic_write, parse_config, read_npz
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
 
@@ -173,8 +173,9 @@ class Module:
         if problems:
             raise ValueError(f"load_state_dict: {type(self).__name__} does not match the state:\n  "
                              + "\n  ".join(problems))
-        for name, p in params.items():
-            p.data = np.array(state[name].data if isinstance(state[name], Tensor) else state[name])
+        with no_grad():  # into each parameter's own memory (and layout), as PyTorch's copy_
+            for name, p in params.items():
+                p.assign(state[name])
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the parameters (and the constructor arguments) to an ``.npz`` file, atomically."""
