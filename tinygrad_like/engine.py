@@ -32,8 +32,8 @@ import numpy as np
 
 __all__ = [
     "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "grad", "is_anomaly_enabled",
-    "is_grad_enabled", "latest_first", "local_gradients", "no_grad", "quiet", "rules", "set_recorder", "toposort",
-    "unbroadcast",
+    "is_grad_enabled", "latest_first", "local_gradients", "no_grad", "quiet", "rules", "set_recorder", "set_tracer",
+    "toposort", "unbroadcast",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -181,8 +181,24 @@ def set_recorder(recorder: Callable[[Function], None] | None) -> Callable[[Funct
 
 _recorder: contextvars.ContextVar[Callable[[Function], None] | None] = contextvars.ContextVar(
     "tinygrad_like_recorder", default=None)
-_recording = 0  # threads with a recorder: while 0, apply pays one global load, not a context lookup
+_recording = 0  # threads with a recorder or a tracer: while 0, apply pays one global load, not a context lookup
 _recording_lock = threading.Lock()
+
+Tracer = Callable[["Function", Sequence[Any], Any], None]
+
+
+def set_tracer(tracer: Tracer | None) -> Tracer | None:
+    """Call ``tracer(fn, inputs, out)`` for every op applied in this thread from now on, recorded in the graph or
+    not (None stops it); returns the previous tracer. The hook ``jit`` captures a function's ops with."""
+    global _recording
+    with _recording_lock:
+        previous = _tracer.get()
+        _tracer.set(tracer)
+        _recording += (tracer is not None) - (previous is not None)
+    return previous
+
+
+_tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("tinygrad_like_tracer", default=None)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -325,14 +341,24 @@ class Function:
                 needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
                 fn.inputs, fn.needs_grad, fn.seq = inputs, needs, _next_seq()
-                if _recording:  # set_recorder: off outside the tools that ask for it
-                    recorder = _recorder.get()
-                    if recorder is not None:
-                        recorder(fn)
                 out.requires_grad, out._ctx = True, fn
+                if _recording:  # set_recorder, set_tracer: off outside the tools that ask for them
+                    _report(fn, inputs, out, True)
                 return out
         out.requires_grad, out._ctx = False, None
+        if _recording:
+            _report(fn, inputs, out, False)
         return out
+
+
+def _report(fn: Function, inputs: Sequence[Any], out: Any, recorded: bool) -> None:
+    """Tell this thread's recorder (ops recorded in the graph) and tracer (every op) of an op just applied."""
+    recorder = _recorder.get()
+    if recorded and recorder is not None:
+        recorder(fn)
+    tracer = _tracer.get()
+    if tracer is not None:
+        tracer(fn, inputs, out)
 
 
 _new = object.__new__

@@ -745,7 +745,9 @@ class Tensor:
         n, classes = self.shape
         labels = target.data if isinstance(target, Tensor) else np.asarray(target)
         if labels.dtype.kind in "iu" and labels.shape == (n,):
-            target = Tensor._from_array(check_labels(labels, classes, "cross_entropy"))
+            checked = check_labels(labels, classes, "cross_entropy")
+            if not (isinstance(target, Tensor) and checked is target.data):  # a Tensor of labels stays the input
+                target = Tensor._from_array(checked)
         elif labels.dtype.kind == "f" and labels.shape == (n, classes) and classes:
             target = target if isinstance(target, Tensor) else Tensor._from_array(labels)
         else:
