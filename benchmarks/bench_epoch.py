@@ -5,7 +5,7 @@
 Measured in one process, alternating so that machine noise hits every candidate alike, median seconds per
 epoch after a warm-up epoch:
   - ours, plain user code: ``(x @ W1 + b1).sigmoid()`` ..., ``z.log_softmax(axis=-1) * y``, ``.sum()`` and a
-    hand-written SGD loop (no fused op, no library optimizer);
+    hand-written SGD loop (no fused op, no library optimizer); and the same loss function under ``jit``;
   - ours, the library's path: ``nn.MLP`` + ``logits(x).cross_entropy(y, "sum")`` + ``optim.SGD``;
   - ours through the training module's loop (``train.train`` with the blog recipe, evaluation not timed);
   - PyTorch (when installed), the same network, initial weights, data order and update;
@@ -41,7 +41,7 @@ def candidates(dtype_name, x, y, batches, torch):
     """The timed epochs for one dtype: ours twice, the GEMM floor, and PyTorch when installed."""
     import numpy as np
 
-    from tinygrad_like import Tensor, blog, nn, no_grad, optim, train
+    from tinygrad_like import Tensor, blog, jit, nn, no_grad, optim, train
 
     dtype = np.dtype(dtype_name)
     mlp = nn.MLP(SIZES, seed=0, dtype=dtype)
@@ -58,20 +58,27 @@ def candidates(dtype_name, x, y, batches, torch):
     plain_b = [Tensor(layer.bias.data.copy(), requires_grad=True) for layer in mlp.layers]
     onehot = np.eye(10, dtype=dtype)[y]
 
-    def ours_plain():
-        for b in batches:
-            h = Tensor(x[b])
-            for i, (w, bias) in enumerate(zip(plain, plain_b)):
-                h = h @ w + bias
-                if i < len(plain) - 1:
-                    h = h.sigmoid()
-            loss = -(h.log_softmax(axis=-1) * Tensor(onehot[b])).sum()
-            for p in (*plain, *plain_b):
-                p.grad = None
-            loss.backward()
-            with no_grad():
+    def plain_loss(xb, targets):
+        h = xb
+        for i, (w, bias) in enumerate(zip(plain, plain_b)):
+            h = h @ w + bias
+            if i < len(plain) - 1:
+                h = h.sigmoid()
+        return -(h.log_softmax(axis=-1) * targets).sum()
+
+    def plain_epoch(loss_of):
+        def run():
+            for b in batches:
+                loss = loss_of(Tensor(x[b]), Tensor(onehot[b]))
                 for p in (*plain, *plain_b):
-                    p -= 1e-3 * p.grad.data
+                    p.grad = None
+                loss.backward()
+                with no_grad():
+                    for p in (*plain, *plain_b):
+                        p -= 1e-3 * p.grad.data
+        return run
+
+    ours_plain, ours_plain_jit = plain_epoch(plain_loss), plain_epoch(jit(plain_loss))
 
     loop_model = nn.MLP(SIZES, seed=0, dtype=dtype)
     recipe = blog.blog_recipe(epochs=1, dtype=dtype_name)
@@ -93,8 +100,8 @@ def candidates(dtype_name, x, y, batches, torch):
             g1.T @ h1
             (g1 @ w1).T @ xb
 
-    found = {"ours (plain code)": ours_plain, "ours (MLP + SGD)": ours_public, "ours (train loop)": ours_train_loop,
-             "GEMM floor": gemm_floor}
+    found = {"ours (plain code)": ours_plain, "ours (plain, jit)": ours_plain_jit, "ours (MLP + SGD)": ours_public,
+             "ours (train loop)": ours_train_loop, "GEMM floor": gemm_floor}
     if torch is None:
         return found
     layers = [torch.nn.Linear(a, b) for a, b in zip(SIZES, SIZES[1:])]

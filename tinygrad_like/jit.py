@@ -189,17 +189,18 @@ class _Plan:
         n_ext, n_const = len(self.externals), len(self.constants)
         self.first_output = n_ext + n_const
         offset = {_EXTERNAL: 0, _CONSTANT: n_ext, _SLOT: self.first_output}
-        self.steps = [(rule, params, tuple(offset[kind] + i for kind, i in resolved), needs)
+        self.steps = [(rule, params, tuple(offset[kind] + i for kind, i in resolved), needs if True in needs else None)
                       for rule, params, resolved, needs in resolved_steps]
         self.out, self.records = self.first_output + second.out, second.records
         # The eager walk pops the latest node first and reaches a node only from later ones: on these indices,
         # the nodes that lead to the output, latest first.
         reached = {self.out}
         for i in range(len(self.steps) - 1, -1, -1):
-            if self.first_output + i in reached:
-                _, _, refs, needs = self.steps[i]
+            _, _, refs, needs = self.steps[i]
+            if self.first_output + i in reached and needs is not None:
                 reached.update(r for r, need in zip(refs, needs) if need)
-        self.order = sorted((r for r in reached if r >= self.first_output), reverse=True)
+        self.walk = [(r, r - self.first_output, *self.steps[r - self.first_output][2:])
+                     for r in sorted((r for r in reached if r >= self.first_output), reverse=True)]
         # The arguments' layouts are in the signature; those of the tensors from outside are checked at each call.
         self.outside = [(i, _layout(t)) for i, (kind, t) in enumerate(self.externals) if kind == _LEAF]
 
@@ -250,32 +251,33 @@ class Replay(Function):
         new, append = object.__new__, values.append
         for rule, params, refs, needs in plan.steps:
             f = new(rule)
-            f.needs_grad = needs
             if params:
                 f.params = params
                 data = f.forward(*[values[r] for r in refs], **params)
-            elif len(refs) == 1:
-                data = f.forward(values[refs[0]])
             elif len(refs) == 2:
                 data = f.forward(values[refs[0]], values[refs[1]])
+            elif len(refs) == 1:
+                data = f.forward(values[refs[0]])
             else:
                 data = f.forward(*[values[r] for r in refs])
             append(data if type(data) is np.ndarray else np.asarray(data))
-            rules.append(f if True in needs else None)
+            if needs is None:  # an op outside the graph: no backward to run
+                rules.append(None)
+            else:
+                f.needs_grad = needs
+                rules.append(f)
         self.plan, self.values, self.rules = plan, values, rules
         return values[plan.out]
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
         plan, values, rules = self.plan, self.values, self.rules
-        steps, first = plan.steps, plan.first_output
         grads: dict[int, np.ndarray] = {plan.out: grad}
         pop, get = grads.pop, grads.get
-        for i in plan.order:
+        for i, step, refs, needs in plan.walk:
             g_out = pop(i, None)
             if g_out is None:  # a rule returned None for it: no gradient, as in the eager walk
                 continue
-            f = rules[i - first]
-            _, _, refs, needs = steps[i - first]
+            f = rules[step]
             for r, need, g in zip(refs, needs, f.backward(g_out)):
                 if not need or g is None:
                     continue

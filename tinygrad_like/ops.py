@@ -349,10 +349,10 @@ class Sigmoid(Function):
 
     def forward(self, x):
         x = _floating(x)
-        out = np.negative(x, out=np.empty_like(x))  # one buffer, updated in place
-        np.exp(out, out=out)
+        out = np.negative(x, np.empty_like(x))  # one buffer, updated in place (out by position: cheaper)
+        np.exp(out, out)
         out += 1
-        np.reciprocal(out, out=out)
+        np.reciprocal(out, out)
         self.out = out
         return out
 
