@@ -149,6 +149,15 @@ def test_unsupported_uses_get_clear_errors():
     with pytest.raises(RuntimeError, match=r"no op of it made"):
         jit(lambda x: w)(Tensor(np.ones(2)))
 
+    def updates_in_place(x):
+        loss = (x * w).sum()
+        with no_grad():
+            w.sub_(0.1)
+        return loss
+
+    with pytest.raises(RuntimeError, match=r"changes a tensor in place.*keep in-place updates outside"):
+        jit(updates_in_place)(Tensor(np.ones(2)))
+
 
 def test_create_graph_through_a_replay_is_refused_with_the_way_out():
     w = Tensor(np.ones(2), requires_grad=True)

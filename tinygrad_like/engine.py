@@ -189,7 +189,8 @@ Tracer = Callable[["Function", Sequence[Any], Any], None]
 
 def set_tracer(tracer: Tracer | None) -> Tracer | None:
     """Call ``tracer(fn, inputs, out)`` for every op applied in this thread from now on, recorded in the graph or
-    not (None stops it); returns the previous tracer. The hook ``jit`` captures a function's ops with."""
+    not, and ``tracer(None, (), None)`` for every in-place change of a tensor (None stops it); returns the previous
+    tracer. The hook ``jit`` captures a function's ops with."""
     global _recording
     with _recording_lock:
         previous = _tracer.get()
@@ -370,7 +371,12 @@ _NEVER = float("inf")  # no version is above it
 
 def stamp() -> int:
     """A number from the same counter as the ops' ``seq``, for a tensor changed in place: a tensor whose
-    version is above an op's ``seq`` changed after the op saved it (the version check, as PyTorch's)."""
+    version is above an op's ``seq`` changed after the op saved it (the version check, as PyTorch's).
+    A tracer (``set_tracer``) is told of the change as ``tracer(None, (), None)``."""
+    if _recording:
+        tracer = _tracer.get()
+        if tracer is not None:
+            tracer(None, (), None)
     return _next_seq()
 
 

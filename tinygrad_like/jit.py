@@ -18,8 +18,9 @@ backwards in the order the eager walk would: the results and gradients are bit f
 What is frozen at capture: Python control flow, keyword parameters of the ops (axes, shapes, index arrays) and
 the constants made inside. A function whose ops depend on the values of its inputs must not be jitted. A new
 signature is traced anew; a parameter whose shape, dtype or requires_grad changed sends the call back to tracing.
-Under ``detect_anomaly`` the function runs eagerly (so a report names the op). Not supported: ``backward`` inside
-the function, several outputs, ``create_graph`` through a replayed call (call the function without jit for that).
+Under ``detect_anomaly`` the function runs eagerly (so a report names the op). Not supported: ``backward`` or
+in-place changes of tensors inside the function, several outputs, ``create_graph`` through a replayed call (call
+the function without jit for that).
 """
 
 from __future__ import annotations
@@ -117,6 +118,9 @@ def _trace(fn: Callable[..., Tensor], name: str, args: tuple, kwargs: dict,
         out = fn(*args, **kwargs)
     finally:
         engine.set_tracer(previous)
+    if any(f is None for f, _, _ in applied):
+        raise RuntimeError(f"jit({name}): the function changes a tensor in place (an optimizer step, assign, +=), "
+                           "which a replay would not repeat; keep in-place updates outside the jitted function")
     if not isinstance(out, Tensor):
         raise TypeError(f"jit({name}): the function must return one Tensor, got {type(out).__name__}")
     if isinstance(out._ctx, engine.ReleasedGraph):
