@@ -19,7 +19,7 @@ LEVELS = [
     {"ops"},
     {"numpy_protocol"},  # the Tensor API's NumPy protocol: tensor.py installs it
     {"tensor"},
-    {"nn", "optim", "gradcheck", "autograd", "jit"},
+    {"nn", "optim", "gradcheck", "autograd", "capture"},
     {"viz", "data", "check", "export"},
     {"train"},
     {"blog"},

@@ -2,21 +2,21 @@
 
 The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API,
 with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck`` / ``autograd`` (higher-order
-gradients) / ``jit`` (capture and replay), then ``viz``, ``data``, ``check`` (anyone's hand-written backward
-checked), ``export``, ``train``; the blog study sits on top in ``blog``. What needs optional packages loads on
-first use (the graphviz drawing and the HTML view in ``viz``, ``export``, ``cli``; matplotlib, torch, onnx and
-safetensors inside the functions that use them), so ``import tinygrad_like`` needs neither Graphviz's ``dot`` nor
-any optional extra.
+gradients) / ``capture`` (``jit``: capture and replay), then ``viz``, ``data``, ``check`` (anyone's hand-written
+backward checked), ``export``, ``train``; the blog study sits on top in ``blog``. What needs optional packages
+loads on first use (the graphviz drawing and the HTML view in ``viz``, ``export``, ``cli``; matplotlib, torch, onnx
+and safetensors inside the functions that use them), so ``import tinygrad_like`` needs neither Graphviz's ``dot``
+nor any optional extra.
 """
 
 import importlib
 from typing import Any
 
 from . import autograd, blog, nn, optim
+from .capture import jit
 from .check import check_gradients, watch
 from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .jit import jit
 from .tensor import Tensor
 
 __version__ = "0.1.0"

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "grad", "is_anomaly_enabled",
-    "is_grad_enabled", "latest_first", "local_gradients", "no_grad", "quiet", "rules", "set_recorder", "set_tracer",
-    "toposort", "unbroadcast",
+    "Function", "ReleasedGraph", "Tracer", "backward", "configuration", "detect_anomaly", "enable_grad", "grad",
+    "is_anomaly_enabled", "is_grad_enabled", "latest_first", "local_gradients", "new_configuration", "no_grad",
+    "note_effect", "quiet", "rules", "set_recorder", "set_tracer", "toposort", "unbroadcast",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -45,7 +45,8 @@ try:  # NumPy >= 2 keeps its error state in a context variable: switching it cos
     from numpy._core._ufunc_config import _extobj_contextvar, _make_extobj
 
     _IGNORE_ALL = _make_extobj(all="ignore")
-    # Called once or twice per op: bound C methods, no Python frame of their own (half the cost of a function).
+    # Called once or twice per op: C callables (a partial of a bound method, a bound method), no Python frame of
+    # their own, half the cost of a function.
     _silence: Callable[[], object] = functools.partial(_extobj_contextvar.set, _IGNORE_ALL)
     _restore: Callable[[object], None] = _extobj_contextvar.reset
 
@@ -184,19 +185,49 @@ _recorder: contextvars.ContextVar[Callable[[Function], None] | None] = contextva
 _recording = 0  # threads with a recorder or a tracer: while 0, apply pays one global load, not a context lookup
 _recording_lock = threading.Lock()
 
-Tracer = Callable[["Function", Sequence[Any], Any], None]
+class Tracer:
+    """What ``set_tracer`` calls: ``op`` for every op applied (recorded in the graph or not), ``effect`` for what
+    changes state outside the ops (a tensor changed in place, a ``backward`` accumulating into ``.grad``)."""
+
+    def op(self, fn: Function, inputs: Sequence[Any], out: Any) -> None:
+        """An op was applied: ``fn`` ran on ``inputs`` and made ``out`` (``fn.inputs`` is set only if recorded)."""
+
+    def effect(self, what: str) -> None:
+        """Something outside the ops changed state, described by ``what``."""
 
 
 def set_tracer(tracer: Tracer | None) -> Tracer | None:
-    """Call ``tracer(fn, inputs, out)`` for every op applied in this thread from now on, recorded in the graph or
-    not, and ``tracer(None, (), None)`` for every in-place change of a tensor (None stops it); returns the previous
-    tracer. The hook ``jit`` captures a function's ops with."""
+    """Tell ``tracer`` of every op applied and every effect in this thread from now on (None stops it); returns
+    the previous tracer. The hook ``jit`` captures a function with."""
     global _recording
     with _recording_lock:
         previous = _tracer.get()
         _tracer.set(tracer)
         _recording += (tracer is not None) - (previous is not None)
     return previous
+
+
+def note_effect(what: str) -> None:
+    """Tell this thread's tracer (if any) of a change of state that is not an op, e.g. ``"an in-place change"``."""
+    if _recording:
+        tracer = _tracer.get()
+        if tracer is not None:
+            tracer.effect(what)
+
+
+_configuration = 0  # see configuration()
+
+
+def configuration() -> int:
+    """A number that grows whenever something changes which ops code runs without any tensor showing it (a module
+    switched between training and evaluation): what a captured function is replayed for is keyed on it."""
+    return _configuration
+
+
+def new_configuration() -> None:
+    """Called by what changes which ops code runs (``Module.train``), so captures made before are not replayed."""
+    global _configuration
+    _configuration += 1
 
 
 _tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("tinygrad_like_tracer", default=None)
@@ -359,7 +390,7 @@ def _report(fn: Function, inputs: Sequence[Any], out: Any, recorded: bool) -> No
         recorder(fn)
     tracer = _tracer.get()
     if tracer is not None:
-        tracer(fn, inputs, out)
+        tracer.op(fn, inputs, out)
 
 
 _new = object.__new__
@@ -371,12 +402,7 @@ _NEVER = float("inf")  # no version is above it
 
 def stamp() -> int:
     """A number from the same counter as the ops' ``seq``, for a tensor changed in place: a tensor whose
-    version is above an op's ``seq`` changed after the op saved it (the version check, as PyTorch's).
-    A tracer (``set_tracer``) is told of the change as ``tracer(None, (), None)``."""
-    if _recording:
-        tracer = _tracer.get()
-        if tracer is not None:
-            tracer(None, (), None)
+    version is above an op's ``seq`` changed after the op saved it (the version check, as PyTorch's)."""
     return _next_seq()
 
 
@@ -508,6 +534,7 @@ def backward(root: Any, gradient: Any = None, retain_graph: bool | None = None, 
     ``create_graph``). With ``create_graph`` the gradients are Tensors with a graph of their own.
     """
     retain_graph = create_graph if retain_graph is None else retain_graph
+    note_effect("backward() (it accumulates into .grad)")
     seed = _seed(root, gradient, create_graph, "backward")
     found = _run(((root, seed),), bool(retain_graph), create_graph, None)
     # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed
@@ -767,9 +794,9 @@ def local_gradients(fn: Function, grad: np.ndarray) -> list[tuple[int, Any, np.n
     return out
 
 
-def _position(ctx: Function, t: Any) -> int:
+def _position(ctx: Function, t: Any) -> int | str:
     """Which input of ``ctx`` is ``t`` (by identity: ``==`` on tensors is elementwise); for messages."""
-    return next(i for i, u in enumerate(ctx.inputs) if u is t)
+    return next((i for i, u in enumerate(getattr(ctx, "inputs", ())) if u is t), "?")
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...], ctx: Function, t: Any) -> Any:

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._checks import check_labels
 from .engine import Function, rules
 
 
@@ -694,6 +695,8 @@ class CrossEntropy(Function):
     name = "cross_entropy"
 
     def forward(self, x, target):
+        if target.ndim == 1:  # here, not in the Tensor method, so that a replay (jit) checks them too
+            check_labels(target, x.shape[1], "cross_entropy")
         x = _floating(x)
         shifted = x - _max_keepdims(x, 1)
         self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -735,6 +738,9 @@ class BinaryCrossEntropy(Function):
     name = "binary_crossentropy"
 
     def forward(self, p, y):
+        if p.size and not (p.min() >= 0 and p.max() <= 1):  # as PyTorch: logits here would give a silent nan
+            raise ValueError(f"binary_crossentropy: the input must be probabilities in [0, 1], got values from "
+                             f"{p.min()} to {p.max()}; apply sigmoid to logits first")
         self.log_p = np.maximum(np.log(p), -100)
         self.log_1mp = np.maximum(np.log1p(-p), -100)
         self.p, self.y = p, y

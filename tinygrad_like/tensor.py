@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from . import engine, numpy_protocol, ops
-from ._checks import check_labels
 from .engine import (  # grad mode is the engine's; re-exported here, next to the Tensor it governs
     Function,
     ReleasedGraph,
@@ -169,12 +168,8 @@ def _binary_method(rule: type[Function], op: str, formula: str, reverse: bool = 
 
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
-    if t.data.dtype == dtype:
-        return t
-    if t.requires_grad:
-        return ops.Cast.apply(t, dtype=dtype)
-    with np.errstate(over="ignore"):  # a value too big for the dtype becomes inf, as a cast in PyTorch
-        return Tensor._from_array(t.data.astype(dtype))
+    """``t`` as ``dtype``: an op (recorded when ``t`` needs a gradient); too big a value becomes inf, as in PyTorch."""
+    return t if t.data.dtype == dtype else ops.Cast.apply(t, dtype=dtype)
 
 
 def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -451,6 +446,7 @@ class Tensor:
                 "update parameters under no_grad() (as optimizers do), or use the out-of-place operator"
             )
         value = other.data if isinstance(other, Tensor) else other
+        engine.note_effect(f"an in-place change ({op} on a tensor of shape {self.shape})")
         token = engine._silence()  # out-of-range values become inf/nan as NumPy gives them, silently
         try:
             if ufunc is None:
@@ -744,10 +740,8 @@ class Tensor:
             raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
         n, classes = self.shape
         labels = target.data if isinstance(target, Tensor) else np.asarray(target)
-        if labels.dtype.kind in "iu" and labels.shape == (n,):
-            checked = check_labels(labels, classes, "cross_entropy")
-            if not (isinstance(target, Tensor) and checked is target.data):  # a Tensor of labels stays the input
-                target = Tensor._from_array(checked)
+        if labels.dtype.kind in "iu" and labels.shape == (n,):  # the rule checks their range
+            target = target if isinstance(target, Tensor) else Tensor._from_array(labels)
         elif labels.dtype.kind == "f" and labels.shape == (n, classes) and classes:
             target = target if isinstance(target, Tensor) else Tensor._from_array(labels)
         else:
@@ -762,10 +756,6 @@ class Tensor:
         target = _operand(target, self, "binary_crossentropy")
         if target.shape != self.shape:
             raise ValueError(f"binary_crossentropy: target shape {target.shape} differs from input shape {self.shape}")
-        p = self.data
-        if p.size and not (p.min() >= 0 and p.max() <= 1):  # as PyTorch: logits here would give a silent nan
-            raise ValueError(f"binary_crossentropy: the input must be probabilities in [0, 1], got values from "
-                             f"{p.min()} to {p.max()}; apply sigmoid to logits first")
         return reduce_loss(ops.BinaryCrossEntropy.apply(self, target), reduction, "binary_crossentropy")
 
     # -- no gradient ----------------------------------------------------------------------------------------

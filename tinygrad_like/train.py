@@ -166,9 +166,7 @@ def build_model(recipe: Recipe, seed: int | None = None) -> MLP:
         weights = [rng.uniform(-1, 1, layer.weight.shape) for layer in model.layers]
         biases = [rng.uniform(-1, 1, layer.bias.shape) for layer in model.layers]
         for layer, w, b in zip(model.layers, weights, biases):
-            with no_grad():
-                layer.weight.assign(w)
-                layer.bias.assign(b)
+            layer.copy_(w, b)
     return model
 
 
@@ -357,6 +355,4 @@ def fold_standardization(model: MLP, shift: float, scale: float) -> None:
     """Make layer 0 take raw inputs: ((x - m) / s) @ W.T + b == x @ (W / s).T + (b - (m / s) * W.sum(1))."""
     layer = model.layers[0]
     w, b = layer.weight.data.astype(np.float64), layer.bias.data.astype(np.float64)
-    with no_grad():
-        layer.weight.assign(w / scale)
-        layer.bias.assign(b - (shift / scale) * w.sum(axis=1))
+    layer.copy_(w / scale, b - (shift / scale) * w.sum(axis=1))

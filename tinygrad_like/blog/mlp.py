@@ -17,7 +17,7 @@ import numpy as np
 
 from .._checks import check_labels
 from ..nn import MLP
-from ..tensor import Tensor, no_grad
+from ..tensor import Tensor
 from .network import NN
 
 
@@ -33,10 +33,8 @@ def from_blog(net: NN) -> MLP:
             raise ValueError(f"MLP.from_blog: layer {i} has weight {w.shape} and bias {np.shape(b)}; "
                              f"expected ({sizes[i + 1]}, {sizes[i]}) and ({sizes[i + 1]}, 1)")
     mlp = MLP(sizes, activation="sigmoid", seed=0, dtype=weights[0].dtype)
-    with no_grad():
-        for layer, w, b in zip(mlp.layers, weights, biases):
-            layer.weight.assign(w)
-            layer.bias.assign(np.reshape(b, -1))
+    for layer, w, b in zip(mlp.layers, weights, biases):
+        layer.copy_(w, b)
     return mlp
 
 

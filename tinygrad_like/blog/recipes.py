@@ -20,7 +20,6 @@ import numpy as np
 
 from .. import train as training
 from ..nn import MLP
-from ..tensor import no_grad
 from ..train import Recipe, TrainResult
 from .mlp import to_blog
 from .network import manual_gradients, mlp_order, one_hot
@@ -101,10 +100,8 @@ class ManualStepper:
 
     def sync(self) -> None:
         """Copy the blog network's parameters into the model (which evaluates and saves them)."""
-        with no_grad():
-            for layer, w, b in zip(self.model.layers, self.net.weights, self.net.biases):
-                layer.weight.assign(w)
-                layer.bias.assign(b.reshape(-1))
+        for layer, w, b in zip(self.model.layers, self.net.weights, self.net.biases):
+            layer.copy_(w, b)
 
 
 def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe | None = None, *, backend: str = "autograd",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import int_pair
-from ..tensor import Tensor, default_generator
+from ..tensor import Tensor, default_generator, no_grad
 from . import functional as F
 from . import init
 from .module import Module
@@ -39,6 +39,15 @@ class Linear(Module):
                              requires_grad=True)
         self.bias = (Tensor(rng.uniform(-bound, bound, out_features).astype(np.float32), requires_grad=True)
                      if bias else None)
+
+    def copy_(self, weight: Any, bias: Any = None) -> Linear:
+        """Copy ``weight`` (out, in) and ``bias`` (out,) into the parameters, in place (their memory and layout
+        kept, values cast to their dtype), outside the graph; returns self."""
+        with no_grad():
+            self.weight.assign(weight)
+            if bias is not None:
+                self.bias.assign(np.reshape(bias, -1))
+        return self
 
     def forward(self, x: Tensor) -> Tensor:
         """One fused ``linear`` op (see ops.Linear)."""

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import engine
 from .._files import atomic_write, parse_config, read_npz
 from ..tensor import Tensor, no_grad
 
@@ -75,6 +76,7 @@ class Module:
         """
         for _, module in self.named_modules():
             module.training = bool(mode)
+        engine.new_configuration()  # the ops the modules run change: a jit capture made before is not replayed
         return self
 
     def eval(self) -> Module:
