@@ -275,7 +275,7 @@ def test_fused_linear_shape_error():
 @given(rows=st.integers(1, 300), n=st.integers(1, 140), seed=st.integers(0, 2**16), special=st.booleans())
 def test_softmax_family_shift_is_numpys_max_for_any_row_count(rows, n, seed, special):
     # Many short rows take the column-by-column path: the maxima (and so the results) must be NumPy's exactly,
-    # nan, inf and -0.0 included.
+    # also with nan, inf and -0.0 in the rows.
     from tinygrad_like.ops import _max_keepdims
 
     rng = np.random.default_rng(seed)

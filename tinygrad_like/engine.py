@@ -172,11 +172,17 @@ def set_recorder(recorder: Callable[[Function], None] | None) -> Callable[[Funct
     the caller's frame to group the ops one call of a user's function made). ``apply`` calls it only while one
     is set, after ``fn.inputs``, ``fn.needs_grad`` and ``fn.seq`` are filled in.
     """
+    return _swap_hook(_recorder, recorder)
+
+
+def _swap_hook(hook: contextvars.ContextVar, value: Any) -> Any:
+    """Set this thread's recorder or tracer, keeping count of the hooks set (apply reads the count, not the
+    context, while none is); returns the previous one."""
     global _recording
     with _recording_lock:
-        previous = _recorder.get()
-        _recorder.set(recorder)
-        _recording += (recorder is not None) - (previous is not None)
+        previous = hook.get()
+        hook.set(value)
+        _recording += (value is not None) - (previous is not None)
     return previous
 
 
@@ -184,6 +190,7 @@ _recorder: contextvars.ContextVar[Callable[[Function], None] | None] = contextva
     "tinygrad_like_recorder", default=None)
 _recording = 0  # threads with a recorder or a tracer: while 0, apply pays one global load, not a context lookup
 _recording_lock = threading.Lock()
+
 
 class Tracer:
     """What ``set_tracer`` calls: ``op`` for every op applied (recorded in the graph or not), ``effect`` for what
@@ -199,12 +206,7 @@ class Tracer:
 def set_tracer(tracer: Tracer | None) -> Tracer | None:
     """Tell ``tracer`` of every op applied and every effect in this thread from now on (None stops it); returns
     the previous tracer. The hook ``jit`` captures a function with."""
-    global _recording
-    with _recording_lock:
-        previous = _tracer.get()
-        _tracer.set(tracer)
-        _recording += (tracer is not None) - (previous is not None)
-    return previous
+    return _swap_hook(_tracer, tracer)
 
 
 def note_effect(what: str) -> None:
