@@ -1,9 +1,13 @@
 """jit: capture a function's ops on two calls, replay them from the third, bit for bit the eager results."""
 
+import gc
+import tracemalloc
+import weakref
+
 import numpy as np
 import pytest
 
-from tinygrad_like import Tensor, detect_anomaly, jit, nn, no_grad, optim, toposort
+from tinygrad_like import Tensor, detect_anomaly, enable_grad, jit, nn, no_grad, optim, toposort
 
 
 def _batches(n=6, batch=16, seed=0):
@@ -305,3 +309,130 @@ def test_under_detect_anomaly_the_function_runs_eagerly_and_names_the_op():
         f(Tensor(np.array([1.0, 1.0])))
     with detect_anomaly(), pytest.raises(FloatingPointError, match=r"log produced non-finite values"):
         f(Tensor(np.array([1.0, 1.0])))
+
+
+def test_changes_of_grad_or_requires_grad_inside_are_refused():
+    model = nn.Linear(3, 2, rng=np.random.default_rng(0))
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def zeroes_inside(x):
+        opt.zero_grad()
+        return model(x).sum()
+
+    f = jit(zeroes_inside)
+    x = Tensor(np.ones((2, 3), np.float32))
+    f(x).backward()
+    with pytest.raises(RuntimeError, match=r"changes a tensor's grad, requires_grad or data"):
+        f(x)
+
+    def saliency(x):
+        x.requires_grad_()
+        return model(x).sum()
+
+    g = jit(saliency)
+    g(Tensor(np.ones((2, 3), np.float32)))
+    with pytest.raises(RuntimeError, match=r"changes a tensor's grad, requires_grad or data"):
+        g(Tensor(np.ones((2, 3), np.float32)))
+
+
+def test_values_read_into_python_are_refused():
+    w = Tensor(np.ones(3), requires_grad=True)
+
+    def branches(x):
+        return (x * w).sum() if (x.sum() > 0).item() else (x * w * 2).sum()
+
+    for fn in (branches, lambda x: (x * w / float(x.sum())).sum(), lambda x: (x * float(np.asarray(x)[0])).sum()):
+        with pytest.raises(RuntimeError, match=r"a read of a tensor's values in Python"):
+            jit(fn)(Tensor(np.ones(3)))
+
+
+def test_index_tensors_of_any_size_are_refused():
+    x = Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    for index in (np.array(1), np.array([1])):
+        f = jit(lambda i: x[i].sum())
+        f(Tensor(index))
+        with pytest.raises(RuntimeError, match=r"getitem takes an array as a parameter"):
+            f(Tensor(index))
+
+
+def test_arguments_equal_in_value_but_not_in_type_or_sign_are_told_apart():
+    k = Tensor(np.array([3]), dtype=np.int32)
+    def scaled(t, s):
+        return t * s[0] + t * 0
+
+    f = jit(scaled)
+    for s in ((1, 2), (1, 2), (1.0, 2.0), (1.0, 2.0), (1.0, 2.0)):
+        assert f(k, s).dtype == scaled(k, s).dtype
+    w = Tensor(np.ones(2), requires_grad=True)
+    g = jit(lambda x, s: (x * w / s).sum())
+    for s in (0.0, 0.0, -0.0, -0.0, -0.0):
+        assert g(Tensor(np.ones(2)), s).item() == (Tensor(np.ones(2)) * w / s).sum().item()
+
+
+def test_a_module_can_be_jitted_and_grad_mode_inside_is_kept():
+    class Block(nn.Module):
+        def __init__(self):
+            self.layer = nn.Linear(2, 2, rng=np.random.default_rng(0))
+            self.fn = lambda t: t * 0  # an attribute named like the jit's own
+
+        def forward(self, x):
+            return self.layer(x).tanh()
+
+    block = Block()
+    f = jit(block)
+    x = Tensor(np.ones((1, 2), np.float32))
+    for _ in range(3):
+        np.testing.assert_array_equal(f(x).data, block(x).data)
+
+    w = Tensor(np.ones(2), requires_grad=True)
+
+    def with_grad(x):
+        with enable_grad():
+            return (x * w).sum()
+
+    g = jit(with_grad)
+    with no_grad():
+        for _ in range(3):
+            out = g(Tensor(np.ones(2)))
+    assert out.requires_grad
+    out.backward()
+    assert w.grad.tolist() == [1.0, 1.0]
+
+
+def test_reset_after_replacing_a_parameter_and_no_batch_kept_alive():
+    layer = nn.Linear(2, 1, rng=np.random.default_rng(0))
+    f = jit(lambda x: layer(x).sum())
+    x = Tensor(np.ones((1, 2), np.float32))
+    for _ in range(3):
+        f(x)
+    layer.weight = Tensor(np.zeros((1, 2), np.float32), requires_grad=True)
+    f.reset()
+    for _ in range(3):
+        assert f(x).item() == layer(x).sum().item()
+    batch = Tensor(np.ones((5, 2), np.float32))
+    probe = weakref.ref(batch)
+    f(batch)  # traced once, waiting for a second call: the trace holds no reference to the batch
+    del batch
+    gc.collect()
+    assert probe() is None
+
+
+def test_a_replay_lets_go_of_each_value_after_its_last_use():
+    w = Tensor(np.ones((300, 300)), requires_grad=True)
+
+    def chain(x):
+        h = x * w
+        for _ in range(20):
+            h = (h * 0.5).exp()
+        return h.sum()
+
+    f = jit(chain)
+    x = Tensor(np.full((300, 300), 0.1))
+    with no_grad():
+        for _ in range(2):
+            f(x)
+        tracemalloc.start()
+        f(x)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    assert peak < 6 * 300 * 300 * 8  # a few arrays of 0.7 MB at a time, not the 40 the chain makes

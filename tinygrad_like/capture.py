@@ -8,27 +8,33 @@
     loss.backward()                          # one recorded node: its backward replays the captured walk
 
 The first two calls with a given signature (the Tensor arguments' shapes, dtypes, requires_grad and which of them
-are the same tensor, the other arguments' values, grad mode, and ``engine.configuration()``, which
+are the same tensor, the other arguments' types and values, grad mode, and ``engine.configuration()``, which
 ``Module.train``/``eval`` move on) run the function as usual while the engine's tracer lists every op and every
 effect. The two lists must agree: the same rules with the same parameters on the same inputs. A tensor read from
 outside the function (a model's parameters) is read afresh at every call; a Python number becomes a constant of
-the capture; anything else the function makes without a recorded op (``Tensor(data)``, a comparison, ``detach``)
-is refused with the op named, as are effects (``backward``, in-place changes), index arrays passed as op
-parameters, and several outputs. From the third call on, the captured rules run on the new arrays as one recorded
-op, ``jit(name)``: its inputs are the uses of the outside tensors and arguments, latest first, so the engine sums
-their gradients in the order the eager walk does; the results and gradients are bit for bit the eager ones.
+the capture. Refused, naming the op or the effect: tensors the function makes without a recorded op
+(``Tensor(data)``, a comparison, ``detach``), arrays given to an op as parameters (indices), effects (``backward``,
+in-place changes, values read into Python with ``item()``/``bool()``/``np.asarray``), a change of a tensor's
+``grad``, ``requires_grad`` or ``data`` made by the function, and several outputs. From the third call on, the
+captured rules run on the new arrays as one recorded op, ``jit(name)``: its inputs are the uses of the outside
+tensors and arguments, latest first, so the engine sums their gradients in the order the eager walk does; the
+results and gradients are bit for bit the eager ones. What the tracer cannot see stays the function's promise:
+it reads tensors' values only through ops (not through ``.data``), and the tensors it reads from outside are the
+same objects at every call (after replacing a parameter by a new Tensor, call ``reset()``).
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import engine
-from .engine import Function, no_grad, unbroadcast
+from .engine import Function, enable_grad, no_grad, unbroadcast
 from .tensor import Tensor
 
 __all__ = ["Jit", "jit"]
@@ -36,7 +42,7 @@ __all__ = ["Jit", "jit"]
 _SLOT, _ARG, _LEAF = "slot", "argument", "leaf"  # an input of a traced op: an earlier op's output, a Tensor
 # argument (by position), or any other tensor (from outside, or made inside without a recorded op)
 _EXTERNAL, _CONSTANT = "external", "constant"  # in a plan: an outside tensor or argument, a number of the code
-_MAX_SIGNATURES, _MAX_PLANS = 64, 8  # kept per function: the oldest go first
+_MAX_PENDING, _MAX_SIGNATURES, _MAX_PLANS = 8, 64, 8  # kept per function: the oldest go first
 
 
 def jit(fn: Callable[..., Tensor]) -> Jit:
@@ -48,11 +54,17 @@ class Jit:
     """A function whose ops are captured and replayed; made by ``jit(fn)`` (or ``@jit``)."""
 
     def __init__(self, fn: Callable[..., Tensor]) -> None:
+        functools.update_wrapper(self, fn, updated=())  # the name and docstring only, never fn's attributes
         self.fn = fn
         self.name = getattr(fn, "__qualname__", type(fn).__name__)
         self._pending: dict[Any, _Trace] = {}  # signature -> a trace waiting for a second one to agree with
         self._plans: dict[Any, list[_Plan]] = {}  # signature -> what calls with it replay
-        functools.update_wrapper(self, fn)
+
+    def reset(self) -> None:
+        """Forget every capture: the next two calls are traced again (e.g. after a parameter was replaced by a
+        new Tensor, which a replay would not see)."""
+        self._pending.clear()
+        self._plans.clear()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
         if engine.is_anomaly_enabled():  # eagerly: the anomaly report then names the op and its inputs
@@ -62,11 +74,16 @@ class Jit:
             out = plan.run(tensors)
             if out is not None:
                 return out
-        out, trace = _trace(self.fn, self.name, args, kwargs, tensors)
         first = self._pending.pop(key, None)
+        before = None if first is None else _states(first, tensors)
+        out, trace = _trace(self.fn, self.name, args, kwargs, tensors)
+        if before is not None and _states(first, tensors) != before:
+            raise RuntimeError(f"jit({self.name}): the function changes a tensor's grad, requires_grad or data "
+                               "(zero_grad, requires_grad_, retain_grad, an assignment), which a replay would not "
+                               "repeat; do it outside the jitted function")
         plan = None if first is None else _Plan.of(self.name, first, trace)
         if plan is None:
-            _keep(self._pending, key, trace, _MAX_SIGNATURES)
+            _keep(self._pending, key, trace, _MAX_PENDING)
         else:
             plans = self._plans.pop(key, [])[-(_MAX_PLANS - 1):] + [plan]
             _keep(self._plans, key, plans, _MAX_SIGNATURES)
@@ -80,6 +97,13 @@ def _keep(table: dict, key: Any, value: Any, limit: int) -> None:
     table[key] = value
     while len(table) > limit:
         del table[next(iter(table))]
+
+
+def _states(trace: _Trace, tensors: list[Tensor]) -> list[tuple]:
+    """What a function must not change of the tensors it reads: which gradient, requires_grad, retain_grad and
+    which array each holds (the arguments, and the tensors from outside seen by ``trace``)."""
+    seen = [t for t in (*tensors, *trace.leaves()) if t is not None]
+    return [(id(t), id(t.grad), t.requires_grad, t._retains_grad, id(t.data)) for t in seen]
 
 
 def _arguments(name: str, args: tuple, kwargs: dict) -> tuple[list[Tensor], tuple]:
@@ -101,8 +125,18 @@ def _arguments(name: str, args: tuple, kwargs: dict) -> tuple[list[Tensor], tupl
             except TypeError:
                 raise TypeError(f"jit({name}): argument {key!r} is a {type(value).__name__}; pass arrays as "
                                 "Tensors, and other arguments as hashable values (numbers, strings)") from None
-            parts.append((key, type(value), value))
+            parts.append((key, _value_key(value)))
     return tensors, tuple(parts)
+
+
+def _value_key(value: Any) -> Any:
+    """A non-Tensor argument as the signature holds it: with its type at every level (1 and 1.0 differ) and the
+    sign of a float zero (x / 0.0 and x / -0.0 differ)."""
+    if isinstance(value, (tuple, list)):
+        return type(value), tuple(_value_key(v) for v in value)
+    if isinstance(value, float):
+        return float, value, math.copysign(1.0, value)
+    return type(value), value
 
 
 def _holds_tensor(value: Any) -> bool:
@@ -138,11 +172,17 @@ class _Capture(engine.Tracer):
 
 
 class _Trace:
-    """One call's ops: per op its rule, keyword parameters, inputs (where each comes from) and needs_grad (None
-    for an op outside the graph); the output's position, whether it had a graph, the Tensor arguments."""
+    """One call's ops: per op its rule, keyword parameters, inputs (where each comes from), needs_grad (None for an
+    op outside the graph) and its result's shape and dtype; the output's position, whether it had a graph, the
+    Tensor arguments. Tensors are held by weak references (a trace waiting for a second one keeps no batch
+    alive); a number of the code (a 0-d read-only constant) is kept with its value."""
 
     def __init__(self, steps: list[tuple], out: int, records: bool, tensors: list[Tensor]) -> None:
-        self.steps, self.out, self.records, self.tensors = steps, out, records, tensors
+        self.steps, self.out, self.records = steps, out, records
+        self.tensors = [weakref.ref(t) for t in tensors]
+
+    def leaves(self) -> list[Tensor | None]:
+        return [ref() for step in self.steps for kind, ref in step[2] if kind == _LEAF]
 
 
 def _trace(fn: Callable[..., Tensor], name: str, args: tuple, kwargs: dict,
@@ -166,13 +206,25 @@ def _trace(fn: Callable[..., Tensor], name: str, args: tuple, kwargs: dict,
     steps = []
     for i, (f, inputs, result) in enumerate(capture.applied):
         sources = tuple((_SLOT, slots[id(t)]) if id(t) in slots else (_ARG, arguments[id(t)]) if id(t) in arguments
-                        else (_LEAF, t) for t in inputs)
-        steps.append((type(f), getattr(f, "params", {}), sources, f.needs_grad if result._ctx is f else None))
+                        else (_LEAF, _LeafRef(t)) for t in inputs)
+        steps.append((type(f), getattr(f, "params", {}), sources, f.needs_grad if result._ctx is f else None,
+                      (result.data.shape, result.data.dtype)))
         slots[id(result)] = i
     if id(out) not in slots:
         raise RuntimeError(f"jit({name}): the function returned a tensor no op of it made (an argument or a tensor "
                            "from outside); there is nothing to replay")
     return out, _Trace(steps, slots[id(out)], out.requires_grad, tensors)
+
+
+class _LeafRef(weakref.ref):
+    """A weak reference to a tensor an op read that no op of the call made, with its value if it is a number of
+    the function's code (0-d, read-only, no grad: ``x * 2``), the only kind a replay keeps."""
+
+    __slots__ = ("constant",)
+
+    def __init__(self, t: Tensor) -> None:
+        super().__init__(t)
+        self.constant = t.data if t.data.ndim == 0 and not t.data.flags.writeable and not t.requires_grad else None
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -193,7 +245,12 @@ class _Plan:
         """The plan two traces agree on; None if a tensor's requires_grad changed between them (trace again)."""
         if len(first.steps) != len(second.steps) or first.out != second.out:
             raise _differs(name, f"{len(first.steps)} ops, then {len(second.steps)}")
-        for (rule, params, sources, needs), (rule2, params2, sources2, needs2) in zip(first.steps, second.steps):
+        for (rule, params, sources, needs, _), (rule2, params2, sources2, needs2, _) in zip(first.steps,
+                                                                                              second.steps):
+            if any(isinstance(v, np.ndarray) for v in (*_leaves(params), *_leaves(params2))):
+                raise RuntimeError(f"jit({name}): {rule.name} takes an array as a parameter (an index), which a "
+                                   "replay would keep from the capture; index with slices or numbers, or call the "
+                                   "function without jit")
             if rule is not rule2 or len(sources) != len(sources2) or not _same(params, params2):
                 raise _differs(name, f"{rule.name}{_shown(params)}, then {rule2.name}{_shown(params2)}")
             if needs != needs2:
@@ -215,31 +272,30 @@ class _Plan:
             return where[key]
 
         resolved_steps = []
-        for (rule, _, sources, _), (_, params, sources2, needs) in zip(first.steps, second.steps):
-            if any(isinstance(v, np.ndarray) and v.size > 1 for v in _leaves(params)):
-                raise RuntimeError(f"jit({name}): {rule.name} takes an array as a parameter (an index), which a "
-                                   "replay would keep from the capture; index with slices or numbers, or call the "
-                                   "function without jit")
+        for (rule, _, sources, _, _), (_, params, sources2, needs, _) in zip(first.steps, second.steps):
             resolved = []
             for position, ((kind, a), (kind2, b)) in enumerate(zip(sources, sources2)):
                 if kind == kind2 == _SLOT and a == b:
                     resolved.append((_SLOT, a))
                 elif kind == kind2 == _ARG and a == b:
-                    if first.tensors[a] is second.tensors[b]:  # the same tensor twice: it may also be read from
-                        self.pins.append((b, second.tensors[b]))  # outside; replayed for that tensor only
-                        resolved.append((_EXTERNAL, external(_LEAF, second.tensors[b])))
+                    tensor = second.tensors[b]()
+                    if first.tensors[a]() is tensor:  # the same tensor twice: it may also be read from outside;
+                        self.pins.append((b, tensor))  # replayed for that tensor only
+                        resolved.append((_EXTERNAL, external(_LEAF, tensor)))
                     else:
                         resolved.append((_EXTERNAL, external(_ARG, b)))
-                elif kind == kind2 == _LEAF and a is b:
-                    resolved.append((_EXTERNAL, external(_LEAF, b)))
-                elif kind == kind2 == _LEAF and _constant(a) and _constant(b) and _same(a.data, b.data):
+                elif kind == kind2 == _LEAF and a() is not None and a() is b():
+                    resolved.append((_EXTERNAL, external(_LEAF, b())))
+                elif kind == kind2 == _LEAF and a.constant is not None and b.constant is not None \
+                        and _same(a.constant, b.constant):
                     resolved.append((_CONSTANT, len(constants)))  # a Python number of the function's code
-                    constants.append(b.data)
+                    constants.append(b.constant)
                 elif kind == kind2 == _LEAF:
                     raise RuntimeError(
-                        f"jit({name}): input {position} of {rule.name} (shape {b.shape}) is a tensor the function "
-                        "made without a recorded op (Tensor(data), a comparison, detach(), argmax()), which a "
-                        "replay cannot make again; pass it as an argument, or call the function without jit")
+                        f"jit({name}): input {position} of {rule.name} is a tensor the function made without a "
+                        "recorded op (Tensor(data), a NumPy array in the code, a comparison, detach(), argmax()), "
+                        "which a replay cannot make again; pass it as an argument (or make it once, outside), or "
+                        "call the function without jit")
                 else:
                     raise _differs(name, f"input {position} of {rule.name} came from another place")
             resolved_steps.append((rule, params, resolved, needs))
@@ -279,6 +335,14 @@ class _Plan:
             self.walk.append((first_output + i, i, tuple(targets)))
         self.inputs += [j for j in range(n_ext) if j not in self.inputs]
         self.array_of = [self.inputs.index(j) for j in range(n_ext)]  # where the node finds each external's array
+        # The backward needs only the shapes and dtypes of the values (the rules keep what they saved), so the
+        # forward lets each value go after its last use, as the eager graph lets go what no recorded op keeps.
+        self.layouts = [None] * first_output + [layout for *_, layout in second.steps]
+        last_use = {r: i for i, (_, _, refs, _) in enumerate(self.steps) for r in refs if r >= n_ext}
+        self.released = [[] for _ in self.steps]
+        for r, i in last_use.items():
+            if r != self.out:
+                self.released[i].append(r)
 
     def run(self, tensors: list[Tensor]) -> Tensor | None:
         """The replayed call, or None if the capture does not fit it (a tensor from outside changed shape, dtype or
@@ -289,9 +353,7 @@ class _Plan:
         if any(_kind(externals[i]) != kind for i, kind in self.outside):
             return None
         inputs = [externals[j] for j in self.inputs]
-        if self.records:
-            return Replay.apply(*inputs, plan=self)
-        with no_grad():  # the function's result had no graph (detached): nor has the replay's
+        with enable_grad() if self.records else no_grad():  # a graph exactly when the function's result had one
             return Replay.apply(*inputs, plan=self)
 
 
@@ -304,11 +366,6 @@ def _differs(name: str, what: str) -> RuntimeError:
 
 def _shown(params: dict) -> str:
     return f"({', '.join(f'{k}={v!r:.40}' for k, v in params.items())})" if params else ""
-
-
-def _constant(t: Tensor) -> bool:
-    """A Python number of the function's code, as the operators make it (``x * 2``): 0-d, read-only, no grad."""
-    return t.data.ndim == 0 and not t.data.flags.writeable and not t.requires_grad
 
 
 def _kind(t: Tensor) -> tuple:
@@ -325,14 +382,18 @@ def _leaves(value: Any) -> list[Any]:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal values, arrays compared element by element (nan equal to nan), in dicts and tuples too."""
+    """The same values and types, in dicts and tuples too; arrays element by element, nan equal to nan, the
+    sign of a zero counted (x / 0.0 is not x / -0.0)."""
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         a, b = np.asarray(a), np.asarray(b)
-        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
+        return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=a.dtype.kind == "f") \
+            and (a.dtype.kind != "f" or np.array_equal(np.signbit(a), np.signbit(b)))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
         return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
     return type(a) is type(b) and bool(a == b)
 
 
@@ -341,14 +402,14 @@ class Replay(Function):
     runs their backwards in the eager walk's order, summing what reaches each op's output as the walk does and
     handing each use of an input its own gradient (the engine sums those, in the walk's order too)."""
 
-    __slots__ = ("plan", "values", "rules")
+    __slots__ = ("plan", "rules")
     name = "jit"
 
     def forward(self, *inputs: np.ndarray, plan: _Plan) -> np.ndarray:
         values: list[Any] = [inputs[i] for i in plan.array_of] + plan.constants
         rules: list[Function | None] = []
         new, append = object.__new__, values.append
-        for rule, params, refs, needs in plan.steps:
+        for (rule, params, refs, needs), released in zip(plan.steps, plan.released):
             f = new(rule)
             if params:
                 f.params = params
@@ -365,11 +426,13 @@ class Replay(Function):
             else:
                 f.needs_grad = needs
                 rules.append(f)
-        self.plan, self.values, self.rules = plan, values, rules
+            for r in released:
+                values[r] = None
+        self.plan, self.rules = plan, rules
         return values[plan.out]
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
-        values, rules = self.values, self.rules
+        layouts, rules = self.plan.layouts, self.rules
         grads: dict[int, np.ndarray] = {self.plan.out: grad}
         found: list[np.ndarray | None] = [None] * len(self.plan.inputs)
         pop, get = grads.pop, grads.get
@@ -378,17 +441,23 @@ class Replay(Function):
             if g_out is None:  # a rule returned None for it: no gradient, as in the eager walk
                 continue
             f = rules[step]
-            for target, g in zip(targets, f.backward(g_out)):
+            try:
+                local = f.backward(g_out)
+            except AttributeError as e:  # a user's rule reading what only a recorded op has
+                raise RuntimeError(f"{self.label()}: the backward of {f.name} failed on replay ({e}); a rule whose "
+                                   "backward reads self.inputs or self.seq cannot be replayed: call the function "
+                                   "without jit") from e
+            for target, g in zip(targets, local):
                 if target is None or g is None:
                     continue
                 if target < 0:  # an input of this node: the engine undoes broadcasting and sums, as for any op
                     found[-1 - target] = g
                     continue
-                like = values[target]
-                if g.shape != like.shape:
-                    g = unbroadcast(g, like.shape, f, None)
-                if g.dtype != like.dtype:
-                    g = g.astype(like.dtype)
+                shape, dtype = layouts[target]
+                if g.shape != shape:
+                    g = unbroadcast(g, shape, f, None)
+                if g.dtype != dtype:
+                    g = g.astype(dtype)
                 previous = get(target)
                 grads[target] = g if previous is None else previous + g
         return tuple(found)

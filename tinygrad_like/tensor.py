@@ -115,6 +115,12 @@ def _constant(value: Any, dtype: Any) -> np.ndarray:
     return arr
 
 
+def _values_read() -> None:
+    """Values leaving the graph for Python code (``if t > 0``, ``t.item()``): a capture (jit) must know."""
+    engine.note_effect("a read of a tensor's values in Python (item(), float(), bool(), tolist(), numpy(), "
+                       "np.asarray)")
+
+
 def _operand(value: Any, like: Tensor, op: str) -> Tensor:
     """The other side of a binary op as a Tensor (a constant when it is not one already)."""
     if isinstance(value, Tensor):
@@ -337,14 +343,17 @@ class Tensor:
             yield self[i]
 
     def numpy(self) -> np.ndarray:
+        _values_read()
         return self.data
 
     def item(self) -> Any:
         if self.data.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a number, got shape {self.shape}")
+        _values_read()
         return self.data.item()
 
     def tolist(self) -> Any:
+        _values_read()
         return self.data.tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -355,6 +364,7 @@ class Tensor:
                 "which would cut it from the graph and make the second derivative silently wrong; compute with the "
                 "Tensor itself (operators, the NumPy functions Tensors support), not np.asarray or .numpy()"
             )
+        _values_read()
         if copy:
             return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
@@ -368,6 +378,7 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ValueError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous")
+        _values_read()
         return bool(self.data)
 
     __hash__ = object.__hash__  # comparisons return tensors, identity stays the hash

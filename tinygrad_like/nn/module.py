@@ -74,9 +74,11 @@ class Module:
 
         Layers that behave differently in training read ``self.training``: ``Dropout`` drops only in training.
         """
-        for _, module in self.named_modules():
+        modules = [module for _, module in self.named_modules()]
+        if any(module.training != bool(mode) for module in modules):  # the ops they run change: captures made
+            engine.new_configuration()  # before (jit) are not replayed
+        for module in modules:
             module.training = bool(mode)
-        engine.new_configuration()  # the ops the modules run change: a jit capture made before is not replayed
         return self
 
     def eval(self) -> Module:
