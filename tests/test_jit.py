@@ -235,10 +235,11 @@ def test_value_checks_of_the_rules_run_on_replay():
 def test_a_jitted_function_may_call_another():
     w = Tensor(np.arange(3.0), requires_grad=True)
     inner = jit(lambda x: (x * w).tanh())
-    outer = jit(lambda x: (inner(x) * 2).sum())
+    inner(Tensor(np.ones(3)))  # inner half-way through its own capture: inside outer's, it runs eagerly
+    outer = jit(lambda x: (inner(x) * inner(x * 2) * 2).sum())
     for i in range(5):
         x = Tensor(np.full(3, 0.1 * i))
-        assert outer(x).item() == ((x * w).tanh() * 2).sum().item()
+        assert outer(x).item() == ((x * w).tanh() * (x * 2 * w).tanh() * 2).sum().item()
 
 
 def test_different_ops_between_calls_are_refused():
@@ -314,25 +315,39 @@ def test_under_detect_anomaly_the_function_runs_eagerly_and_names_the_op():
 def test_changes_of_grad_or_requires_grad_inside_are_refused():
     model = nn.Linear(3, 2, rng=np.random.default_rng(0))
     opt = optim.SGD(model.parameters(), lr=0.1)
+    w = Tensor(np.ones((3, 2)), requires_grad=True)
+    x = Tensor(np.ones((2, 3), np.float32))
 
     def zeroes_inside(x):
         opt.zero_grad()
         return model(x).sum()
 
-    f = jit(zeroes_inside)
-    x = Tensor(np.ones((2, 3), np.float32))
-    f(x).backward()
-    with pytest.raises(RuntimeError, match=r"changes a tensor's grad, requires_grad or data"):
-        f(x)
-
     def saliency(x):
         x.requires_grad_()
         return model(x).sum()
 
-    g = jit(saliency)
-    g(Tensor(np.ones((2, 3), np.float32)))
+    def keeps_grad(x):
+        z = x @ w
+        z.retain_grad()
+        return z.sum()
+
+    def checks_inside(x):
+        with detect_anomaly():
+            return (x * w[0, 0]).log().sum()
+
+    for fn, what in ((zeroes_inside, r"zero_grad\(\)"), (saliency, r"requires_grad_\(\)"),
+                     (keeps_grad, r"retain_grad\(\)"), (checks_inside, r"detect_anomaly\(\)")):
+        with pytest.raises(RuntimeError, match=r"the function makes " + what + ", which a replay would not repeat"):
+            jit(fn)(Tensor(np.ones((2, 3), np.float32)))
+
+    def assigns_inside(x):
+        model.bias.grad = None  # no method call: seen by comparing the tensors before and after the second call
+        return model(x).sum()
+
+    f = jit(assigns_inside)
+    f(x).backward()
     with pytest.raises(RuntimeError, match=r"changes a tensor's grad, requires_grad or data"):
-        g(Tensor(np.ones((2, 3), np.float32)))
+        f(x)
 
 
 def test_values_read_into_python_are_refused():
@@ -365,7 +380,7 @@ def test_arguments_equal_in_value_but_not_in_type_or_sign_are_told_apart():
         assert f(k, s).dtype == scaled(k, s).dtype
     w = Tensor(np.ones(2), requires_grad=True)
     g = jit(lambda x, s: (x * w / s).sum())
-    for s in (0.0, 0.0, -0.0, -0.0, -0.0):
+    for s in (0.0, 0.0, -0.0, -0.0, -0.0, np.float32(0.0), np.float32(0.0), np.float32(-0.0)):
         assert g(Tensor(np.ones(2)), s).item() == (Tensor(np.ones(2)) * w / s).sum().item()
 
 

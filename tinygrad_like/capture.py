@@ -14,17 +14,20 @@ effect. The two lists must agree: the same rules with the same parameters on the
 outside the function (a model's parameters) is read afresh at every call; a Python number becomes a constant of
 the capture. Refused, naming the op or the effect: tensors the function makes without a recorded op
 (``Tensor(data)``, a comparison, ``detach``), arrays given to an op as parameters (indices), effects (``backward``,
-in-place changes, values read into Python with ``item()``/``bool()``/``np.asarray``), a change of a tensor's
-``grad``, ``requires_grad`` or ``data`` made by the function, and several outputs. From the third call on, the
+in-place changes, values read into Python with ``item()``/``bool()``/``np.asarray``, ``zero_grad``,
+``requires_grad_``, ``retain_grad``, ``detect_anomaly``), a change of a tensor's ``grad``, ``requires_grad`` or
+``data`` made by the function, and several outputs. From the third call on, the
 captured rules run on the new arrays as one recorded op, ``jit(name)``: its inputs are the uses of the outside
 tensors and arguments, latest first, so the engine sums their gradients in the order the eager walk does; the
 results and gradients are bit for bit the eager ones. What the tracer cannot see stays the function's promise:
 it reads tensors' values only through ops (not through ``.data``), and the tensors it reads from outside are the
-same objects at every call (after replacing a parameter by a new Tensor, call ``reset()``).
+same objects at every call (after replacing a parameter by a new Tensor, call ``reset()``), and its Python side
+effects happen on the traced calls only.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import math
 import weakref
@@ -67,8 +70,8 @@ class Jit:
         self._plans.clear()
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
-        if engine.is_anomaly_enabled():  # eagerly: the anomaly report then names the op and its inputs
-            return self.fn(*args, **kwargs)
+        if engine.is_anomaly_enabled() or _capturing.get():  # eagerly: an anomaly report then names the op; an
+            return self.fn(*args, **kwargs)  # enclosing jit's capture sees the same ops at every call
         tensors, key = _arguments(self.name, args, kwargs)
         for plan in self._plans.get(key, ()):
             out = plan.run(tensors)
@@ -134,8 +137,8 @@ def _value_key(value: Any) -> Any:
     sign of a float zero (x / 0.0 and x / -0.0 differ)."""
     if isinstance(value, (tuple, list)):
         return type(value), tuple(_value_key(v) for v in value)
-    if isinstance(value, float):
-        return float, value, math.copysign(1.0, value)
+    if isinstance(value, (float, np.floating)):
+        return type(value), value, math.copysign(1.0, value)
     return type(value), value
 
 
@@ -150,6 +153,9 @@ def _holds_tensor(value: Any) -> bool:
 # ----------------------------------------------------------------------------------------------------------
 # Tracing: one eager call, its ops and effects listed by the engine's tracer
 # ----------------------------------------------------------------------------------------------------------
+
+
+_capturing: contextvars.ContextVar[bool] = contextvars.ContextVar("tinygrad_like_capturing", default=False)
 
 
 class _Capture(engine.Tracer):
@@ -189,9 +195,11 @@ def _trace(fn: Callable[..., Tensor], name: str, args: tuple, kwargs: dict,
            tensors: list[Tensor]) -> tuple[Tensor, _Trace]:
     capture = _Capture()
     capture.outer = engine.set_tracer(capture)
+    token = _capturing.set(True)
     try:
         out = fn(*args, **kwargs)
     finally:
+        _capturing.reset(token)
         engine.set_tracer(capture.outer)
     if capture.effects:
         raise RuntimeError(f"jit({name}): the function makes {capture.effects[0]}, which a replay would not "
@@ -333,6 +341,8 @@ class _Plan:
                 else:
                     targets.append(r if need else None)
             self.walk.append((first_output + i, i, tuple(targets)))
+        walked_steps = set(walked)
+        self.kept = [i in walked_steps for i in range(len(self.steps))]  # rules whose backward runs
         self.inputs += [j for j in range(n_ext) if j not in self.inputs]
         self.array_of = [self.inputs.index(j) for j in range(n_ext)]  # where the node finds each external's array
         # The backward needs only the shapes and dtypes of the values (the rules keep what they saved), so the
@@ -409,7 +419,7 @@ class Replay(Function):
         values: list[Any] = [inputs[i] for i in plan.array_of] + plan.constants
         rules: list[Function | None] = []
         new, append = object.__new__, values.append
-        for (rule, params, refs, needs), released in zip(plan.steps, plan.released):
+        for (rule, params, refs, needs), released, kept in zip(plan.steps, plan.released, plan.kept):
             f = new(rule)
             if params:
                 f.params = params
@@ -421,11 +431,11 @@ class Replay(Function):
             else:
                 data = f.forward(*[values[r] for r in refs])
             append(data if type(data) is np.ndarray else np.asarray(data))
-            if needs is None:  # an op outside the graph: no backward to run
-                rules.append(None)
-            else:
+            if kept:
                 f.needs_grad = needs
                 rules.append(f)
+            else:  # outside the graph, or not on the way to the output: its backward never runs
+                rules.append(None)
             for r in released:
                 values[r] = None
         self.plan, self.rules = plan, rules

@@ -153,6 +153,10 @@ class detect_anomaly(_Mode):  # noqa: N801 - named like PyTorch's
     def _fresh(self) -> detect_anomaly:
         return detect_anomaly(self.value)
 
+    def __enter__(self) -> detect_anomaly:
+        note_effect("detect_anomaly()")  # a replay (jit) checks no values: the function runs eagerly under it
+        return super().__enter__()
+
 
 def is_grad_enabled() -> bool:
     """False inside ``no_grad()`` (in this thread)."""

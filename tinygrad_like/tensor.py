@@ -406,18 +406,21 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad_: only floating point tensors can require grad, got {self.dtype}")
+        engine.note_effect("requires_grad_()")
         if requires_grad and not self.requires_grad and self._ctx is None:
             self.data = self.data.copy()  # a parameter gets memory of its own (see __init__)
         self.requires_grad = bool(requires_grad)
         return self
 
     def zero_grad(self) -> None:
+        engine.note_effect("zero_grad()")
         self.grad = None
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after ``backward()`` (leaves always keep theirs)."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: the tensor does not require grad")
+        engine.note_effect("retain_grad()")
         self._retains_grad = True
 
     # -- in-place changes -----------------------------------------------------------------------------------

@@ -148,6 +148,7 @@ class Module:
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (``.grad = None``)."""
+        engine.note_effect("zero_grad()")
         for p in self.parameters():
             p.grad = None
 
