@@ -356,7 +356,8 @@ def test_values_read_into_python_are_refused():
     def branches(x):
         return (x * w).sum() if (x.sum() > 0).item() else (x * w * 2).sum()
 
-    for fn in (branches, lambda x: (x * w / float(x.sum())).sum(), lambda x: (x * float(np.asarray(x)[0])).sum()):
+    for fn in (branches, lambda x: (x * w / float(x.sum())).sum(), lambda x: (x * float(np.asarray(x)[0])).sum(),
+               lambda x: (x * w).sum() / np.count_nonzero(x), lambda x: (x * w).sum() * len(np.where(x > 0)[0])):
         with pytest.raises(RuntimeError, match=r"a read of a tensor's values in Python"):
             jit(fn)(Tensor(np.ones(3)))
 
