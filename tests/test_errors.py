@@ -129,3 +129,10 @@ def test_non_finite_arithmetic_is_silent_everywhere():
     y.backward(np.ones(3, np.float32))
     big = Tensor(np.full((2, 2), 3e38, np.float32))
     assert np.isinf((big @ big).data).all()
+
+
+def test_clip_refuses_bounds_that_are_not_numbers():
+    x = Tensor([1.0, -2.0], requires_grad=True)
+    with pytest.raises(TypeError, match=r"clip: min must be a number, got Tensor \(tensor shape \(2,\)\)"):
+        x.clip(min=Tensor(0.0))
+    assert x.clip(min=np.float32(0.0), max=1).tolist() == [1.0, 0.0]

@@ -555,6 +555,11 @@ class Tensor:
         return self * self
 
     def clip(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """Values below ``min`` raised to it, above ``max`` lowered to it (numbers, or None for no bound)."""
+        for name, bound in (("min", min), ("max", max)):
+            if bound is not None and not isinstance(bound, (int, float, np.number)):
+                raise TypeError(f"clip: {name} must be a number, got {type(bound).__name__} (tensor shape "
+                                f"{self.shape}); for bounds that are tensors use np.maximum(t, low) / np.minimum")
         return ops.Clip.apply(self, low=min, high=max)
 
     clamp = clip  # PyTorch's name
