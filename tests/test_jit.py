@@ -452,3 +452,16 @@ def test_a_replay_lets_go_of_each_value_after_its_last_use():
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peak < 6 * 300 * 300 * 8  # a few arrays of 0.7 MB at a time, not the 40 the chain makes
+
+
+def test_an_input_changed_in_place_before_backward_is_refused_as_eagerly():
+    w = Tensor(np.ones(3), requires_grad=True)
+    adds, multiplies = jit(lambda x: (x + w).sum()), jit(lambda x: (x * w).sum())
+    for _ in range(3):
+        added, multiplied = adds(Tensor(np.ones(3))), multiplies(Tensor(np.ones(3)))
+    with no_grad():
+        w.sub_(0.5)
+    added.backward()  # add saves nothing: the change cannot spoil its gradient, as eagerly
+    assert w.grad.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(RuntimeError, match=r"changed in place after the op was recorded"):
+        multiplied.backward()

@@ -343,6 +343,11 @@ class _Plan:
             self.walk.append((first_output + i, i, tuple(targets)))
         walked_steps = set(walked)
         self.kept = [i in walked_steps for i in range(len(self.steps))]  # rules whose backward runs
+        # The version check of the replayed node, as close to the eager graph's as one node can be: on when a
+        # recorded rule that reads an input of the node, or makes its output, saves values.
+        self.saves_values = any(
+            self.kept[i] and rule.saves_values and (first_output + i == self.out or any(r < n_ext for r in refs))
+            for i, (rule, _, refs, _) in enumerate(self.steps))
         self.inputs += [j for j in range(n_ext) if j not in self.inputs]
         self.array_of = [self.inputs.index(j) for j in range(n_ext)]  # where the node finds each external's array
         # The backward needs only the shapes and dtypes of the values (the rules keep what they saved), so the
@@ -412,7 +417,7 @@ class Replay(Function):
     runs their backwards in the eager walk's order, summing what reaches each op's output as the walk does and
     handing each use of an input its own gradient (the engine sums those, in the walk's order too)."""
 
-    __slots__ = ("plan", "rules")
+    __slots__ = ("plan", "rules", "saves_values")  # saves_values: the plan's, per node
     name = "jit"
 
     def forward(self, *inputs: np.ndarray, plan: _Plan) -> np.ndarray:
@@ -438,7 +443,7 @@ class Replay(Function):
                 rules.append(None)
             for r in released:
                 values[r] = None
-        self.plan, self.rules = plan, rules
+        self.plan, self.rules, self.saves_values = plan, rules, plan.saves_values
         return values[plan.out]
 
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
