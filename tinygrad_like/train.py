@@ -261,7 +261,7 @@ def run_epoch(stepper: Any, recipe: Recipe, x: np.ndarray, y: np.ndarray, rng: n
             stepper.step(x_batch, y_batch, _lr_at(recipe, first_step + k, total_steps))
             with quiet():  # a diverging run's norms overflow to inf: that is the honest figure
                 for name, g in stepper.gradients().items():
-                    g = g.reshape(-1)
+                    g = g.ravel(order="K")  # no copy, whatever the layout (nn.Linear's weights are column-major)
                     norm_sums[name] = norm_sums.get(name, 0.0) + math.sqrt(float(np.dot(g, g)))
             if last:
                 with quiet():

@@ -44,7 +44,7 @@ def to_blog(mlp: MLP, corrected: bool = False) -> NN:
         raise ValueError(f"to_blog: the blog's network has sigmoid layers with biases, this MLP has "
                          f"activation={mlp.activation!r}")
     net = NN(mlp.sizes, corrected=corrected, seed=0)
-    net.weights = [layer.weight.data.astype(np.float64) for layer in mlp.layers]
+    net.weights = [np.ascontiguousarray(layer.weight.data, dtype=np.float64) for layer in mlp.layers]  # row-major
     net.biases = [layer.bias.data.astype(np.float64).reshape(-1, 1) for layer in mlp.layers]
     net.zero_grad()
     return net
