@@ -86,12 +86,18 @@ def test_a_new_shape_is_traced_anew_and_each_signature_replays():
     assert [t._ctx.name for t in toposort(out) if t._ctx is not None] == ["jit"]
 
 
-def test_parameters_changed_in_place_or_frozen_are_seen():
-    layer = nn.Linear(4, 2, rng=np.random.default_rng(0))
+def _replaying_layer(n_in, n_out, batch):
+    """A Linear layer, its summed output jitted, and an input it was called on three times (so it replays)."""
+    layer = nn.Linear(n_in, n_out, rng=np.random.default_rng(0))
     f = jit(lambda x: layer(x).sum())
-    x = Tensor(np.ones((3, 4), np.float32))
+    x = Tensor(np.ones((batch, n_in), np.float32))
     for _ in range(3):
         f(x)
+    return layer, f, x
+
+
+def test_parameters_changed_in_place_or_frozen_are_seen():
+    layer, f, x = _replaying_layer(4, 2, 3)
     with no_grad():
         layer.weight.mul_(2.0)
     np.testing.assert_array_equal(f(x).data, layer(x).sum().data)
@@ -416,11 +422,7 @@ def test_a_module_can_be_jitted_and_grad_mode_inside_is_kept():
 
 
 def test_reset_after_replacing_a_parameter_and_no_batch_kept_alive():
-    layer = nn.Linear(2, 1, rng=np.random.default_rng(0))
-    f = jit(lambda x: layer(x).sum())
-    x = Tensor(np.ones((1, 2), np.float32))
-    for _ in range(3):
-        f(x)
+    layer, f, x = _replaying_layer(2, 1, 1)
     layer.weight = Tensor(np.zeros((1, 2), np.float32), requires_grad=True)
     f.reset()
     for _ in range(3):
