@@ -20,17 +20,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads its BLA
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import alternate, try_import_torch  # noqa: E402
+from common import alternate, positive_int, try_import_torch  # noqa: E402
 
 from tinygrad_like import Tensor  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=positive_int, default=30)
     args = parser.parse_args()
-    if args.repeats < 1:
-        parser.error(f"--repeats must be at least 1, got {args.repeats}")
 
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)

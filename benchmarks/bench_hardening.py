@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import alternate  # noqa: E402
+from common import alternate, positive_int  # noqa: E402
 
 from tinygrad_like import Tensor, detect_anomaly, nn, optim  # noqa: E402
 
@@ -39,8 +39,8 @@ def make_step(batch: int = 200):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=300)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=positive_int, default=300)
+    parser.add_argument("--repeats", type=positive_int, default=5)
     args = parser.parse_args()
 
     _, _, step = make_step()

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import alternate, try_import_torch  # noqa: E402
+from common import alternate, positive_int, try_import_torch  # noqa: E402
 
 from tinygrad_like import Tensor, jit  # noqa: E402
 
@@ -30,8 +30,8 @@ def chain(x, c, d, n_ops: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--ops", type=positive_int, default=1000)
+    parser.add_argument("--repeats", type=positive_int, default=30)
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
 from collections.abc import Callable
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (repeats, steps), refused with a usage message otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
