@@ -213,12 +213,13 @@ def set_tracer(tracer: Tracer | None) -> Tracer | None:
     return _swap_hook(_tracer, tracer)
 
 
-def note_effect(what: str) -> None:
-    """Tell this thread's tracer (if any) of a change of state that is not an op, e.g. ``"an in-place change"``."""
+def note_effect(what: str, *details: Any) -> None:
+    """Tell this thread's tracer (if any) of a change of state that is not an op, e.g. ``"an in-place change"``;
+    ``details`` fill ``{}`` in ``what``, formatted only when a tracer listens (the common case pays one test)."""
     if _recording:
         tracer = _tracer.get()
         if tracer is not None:
-            tracer.effect(what)
+            tracer.effect(what.format(*details) if details else what)
 
 
 _configuration = 0  # see configuration()

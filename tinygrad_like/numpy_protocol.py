@@ -344,7 +344,7 @@ def array_function(self: Any, func: Callable, types: tuple[type, ...], args: tup
         return handler(T, *args, **kwargs)
     if func in PLAIN_FUNCTIONS:
         if func in VALUE_READING_FUNCTIONS:
-            engine.note_effect(f"a read of a tensor's values in Python ({_numpy_name(func)})")
+            engine.note_effect("a read of a tensor's values in Python ({})", _numpy_name(func))
         return func(*_data(T, args), **{k: _data(T, v) for k, v in kwargs.items()})
     raise TypeError(f"{_numpy_name(func)} is not supported on Tensors (the graph cannot go through it); supported: "
                     f"{_supported()}. Use t.numpy() to compute on the values without the graph")

@@ -460,7 +460,7 @@ class Tensor:
                 "update parameters under no_grad() (as optimizers do), or use the out-of-place operator"
             )
         value = other.data if isinstance(other, Tensor) else other
-        engine.note_effect(f"an in-place change ({op} on a tensor of shape {self.shape})")
+        engine.note_effect("an in-place change ({} on a tensor of shape {})", op, self.shape)
         token = engine._silence()  # out-of-range values become inf/nan as NumPy gives them, silently
         try:
             if ufunc is None:
