@@ -5,7 +5,7 @@
 Measured in one process, alternating so that machine noise hits every candidate alike, median seconds per
 epoch after a warm-up epoch:
   - ours, plain user code: ``(x @ W1 + b1).sigmoid()`` ..., ``z.log_softmax(axis=-1) * y``, ``.sum()`` and a
-    hand-written SGD loop (no fused op, no library optimizer); and the same loss function under ``jit``;
+    hand-written SGD loop (no fused op, no library optimizer);;
   - ours, the library's path: ``nn.MLP`` + ``logits(x).cross_entropy(y, "sum")`` + ``optim.SGD``;
   - ours through the training module's loop (``train.train`` with the blog recipe, evaluation not timed);
   - PyTorch (when installed), the same network, initial weights, data order and update;
@@ -42,7 +42,7 @@ def candidates(dtype_name, x, y, batches, torch):
     """The timed epochs for one dtype: ours, NumPy by hand, the GEMM floor, and PyTorch when installed."""
     import numpy as np
 
-    from tinygrad_like import Tensor, blog, jit, nn, no_grad, optim, train
+    from tinygrad_like import Tensor, blog, nn, no_grad, optim, train
 
     dtype = np.dtype(dtype_name)
     mlp = nn.MLP(SIZES, seed=0, dtype=dtype)
@@ -79,7 +79,7 @@ def candidates(dtype_name, x, y, batches, torch):
                         p -= 1e-3 * p.grad.data
         return run
 
-    ours_plain, ours_plain_jit = plain_epoch(plain_loss), plain_epoch(jit(plain_loss))
+    ours_plain = plain_epoch(plain_loss)
 
     loop_model = nn.MLP(SIZES, seed=0, dtype=dtype)
     recipe = blog.blog_recipe(epochs=1, dtype=dtype_name)
@@ -124,7 +124,7 @@ def candidates(dtype_name, x, y, batches, torch):
             g1.T @ h1
             (g1 @ w1).T @ xb
 
-    found = {"ours (plain code)": ours_plain, "ours (plain, jit)": ours_plain_jit, "ours (MLP + SGD)": ours_public,
+    found = {"ours (plain code)": ours_plain, "ours (MLP + SGD)": ours_public,
              "ours (train loop)": ours_train_loop, "NumPy by hand": numpy_by_hand, "GEMM floor": gemm_floor}
     if torch is None:
         return found

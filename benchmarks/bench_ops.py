@@ -2,7 +2,7 @@
 
     python benchmarks/bench_ops.py [--ops 1000] [--repeats 30]
 
-Prints microseconds per op for tinygrad_like (eager, and the same chain under ``jit``, replayed) and, when
+Prints microseconds per op for tinygrad_like and, when
 PyTorch is installed, for PyTorch measured in the same run (alternating), with the ratio ours / PyTorch.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import alternate, positive_int, try_import_torch  # noqa: E402
 
-from tinygrad_like import Tensor, jit  # noqa: E402
+from tinygrad_like import Tensor  # noqa: E402
 
 
 def chain(x, c, d, n_ops: int):
@@ -42,13 +42,7 @@ def main() -> None:
         x = Tensor(x0, requires_grad=True)
         chain(x, Tensor(c0), Tensor(d0), args.ops).backward(upstream)
 
-    jitted = jit(lambda x, c, d: chain(x, c, d, args.ops))
-
-    def ours_jit():
-        x = Tensor(x0, requires_grad=True)
-        jitted(x, Tensor(c0), Tensor(d0)).backward(upstream)
-
-    candidates = {"tinygrad_like": ours, "ours (jit)": ours_jit}
+    candidates = {"tinygrad_like": ours}
     torch = try_import_torch()
     if torch is not None:
         tx0, tc, td, tup = (torch.from_numpy(a) for a in (x0, c0, d0, upstream))

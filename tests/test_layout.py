@@ -17,9 +17,9 @@ LEVELS = [
     {"_files", "_checks", "_progress"},
     {"engine"},
     {"ops"},
-    {"numpy_protocol"},  # the Tensor API's NumPy protocol: tensor.py installs it
-    {"tensor"},
-    {"nn", "optim", "gradcheck", "autograd", "capture"},
+    {"numpy_protocol"},  # the Tensor API's NumPy protocol: tensors.py installs it
+    {"tensors"},
+    {"nn", "optim", "gradcheck", "autograd"},
     {"viz", "data", "check", "export"},
     {"train"},
     {"blog"},

@@ -14,7 +14,7 @@ from oracle import compare_with_torch
 from tinygrad_like import Tensor, data, gradcheck, manual_seed, nn, no_grad
 from tinygrad_like.nn import functional as F
 from tinygrad_like.nn import init
-from tinygrad_like.tensor import default_generator
+from tinygrad_like.tensors import default_generator
 
 SWEEP = settings(max_examples=15, deadline=None)
 shapes = array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=4)

@@ -14,8 +14,7 @@ def blocks(section: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", body, re.S)
 
 
-@pytest.mark.parametrize("section", ["Quickstart", "Defining networks", "Write your own op", "Higher-order gradients",
-                                     "Faster loops: `jit`"])
+@pytest.mark.parametrize("section", ["Quickstart", "Defining networks", "Write your own op", "Higher-order gradients"])
 def test_the_sections_examples_run(section, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     scope: dict = {}  # a section's blocks build on each other, as in a reader's session

@@ -2,7 +2,7 @@
 
 The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API,
 with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck`` / ``autograd`` (higher-order
-gradients) / ``capture`` (``jit``: capture and replay), then ``viz``, ``data``, ``check`` (anyone's hand-written
+gradients), then ``viz``, ``data``, ``check`` (anyone's hand-written
 backward checked), ``export``, ``train``; the blog study sits on top in ``blog``. What needs optional packages
 loads on first use (the graphviz drawing and the HTML view in ``viz``, ``export``, ``cli``; matplotlib, torch, onnx
 and safetensors inside the functions that use them), so ``import tinygrad_like`` needs neither Graphviz's ``dot``
@@ -13,11 +13,10 @@ import importlib
 from typing import Any
 
 from . import autograd, blog, nn, optim
-from .capture import jit
 from .check import check_gradients, watch
 from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from .tensor import Tensor
+from .tensors import Tensor
 
 __version__ = "0.1.0"
 
@@ -46,5 +45,5 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Function", "GradcheckError", "Tensor", "__version__", "autograd", "blog", "check_gradients", "compare", "data",
     "detect_anomaly", "draw", "enable_grad", "gradcheck", "gradgradcheck", "is_anomaly_enabled", "is_grad_enabled",
-    "jit", "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "export", "watch",
+    "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "export", "watch",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .engine import enable_grad, grad
-from .tensor import Tensor
+from .tensors import Tensor
 
 __all__ = ["grad", "hvp"]
 

@@ -38,10 +38,10 @@ from typing import Any
 import numpy as np
 
 from . import engine, numpy_protocol, ops
-from . import tensor as tensor_module
+from . import tensors as tensor_module
 from .engine import Function, local_gradients, no_grad, quiet, set_recorder, toposort
 from .nn import Module
-from .tensor import Tensor
+from .tensors import Tensor
 
 __all__ = [
     "CAUSE_KINDS", "FD_RTOL", "FD_STEP", "RTOL", "GradientEntry", "GradientReport", "check_gradients",

@@ -787,7 +787,7 @@ def batches(x: Any, y: Any, batch_size: int, shuffle: bool = False, seed: int | 
         raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
     order = None
     if shuffle:
-        from .tensor import default_generator  # here: loading data needs nothing of the engine otherwise
+        from .tensors import default_generator  # here: loading data needs nothing of the engine otherwise
 
         order = (default_generator() if seed is None else np.random.default_rng(seed)).permutation(len(x))
     stop = len(x) - len(x) % batch_size if drop_last else len(x)

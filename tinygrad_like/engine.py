@@ -12,7 +12,7 @@
 - Higher-order gradients (``create_graph=True``): the walk runs each rule's backward on Tensors instead of arrays,
   so the gradients are Tensors with a graph of their own (see ``Function`` and ``_on_tensors``).
 
-The engine does not import the Tensor API (``tensor.py`` sits on top of it): ``tensor.py`` hands it the class
+The engine does not import the Tensor API (``tensors.py`` sits on top of it): ``tensors.py`` hands it the class
 to build results with (``set_tensor_type``).
 """
 
@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "Function", "ReleasedGraph", "Tracer", "backward", "configuration", "detect_anomaly", "enable_grad", "grad",
-    "is_anomaly_enabled", "is_grad_enabled", "latest_first", "local_gradients", "new_configuration", "no_grad",
-    "note_effect", "quiet", "rules", "set_recorder", "set_tracer", "toposort", "unbroadcast",
+    "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "grad",
+    "is_anomaly_enabled", "is_grad_enabled", "latest_first", "local_gradients", "no_grad",
+    "quiet", "rules", "set_recorder", "toposort", "unbroadcast",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -153,10 +153,6 @@ class detect_anomaly(_Mode):  # noqa: N801 - named like PyTorch's
     def _fresh(self) -> detect_anomaly:
         return detect_anomaly(self.value)
 
-    def __enter__(self) -> detect_anomaly:
-        note_effect("detect_anomaly()")  # a replay (jit) checks no values: the function runs eagerly under it
-        return super().__enter__()
-
 
 def is_grad_enabled() -> bool:
     """False inside ``no_grad()`` (in this thread)."""
@@ -176,80 +172,30 @@ def set_recorder(recorder: Callable[[Function], None] | None) -> Callable[[Funct
     the caller's frame to group the ops one call of a user's function made). ``apply`` calls it only while one
     is set, after ``fn.inputs``, ``fn.needs_grad`` and ``fn.seq`` are filled in.
     """
-    return _swap_hook(_recorder, recorder)
-
-
-def _swap_hook(hook: contextvars.ContextVar, value: Any) -> Any:
-    """Set this thread's recorder or tracer, keeping count of the hooks set (apply reads the count, not the
-    context, while none is); returns the previous one."""
     global _recording
     with _recording_lock:
-        previous = hook.get()
-        hook.set(value)
-        _recording += (value is not None) - (previous is not None)
+        previous = _recorder.get()
+        _recorder.set(recorder)
+        _recording += (recorder is not None) - (previous is not None)
     return previous
 
 
 _recorder: contextvars.ContextVar[Callable[[Function], None] | None] = contextvars.ContextVar(
     "tinygrad_like_recorder", default=None)
-_recording = 0  # threads with a recorder or a tracer: while 0, apply pays one global load, not a context lookup
+_recording = 0  # threads with a recorder: while 0, apply pays one global load, not a context lookup
 _recording_lock = threading.Lock()
-
-
-class Tracer:
-    """What ``set_tracer`` calls: ``op`` for every op applied (recorded in the graph or not), ``effect`` for what
-    changes state outside the ops (a tensor changed in place, a ``backward`` accumulating into ``.grad``)."""
-
-    def op(self, fn: Function, inputs: Sequence[Any], out: Any) -> None:
-        """An op was applied: ``fn`` ran on ``inputs`` and made ``out`` (``fn.inputs`` is set only if recorded)."""
-
-    def effect(self, what: str) -> None:
-        """Something outside the ops changed state, described by ``what``."""
-
-
-def set_tracer(tracer: Tracer | None) -> Tracer | None:
-    """Tell ``tracer`` of every op applied and every effect in this thread from now on (None stops it); returns
-    the previous tracer. The hook ``jit`` captures a function with."""
-    return _swap_hook(_tracer, tracer)
-
-
-def note_effect(what: str, *details: Any) -> None:
-    """Tell this thread's tracer (if any) of a change of state that is not an op, e.g. ``"an in-place change"``;
-    ``details`` fill ``{}`` in ``what``, formatted only when a tracer listens (the common case pays one test)."""
-    if _recording:
-        tracer = _tracer.get()
-        if tracer is not None:
-            tracer.effect(what.format(*details) if details else what)
-
-
-_configuration = 0  # see configuration()
-
-
-def configuration() -> int:
-    """A number that grows whenever something changes which ops code runs without any tensor showing it (a module
-    switched between training and evaluation): what a captured function is replayed for is keyed on it."""
-    return _configuration
-
-
-def new_configuration() -> None:
-    """Called by what changes which ops code runs (``Module.train``), so captures made before are not replayed."""
-    global _configuration
-    _configuration += 1
-
-
-_tracer: contextvars.ContextVar[Tracer | None] = contextvars.ContextVar("tinygrad_like_tracer", default=None)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Function: the base of every rule, and the one way to record one
 # ----------------------------------------------------------------------------------------------------------
 
-_tensor_type: Any = None  # the Tensor class, handed over by tensor.py (which imports this module)
+_tensor_type: Any = None  # the Tensor class, handed over by tensors.py (which imports this module)
 _registry: dict[str, dict[str, type[Function]]] = {}  # module -> rule name -> rule
 
 
 def set_tensor_type(cls: type) -> None:
-    """Called once by ``tensor.py``: the class ``apply`` builds its results with."""
+    """Called once by ``tensors.py``: the class ``apply`` builds its results with."""
     global _tensor_type
     _tensor_type = cls
 
@@ -381,23 +327,13 @@ class Function:
             if True in needs:
                 fn.inputs, fn.needs_grad, fn.seq = inputs, needs, _next_seq()
                 out.requires_grad, out._ctx = True, fn
-                if _recording:  # set_recorder, set_tracer: off outside the tools that ask for them
-                    _report(fn, inputs, out, True)
+                if _recording:  # set_recorder: off outside the tools that ask for it
+                    recorder = _recorder.get()
+                    if recorder is not None:
+                        recorder(fn)
                 return out
         out.requires_grad, out._ctx = False, None
-        if _recording:
-            _report(fn, inputs, out, False)
         return out
-
-
-def _report(fn: Function, inputs: Sequence[Any], out: Any, recorded: bool) -> None:
-    """Tell this thread's recorder (ops recorded in the graph) and tracer (every op) of an op just applied."""
-    recorder = _recorder.get()
-    if recorded and recorder is not None:
-        recorder(fn)
-    tracer = _tracer.get()
-    if tracer is not None:
-        tracer.op(fn, inputs, out)
 
 
 _new = object.__new__
@@ -541,7 +477,6 @@ def backward(root: Any, gradient: Any = None, retain_graph: bool | None = None, 
     ``create_graph``). With ``create_graph`` the gradients are Tensors with a graph of their own.
     """
     retain_graph = create_graph if retain_graph is None else retain_graph
-    note_effect("backward() (it accumulates into .grad)")
     seed = _seed(root, gradient, create_graph, "backward")
     found = _run(((root, seed),), bool(retain_graph), create_graph, None)
     # Last, so a failed walk leaves no half-accumulated gradient on the leaves. A gradient the walk computed

@@ -27,7 +27,7 @@ import numpy as np
 from . import nn
 from ._files import atomic_write
 from .engine import enable_grad, toposort
-from .tensor import Tensor
+from .tensors import Tensor
 
 __all__ = ["load_safetensors", "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .engine import enable_grad, grad, is_grad_enabled
-from .tensor import Tensor, no_grad
+from .tensors import Tensor, no_grad
 
 DIRECTIONS = 3  # random directions tried per input
 

@@ -11,7 +11,7 @@ naming the function and listing the supported ones, instead of silently cutting 
 Tensor's own operators never come here (``t + x`` is ``Tensor.__add__``): only calls that NumPy makes do, so the
 engine's hot path does not pay for the protocol.
 
-The module sits below ``tensor.py``, which installs ``array_ufunc`` and ``array_function`` as methods; the Tensor
+The module sits below ``tensors.py``, which installs ``array_ufunc`` and ``array_function`` as methods; the Tensor
 class comes with each call (``type(self)``) rather than by import.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import engine, ops
+from . import ops
 
 __all__ = ["SUPPORTED", "array_function", "array_ufunc"]
 
@@ -236,7 +236,6 @@ def _clip(T: type, a: Any, a_min: Any = None, a_max: Any = None, out: Any = None
 def _where(T: type, condition: Any, x: Any = None, y: Any = None) -> Any:
     cond = np.asarray(_data(T, condition))
     if x is None and y is None:  # np.where(cond) is np.nonzero: indices, not values
-        engine.note_effect("a read of a tensor's values in Python (np.where with one argument)")
         return np.nonzero(cond)
     if x is None or y is None:
         raise TypeError("np.where: give either both x and y or neither")
@@ -325,13 +324,11 @@ FUNCTIONS: dict[Callable, Handler] = {
     np.argmin: _arg(np.argmin),
 }
 
-# Read shapes, compare values or make new arrays: computed on the arrays, plain NumPy results. Those that read
-# values take them out of the graph into Python, which a capture (jit) is told of.
-VALUE_READING_FUNCTIONS = frozenset({
+# Read shapes, compare values or make new arrays: computed on the arrays, plain NumPy results.
+PLAIN_FUNCTIONS = frozenset({
     np.allclose, np.isclose, np.array_equal, np.array_equiv, np.any, np.all, np.count_nonzero, np.nonzero,
+    np.shape, np.ndim, np.size, np.zeros_like, np.ones_like, np.empty_like, np.full_like,
 })
-PLAIN_FUNCTIONS = VALUE_READING_FUNCTIONS | {np.shape, np.ndim, np.size, np.zeros_like, np.ones_like,
-                                             np.empty_like, np.full_like}
 
 
 def array_function(self: Any, func: Callable, types: tuple[type, ...], args: tuple, kwargs: dict) -> Any:
@@ -343,8 +340,6 @@ def array_function(self: Any, func: Callable, types: tuple[type, ...], args: tup
     if handler is not None:
         return handler(T, *args, **kwargs)
     if func in PLAIN_FUNCTIONS:
-        if func in VALUE_READING_FUNCTIONS:
-            engine.note_effect("a read of a tensor's values in Python ({})", _numpy_name(func))
         return func(*_data(T, args), **{k: _data(T, v) for k, v in kwargs.items()})
     raise TypeError(f"{_numpy_name(func)} is not supported on Tensors (the graph cannot go through it); supported: "
                     f"{_supported()}. Use t.numpy() to compute on the values without the graph")

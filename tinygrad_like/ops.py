@@ -695,7 +695,7 @@ class CrossEntropy(Function):
     name = "cross_entropy"
 
     def forward(self, x, target):
-        if target.ndim == 1:  # here, not in the Tensor method, so that a replay (jit) checks them too
+        if target.ndim == 1:
             check_labels(target, x.shape[1], "cross_entropy")
         x = _floating(x)
         shifted = x - _max_keepdims(x, 1)

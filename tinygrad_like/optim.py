@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import note_effect, quiet
-from .tensor import Tensor, no_grad
+from .engine import quiet
+from .tensors import Tensor, no_grad
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "Optimizer", "StepLR", "lr_scheduler"]
 
@@ -62,7 +62,6 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (``.grad = None``) before the next backward."""
-        note_effect("zero_grad()")
         for p in self.params:
             p.grad = None
 

@@ -22,7 +22,7 @@ from .check import json_safe
 from .data import batches
 from .engine import quiet
 from .nn import MLP
-from .tensor import Tensor, no_grad
+from .tensors import Tensor, no_grad
 from .viz.plots import plot_gradient_flow, plot_history  # where train.plot_history has always been
 
 __all__ = [

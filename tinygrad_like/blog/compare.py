@@ -30,7 +30,7 @@ import numpy as np
 from ..check import GradientEntry, check_gradients, format_number, format_table, json_safe, relative_difference
 from ..nn import MLP
 from ..optim import SGD
-from ..tensor import Tensor
+from ..tensors import Tensor
 from .mlp import blog_loss, from_blog
 from .network import NN, mlp_order, one_hot
 

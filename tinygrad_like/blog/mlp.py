@@ -17,7 +17,7 @@ import numpy as np
 
 from .._checks import check_labels
 from ..nn import MLP
-from ..tensor import Tensor
+from ..tensors import Tensor
 from .network import NN
 
 

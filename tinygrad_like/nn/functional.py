@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import ops
-from ..tensor import Tensor, reduce_loss
+from ..tensors import Tensor, reduce_loss
 
 __all__ = [
     "binary_cross_entropy", "conv2d", "cross_entropy", "dropout", "gelu", "leaky_relu", "linear", "log_softmax",

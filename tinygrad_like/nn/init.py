@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from ..tensor import Tensor, default_generator, no_grad
+from ..tensors import Tensor, default_generator, no_grad
 
 __all__ = ["calculate_gain", "kaiming_uniform_", "normal_", "ones_", "uniform_", "xavier_uniform_", "zeros_"]
 

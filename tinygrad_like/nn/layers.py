@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import int_pair
-from ..tensor import Tensor, default_generator, no_grad
+from ..tensors import Tensor, default_generator, no_grad
 from . import functional as F
 from . import init
 from .module import Module

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine
 from .._files import atomic_write, parse_config, read_npz
-from ..tensor import Tensor, no_grad
+from ..tensors import Tensor, no_grad
 
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
 
@@ -74,10 +73,7 @@ class Module:
 
         Layers that behave differently in training read ``self.training``: ``Dropout`` drops only in training.
         """
-        modules = [module for _, module in self.named_modules()]
-        if any(module.training != bool(mode) for module in modules):  # the ops they run change: captures made
-            engine.new_configuration()  # before (jit) are not replayed
-        for module in modules:
+        for _, module in self.named_modules():
             module.training = bool(mode)
         return self
 
@@ -148,7 +144,6 @@ class Module:
 
     def zero_grad(self) -> None:
         """Forget every parameter's gradient (``.grad = None``)."""
-        engine.note_effect("zero_grad()")
         for p in self.parameters():
             p.grad = None
 

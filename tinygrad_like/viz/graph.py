@@ -21,7 +21,7 @@ import numpy as np
 from .. import nn
 from .._files import atomic_write
 from ..engine import ReleasedGraph, toposort
-from ..tensor import Tensor
+from ..tensors import Tensor
 
 __all__ = ["LEGEND", "Drawing", "GraphParts", "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"]
 

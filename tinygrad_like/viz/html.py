@@ -27,7 +27,7 @@ import numpy as np
 from .. import nn
 from .._files import atomic_write
 from ..engine import local_gradients, quiet
-from ..tensor import Tensor
+from ..tensors import Tensor
 from .graph import LEGEND, GraphParts, graph_parts
 
 __all__ = ["BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "dot_to_html", "notebook_frame", "show",

@@ -115,12 +115,6 @@ def _constant(value: Any, dtype: Any) -> np.ndarray:
     return arr
 
 
-def _values_read() -> None:
-    """Values leaving the graph for Python code (``if t > 0``, ``t.item()``): a capture (jit) must know."""
-    engine.note_effect("a read of a tensor's values in Python (item(), float(), bool(), tolist(), numpy(), "
-                       "np.asarray)")
-
-
 def _operand(value: Any, like: Tensor, op: str) -> Tensor:
     """The other side of a binary op as a Tensor (a constant when it is not one already)."""
     if isinstance(value, Tensor):
@@ -343,17 +337,14 @@ class Tensor:
             yield self[i]
 
     def numpy(self) -> np.ndarray:
-        _values_read()
         return self.data
 
     def item(self) -> Any:
         if self.data.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a number, got shape {self.shape}")
-        _values_read()
         return self.data.item()
 
     def tolist(self) -> Any:
-        _values_read()
         return self.data.tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
@@ -364,7 +355,6 @@ class Tensor:
                 "which would cut it from the graph and make the second derivative silently wrong; compute with the "
                 "Tensor itself (operators, the NumPy functions Tensors support), not np.asarray or .numpy()"
             )
-        _values_read()
         if copy:
             return np.array(self.data, dtype=dtype, copy=True)
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
@@ -378,7 +368,6 @@ class Tensor:
     def __bool__(self) -> bool:
         if self.data.size != 1:
             raise ValueError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous")
-        _values_read()
         return bool(self.data)
 
     __hash__ = object.__hash__  # comparisons return tensors, identity stays the hash
@@ -406,21 +395,18 @@ class Tensor:
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad_: only floating point tensors can require grad, got {self.dtype}")
-        engine.note_effect("requires_grad_()")
         if requires_grad and not self.requires_grad and self._ctx is None:
             self.data = self.data.copy()  # a parameter gets memory of its own (see __init__)
         self.requires_grad = bool(requires_grad)
         return self
 
     def zero_grad(self) -> None:
-        engine.note_effect("zero_grad()")
         self.grad = None
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after ``backward()`` (leaves always keep theirs)."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad: the tensor does not require grad")
-        engine.note_effect("retain_grad()")
         self._retains_grad = True
 
     # -- in-place changes -----------------------------------------------------------------------------------
@@ -460,7 +446,6 @@ class Tensor:
                 "update parameters under no_grad() (as optimizers do), or use the out-of-place operator"
             )
         value = other.data if isinstance(other, Tensor) else other
-        engine.note_effect("an in-place change ({} on a tensor of shape {})", op, self.shape)
         token = engine._silence()  # out-of-range values become inf/nan as NumPy gives them, silently
         try:
             if ufunc is None:
