@@ -39,7 +39,7 @@ import numpy as np
 
 from . import engine, numpy_protocol, ops
 from . import tensors as tensor_module
-from .engine import Function, local_gradients, no_grad, quiet, set_recorder, toposort
+from .engine import Function, no_grad, quiet, set_recorder, toposort, walk
 from .nn import Module
 from .tensors import Tensor
 
@@ -529,7 +529,7 @@ class _Op:
     axis: int | None = None  # softmax's axis
 
 
-Change = Callable[[Tensor, Function, np.ndarray], list | None]
+Change = Callable[[Tensor, np.ndarray, list], list | None]  # engine.walk's visit
 Site = tuple[tuple[str, int], ...]  # (file, line) of the innermost user-level call, then the forward's, or ()
 
 
@@ -563,31 +563,11 @@ class _Graph:
 
     # -- the walk ---------------------------------------------------------------------------------------------
     def walk(self, change: Change | None = None) -> dict[str, np.ndarray]:
-        """Autograd's backward from the loss, with ``change(node, fn, grad)`` deciding a node's contributions
-        (a list of (input, gradient); None: the rule's own); the targets' gradients by name."""
-        grads = {self.loss: np.ones_like(self.loss.data)}
+        """Autograd's backward from the loss, with ``change(node, grad, sent)`` deciding a node's contributions
+        (``engine.walk``'s visit); the targets' gradients by name."""
         wanted = {t: name for name, t in self.targets.items() if isinstance(t, Tensor)}
-        found: dict[str, np.ndarray] = {}
-        with quiet():
-            for node in reversed(self.order):
-                grad = grads.pop(node, None)
-                if grad is None:
-                    continue
-                if node in wanted:
-                    found[wanted[node]] = grad
-                fn = node.grad_fn
-                if fn is None:
-                    continue
-                pairs = change(node, fn, grad) if change is not None else None
-                for t, g in (self.local(fn, grad) if pairs is None else pairs):
-                    previous = grads.get(t)
-                    grads[t] = g if previous is None else previous + g
-        return found
-
-    @staticmethod
-    def local(fn: Function, grad: np.ndarray, drop: int | None = None) -> list[tuple[Tensor, np.ndarray]]:
-        """The rule's own contributions, broadcasting undone as the engine does (input ``drop`` left out)."""
-        return [(t, g) for i, t, g in local_gradients(fn, grad) if i != drop]
+        found = walk([(self.loss, np.ones_like(self.loss.data))], wanted=list(wanted), visit=change)
+        return {wanted[t]: g for t, g in found.items()}
 
     # -- the user's ops ---------------------------------------------------------------------------------------
     def ops(self) -> list[_Op]:
@@ -979,10 +959,9 @@ def _raw(graph: _Graph, name: str) -> tuple[np.ndarray, Tensor] | None:
     node, index = uses[0]
     seen: dict[str, np.ndarray] = {}
 
-    def capture(n: Tensor, fn: Function, grad: np.ndarray) -> list | None:
+    def capture(n: Tensor, grad: np.ndarray, sent: list) -> None:
         if n is node:
-            seen["raw"] = fn.backward(grad)[index]
-        return None
+            seen["raw"] = n.grad_fn.backward(grad)[index]
 
     graph.walk(capture)
     raw = seen.get("raw")
@@ -1139,9 +1118,9 @@ def _skip(group: list[_Op]) -> _Variant:
     name = group[0].name
     outputs = {op.y: op.x for op in group}
 
-    def change(node: Tensor, fn: Function, grad: np.ndarray) -> list | None:
+    def change(node: Tensor, grad: np.ndarray, sent: list) -> list | None:
         x = outputs.get(node)
-        return None if x is None else [(x, grad.astype(x.dtype, copy=False))]
+        return None if x is None else [(None, x, grad.astype(x.dtype, copy=False))]
 
     derivative = DERIVATIVES.get(name)
     advice = (f"your backward passes the gradient through {name} unchanged{_sites_text([op.site for op in group])}, "
@@ -1155,8 +1134,8 @@ def _softmax_variants(op: _Op) -> Iterator[_Variant]:
     site = _site_text(op.site)
     fix = f"apply the whole Jacobian: dz = p * (g - (g * p).sum(axis={axis}, keepdims=True))"
 
-    def diagonal(node: Tensor, fn: Function, grad: np.ndarray) -> list | None:
-        return [(op.x, grad * p * (1 - p))] if node is op.y else None
+    def diagonal(node: Tensor, grad: np.ndarray, sent: list) -> list | None:
+        return [(None, op.x, grad * p * (1 - p))] if node is op.y else None
 
     yield _Variant("softmax_jacobian", "softmax", diagonal,
                    f"the hand-written gradient applies only the diagonal p * (1 - p) of the Jacobian of the "
@@ -1165,8 +1144,8 @@ def _softmax_variants(op: _Op) -> Iterator[_Variant]:
         if other == axis:
             continue
 
-        def along(node: Tensor, fn: Function, grad: np.ndarray, other: int = other) -> list | None:
-            return [(op.x, p * (grad - (grad * p).sum(axis=other, keepdims=True)))] if node is op.y else None
+        def along(node: Tensor, grad: np.ndarray, sent: list, other: int = other) -> list | None:
+            return [(None, op.x, p * (grad - (grad * p).sum(axis=other, keepdims=True)))] if node is op.y else None
 
         yield _Variant("softmax_jacobian", "softmax", along,
                        f"the hand-written gradient applies softmax's Jacobian along axis {other}, but the "
@@ -1182,9 +1161,8 @@ def _dropped_uses(graph: _Graph) -> Iterator[_Variant]:
         uses = graph.uses[t]
         what = f"{names[t]!r}" if t in names else "the value computed" + _site_text(_node_site(graph, t))
         for node, index in uses:
-            def change(n: Tensor, fn: Function, grad: np.ndarray, node: Tensor = node,
-                       index: int = index) -> list | None:
-                return graph.local(fn, grad, drop=index) if n is node else None
+            def change(n: Tensor, grad: np.ndarray, sent: list, node: Tensor = node, index: int = index) -> list | None:
+                return [s for s in sent if s[0] != index] if n is node else None
 
             yield _Variant("not_accumulated", None, change, (
                 f"{what} is used {len(uses)} times{_sites_text([_node_site(graph, u) for u, _ in uses])}, but this "

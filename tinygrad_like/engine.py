@@ -32,8 +32,8 @@ import numpy as np
 
 __all__ = [
     "Function", "ReleasedGraph", "backward", "detect_anomaly", "enable_grad", "grad",
-    "is_anomaly_enabled", "is_grad_enabled", "latest_first", "local_gradients", "no_grad",
-    "quiet", "rules", "set_recorder", "toposort", "unbroadcast",
+    "is_anomaly_enabled", "is_grad_enabled", "latest_first", "no_grad",
+    "quiet", "rules", "set_recorder", "toposort", "unbroadcast", "walk",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -584,14 +584,15 @@ def _owner(g: Any) -> int:
     return id(a if a.base is None else a.base)
 
 
-def _run(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wanted: set | None) -> dict[Any, Any]:
+def _run(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wanted: set | None,
+         visit: Visit | None = None) -> dict[Any, Any]:
     """``_walk`` with the collector paused, NumPy's warnings off and, for a graph of the backward, grad mode on."""
     collector_was_on = gc.isenabled()
     gc.disable()  # the walk makes no reference cycles; pausing the collector spares rescans of a big graph
     token = _silence()
     mode = _mode.set(_get_mode() | GRAD) if graph else None  # the backward's own ops are recorded
     try:
-        return _walk(seeds, retain_graph, graph, wanted)
+        return _walk(seeds, retain_graph, graph, wanted, visit)
     finally:
         if mode is not None:
             _mode.reset(mode)
@@ -623,11 +624,13 @@ def _released_error(t: Any) -> RuntimeError:
     )
 
 
-def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wanted: set | None) -> dict[Any, Any]:
+def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wanted: set | None,
+          visit: Visit | None = None) -> dict[Any, Any]:
     """The backward pass from ``seeds`` (root, gradient of the root): the gradients of the leaves, in the order
     they were reached (``wanted`` None: ``backward``), or of the ``wanted`` tensors (``grad``).
 
-    Gradients are arrays, or Tensors recorded in the graph when ``graph`` (create_graph=True).
+    Gradients are arrays, or Tensors recorded in the graph when ``graph`` (create_graph=True). ``visit`` (see
+    ``walk``) sees, and may replace, each node's contributions to its inputs.
     """
     grads: dict[Any, Any] = {}
     for root, seed in seeds:
@@ -645,7 +648,7 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
     released = ReleasedGraph
     heap = [(-t._ctx.seq, t) for t in grads if t._ctx is not None and type(t._ctx) is not released]
     heapify(heap)
-    special = graph or wanted is not None  # the plain backward() pays one test per node and input for these
+    special = graph or wanted is not None or visit is not None  # backward() pays one test per node and input
     check = _get_mode() & ANOMALY
     pop, get, push, never = grads.pop, grads.get, heappush, _NEVER
     while heap:
@@ -660,12 +663,18 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
         seq = ctx.seq if ctx.saves_values else never  # the version check: nothing saved, nothing to check
         if node._version > seq:
             raise _modified_error(node, ctx)
-        if node._retains_grad and wanted is None:
+        if node._retains_grad and not special:
             node._accumulate(grad)
         local = _graph_gradients(ctx, node, grad, useful) if graph else ctx.backward(grad)
         if type(local) is not tuple and not isinstance(local, (tuple, list)) or len(local) < len(ctx.inputs):
             raise _gradient_count_error(ctx, local)
-        for t, need, g in zip(ctx.inputs, ctx.needs_grad, local):
+        contributions = zip(ctx.inputs, ctx.needs_grad, local)
+        if visit is not None:
+            sent = [(i, t, _fitted(ctx, t, g)) for i, (t, need, g) in enumerate(contributions)
+                    if need and g is not None]
+            replaced = visit(node, grad, sent)
+            contributions = [(t, True, g) for _, t, g in (sent if replaced is None else replaced)]
+        for t, need, g in contributions:
             if t._version > seq:
                 raise _modified_error(node, ctx)
             if not need or g is None:  # as PyTorch: None is a zero gradient
@@ -720,20 +729,31 @@ def _leading_to(order: list[Any], wanted: set) -> tuple[set, set]:
     return runs, useful
 
 
-def local_gradients(fn: Function, grad: np.ndarray) -> list[tuple[int, Any, np.ndarray]]:
-    """One recorded rule's backward on ``grad``: ``(input index, input, gradient)`` for every input that needs
-    one, the gradient summed back to the input's shape and cast to its dtype. What the walk does at each node
-    (``_walk`` does it inline, with the version and anomaly checks), for tools that replay a graph: the HTML
-    view's step-through, ``check_gradients``' replays of a mistake."""
-    out = []
-    for i, (t, need, g) in enumerate(zip(fn.inputs, fn.needs_grad, fn.backward(grad))):
-        if not need or g is None:
-            continue
-        g = np.asarray(g)
-        if g.shape != t.shape:
-            g = unbroadcast(g, t.shape, fn, t)
-        out.append((i, t, g if g.dtype == t.dtype else g.astype(t.dtype)))
-    return out
+Visit = Callable[[Any, Any, list], "list | None"]
+
+
+def walk(seeds: Sequence[tuple[Any, Any]], wanted: Sequence[Any] | None = None, visit: Visit | None = None,
+         retain_graph: bool = True) -> dict[Any, np.ndarray]:
+    """The backward walk for tools that replay a graph (the HTML view's step-through, ``check_gradients``'
+    mistake variants): gradients as arrays, nothing accumulated into any ``.grad``.
+
+    ``seeds``: (tensor, gradient array) pairs to start from. Returns the gradients of the ``wanted`` tensors
+    (leaves or not), or of the leaves reached when ``wanted`` is None. ``visit(node, grad, sent)`` is called at
+    each node the walk reaches, with ``grad`` (the node's whole gradient) and ``sent``: ``(input position,
+    input, gradient)`` for each input that gets a gradient, summed back to its shape and cast to its dtype. It
+    returns None to keep them, or a list of the same form to send instead (the position may be None, and the
+    tensor need not be an input of the node: e.g. a gradient passed past several ops).
+    """
+    seeds = [(t, np.asarray(g)) for t, g in seeds]
+    return _run(seeds, retain_graph, False, None if wanted is None else set(wanted), visit)
+
+
+def _fitted(ctx: Function, t: Any, g: Any) -> Any:
+    """A rule's gradient for its input ``t`` summed back to ``t``'s shape and cast to its dtype (the walk does the
+    same inline)."""
+    if g.shape != t.data.shape:
+        g = unbroadcast(g, t.data.shape, ctx, t)
+    return g if g.dtype == t.data.dtype else g.astype(t.data.dtype)
 
 
 def _position(ctx: Function, t: Any) -> int | str:

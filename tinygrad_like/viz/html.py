@@ -26,7 +26,7 @@ import numpy as np
 
 from .. import nn
 from .._files import atomic_write
-from ..engine import local_gradients, quiet
+from ..engine import walk
 from ..tensors import Tensor
 from .graph import LEGEND, GraphParts, graph_parts
 
@@ -83,18 +83,15 @@ def backward_pass(tensor: Tensor, order: list[Tensor] | None = None) -> Backward
     index = {id(t): i for i, t in enumerate(order)}
     grads: dict[int, np.ndarray] = {len(order) - 1: np.ones_like(tensor.data)}
     steps = []
-    with quiet():  # as in the engine's walk: out-of-domain values give inf/nan, not warnings
-        for i in range(len(order) - 1, -1, -1):
-            t, grad = order[i], grads.get(i)
-            fn = t.grad_fn
-            if grad is None or fn is None:
-                continue
-            sent = []
-            for k, x, g in local_gradients(fn, grad):
-                j = index[id(x)]
-                sent.append((k, j, g))
-                grads[j] = g if j not in grads else grads[j] + g
-            steps.append(BackwardStep(i, grad, sent))
+
+    def record(node: Tensor, grad: np.ndarray, sent: list) -> None:
+        steps.append(BackwardStep(index[id(node)], grad, [(k, index[id(x)], g) for k, x, g in sent]))
+        for _, x, g in sent:
+            j = index[id(x)]
+            grads[j] = g if j not in grads else grads[j] + g
+
+    if tensor.grad_fn is not None:
+        walk([(tensor, grads[len(order) - 1])], visit=record)
     return BackwardPass(order, steps, [grads.get(i) for i in range(len(order))], tensor.size != 1)
 
 
