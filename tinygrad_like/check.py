@@ -39,7 +39,7 @@ import numpy as np
 
 from . import engine, numpy_protocol, ops
 from . import tensors as tensor_module
-from .engine import Function, no_grad, quiet, set_recorder, toposort, walk
+from .engine import Function, no_grad, quiet, rules, set_recorder, toposort, walk
 from .nn import Module
 from .tensors import Tensor
 
@@ -59,18 +59,11 @@ CAUSE_KINDS = (
     "shape", "missing", "precision", "unexplained",
 )
 
-# The local derivative of each op that can be skipped, said in the diagnosis (z: the op's input).
-DERIVATIVES = {
-    "sigmoid": "s * (1 - s) with s = sigmoid(z)", "tanh": "1 - t**2 with t = tanh(z)", "relu": "(z > 0)",
-    "exp": "exp(z)", "log": "1 / z", "log1p": "1 / (1 + z)", "sqrt": "1 / (2 * sqrt(z))", "square": "2 * z",
-    "abs": "sign(z)", "softplus": "sigmoid(z)",
-    "softmax": "its Jacobian: dz = p * (g - (g * p).sum(axis, keepdims=True))",
-    "log_softmax": "its Jacobian: dz = g - softmax(z) * g.sum(axis, keepdims=True)",
-}
-# Rules that are linear in their differentiable input: skipping their "derivative" is a scale, a shape or a
-# sum mistake, diagnosed as such, not a missing derivative.
-LINEAR_RULES = frozenset({"add", "sub", "mul", "div", "neg", "reshape", "permute", "expand", "getitem", "where",
-                          "sum", "matmul", "linear"})
+# The local derivative of each op that can be skipped, said in the diagnosis, and the rules linear in their
+# differentiable input (skipping their "derivative" is a scale, a shape or a sum mistake): from the rule classes.
+DERIVATIVES = {name: rule.derivative for name, rule in rules().items() if rule.derivative}
+DERIVATIVES["square"] = "2 * z"  # x * x, recognised from the values
+LINEAR_RULES = frozenset(name for name, rule in rules().items() if rule.linear) | {"neg"}
 
 
 # ----------------------------------------------------------------------------------------------------------

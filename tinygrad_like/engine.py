@@ -250,6 +250,9 @@ class Function:
     hint: str | None = None
     backward_hint: str | None = None
     saves_values = True  # backward reads saved inputs or output: checked against in-place changes
+    # What the other rooms know of the op, all derived from here:
+    derivative: str | None = None  # check_gradients' words for its local derivative (z: its input)
+    linear = False  # linear in its differentiable inputs: skipping its "derivative" is a scale or shape mistake
     constants: tuple[str, ...] = ()  # saved values the backward only compares: kept as arrays in a graph of it
     released: ReleasedGraph
 

@@ -65,6 +65,7 @@ class Add(Function):
 
     __slots__ = ()
     name = "add"
+    linear = True
     saves_values = False
 
     def forward(self, x, y):
@@ -79,6 +80,7 @@ class Sub(Function):
 
     __slots__ = ()
     name = "sub"
+    linear = True
     saves_values = False
 
     def forward(self, x, y):
@@ -93,6 +95,7 @@ class Mul(Function):
 
     __slots__ = ("x", "y")
     name = "mul"
+    linear = True
 
     def forward(self, x, y):
         self.x, self.y = x, y
@@ -108,6 +111,7 @@ class Div(Function):
 
     __slots__ = ("y", "out")
     name = "div"
+    linear = True
     hint = "division by zero: add a small epsilon to the denominator"
     backward_hint = "d(x/y)/dy = -x/y^2 overflows when y is tiny"
 
@@ -159,6 +163,7 @@ class Matmul(Function):
 
     __slots__ = ("x", "y")
     name = "matmul"
+    linear = True
 
     def forward(self, x, y):
         try:
@@ -210,6 +215,7 @@ class Linear(Function):
 
     __slots__ = ("x", "w")
     name = "linear"
+    linear = True
 
     def forward(self, x, w, b=None):
         try:
@@ -280,6 +286,7 @@ class Exp(Function):
 
     __slots__ = ("out",)
     name = "exp"
+    derivative = "exp(z)"
     hint = "exp overflows past 88 (float32) or 709 (float64): subtract the max first (softmax does)"
 
     def forward(self, x):
@@ -295,6 +302,7 @@ class Log(Function):
 
     __slots__ = ("x",)
     name = "log"
+    derivative = "1 / z"
     hint = "log(0) is -inf and log(x < 0) is nan: clip the input, or compute log_softmax / cross_entropy from logits"
     backward_hint = "d log(x)/dx = 1/x is infinite at x = 0"
 
@@ -311,6 +319,7 @@ class Log1p(Function):
 
     __slots__ = ("x",)
     name = "log1p"
+    derivative = "1 / (1 + z)"
     hint = "log1p(-1) is -inf and log1p(x < -1) is nan"
     backward_hint = "d log1p(x)/dx = 1/(1 + x) is infinite at x = -1"
 
@@ -327,6 +336,7 @@ class Sqrt(Function):
 
     __slots__ = ("out",)
     name = "sqrt"
+    derivative = "1 / (2 * sqrt(z))"
     hint = "sqrt of a negative number is nan"
     backward_hint = "d sqrt(x)/dx = 1/(2 sqrt(x)) is infinite at x = 0"
 
@@ -347,6 +357,7 @@ class Sigmoid(Function):
 
     __slots__ = ("out",)
     name = "sigmoid"
+    derivative = "s * (1 - s) with s = sigmoid(z)"
 
     def forward(self, x):
         x = _floating(x)
@@ -376,6 +387,7 @@ class Relu(Function):
 
     __slots__ = ("out",)
     name = "relu"
+    derivative = "(z > 0)"
     constants = ("out",)  # a mask: relu's second derivative is 0
 
     def forward(self, x):
@@ -391,6 +403,7 @@ class Tanh(Function):
 
     __slots__ = ("out",)
     name = "tanh"
+    derivative = "1 - t**2 with t = tanh(z)"
 
     def forward(self, x):
         self.out = np.tanh(_floating(x))
@@ -405,6 +418,7 @@ class Abs(Function):
 
     __slots__ = ("x",)
     name = "abs"
+    derivative = "sign(z)"
     constants = ("x",)
 
     def forward(self, x):
@@ -473,6 +487,7 @@ class Softplus(Function):
 
     __slots__ = ("x",)
     name = "softplus"
+    derivative = "sigmoid(z)"
 
     def forward(self, x):
         self.x = _floating(x)
@@ -532,6 +547,7 @@ class Where(Function):
 
     __slots__ = ("cond",)
     name = "where"
+    linear = True
     constants = ("cond",)
 
     def forward(self, cond, a, b):
@@ -562,6 +578,7 @@ class Sum(Function):
 
     __slots__ = ("in_shape", "axes", "keepdim")
     name = "sum"
+    linear = True
     saves_values = False
 
     def forward(self, x, axes=None, keepdim=False):
@@ -640,6 +657,7 @@ class Softmax(Function):
 
     __slots__ = ("out", "axis")
     name = "softmax"
+    derivative = "its Jacobian: dz = p * (g - (g * p).sum(axis, keepdims=True))"
 
     def forward(self, x, axis=-1):
         x = _floating(x)
@@ -663,6 +681,7 @@ class LogSoftmax(Function):
 
     __slots__ = ("out", "axis")
     name = "log_softmax"
+    derivative = "its Jacobian: dz = g - softmax(z) * g.sum(axis, keepdims=True)"
 
     def forward(self, x, axis=-1):
         x = _floating(x)
@@ -764,6 +783,7 @@ class Reshape(Function):
 
     __slots__ = ("in_shape",)
     name = "reshape"
+    linear = True
     saves_values = False
 
     def forward(self, x, shape=()):
@@ -792,6 +812,7 @@ class Permute(Function):
 
     __slots__ = ("order",)
     name = "permute"
+    linear = True
     saves_values = False
 
     def forward(self, x, order=()):
@@ -816,6 +837,7 @@ class Expand(Function):
 
     __slots__ = ()
     name = "expand"
+    linear = True
     saves_values = False
 
     def forward(self, x, shape=()):
@@ -864,6 +886,7 @@ class GetItem(Function):
 
     __slots__ = ("in_shape", "dtype", "index")
     name = "getitem"
+    linear = True
     saves_values = False
 
     def forward(self, x, index=None):
