@@ -55,6 +55,9 @@ CASES = {
     "sqrt": (lambda a: a.sqrt(), lambda T, a: a.sqrt(), [positive(3, 4)]),
     "sigmoid": (lambda a: a.sigmoid(), lambda T, a: a.sigmoid(), [normal(3, 4)]),
     "tanh": (lambda a: a.tanh(), lambda T, a: a.tanh(), [normal(3, 4)]),
+    "sin": (lambda a: a.sin(), lambda T, a: a.sin(), [normal(3, 4)]),
+    "cos": (lambda a: a.cos(), lambda T, a: a.cos(), [normal(3, 4)]),
+    "tan": (lambda a: a.tan(), lambda T, a: a.tan(), [normal(3, 4)]),
     "relu": (lambda a: a.relu() * a, lambda T, a: a.relu() * a, [away_from_zero(3, 4)]),
     "abs": (lambda a: a.abs() * a, lambda T, a: a.abs() * a, [away_from_zero(3, 4)]),
     "clip": (lambda a: a.clip(-0.5, 0.7) * a, lambda T, a: a.clamp(-0.5, 0.7) * a,
@@ -402,14 +405,14 @@ class _Cube(Function):
 
 
 class _NotDifferentiable(Function):
-    """z = sin(x);  dz/dx = cos(x), with np.cos, which Tensors do not support."""
+    """z = hypot(x, 1);  dz/dx = x / hypot(x, 1), with np.hypot, which Tensors do not support."""
 
     def forward(self, x):
         self.x = x
-        return np.sin(x)
+        return np.hypot(x, 1)
 
     def backward(self, grad):
-        return (grad * np.cos(self.x),)
+        return (grad * self.x / np.hypot(self.x, 1),)
 
 
 class _ArrayBackward(Function):
@@ -477,7 +480,7 @@ def test_a_users_op_written_with_operators_is_twice_differentiable():
 
 
 @pytest.mark.parametrize("rule, message", [
-    (_NotDifferentiable, r"backward of _notdifferentiable cannot be differentiated: .*TypeError: np.cos"),
+    (_NotDifferentiable, r"backward of _notdifferentiable cannot be differentiated: .*TypeError: np.hypot"),
     (_ArrayBackward, r"backward of _arraybackward turns a Tensor \(shape \(2,\)\) into a NumPy array"),
     (_ArrayInsideTensorMath, r"backward of _arrayinsidetensormath turns a Tensor \(shape \(2,\)\) into a NumPy"),
     (_SavesACopy, r"backward of _savesacopy cannot be differentiated: .*re-run on Tensors.*AttributeError"),

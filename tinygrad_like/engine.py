@@ -194,10 +194,25 @@ _tensor_type: Any = None  # the Tensor class, handed over by tensors.py (which i
 _registry: dict[str, dict[str, type[Function]]] = {}  # module -> rule name -> rule
 
 
-def set_tensor_type(cls: type) -> None:
-    """Called once by ``tensors.py``: the class ``apply`` builds its results with."""
-    global _tensor_type
-    _tensor_type = cls
+_implementations: dict[Callable, type[Function]] = {}  # NumPy function -> the rule that computes it
+_on_register: Callable[[type[Function]], None] | None = None  # tensors.py: install a new rule's Tensor methods
+
+
+def implementation(function: Callable) -> type[Function] | None:
+    """The rule whose ``implements`` names the NumPy ``function`` (the latest defined), or None."""
+    return _implementations.get(function)
+
+
+def implemented() -> list[Callable]:
+    """Every NumPy function some rule ``implements``."""
+    return list(_implementations)
+
+
+def set_tensor_type(cls: type, on_register: Callable[[type[Function]], None]) -> None:
+    """Called once by ``tensors.py``: the class ``apply`` builds its results with, and what to do for each rule
+    defined from now on (install its Tensor methods)."""
+    global _tensor_type, _on_register
+    _tensor_type, _on_register = cls, on_register
 
 
 def rules(module: str | None = None) -> dict[str, type[Function]]:
@@ -251,6 +266,9 @@ class Function:
     backward_hint: str | None = None
     saves_values = True  # backward reads saved inputs or output: checked against in-place changes
     # What the other rooms know of the op, all derived from here:
+    methods: tuple[str, ...] = ()  # Tensor methods that are this rule applied to the tensor alone (t.exp())
+    implements: Any = ()  # the NumPy function(s) it computes: called on Tensors, they record this rule
+    onnx: Any = None  # ONNX: an op type taking the same inputs, or a function (graph, fn, input names, output)
     derivative: str | None = None  # check_gradients' words for its local derivative (z: its input)
     linear = False  # linear in its differentiable inputs: skipping its "derivative" is a scale or shape mistake
     constants: tuple[str, ...] = ()  # saved values the backward only compares: kept as arrays in a graph of it
@@ -262,6 +280,11 @@ class Function:
             cls.name = cls.__name__.lower()
         cls.released = ReleasedGraph(cls.name)  # one shared marker per rule
         _registry.setdefault(cls.__module__, {})[cls.name] = cls
+        implements = cls.__dict__.get("implements", ())
+        for function in implements if isinstance(implements, tuple) else (implements,):
+            _implementations[function] = cls
+        if _on_register is not None:
+            _on_register(cls)
 
     def forward(self, *args: np.ndarray, **params: Any) -> np.ndarray:  # pragma: no cover - every rule overrides
         raise NotImplementedError(f"{self.name}: forward is not defined")

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import nn
 from ._files import atomic_write
-from .engine import enable_grad, toposort
+from .engine import enable_grad, rules, toposort
 from .tensors import Tensor
 
 __all__ = ["load_safetensors", "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
@@ -265,13 +265,19 @@ class _OnnxGraph:
         self.nodes.append(self.helper.make_node(op, inputs, [out], **attributes))
         return out
 
+    def dtype_code(self, dtype: Any) -> int:
+        """ONNX's number for a NumPy dtype."""
+        return self.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+
     def add(self, t: Tensor) -> None:
+        """Translate the op that made ``t`` by its rule's ``onnx`` (an op type, or a method building the nodes)."""
         fn = t.grad_fn
-        translate = _ONNX.get(fn.name)
-        if translate is None:
+        ins = [self.name_of(x) for x in fn.inputs]
+        if fn.onnx is None:
+            mapped = sorted(name for name, rule in rules().items() if rule.onnx is not None)
             raise NotImplementedError(f"to_onnx: no ONNX mapping for the op '{fn.name}' (output shape {t.shape}); "
-                                      f"mapped: {', '.join(sorted(_ONNX))}")
-        self.value[id(t)] = translate(self, fn, [self.name_of(x) for x in fn.inputs], t)
+                                      f"mapped: {', '.join(mapped)}")
+        self.value[id(t)] = self.node(fn.onnx, ins) if isinstance(fn.onnx, str) else fn.onnx(self, ins, t)
 
     def model(self, out: Tensor) -> Any:
         helper, elem = self.helper, self.onnx.helper.np_dtype_to_tensor_dtype(self.dtype)
@@ -286,79 +292,3 @@ class _OnnxGraph:
                                  producer_name="tinygrad_like")
 
 
-def _reduce(op: str) -> Callable[..., str]:
-    def translate(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-        source = fn.inputs[0]
-        axes = fn.axes if fn.axes is not None else tuple(range(source.ndim))
-        keepdims = int(t.ndim == source.ndim and source.ndim > 0)  # the result's rank tells
-        return g.node(op, [ins[0], g.constant(list(axes))], keepdims=keepdims)
-    return translate
-
-
-def _same(op: str) -> Callable[..., str]:
-    return lambda g, fn, ins, t: g.node(op, ins)
-
-
-def _linear(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    if fn.inputs[0].ndim == 2:  # Gemm: x @ W.T + b in one node
-        return g.node("Gemm", ins, transB=1)
-    out = g.node("MatMul", [ins[0], g.node("Transpose", [ins[1]], perm=[1, 0])])
-    return g.node("Add", [out, ins[2]]) if len(ins) == 3 else out
-
-
-def _reshape(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    shape = list(t.shape)
-    source = fn.inputs[0]
-    if shape and source.ndim and shape[0] == source.shape[0] == g.input.shape[0]:
-        shape[0] = 0  # ONNX: copy the (free) batch size from the input
-    return g.node("Reshape", [ins[0], g.constant(shape)])
-
-
-def _expand(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    return g.node("Expand", [ins[0], g.constant(list(t.shape))])
-
-
-def _clip(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    low = g.constant(fn.low, t.dtype) if fn.low is not None else ""
-    high = g.constant(fn.high, t.dtype) if fn.high is not None else ""
-    return g.node("Clip", [ins[0], low, high])
-
-
-def _log1p(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    return g.node("Log", [g.node("Add", [ins[0], g.constant(1, t.dtype)])])
-
-
-def _cast(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    return g.node("Cast", ins, to=g.helper.np_dtype_to_tensor_dtype(np.dtype(fn.dtype)))
-
-
-def _conv2d(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    ph, pw = fn.padding
-    kernel = list(fn.inputs[1].shape[2:])
-    return g.node("Conv", ins, kernel_shape=kernel, strides=list(fn.stride), pads=[ph, pw, ph, pw])
-
-
-def _max_pool2d(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    return g.node("MaxPool", ins, kernel_shape=list(fn.kernel), strides=list(fn.stride))
-
-
-def _gelu(g: _OnnxGraph, fn: Any, ins: list[str], t: Tensor) -> str:
-    """x/2 (1 + erf(x / sqrt 2)), from ONNX's Erf (the Gelu op needs opset 20)."""
-    erf = g.node("Erf", [g.node("Div", [ins[0], g.constant(np.sqrt(2.0), t.dtype)])])
-    half = g.node("Mul", [g.node("Add", [erf, g.constant(1, t.dtype)]), g.constant(0.5, t.dtype)])
-    return g.node("Mul", [ins[0], half])
-
-
-_ONNX: dict[str, Callable[..., str]] = {
-    "add": _same("Add"), "sub": _same("Sub"), "mul": _same("Mul"), "div": _same("Div"), "pow": _same("Pow"),
-    "matmul": _same("MatMul"), "linear": _linear, "exp": _same("Exp"), "log": _same("Log"), "log1p": _log1p,
-    "sqrt": _same("Sqrt"), "sigmoid": _same("Sigmoid"), "relu": _same("Relu"), "tanh": _same("Tanh"),
-    "abs": _same("Abs"), "clip": _clip, "sum": _reduce("ReduceSum"), "max": _reduce("ReduceMax"),
-    "min": _reduce("ReduceMin"), "reshape": _reshape, "expand": _expand, "cast": _cast, "where": _same("Where"),
-    "softmax": lambda g, fn, ins, t: g.node("Softmax", ins, axis=int(fn.axis)),
-    "log_softmax": lambda g, fn, ins, t: g.node("LogSoftmax", ins, axis=int(fn.axis)),
-    "permute": lambda g, fn, ins, t: g.node("Transpose", ins, perm=list(fn.order)),
-    "leaky_relu": lambda g, fn, ins, t: g.node("LeakyRelu", ins, alpha=float(fn.slope)),
-    "softplus": _same("Softplus"), "gelu": _gelu, "conv2d": _conv2d, "max_pool2d": _max_pool2d,
-    "cat": lambda g, fn, ins, t: g.node("Concat", ins, axis=int(fn.axis)),
-}

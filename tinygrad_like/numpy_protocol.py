@@ -17,14 +17,16 @@ class comes with each call (``type(self)``) rather than by import.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import ops
+from . import engine, ops
 
-__all__ = ["SUPPORTED", "array_function", "array_ufunc"]
+__all__ = ["array_function", "array_ufunc", "supported"]
 
 Handler = Callable[..., Any]
 
@@ -66,6 +68,31 @@ def _refuse(name: str, **options: Any) -> None:
 
 def _differentiable(T: type, *values: Any) -> bool:
     return any(isinstance(v, T) and v.requires_grad for v in values)
+
+
+def _apply_rule(T: type, rule: type[engine.Function], args: tuple, kwargs: dict) -> Any:
+    """A NumPy call that a rule ``implements``: the arguments bound to the rule's ``forward`` by its signature,
+    those without a default (the arrays) as Tensors of one dtype, the others as keyword parameters."""
+    inputs, params = _forward_signature(rule)
+    try:
+        bound = inspect.Signature([*inputs, *params]).bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{rule.name}: {e}") from None
+    values = [bound.arguments[p.name] for p in inputs]
+    like = _first_tensor(T, *values)
+    tensors = [_as_tensor(T, v, like) for v in values]
+    if len({t.dtype for t in tensors}) > 1:
+        dtype = ops.result_dtype(*[t.data for t in tensors])
+        tensors = [t.cast(dtype) for t in tensors]
+    return rule.apply(*tensors, **{k: v for k, v in bound.arguments.items() if k not in {p.name for p in inputs}})
+
+
+@functools.cache
+def _forward_signature(rule: type[engine.Function]) -> tuple[list, list]:
+    """A rule's forward parameters: (the arrays, the keyword parameters with their defaults)."""
+    parameters = list(inspect.signature(rule.forward).parameters.values())[1:]  # without self
+    return ([p for p in parameters if p.default is inspect.Parameter.empty],
+            [p for p in parameters if p.default is not inspect.Parameter.empty])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -125,12 +152,6 @@ UFUNCS: dict[np.ufunc, Handler] = {
     np.matmul: _binary("__matmul__", "__rmatmul__"),
     np.maximum: _extremum(np.greater, 1),
     np.minimum: _extremum(np.less, -1),
-    np.exp: _unary("exp"),
-    np.log: _unary("log"),
-    np.log1p: _unary("log1p"),
-    np.sqrt: _unary("sqrt"),
-    np.tanh: _unary("tanh"),
-    np.absolute: _unary("abs"),
     np.square: _unary("square"),
     np.negative: _unary("neg"),
     np.positive: lambda T, x: x,
@@ -155,6 +176,9 @@ def array_ufunc(self: Any, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs:
     handler = UFUNCS.get(ufunc)
     if handler is not None:
         return handler(T, *inputs)
+    rule = engine.implementation(ufunc)
+    if rule is not None:
+        return _apply_rule(T, rule, inputs, {})
     if ufunc in NO_GRAD_UFUNCS:
         return T(ufunc(*[_data(T, x) for x in inputs]))
     raise TypeError(f"np.{name} is not supported on Tensors (the graph cannot go through it); "
@@ -339,6 +363,9 @@ def array_function(self: Any, func: Callable, types: tuple[type, ...], args: tup
     handler = FUNCTIONS.get(func)
     if handler is not None:
         return handler(T, *args, **kwargs)
+    rule = engine.implementation(func)
+    if rule is not None:
+        return _apply_rule(T, rule, args, kwargs)
     if func in PLAIN_FUNCTIONS:
         return func(*_data(T, args), **{k: _data(T, v) for k, v in kwargs.items()})
     raise TypeError(f"{_numpy_name(func)} is not supported on Tensors (the graph cannot go through it); supported: "
@@ -356,12 +383,15 @@ def _names(functions: Any) -> list[str]:
     return sorted({getattr(f, "__name__", str(f)) for f in functions})
 
 
-SUPPORTED: dict[str, list[str]] = {
-    "differentiable": _names(list(UFUNCS) + [f for f in FUNCTIONS if f not in (np.argmax, np.argmin)]),
-    "without gradient": _names(list(NO_GRAD_UFUNCS) + [np.argmax, np.argmin]),
-    "plain NumPy results": _names(PLAIN_FUNCTIONS),
-}
+def supported() -> dict[str, list[str]]:
+    """The NumPy functions Tensors support, by kind (rules defined later, a user's too, included)."""
+    return {
+        "differentiable": _names([*UFUNCS, *engine.implemented(),
+                                  *[f for f in FUNCTIONS if f not in (np.argmax, np.argmin)]]),
+        "without gradient": _names([*NO_GRAD_UFUNCS, np.argmax, np.argmin]),
+        "plain NumPy results": _names(PLAIN_FUNCTIONS),
+    }
 
 
 def _supported() -> str:
-    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in SUPPORTED.items())
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in supported().items())

@@ -46,13 +46,25 @@ def _column_major(a: np.ndarray) -> bool:
 _CATEGORY = {"b": 0, "u": 1, "i": 1, "f": 2}  # PyTorch's promotion categories: bool < integer < float
 
 
-def _promote(*arrays: np.ndarray) -> np.dtype:
+def result_dtype(*arrays: np.ndarray) -> np.dtype:
     """The dtype PyTorch gives a result of several tensors: the highest category wins (float over integer over
     bool), and within it the n-d tensors decide (a 0-d tensor widens a result only when no n-d one of its
     category is there): float32 with int32 is float32, float32 with a 0-d float64 is float32."""
     top = max(_CATEGORY[a.dtype.kind] for a in arrays)
     peers = [a for a in arrays if _CATEGORY[a.dtype.kind] == top]
     return np.result_type(*([a for a in peers if a.ndim] or peers))
+
+
+def _onnx_reduce(op: str):
+    """The ONNX translation of a reduction over the rule's ``axes`` (all when None)."""
+
+    def onnx(self, g, ins, out):
+        source = self.inputs[0]
+        axes = self.axes if self.axes is not None else tuple(range(source.ndim))
+        keepdims = int(out.ndim == source.ndim and source.ndim > 0)  # the result's rank tells
+        return g.node(op, [ins[0], g.constant(list(axes))], keepdims=keepdims)
+
+    return onnx
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -65,6 +77,7 @@ class Add(Function):
 
     __slots__ = ()
     name = "add"
+    onnx = "Add"
     linear = True
     saves_values = False
 
@@ -80,6 +93,7 @@ class Sub(Function):
 
     __slots__ = ()
     name = "sub"
+    onnx = "Sub"
     linear = True
     saves_values = False
 
@@ -95,6 +109,7 @@ class Mul(Function):
 
     __slots__ = ("x", "y")
     name = "mul"
+    onnx = "Mul"
     linear = True
 
     def forward(self, x, y):
@@ -111,6 +126,7 @@ class Div(Function):
 
     __slots__ = ("y", "out")
     name = "div"
+    onnx = "Div"
     linear = True
     hint = "division by zero: add a small epsilon to the denominator"
     backward_hint = "d(x/y)/dy = -x/y^2 overflows when y is tiny"
@@ -135,6 +151,7 @@ class Pow(Function):
 
     __slots__ = ("x", "y", "out")
     name = "pow"
+    onnx = "Pow"
     hint = "0 ** negative is inf and a negative base with a fractional exponent is nan"
     backward_hint = "d(x**y)/dx = y x**(y-1) is infinite at x = 0 when y < 1, and d/dy needs log(x)"
 
@@ -163,6 +180,7 @@ class Matmul(Function):
 
     __slots__ = ("x", "y")
     name = "matmul"
+    onnx = "MatMul"
     linear = True
 
     def forward(self, x, y):
@@ -217,6 +235,12 @@ class Linear(Function):
     name = "linear"
     linear = True
 
+    def onnx(self, g, ins, out):
+        if self.inputs[0].ndim == 2:  # Gemm: x @ W.T + b in one node
+            return g.node("Gemm", ins, transB=1)
+        y = g.node("MatMul", [ins[0], g.node("Transpose", [ins[1]], perm=[1, 0])])
+        return g.node("Add", [y, ins[2]]) if len(ins) == 3 else y
+
     def forward(self, x, w, b=None):
         try:
             out = x @ w.T
@@ -250,6 +274,9 @@ class Cast(Function):
     __slots__ = ("dtype",)
     name = "cast"
     saves_values = False
+
+    def onnx(self, g, ins, out):
+        return g.node("Cast", ins, to=g.dtype_code(out.dtype))
 
     def forward(self, x, dtype=None):
         self.dtype = np.dtype(dtype)
@@ -286,6 +313,9 @@ class Exp(Function):
 
     __slots__ = ("out",)
     name = "exp"
+    methods = ("exp",)
+    implements = np.exp
+    onnx = "Exp"
     derivative = "exp(z)"
     hint = "exp overflows past 88 (float32) or 709 (float64): subtract the max first (softmax does)"
 
@@ -302,6 +332,9 @@ class Log(Function):
 
     __slots__ = ("x",)
     name = "log"
+    methods = ("log",)
+    implements = np.log
+    onnx = "Log"
     derivative = "1 / z"
     hint = "log(0) is -inf and log(x < 0) is nan: clip the input, or compute log_softmax / cross_entropy from logits"
     backward_hint = "d log(x)/dx = 1/x is infinite at x = 0"
@@ -319,9 +352,14 @@ class Log1p(Function):
 
     __slots__ = ("x",)
     name = "log1p"
+    methods = ("log1p",)
+    implements = np.log1p
     derivative = "1 / (1 + z)"
     hint = "log1p(-1) is -inf and log1p(x < -1) is nan"
     backward_hint = "d log1p(x)/dx = 1/(1 + x) is infinite at x = -1"
+
+    def onnx(self, g, ins, out):
+        return g.node("Log", [g.node("Add", [ins[0], g.constant(1, out.dtype)])])
 
     def forward(self, x):
         self.x = _floating(x)
@@ -336,6 +374,9 @@ class Sqrt(Function):
 
     __slots__ = ("out",)
     name = "sqrt"
+    methods = ("sqrt",)
+    implements = np.sqrt
+    onnx = "Sqrt"
     derivative = "1 / (2 * sqrt(z))"
     hint = "sqrt of a negative number is nan"
     backward_hint = "d sqrt(x)/dx = 1/(2 sqrt(x)) is infinite at x = 0"
@@ -357,6 +398,8 @@ class Sigmoid(Function):
 
     __slots__ = ("out",)
     name = "sigmoid"
+    methods = ("sigmoid",)
+    onnx = "Sigmoid"
     derivative = "s * (1 - s) with s = sigmoid(z)"
 
     def forward(self, x):
@@ -387,6 +430,8 @@ class Relu(Function):
 
     __slots__ = ("out",)
     name = "relu"
+    methods = ("relu",)
+    onnx = "Relu"
     derivative = "(z > 0)"
     constants = ("out",)  # a mask: relu's second derivative is 0
 
@@ -403,6 +448,9 @@ class Tanh(Function):
 
     __slots__ = ("out",)
     name = "tanh"
+    methods = ("tanh",)
+    implements = np.tanh
+    onnx = "Tanh"
     derivative = "1 - t**2 with t = tanh(z)"
 
     def forward(self, x):
@@ -413,11 +461,69 @@ class Tanh(Function):
         return (grad * (1 - self.out * self.out),)
 
 
+class Sin(Function):
+    """z = sin(x);  dz/dx = cos(x)."""
+
+    __slots__ = ("x",)
+    name = "sin"
+    methods = ("sin",)
+    implements = np.sin
+    onnx = "Sin"
+    derivative = "cos(z)"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.sin(self.x)
+
+    def backward(self, grad):
+        return (grad * np.cos(self.x),)
+
+
+class Cos(Function):
+    """z = cos(x);  dz/dx = -sin(x)."""
+
+    __slots__ = ("x",)
+    name = "cos"
+    methods = ("cos",)
+    implements = np.cos
+    onnx = "Cos"
+    derivative = "-sin(z)"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.cos(self.x)
+
+    def backward(self, grad):
+        return (grad * -np.sin(self.x),)
+
+
+class Tan(Function):
+    """z = tan(x);  dz/dx = 1 + z^2."""
+
+    __slots__ = ("out",)
+    name = "tan"
+    methods = ("tan",)
+    implements = np.tan
+    onnx = "Tan"
+    derivative = "1 + t**2 with t = tan(z)"
+    backward_hint = "d tan(x)/dx = 1 + tan(x)^2 is infinite at odd multiples of pi/2"
+
+    def forward(self, x):
+        self.out = np.tan(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (1 + self.out * self.out),)
+
+
 class Abs(Function):
     """z = |x|;  dz/dx = sign(x) (0 at x == 0)."""
 
     __slots__ = ("x",)
     name = "abs"
+    methods = ("abs", "__abs__")
+    implements = np.absolute
+    onnx = "Abs"
     derivative = "sign(z)"
     constants = ("x",)
 
@@ -439,6 +545,11 @@ class Clip(Function):
     __slots__ = ("x", "low", "high")
     name = "clip"
     constants = ("x",)
+
+    def onnx(self, g, ins, out):
+        low = g.constant(self.low, out.dtype) if self.low is not None else ""
+        high = g.constant(self.high, out.dtype) if self.high is not None else ""
+        return g.node("Clip", [ins[0], low, high])
 
     def forward(self, x, low=None, high=None):
         if low is None and high is None:
@@ -468,6 +579,9 @@ class LeakyRelu(Function):
     name = "leaky_relu"
     constants = ("x",)
 
+    def onnx(self, g, ins, out):
+        return g.node("LeakyRelu", ins, alpha=float(self.slope))
+
     def forward(self, x, slope=0.01):
         self.x, self.slope = _floating(x), slope
         return np.where(self.x > 0, self.x, self.x * slope)
@@ -487,6 +601,8 @@ class Softplus(Function):
 
     __slots__ = ("x",)
     name = "softplus"
+    methods = ("softplus",)
+    onnx = "Softplus"
     derivative = "sigmoid(z)"
 
     def forward(self, x):
@@ -506,6 +622,13 @@ class Gelu(Function):
 
     __slots__ = ("x", "cdf")
     name = "gelu"
+    methods = ("gelu",)
+
+    def onnx(self, g, ins, out):
+        """x/2 (1 + erf(x / sqrt 2)), from ONNX's Erf (the Gelu op needs opset 20)."""
+        erf = g.node("Erf", [g.node("Div", [ins[0], g.constant(np.sqrt(2.0), out.dtype)])])
+        half = g.node("Mul", [g.node("Add", [erf, g.constant(1, out.dtype)]), g.constant(0.5, out.dtype)])
+        return g.node("Mul", [ins[0], half])
 
     def forward(self, x):
         x = _floating(x)
@@ -528,6 +651,8 @@ class Erf(Function):
 
     __slots__ = ("x",)
     name = "erf"
+    methods = ("erf",)
+    onnx = "Erf"
 
     def forward(self, x):
         self.x = _floating(x)
@@ -547,12 +672,13 @@ class Where(Function):
 
     __slots__ = ("cond",)
     name = "where"
+    onnx = "Where"
     linear = True
     constants = ("cond",)
 
     def forward(self, cond, a, b):
         self.cond = cond if cond.dtype == np.bool_ else cond.astype(bool)
-        return np.where(self.cond, a, b).astype(_promote(a, b), copy=False)
+        return np.where(self.cond, a, b).astype(result_dtype(a, b), copy=False)
 
     def backward(self, grad):
         _, need_a, need_b = self.needs_grad
@@ -578,6 +704,7 @@ class Sum(Function):
 
     __slots__ = ("in_shape", "axes", "keepdim")
     name = "sum"
+    onnx = _onnx_reduce("ReduceSum")
     linear = True
     saves_values = False
 
@@ -602,6 +729,7 @@ class Max(Function):
 
     __slots__ = ("x", "out", "axes")
     name = "max"
+    onnx = _onnx_reduce("ReduceMax")
     constants = ("x", "out")  # they say where the maxima are: the gradient is selected, never differentiated
     reduce = staticmethod(np.maximum.reduce)
 
@@ -630,6 +758,7 @@ class Min(Max):
 
     __slots__ = ()
     name = "min"
+    onnx = _onnx_reduce("ReduceMin")
     reduce = staticmethod(np.minimum.reduce)
 
 
@@ -659,6 +788,9 @@ class Softmax(Function):
     name = "softmax"
     derivative = "its Jacobian: dz = p * (g - (g * p).sum(axis, keepdims=True))"
 
+    def onnx(self, g, ins, out):
+        return g.node("Softmax", ins, axis=int(self.axis))
+
     def forward(self, x, axis=-1):
         x = _floating(x)
         if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
@@ -682,6 +814,9 @@ class LogSoftmax(Function):
     __slots__ = ("out", "axis")
     name = "log_softmax"
     derivative = "its Jacobian: dz = g - softmax(z) * g.sum(axis, keepdims=True)"
+
+    def onnx(self, g, ins, out):
+        return g.node("LogSoftmax", ins, axis=int(self.axis))
 
     def forward(self, x, axis=-1):
         x = _floating(x)
@@ -786,6 +921,12 @@ class Reshape(Function):
     linear = True
     saves_values = False
 
+    def onnx(self, g, ins, out):
+        shape, source = list(out.shape), self.inputs[0]
+        if shape and source.ndim and shape[0] == source.shape[0] == g.input.shape[0]:
+            shape[0] = 0  # ONNX: copy the (free) batch size from the input
+        return g.node("Reshape", [ins[0], g.constant(shape)])
+
     def forward(self, x, shape=()):
         self.in_shape = x.shape
         try:
@@ -815,6 +956,9 @@ class Permute(Function):
     linear = True
     saves_values = False
 
+    def onnx(self, g, ins, out):
+        return g.node("Transpose", ins, perm=list(self.order))
+
     def forward(self, x, order=()):
         self.order = order
         return x.transpose(order)
@@ -840,6 +984,9 @@ class Expand(Function):
     linear = True
     saves_values = False
 
+    def onnx(self, g, ins, out):
+        return g.node("Expand", [ins[0], g.constant(list(out.shape))])
+
     def forward(self, x, shape=()):
         try:
             return np.broadcast_to(x, shape)
@@ -856,13 +1003,16 @@ class Cat(Function):
     __slots__ = ("axis", "sizes")
     name = "cat"
 
+    def onnx(self, g, ins, out):
+        return g.node("Concat", ins, axis=int(self.axis))
+
     def forward(self, *xs, axis=0):
         first = xs[0]
         for x in xs[1:]:
             if x.ndim != first.ndim or any(m != n for i, (m, n) in enumerate(zip(x.shape, first.shape)) if i != axis):
                 raise ValueError(f"cat: tensors of shapes {first.shape} and {x.shape} differ outside dim {axis}")
         self.axis, self.sizes = axis, [x.shape[axis] for x in xs]
-        return np.concatenate(xs, axis=axis, dtype=_promote(*xs))
+        return np.concatenate(xs, axis=axis, dtype=result_dtype(*xs))
 
     def backward(self, grad):
         lead, start, parts = (slice(None),) * self.axis, 0, []
@@ -996,6 +1146,11 @@ class Conv2d(Function):
     __slots__ = ("cols", "w_flat", "w_shape", "padded", "padding", "stride", "in_shape")
     name = "conv2d"
 
+    def onnx(self, g, ins, out):
+        ph, pw = self.padding
+        return g.node("Conv", ins, kernel_shape=list(self.inputs[1].shape[2:]), strides=list(self.stride),
+                      pads=[ph, pw, ph, pw])
+
     def forward(self, x, w, b=None, stride=1, padding=0):
         stride, (ph, pw) = int_pair(stride, "stride", "conv2d", 1), int_pair(padding, "padding", "conv2d", 0)
         _check_images(x, "conv2d")
@@ -1010,7 +1165,7 @@ class Conv2d(Function):
         if kh > h + 2 * ph or kw > wd + 2 * pw:
             raise ValueError(f"conv2d: kernel ({kh}, {kw}) is larger than the padded input ({h + 2 * ph}, "
                              f"{wd + 2 * pw}) (input shape {x.shape}, padding ({ph}, {pw}))")
-        dtype = _promote(x, w) if b is None else _promote(x, w, b)
+        dtype = result_dtype(x, w) if b is None else result_dtype(x, w, b)
         x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
         if ph or pw:
             x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
@@ -1081,6 +1236,9 @@ class MaxPool2d(Function):
     __slots__ = ("x", "out", "kernel", "stride")
     name = "max_pool2d"
     constants = ("x", "out")  # they say where the maxima are
+
+    def onnx(self, g, ins, out):
+        return g.node("MaxPool", ins, kernel_shape=list(self.kernel), strides=list(self.stride))
 
     def forward(self, x, kernel_size=2, stride=None):
         kernel = int_pair(kernel_size, "kernel_size", "max_pool2d", 1)

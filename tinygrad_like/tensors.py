@@ -130,24 +130,11 @@ def _operand(value: Any, like: Tensor, op: str) -> Tensor:
     raise TypeError(f"{op}: unsupported operand of type {type(value).__name__} (tensor shape {like.shape})")
 
 
-def result_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
-    """The dtype of a binary op on ``a`` and ``b``, as PyTorch: a float array is never widened by an integer or
-    bool array, nor by a 0-d array of another float dtype; two n-d floats give the wider; anything else NumPy's."""
-    da, db = a.dtype, b.dtype
-    if da.kind == "f" and db.kind != "f":
-        return da
-    if db.kind == "f" and da.kind != "f":
-        return db
-    if da.kind == "f" and (a.ndim == 0) != (b.ndim == 0):
-        return db if a.ndim == 0 else da
-    return np.promote_types(da, db)
-
-
 def _pair(x: Tensor, other: Any, op: str, reverse: bool = False) -> tuple[Tensor, Tensor]:
-    """The two operands of a binary op, ``(x, other)`` or reversed, cast to ``result_dtype`` where they differ."""
+    """The two operands of a binary op, ``(x, other)`` or reversed, cast to ``ops.result_dtype`` where they differ."""
     y = _operand(other, x, op)
     if x.data.dtype != y.data.dtype:  # the rare case: one dtype rule for every binary op
-        dtype = result_dtype(x.data, y.data)
+        dtype = ops.result_dtype(x.data, y.data)
         x, y = _cast(x, dtype), _cast(y, dtype)
     return (y, x) if reverse else (x, y)
 
@@ -509,33 +496,7 @@ class Tensor:
 
     __neg__ = neg
 
-    # -- elementwise --------------------------------------------------------------------------------------
-    def exp(self) -> Tensor:
-        return ops.Exp.apply(self)
-
-    def log(self) -> Tensor:
-        return ops.Log.apply(self)
-
-    def log1p(self) -> Tensor:
-        return ops.Log1p.apply(self)
-
-    def sqrt(self) -> Tensor:
-        return ops.Sqrt.apply(self)
-
-    def sigmoid(self) -> Tensor:
-        return ops.Sigmoid.apply(self)
-
-    def relu(self) -> Tensor:
-        return ops.Relu.apply(self)
-
-    def tanh(self) -> Tensor:
-        return ops.Tanh.apply(self)
-
-    def abs(self) -> Tensor:
-        return ops.Abs.apply(self)
-
-    __abs__ = abs
-
+    # -- elementwise (t.exp(), t.sin(), ... are installed from the rules' ``methods``, see _install) -------------
     def square(self) -> Tensor:
         return self * self
 
@@ -552,14 +513,6 @@ class Tensor:
     def leaky_relu(self, neg_slope: float = 0.01) -> Tensor:
         """x where x > 0, else ``neg_slope * x``."""
         return ops.LeakyRelu.apply(self, slope=neg_slope)
-
-    def softplus(self) -> Tensor:
-        """log(1 + exp(x)), a smooth relu."""
-        return ops.Softplus.apply(self)
-
-    def gelu(self) -> Tensor:
-        """x * Phi(x), Phi the standard normal CDF: the exact (erf) form, PyTorch's default."""
-        return ops.Gelu.apply(self)
 
     def where(self, a: Any, b: Any) -> Tensor:
         """``a`` where this boolean tensor is True, else ``b`` (broadcast together; numbers allowed on both sides).
@@ -892,4 +845,24 @@ def reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-engine.set_tensor_type(Tensor)
+def _install(rule: type[Function]) -> None:
+    """Give Tensor the methods a rule names in ``methods``: ``t.exp()`` is ``Exp.apply(t)`` (a name Tensor already
+    has is kept: a user's rule cannot replace a method by accident)."""
+    for name in rule.methods:
+        if name not in Tensor.__dict__:
+            method = _rule_method(rule.apply)
+            method.__name__ = method.__qualname__ = name
+            method.__doc__ = rule.__doc__
+            setattr(Tensor, name, method)
+
+
+def _rule_method(apply: Callable[..., Tensor]) -> Callable[[Tensor], Tensor]:
+    def method(self: Tensor) -> Tensor:
+        return apply(self)
+
+    return method
+
+
+for _rule in engine.rules().values():
+    _install(_rule)
+engine.set_tensor_type(Tensor, _install)
