@@ -59,8 +59,7 @@ def main() -> None:
     for name, seconds in times.items():
         print(f"  {name:<14} {seconds / args.ops * 1e6:7.2f} us/op")
     if "pytorch" in times:
-        print(f"  ratio tinygrad_like / pytorch: {times['tinygrad_like'] / times['pytorch']:.2f}x; "
-              f"with jit: {times['ours (jit)'] / times['pytorch']:.2f}x")
+        print(f"  ratio tinygrad_like / pytorch: {times['tinygrad_like'] / times['pytorch']:.2f}x")
     else:
         print("  (PyTorch not installed: no reference measured)")
 

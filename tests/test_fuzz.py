@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 from tinygrad_like import Tensor, gradcheck, no_grad
-from tinygrad_like.tensors import is_grad_enabled
+from tinygrad_like.engine import is_grad_enabled
 
 # Ops that keep any finite float64 input finite and smooth enough for central differences.
 UNARY = {

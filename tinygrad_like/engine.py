@@ -336,13 +336,10 @@ class Function:
             raise
         finally:
             _restore(token)
-        if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
-            data = np.asarray(data)
+        out = constant(data)
         mode = _get_mode()
-        if mode & ANOMALY and data.dtype.kind == "f" and not np.isfinite(data).all():
-            raise _forward_anomaly(fn, inputs, data)
-        out = _new(_tensor_type)
-        out.data, out.grad, out._retains_grad, out._version = data, None, False, 0
+        if mode & ANOMALY and out.dtype.kind == "f" and not np.isfinite(out.data).all():
+            raise _forward_anomaly(fn, inputs, out.data)
         if mode & GRAD:
             if n == 1:
                 needs = _NEEDS_ONE[inputs[0].requires_grad]
@@ -358,7 +355,6 @@ class Function:
                     if recorder is not None:
                         recorder(fn)
                 return out
-        out.requires_grad, out._ctx = False, None
         return out
 
 
@@ -559,7 +555,7 @@ def grad(outputs: Any, inputs: Any, grad_outputs: Any = None, retain_graph: bool
         if create_graph:
             results.append(g.clone() if owner in claimed else g)
         else:
-            results.append(_constant(g.copy() if owner in claimed or not g.flags.writeable else g))
+            results.append(constant(g.copy() if owner in claimed or not g.flags.writeable else g))
         claimed.add(owner)
     return tuple(results)
 
@@ -594,11 +590,13 @@ def _seed(t: Any, gradient: Any, graph: bool, op: str) -> Any:
             _restore(token)
         if seed.shape != t.shape:
             raise ValueError(f"{op}: gradient has shape {seed.shape} but the tensor has shape {t.shape}")
-    return _constant(seed) if graph else seed
+    return constant(seed) if graph else seed
 
 
-def _constant(data: np.ndarray) -> Any:
-    """A Tensor without a graph around ``data`` (no copy)."""
+def constant(data: np.ndarray) -> Any:
+    """A Tensor without a graph around ``data`` (no copy): the one place a Tensor is built off the graph."""
+    if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
+        data = np.asarray(data)
     t = _new(_tensor_type)
     t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad, t._version = data, None, False, None, False, 0
     return t

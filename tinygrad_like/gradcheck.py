@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import enable_grad, grad, is_grad_enabled
-from .tensors import Tensor, no_grad
+from .engine import enable_grad, grad, is_grad_enabled, no_grad
+from .tensors import Tensor
 
 DIRECTIONS = 3  # random directions tried per input
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .engine import quiet
-from .tensors import Tensor, no_grad
+from .engine import no_grad, quiet
+from .tensors import Tensor
 
 __all__ = ["SGD", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "Optimizer", "StepLR", "lr_scheduler"]
 

@@ -14,19 +14,9 @@ from typing import Any
 import numpy as np
 
 from . import engine, numpy_protocol, ops
-from .engine import (  # grad mode is the engine's; re-exported here, next to the Tensor it governs
-    Function,
-    ReleasedGraph,
-    backward,
-    detect_anomaly,
-    enable_grad,
-    is_anomaly_enabled,
-    is_grad_enabled,
-    no_grad,
-)
+from .engine import Function, ReleasedGraph, backward, is_grad_enabled, quiet
 
-__all__ = ["Tensor", "default_generator", "detect_anomaly", "enable_grad", "is_anomaly_enabled", "is_grad_enabled",
-           "no_grad", "reduce_loss"]
+__all__ = ["Tensor", "default_generator", "reduce_loss"]
 
 _rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
 
@@ -65,7 +55,7 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
     wanted = None if dtype is None else _dtype_arg(dtype, "Tensor")
     from_numpy = isinstance(data, (np.ndarray, np.generic))
     try:
-        with np.errstate(over="ignore"):  # a float beyond the dtype's range becomes inf, as in PyTorch
+        with quiet():  # a float beyond the dtype's range becomes inf, as in PyTorch
             arr = np.array(data, dtype=wanted) if copy else np.asarray(data, dtype=wanted)
     except (ValueError, TypeError) as e:
         if "inhomogeneous" in str(e) or "sequence" in str(e):
@@ -78,7 +68,7 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
         )
     if wanted is None and not from_numpy:  # Python numbers: float -> float32, int -> int32 when it fits
         if arr.dtype == np.float64:
-            with np.errstate(over="ignore"):
+            with quiet():
                 arr = arr.astype(np.float32)
         elif arr.dtype.kind == "i" and (arr.size == 0 or (arr.min() >= -(2**31) and arr.max() < 2**31)):
             arr = arr.astype(np.int32)
@@ -106,7 +96,7 @@ def _constant(value: Any, dtype: Any) -> np.ndarray:
     key = (type(value), value, dtype)
     arr = _constants.get(key)
     if arr is None:
-        with np.errstate(over="ignore"):  # 1e39 next to a float32 tensor is inf, as in PyTorch, without a warning
+        with quiet():  # 1e39 next to a float32 tensor is inf, as in PyTorch, without a warning
             arr = np.array(value, dtype)
         arr.flags.writeable = False
         # Bounded; NaN never equals its key, and 0.0 == -0.0 would share one key, so neither is kept.
@@ -266,15 +256,7 @@ class Tensor:
         self._retains_grad = False
         self._version = 0
 
-    @staticmethod
-    def _from_array(data: np.ndarray) -> Tensor:
-        """Fast internal constructor of a tensor outside the graph: wraps ``data`` without copying."""
-        if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
-            data = np.asarray(data)
-        t = object.__new__(Tensor)
-        t.data, t.grad, t.requires_grad, t._ctx = data, None, False, None
-        t._retains_grad, t._version = False, 0
-        return t
+    _from_array = staticmethod(engine.constant)  # wraps an array without copying, off the graph
 
     # -- properties and values out ------------------------------------------------------------------------
     @property
@@ -433,17 +415,15 @@ class Tensor:
                 "update parameters under no_grad() (as optimizers do), or use the out-of-place operator"
             )
         value = other.data if isinstance(other, Tensor) else other
-        token = engine._silence()  # out-of-range values become inf/nan as NumPy gives them, silently
         try:
-            if ufunc is None:
-                np.copyto(self.data, value, casting="unsafe")
-            else:
-                ufunc(self.data, value, self.data, casting="unsafe")
+            with quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
+                if ufunc is None:
+                    np.copyto(self.data, value, casting="unsafe")
+                else:
+                    ufunc(self.data, value, self.data, casting="unsafe")
         except ValueError as e:
             raise ValueError(f"{op}: cannot apply a value of shape {np.shape(value)} in place to a tensor of shape "
                              f"{self.shape} ({e})") from None
-        finally:
-            engine._restore(token)
         self._version = engine.stamp()
         return self
 
@@ -771,7 +751,7 @@ class Tensor:
     def full(shape: int | Sequence[int], value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
         shape = _factory_shape((shape,), "full")
         dtype = _to_array(value).dtype if dtype is None else _dtype_arg(dtype, "full")
-        with np.errstate(over="ignore"):
+        with quiet():
             return Tensor(np.full(shape, value, dtype), requires_grad)
 
     @staticmethod

@@ -20,9 +20,9 @@ from . import optim
 from ._progress import progress_bar
 from .check import json_safe
 from .data import batches
-from .engine import quiet
+from .engine import no_grad, quiet
 from .nn import MLP
-from .tensors import Tensor, no_grad
+from .tensors import Tensor
 from .viz.plots import plot_gradient_flow, plot_history  # where train.plot_history has always been
 
 __all__ = [

@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from ..tensors import Tensor, default_generator, no_grad
+from ..engine import no_grad
+from ..tensors import Tensor, default_generator
 
 __all__ = ["calculate_gain", "kaiming_uniform_", "normal_", "ones_", "uniform_", "xavier_uniform_", "zeros_"]
 

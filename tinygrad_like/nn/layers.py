@@ -10,8 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..engine import no_grad
 from ..ops import int_pair
-from ..tensors import Tensor, default_generator, no_grad
+from ..tensors import Tensor, default_generator
 from . import functional as F
 from . import init
 from .module import Module

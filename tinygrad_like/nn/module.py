@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from .._files import atomic_write, parse_config, read_npz
-from ..tensors import Tensor, no_grad
+from ..engine import no_grad
+from ..tensors import Tensor
 
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import nn
 from .._files import atomic_write
-from ..engine import ReleasedGraph, toposort
+from ..engine import ReleasedGraph, quiet, toposort
 from ..tensors import Tensor
 
 __all__ = ["LEGEND", "Drawing", "GraphParts", "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"]
@@ -209,7 +209,7 @@ def _values(a: np.ndarray, max_values: int) -> str:
         return _nested(a.tolist())
     if a.dtype.kind == "b":
         return f"{int(a.sum())} of {a.size} true"
-    with np.errstate(all="ignore"):  # a summary of inf/nan data shows inf/nan; it must not warn
+    with quiet():  # a summary of inf/nan data shows inf/nan; it must not warn
         mean, low, high = float(a.mean()), a.min().item(), a.max().item()
     return f"mean {_number(mean)}, min {_number(low)}, max {_number(high)}"
 
