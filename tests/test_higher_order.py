@@ -438,14 +438,14 @@ class _ArrayInsideTensorMath(Function):
 
 
 class _SavesACopy(Function):
-    """z = exp(x);  dz/dx = z, from a copy of the output (x.copy() cannot be re-run on Tensors)."""
+    """z = exp(x);  dz/dx = z, from a value computed with .copy(), which cannot be re-run on Tensors."""
 
     def forward(self, x):
-        self.out = np.exp(x).copy()
-        return self.out * 1
+        self.slope = np.exp(x).copy()
+        return self.slope * 1
 
     def backward(self, grad):
-        return (grad * self.out,)
+        return (grad * self.slope,)
 
 
 class _SavesAnArray(Function):

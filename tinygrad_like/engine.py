@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import gc
+import inspect
 import itertools
 import os
 import threading
@@ -850,8 +851,6 @@ def _tensor_gradient(ctx: Function, t: Any, g: Any) -> Any:
     )
 
 
-_AMBIGUOUS = object()  # one array held by two different Tensors: which one the rule saved cannot be told
-_UNKNOWN = object()  # a saved array that is none of the rule's inputs' nor its output's: computed from them
 _BASE_SLOTS = frozenset(Function.__slots__) | {"__dict__", "__weakref__"}
 _saved_slots: dict[type, tuple[str, ...]] = {}
 
@@ -859,50 +858,60 @@ _saved_slots: dict[type, tuple[str, ...]] = {}
 def _on_tensors(ctx: Function, node: Any) -> Function:
     """A copy of the rule ``ctx`` (which made ``node``) whose saved values are Tensors, for create_graph.
 
-    A saved array that is one of the inputs' arrays or the output's becomes that Tensor (``constants`` stay
-    arrays, keyword parameters stay as they were given). If the rule saved anything else, it was computed from
-    the inputs: ``graph_forward`` is re-run on the input Tensors, so that value is a Tensor on the graph too.
+    What a rule saved is told by name, as rules write it: an attribute named after one of ``forward``'s array
+    parameters holds that input, ``out`` holds the output; ``constants`` and the keyword parameters stay as they
+    are. Any other saved array was computed from the inputs: then ``graph_forward`` is re-run on the input Tensors,
+    so that value is a Tensor on the graph too.
     """
     if not ctx.saves_values:  # its backward reads no input or output values
         return ctx
-    tensors: dict[int, Any] = {}
-    for t in (*ctx.inputs, node):
-        known = tensors.setdefault(id(t.data), t)
-        if known is not t:
-            tensors[id(t.data)] = _AMBIGUOUS
-    kept = {id(v) for v in _params(ctx).values()}
     live = _copy(ctx)
-    constants = type(ctx).constants
+    names = _input_names(type(ctx))
+    kept = (*type(ctx).constants, *_params(ctx))
     for name in _saved_names(ctx):
-        if name not in constants:
-            value = _swapped(getattr(ctx, name), tensors, kept)
-            if value is _UNKNOWN:
-                return _replayed(ctx, node)
-            setattr(live, name, value)
+        if name in kept:
+            continue
+        if name == "out":
+            live.out = node
+        elif name in names and names.index(name) < len(ctx.inputs):
+            setattr(live, name, ctx.inputs[names.index(name)])
+        elif _holds_array(getattr(ctx, name)):
+            return _replayed(ctx, node)
     return live
 
 
 def _replayed(ctx: Function, node: Any) -> Function:
-    """A copy of ``ctx`` whose ``graph_forward`` ran on the input Tensors: what it saved is on the graph; a value
-    that is the re-run's output is ``node`` itself (the op that was recorded, not a duplicate)."""
+    """A copy of ``ctx`` whose ``graph_forward`` ran on the input Tensors: what it saved is on the graph; its
+    ``out`` is ``node`` itself (the op that was recorded, not a duplicate)."""
     live = _copy(ctx)
     try:
-        out = live.graph_forward(*ctx.inputs, **_params(ctx))
+        live.graph_forward(*ctx.inputs, **_params(ctx))
     except Exception as e:
         raise TypeError(f"its forward saved values computed from its inputs, so it was re-run on Tensors, and that "
                         f"failed with {type(e).__name__}: {e}") from e
-    constants = type(ctx).constants
-    kept = {id(v) for v in _params(ctx).values()}
+    kept = (*type(ctx).constants, *_params(ctx))
     for name in _saved_names(live):
-        value = getattr(live, name)
-        if name in constants:
+        if name in type(ctx).constants:
             setattr(live, name, getattr(ctx, name))
-        elif out is not None and value is out:
-            setattr(live, name, node)
-        elif _swapped(value, {}, kept) is _UNKNOWN:
+        elif name == "out":
+            live.out = node
+        elif name not in kept and _holds_array(getattr(live, name)):
             raise TypeError(f"its forward, re-run on Tensors, saved '{name}' as a NumPy array computed outside the "
                             "graph (e.g. from .data or np.asarray)")
     return live
+
+
+@functools.cache
+def _input_names(rule: type[Function]) -> tuple[str, ...]:
+    """The names of a rule's ``forward`` parameters, in order (without ``self``)."""
+    return tuple(inspect.signature(rule.forward).parameters)[1:]
+
+
+def _holds_array(value: Any) -> bool:
+    """An array, or a tuple or list with one inside."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return True
+    return type(value) in (tuple, list) and any(_holds_array(v) for v in value)
 
 
 def _copy(fn: Function) -> Function:
@@ -936,17 +945,3 @@ def _saved_names(fn: Function) -> list[str]:
     if extra:
         names.extend(extra)
     return names
-
-
-def _swapped(value: Any, tensors: dict[int, Any], kept: set[int]) -> Any:
-    """``value`` with the arrays in it (also inside tuples and lists) replaced by their Tensors; ``_UNKNOWN`` if an
-    array is not found (nor one of the ``kept`` keyword parameters)."""
-    if isinstance(value, (np.ndarray, np.generic)):
-        if id(value) in kept:
-            return value
-        t = tensors.get(id(value), _UNKNOWN)
-        return _UNKNOWN if t is _AMBIGUOUS else t
-    if type(value) in (tuple, list):
-        items = [_swapped(v, tensors, kept) for v in value]
-        return _UNKNOWN if any(v is _UNKNOWN for v in items) else type(value)(items)
-    return value
