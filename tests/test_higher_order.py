@@ -106,6 +106,10 @@ CASES = {
                        [normal(1, 2, 4, 4), normal(3, 2, 2, 2)]),
     "max_pool2d": (lambda x: (x * x).max_pool2d(2), lambda T, x: T.nn.functional.max_pool2d(x * x, 2),
                    [normal(2, 2, 4, 4)]),
+    "max_pool2d_overlapping": (lambda x: (x * x).max_pool2d(3, stride=1),
+                               lambda T, x: T.nn.functional.max_pool2d(x * x, 3, stride=1), [normal(1, 2, 5, 5)]),
+    "pad": (lambda a: np.pad(a, ((1, 0), (2, 1))) ** 2, lambda T, a: T.nn.functional.pad(a, (2, 1, 1, 0)) ** 2,
+            [normal(3, 4)]),
     "reused_nodes": (lambda a: (a * a.exp() + a.sigmoid() * a) * a, lambda T, a: (a * a.exp() + a.sigmoid() * a) * a,
                      [normal(3, 4)]),
 }
@@ -160,7 +164,7 @@ def test_second_derivatives_agree_with_finite_differences_of_first_ones(name):
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_gradients_with_a_graph_equal_the_plain_ones(name):
-    """A rule's graph_backward (Tensors) and its backward (arrays, in place where it pays) compute the same."""
+    """A rule's backward on Tensors (create_graph) and on arrays (first order) compute the same."""
     ours, _, _ = CASES[name]
     arrays = arrays_of(name, seed=3)
     upstream = np.random.default_rng(4).standard_normal(ours(*[Tensor(a) for a in arrays]).shape)

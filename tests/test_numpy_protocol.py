@@ -187,3 +187,16 @@ def test_tensor_operators_never_go_through_the_protocol(monkeypatch):
     loss = ((x @ w).tanh() * 2 - 1 + x.sum() / 3).relu().sigmoid().softmax().log().mean()
     loss.backward()
     assert x.grad is not None and w.grad is not None
+
+
+def test_np_pad_pads_with_a_constant_and_refuses_other_modes_by_name():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = np.pad(x, 1, constant_values=5.0)
+    np.testing.assert_array_equal(y.data, np.pad(x.data, 1, constant_values=5.0))
+    upstream = np.random.default_rng(0).standard_normal(y.shape)
+    y.backward(upstream)
+    np.testing.assert_array_equal(x.grad.data, upstream[1:-1, 1:-1])
+    with pytest.raises(ValueError, match="pad: only mode='constant' is supported on Tensors, got 'edge'"):
+        np.pad(x, 1, mode="edge")
+    with pytest.raises(ValueError, match=r"pad: pad_width \(1, 2, 3\) does not fit a tensor of shape \(2, 3\)"):
+        np.pad(x, (1, 2, 3))

@@ -250,15 +250,14 @@ class Function:
     when it records the op, ``params`` (the keyword parameters given to ``apply``, when there are some), and
     ``module_calls`` when an ``nn.Module`` call returned its result (drawings group those ops).
 
-    Higher-order gradients (``backward(create_graph=True)``): the walk then calls ``graph_backward(grad)`` with
-    ``grad`` a Tensor, on a copy of the rule whose saved values are Tensors: a value the forward saved that *is*
-    one of its input arrays or its output array becomes that Tensor; if it saved anything else computed from
-    them, ``graph_forward`` (by default ``forward`` itself) is re-run on the input Tensors, through NumPy's
-    protocol, so those values are Tensors on the graph too. By default ``graph_backward`` is ``backward``: a
-    backward written with the NumPy functions Tensors support (``np.exp``, ``np.where``, operators, ...) is
-    differentiable as it is. A rule whose fast backward works in place (``out=``, ``+=``, slice assignment)
-    overrides ``graph_backward`` with the same formula in Tensor operations. ``constants`` names saved values its
-    backward only compares (masks): they carry no gradient and stay arrays.
+    A backward is written once: on arrays for a first-order backward, and on Tensors, recorded, for
+    ``backward(create_graph=True)``, so it uses operations that work on both (operators, the NumPy functions
+    Tensors support, other rules through ``Rule.on``), never in-place changes of what it did not allocate.
+    With create_graph the walk runs it on a copy of the rule whose saved values are Tensors, told by name: a
+    value saved under the name of one of ``forward``'s array parameters is that input, ``out`` is the output,
+    ``constants`` (masks the backward only compares) and keyword parameters stay as they are. If the rule saved
+    anything else (values computed from its inputs), its ``forward`` is re-run on the input Tensors first, so
+    those values are on the graph too.
     """
 
     __slots__ = ("inputs", "needs_grad", "seq", "params", "module_calls")
@@ -293,15 +292,14 @@ class Function:
     def backward(self, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:  # pragma: no cover
         raise NotImplementedError(f"{self.name}: backward is not defined")
 
-    def graph_forward(self, *args: Any, **params: Any) -> Any:
-        """The forward re-run on the input Tensors, for ``create_graph``, when the rule saved values computed
-        from its inputs; by default ``forward`` itself (NumPy calls on Tensors record Tensor ops)."""
-        return self.forward(*args, **params)
-
-    def graph_backward(self, grad: Any) -> tuple[Any, ...]:
-        """The backward on Tensors (``grad`` and the saved values are Tensors), for ``create_graph``; by default
-        ``backward`` itself."""
-        return self.backward(grad)
+    @classmethod
+    def on(cls, *args: Any, **params: Any) -> Any:
+        """The rule on arrays or on Tensors alike, so that a formula using it is written once: on arrays (a
+        first-order backward) it is its ``forward``, nothing recorded; with a Tensor among ``args`` (a backward
+        run with ``create_graph``, a forward re-run on Tensors) it is ``apply``, recorded."""
+        if any(isinstance(a, _tensor_type) for a in args):
+            return cls.apply(*[a if isinstance(a, _tensor_type) else constant(np.asarray(a)) for a in args], **params)
+        return _new(cls).forward(*args, **params)
 
     def label(self) -> str:
         """Short text for drawings and error messages; rules with parameters show them."""
@@ -806,15 +804,15 @@ def unbroadcast(grad: Any, shape: tuple[int, ...], ctx: Function, t: Any) -> Any
 
 
 def _graph_gradients(ctx: Function, node: Any, grad: Any, useful: set | None) -> tuple[Any, ...]:
-    """The gradients of ``ctx``'s inputs, as Tensors recorded in the graph: ``graph_backward`` of the rule with
-    its saved values as Tensors (``_on_tensors``). A rule that cannot run on Tensors raises naming the op."""
+    """The gradients of ``ctx``'s inputs, as Tensors recorded in the graph: the rule's backward with its saved
+    values as Tensors (``_on_tensors``). A rule that cannot run on Tensors raises naming the op."""
     try:
         live = _on_tensors(ctx, node)
         if useful is not None and live is not ctx:  # gradients no wanted tensor needs are not computed
             live.needs_grad = tuple([need and t in useful for t, need in zip(ctx.inputs, ctx.needs_grad)])
         token = _graph_backward_of.set(ctx)  # Tensor -> array conversions would cut the graph: refused meanwhile
         try:
-            return live.graph_backward(grad)
+            return live.backward(grad)
         finally:
             _graph_backward_of.reset(token)
     except FloatingPointError:  # detect_anomaly, with its own report
@@ -823,8 +821,8 @@ def _graph_gradients(ctx: Function, node: Any, grad: Any, useful: set | None) ->
         raise RuntimeError(
             f"create_graph: the backward of {ctx.label()} cannot be differentiated: with create_graph=True a rule's "
             "backward runs on Tensors (its gradient and saved values), so write it with operations Tensors support "
-            "(operators, and the NumPy functions listed in 'NumPy code on Tensors'), or give the rule a "
-            f"graph_backward. It failed with {type(e).__name__}: {e}"
+            "(operators, the NumPy functions listed in 'NumPy code on Tensors', other rules through Rule.on). "
+            f"It failed with {type(e).__name__}: {e}"
         ) from e
 
 
@@ -860,7 +858,7 @@ def _on_tensors(ctx: Function, node: Any) -> Function:
 
     What a rule saved is told by name, as rules write it: an attribute named after one of ``forward``'s array
     parameters holds that input, ``out`` holds the output; ``constants`` and the keyword parameters stay as they
-    are. Any other saved array was computed from the inputs: then ``graph_forward`` is re-run on the input Tensors,
+    are. Any other saved array was computed from the inputs: then ``forward`` is re-run on the input Tensors,
     so that value is a Tensor on the graph too.
     """
     if not ctx.saves_values:  # its backward reads no input or output values
@@ -881,11 +879,11 @@ def _on_tensors(ctx: Function, node: Any) -> Function:
 
 
 def _replayed(ctx: Function, node: Any) -> Function:
-    """A copy of ``ctx`` whose ``graph_forward`` ran on the input Tensors: what it saved is on the graph; its
+    """A copy of ``ctx`` whose ``forward`` ran again on the input Tensors: what it saved is on the graph; its
     ``out`` is ``node`` itself (the op that was recorded, not a duplicate)."""
     live = _copy(ctx)
     try:
-        live.graph_forward(*ctx.inputs, **_params(ctx))
+        live.forward(*ctx.inputs, **_params(ctx))
     except Exception as e:
         raise TypeError(f"its forward saved values computed from its inputs, so it was re-run on Tensors, and that "
                         f"failed with {type(e).__name__}: {e}") from e

@@ -1,23 +1,14 @@
 """The rule table: every primitive operation, its forward and its backward side by side.
 
-Each primitive is a ``Function`` (see ``engine.py``): ``forward`` takes NumPy arrays (and keyword parameters)
-and returns the result array, keeping on ``self`` only what its backward needs; ``backward(grad)`` gets the
-gradient of the loss with respect to the output and returns one gradient per input (``None`` for an input that
-needs none, see ``self.needs_grad``): new arrays or views of ``grad``, never an array the rule keeps, since the
-engine hands gradients to the leaves without copying them.
+Each primitive is a ``Function`` (see ``engine.py``) that also declares what the other rooms know of it: its
+Tensor methods, the NumPy functions it implements, its ONNX mapping, check_gradients' words for its derivative.
+``forward`` takes NumPy arrays (and keyword parameters) and keeps on ``self`` what its backward needs (an input
+under its parameter's name, the output as ``out``); ``backward(grad)`` returns one gradient per input (``None``
+where ``self.needs_grad`` says none is needed). A gradient may have the broadcast shape: the engine sums it back.
 
-A rule may return a gradient of the *broadcast* shape: the engine sums it back to the input's shape and casts
-it to the input's dtype, so broadcasting is undone in one place, not in every rule. Rules never warn: the
-engine runs them with NumPy's floating-point warnings silenced.
-
-Every rule registers itself by its ``name``; ``RULES`` (at the end) lists them. A user's own op is written
-exactly like these (see the README, "Write your own op").
-
-Every rule is also differentiable twice (``backward(create_graph=True)``, see ``Function``): a backward written
-with operators and the NumPy functions Tensors support runs unchanged on Tensors; the few whose fast backward
-works in place (sigmoid, sum, permute, getitem, cross_entropy, max_pool2d) add a ``graph_backward`` with the same
-formula in Tensor operations, and those that save values computed from their inputs for a backward that needs
-them differentiated (gelu, conv2d) a ``graph_forward``. Saved masks are ``constants``.
+A backward is written once, in operations that work on arrays (first order) and on Tensors (create_graph):
+operators, NumPy functions Tensors support, and other rules through ``Rule.on``. Rules never warn: the engine
+runs them with NumPy's floating-point warnings silenced. ``RULES`` (at the end) lists them by name.
 """
 
 from __future__ import annotations
@@ -52,7 +43,7 @@ def result_dtype(*arrays: np.ndarray) -> np.dtype:
     category is there): float32 with int32 is float32, float32 with a 0-d float64 is float32."""
     top = max(_CATEGORY[a.dtype.kind] for a in arrays)
     peers = [a for a in arrays if _CATEGORY[a.dtype.kind] == top]
-    return np.result_type(*([a for a in peers if a.ndim] or peers))
+    return np.result_type(*[a.dtype for a in ([a for a in peers if a.ndim] or peers)])
 
 
 def _onnx_reduce(op: str):
@@ -412,12 +403,6 @@ class Sigmoid(Function):
         return out
 
     def backward(self, grad):
-        slope = 1 - self.out  # one temporary, updated in place: z (1 - z) g
-        slope *= self.out
-        slope *= grad
-        return (slope,)
-
-    def graph_backward(self, grad):
         return (grad * (self.out * (1 - self.out)),)
 
 
@@ -632,16 +617,13 @@ class Gelu(Function):
 
     def forward(self, x):
         x = _floating(x)
-        self.x, self.cdf = x, 0.5 * (1 + np.asarray(_erf(x / math.sqrt(2)), dtype=x.dtype))
+        self.x, self.cdf = x, 0.5 * (1 + Erf.on(x / math.sqrt(2)))  # Phi(x), on the graph when re-run on Tensors
         return x * self.cdf
 
     def backward(self, grad):
         x = self.x
         return (grad * (self.cdf + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)),)
 
-    def graph_forward(self, x):
-        self.x, self.cdf = x, 0.5 * (1 + Erf.apply(x / math.sqrt(2)))  # Phi(x) on the graph, through erf
-        return x * self.cdf
 
 
 class Erf(Function):
@@ -713,12 +695,7 @@ class Sum(Function):
         return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(self, grad):
-        out = np.empty(self.in_shape, dtype=grad.dtype)  # cheaper than np.broadcast_to, and writeable
-        out[...] = grad.reshape(_keepdim_shape(self.in_shape, self.axes))
-        return (out,)
-
-    def graph_backward(self, grad):
-        return (grad.reshape(_keepdim_shape(self.in_shape, self.axes)).expand(self.in_shape),)
+        return (Expand.on(grad.reshape(_keepdim_shape(self.in_shape, self.axes)), shape=self.in_shape),)
 
     def label(self):
         return "sum" if self.axes is None else f"sum(axis={self.axes})"
@@ -864,21 +841,13 @@ class CrossEntropy(Function):
         log_probs, target, g = self.log_probs, self.target, grad[:, None]
         gx = gt = None
         if need_x:
-            if target.ndim == 1:
-                gx = np.exp(log_probs) * g
-                gx[np.arange(len(target)), target] -= grad
+            if target.ndim == 1:  # labels: one-hot rows (labels need no gradient)
+                gx = (np.exp(log_probs) - np.eye(log_probs.shape[1], dtype=log_probs.dtype)[np.asarray(target)]) * g
             else:
                 gx = (np.exp(log_probs) * target.sum(axis=1, keepdims=True) - target) * g
         if need_t:
             gt = -log_probs * g
         return gx, gt
-
-    def graph_backward(self, grad):
-        if self.target.ndim != 1 or not self.needs_grad[0]:
-            return self.backward(grad)
-        log_probs = self.log_probs  # labels: the one-hot rows subtracted out of place (labels need no gradient)
-        onehot = np.eye(log_probs.shape[1], dtype=log_probs.dtype)[self.target.data]
-        return (np.exp(log_probs) - onehot) * grad[:, None], None
 
 
 class BinaryCrossEntropy(Function):
@@ -964,10 +933,7 @@ class Permute(Function):
         return x.transpose(order)
 
     def backward(self, grad):
-        return (grad.transpose(_inverse(self.order)),)
-
-    def graph_backward(self, grad):
-        return (grad.permute(_inverse(self.order)),)
+        return (Permute.on(grad, order=_inverse(self.order)),)
 
     def label(self):
         n = len(self.order)
@@ -1047,10 +1013,7 @@ class GetItem(Function):
             raise IndexError(f"getitem: {e} (tensor shape {x.shape})") from None
 
     def backward(self, grad):
-        return (_scatter_add(grad, self.in_shape, self.index),)
-
-    def graph_backward(self, grad):
-        return (ScatterAdd.apply(grad, shape=self.in_shape, index=self.index),)
+        return (ScatterAdd.on(grad, shape=self.in_shape, index=self.index),)
 
 
 def _scatter_add(values: np.ndarray, shape: tuple[int, ...], index) -> np.ndarray:
@@ -1117,21 +1080,74 @@ def _col2im(cols: np.ndarray, out: np.ndarray, stride: tuple[int, int]) -> np.nd
     return out
 
 
-def _patch_matrix(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]) -> np.ndarray:
-    """Every kernel-sized patch of ``x`` (N, C, H, W) at ``stride`` as a column: (C kh kw, N Ho Wo), one copy."""
-    win = _windows(x, kernel, stride)
-    return win.transpose(1, 4, 5, 0, 2, 3).reshape(x.shape[1] * kernel[0] * kernel[1], -1)
-
-
-def _flat_index(shape: tuple[int, ...]) -> np.ndarray:
-    """Each element's position in the flattened array, laid out in ``shape``: windows of it say where a window's
-    values were read, for the gathers and scatters of a graph of a backward."""
-    return np.arange(math.prod(shape)).reshape(shape)
-
-
 def _check_images(x: np.ndarray, op: str) -> None:
     if x.ndim != 4:
         raise ValueError(f"{op}: expects input of shape (N, C, H, W), got shape {x.shape}")
+
+
+def _as_dtype(x, dtype):
+    """``x`` (an array, or a Tensor in a forward re-run on Tensors) as ``dtype``."""
+    return x if x.dtype == dtype else Cast.on(x, dtype=dtype)
+
+
+class Pad(Function):
+    """z = x padded with a constant (np.pad, mode "constant");  dz/dx = g with the padding cut off."""
+
+    __slots__ = ("inner",)
+    name = "pad"
+    implements = np.pad
+    linear = True
+    saves_values = False
+
+    def forward(self, x, pad_width=0, mode="constant", constant_values=0):
+        if mode != "constant":
+            raise ValueError(f"pad: only mode='constant' is supported on Tensors, got {mode!r}")
+        try:  # NumPy's forms: n, (before, after), or one (before, after) per axis
+            widths = np.broadcast_to(np.asarray(pad_width, dtype=np.intp), (x.ndim, 2))
+        except (ValueError, TypeError):
+            raise ValueError(f"pad: pad_width {pad_width!r} does not fit a tensor of shape {x.shape}") from None
+        if (widths < 0).any():
+            raise ValueError(f"pad: pad_width must not be negative, got {pad_width!r}")
+        self.inner = tuple(slice(int(a), int(a) + size) for (a, _), size in zip(widths, x.shape))
+        return np.pad(x, widths, mode="constant", constant_values=constant_values)
+
+    def backward(self, grad):
+        return (grad[self.inner],)
+
+
+class Windows(Function):
+    """z[i, j, n, c, h, v] = x[n, c, sh * h + i, sw * v + j]: every (kh, kw) window of x (N, C, H, W) at stride
+    (sh, sw), as a view of shape (kh, kw, N, C, Ho, Wo);  dz/dx = col2im(g): each window's gradient added back
+    where it was read."""
+
+    __slots__ = ("in_shape", "stride")
+    name = "windows"
+    linear = True
+    saves_values = False
+
+    def forward(self, x, kernel=(1, 1), stride=(1, 1)):
+        self.in_shape, self.stride = x.shape, stride
+        return _windows(x, kernel, stride).transpose(4, 5, 0, 1, 2, 3)
+
+    def backward(self, grad):
+        return (Col2im.on(grad, shape=self.in_shape, stride=self.stride),)
+
+
+class Col2im(Function):
+    """z = zeros(shape) (N, C, H, W) with each window of cols (kh, kw, N, C, Ho, Wo) added where it would be read
+    at stride (overlapping windows add up): the adjoint of windows;  dz/dcols = windows(g)."""
+
+    __slots__ = ("kernel", "stride")
+    name = "col2im"
+    linear = True
+    saves_values = False
+
+    def forward(self, cols, shape=(), stride=(1, 1)):
+        self.kernel, self.stride = cols.shape[:2], stride
+        return _col2im(cols, np.zeros(shape, dtype=cols.dtype), stride)
+
+    def backward(self, grad):
+        return (Windows.on(grad, kernel=self.kernel, stride=self.stride),)
 
 
 class Conv2d(Function):
@@ -1166,59 +1182,34 @@ class Conv2d(Function):
             raise ValueError(f"conv2d: kernel ({kh}, {kw}) is larger than the padded input ({h + 2 * ph}, "
                              f"{wd + 2 * pw}) (input shape {x.shape}, padding ({ph}, {pw}))")
         dtype = result_dtype(x, w) if b is None else result_dtype(x, w, b)
-        x, w = x.astype(dtype, copy=False), w.astype(dtype, copy=False)
+        x, w = _as_dtype(x, dtype), _as_dtype(w, dtype)
         if ph or pw:
-            x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        self.cols = _patch_matrix(x, (kh, kw), stride)  # the one copy
+            x = Pad.on(x, pad_width=((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        windows = Windows.on(x, kernel=(kh, kw), stride=stride)  # (kh, kw, N, C, Ho, Wo), a view
+        self.cols = Permute.on(windows, order=(3, 0, 1, 2, 4, 5)).reshape(c * kh * kw, -1)  # the one copy
         self.w_flat, self.w_shape = w.reshape(o, -1), w.shape
         self.padded, self.padding, self.stride, self.in_shape = x.shape, (ph, pw), stride, (h, wd)
-        ho, wo = (x.shape[2] - kh) // stride[0] + 1, (x.shape[3] - kw) // stride[1] + 1
-        out = (self.w_flat @ self.cols).reshape(o, n, ho, wo)
+        out = (self.w_flat @ self.cols).reshape(o, n, *windows.shape[-2:])
         if b is not None:
-            out += b.astype(dtype, copy=False)[:, None, None, None]
-        return out.transpose(1, 0, 2, 3)  # (N, out, Ho, Wo), a view: the next op reads any layout
+            out = out + _as_dtype(b, dtype)[:, None, None, None]
+        return Permute.on(out, order=(1, 0, 2, 3))  # (N, out, Ho, Wo), a view: the next op reads any layout
 
-    def backward(self, grad):  # also on Tensors (create_graph): only the col2im differs, see _input_gradient
+    def backward(self, grad):
         need_x, need_w, *need_b = self.needs_grad
         n, o, ho, wo = grad.shape
-        g = np.transpose(grad, (1, 0, 2, 3)).reshape(o, n * ho * wo)  # the forward's layout: one matrix
+        g = Permute.on(grad, order=(1, 0, 2, 3)).reshape(o, n * ho * wo)  # the forward's layout: one matrix
         gx = gw = gb = None
         if need_x:
-            gx = self._input_gradient(self.w_flat.T @ g, (n, ho, wo))
+            _, c, kh, kw = self.w_shape
+            patches = Permute.on((self.w_flat.T @ g).reshape(c, kh, kw, n, ho, wo), order=(1, 2, 3, 0, 4, 5))
+            padded = Col2im.on(patches, shape=self.padded, stride=self.stride)
+            (ph, pw), (h, w) = self.padding, self.in_shape
+            gx = padded[:, :, ph:ph + h, pw:pw + w]
         if need_w:
             gw = (g @ self.cols.T).reshape(self.w_shape)
         if need_b and need_b[0]:
             gb = g.sum(axis=1)
         return gx, gw, gb
-
-    def _input_gradient(self, patches, out_shape: tuple[int, int, int]):
-        """col2im: each patch's gradient (C kh kw, N Ho Wo) added back where the patch was read, padding cut off.
-        Arrays: one strided add per kernel offset, in place; Tensors: one scatter_add by flat index."""
-        (ph, pw), (h, w) = self.padding, self.in_shape
-        if isinstance(patches, np.ndarray):
-            _, c, kh, kw = self.w_shape
-            padded = np.zeros(self.padded, dtype=patches.dtype)
-            _col2im(patches.reshape(c, kh, kw, *out_shape).transpose(1, 2, 0, 3, 4, 5), padded.transpose(1, 0, 2, 3),
-                    self.stride)
-        else:
-            padded = ScatterAdd.apply(patches, shape=(math.prod(self.padded),), index=self._patch_index())
-            padded = padded.reshape(self.padded)
-        return padded[:, :, ph:ph + h, pw:pw + w]
-
-    def graph_forward(self, x, w, b=None, stride=1, padding=0):
-        # The patch matrix as a gather from the zero-padded input (a scatter_add into zeros), on the graph.
-        (ph, pw), (h, wd) = self.padding, self.in_shape
-        x, w = x.cast(self.cols.dtype), w.cast(self.cols.dtype)
-        if ph or pw:
-            x = ScatterAdd.apply(x, shape=self.padded, index=(slice(None), slice(None), slice(ph, ph + h),
-                                                              slice(pw, pw + wd)))
-        self.cols = x.reshape(-1)[self._patch_index()]
-        self.w_flat = w.reshape(self.w_shape[0], -1)
-        return None  # the output is not saved
-
-    def _patch_index(self) -> np.ndarray:
-        """Where each entry of the patch matrix was read from: its flat index in the padded input."""
-        return _patch_matrix(_flat_index(self.padded), self.w_shape[2:], self.stride)
 
     def label(self):
         return f"conv2d(stride={self.stride}, padding={self.padding})"
@@ -1255,30 +1246,22 @@ class MaxPool2d(Function):
         return out
 
     def backward(self, grad):
+        return (Col2im.on(grad * self._winners(), shape=self.x.shape, stride=self.stride),)
+
+    def _winners(self) -> np.ndarray:
+        """(kh, kw, N, C, Ho, Wo): True at the kernel offset where each window's maximum is (the first one)."""
         win, out = _windows(self.x, self.kernel, self.stride), self.out
         nan = out.dtype.kind == "f" and np.isnan(out).any()
         unclaimed = np.ones(out.shape, dtype=bool)  # windows whose maximum has not been found yet
-        patches = np.empty(self.kernel + out.shape, dtype=grad.dtype)
+        winners = np.empty(self.kernel + out.shape, dtype=bool)
         for i, j in np.ndindex(*self.kernel):
             hit = win[..., i, j] == out
             if nan:
                 hit |= np.isnan(win[..., i, j])
             hit &= unclaimed
             unclaimed ^= hit
-            np.multiply(grad, hit, out=patches[i, j])
-        return (_col2im(patches, np.zeros(self.x.shape, dtype=grad.dtype), self.stride),)
-
-    def graph_backward(self, grad):
-        # The same choice of maxima, as flat indices of x: one scatter_add hands each window's gradient over.
-        x, out = self.x, self.out
-        win = _windows(x, self.kernel, self.stride)
-        hit = win == out[..., None, None]
-        if out.dtype.kind == "f":
-            hit |= np.isnan(win)
-        first = hit.reshape(out.shape + (-1,)).argmax(axis=-1)  # the first in row-major order, as backward
-        index = _windows(_flat_index(x.shape), self.kernel, self.stride).reshape(out.shape + (-1,))
-        winners = np.take_along_axis(index, first[..., None], axis=-1)[..., 0]
-        return (ScatterAdd.apply(grad, shape=(x.size,), index=winners).reshape(x.shape),)
+            winners[i, j] = hit
+        return winners
 
     def label(self):
         return f"max_pool2d(kernel_size={self.kernel}, stride={self.stride})"
