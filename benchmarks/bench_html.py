@@ -9,7 +9,7 @@ clock, so Playwright's start-up is not counted). Two 1,000-node graphs: a chain 
 modules (every node drawn), and a deep MLP whose module clusters open collapsed (then also "expand all").
 Needs the `playwright` Python package (its browser download is not used: Debian's chromium is); without it, or
 without Chromium, only the file size is measured. ``--screenshot`` also saves the blog network's view at the first
-sigmoid step of the backward pass (the picture in docs/seeing-the-graph.md).
+sigmoid step of the backward pass (docs/html_view.png, shown in the README and docs/seeing-the-graph.md).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ it to the input's dtype, so broadcasting is undone in one place, not in every ru
 engine runs them with NumPy's floating-point warnings silenced.
 
 Every rule registers itself by its ``name``; ``RULES`` (at the end) lists them. A user's own op is written
-exactly like these (see the README, "Write your own op").
+exactly like these (see docs/writing-an-op.md).
 
 Every rule is also differentiable twice (``backward(create_graph=True)``, see ``Function``): a backward written
 with operators and the NumPy functions Tensors support runs unchanged on Tensors; the few whose fast backward
