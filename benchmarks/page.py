@@ -29,7 +29,10 @@ The candidates: *plain user code* is the blog's network written as a user would 
 `log_softmax * y`, `.sum()`, a hand-written SGD loop); *nn.MLP + cross_entropy + optim.SGD* is the library's
 path; *train.train's loop* the training module's; *NumPy by hand* the same arithmetic written out in NumPy with
 hand-derived gradients (what autograd itself costs is the difference); the *GEMM floor* is the epoch's eight
-matrix products alone. `--threads N` sets NumPy's and PyTorch's BLAS threads, `--data-dir` times real files.""",
+matrix products alone. `--threads N` sets NumPy's and PyTorch's BLAS threads, `--data-dir` times real files.
+A profile of our epoch shows the matrix products as its largest part, and the rest spread thin (the bias sums,
+the sigmoids' `exp`, the update, Python per op); with two BLAS threads the products shrink and the rest does
+not.""",
     "chain": """\
 Python's garbage collector scans the growing graph during a long forward pass. For one huge graph,
 `gc.disable()` (or `gc.freeze()`) around the forward is the user's call to make; the backward already pauses the
