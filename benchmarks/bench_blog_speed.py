@@ -1,10 +1,12 @@
 """One epoch of the blog recipe: our batched autograd vs the blog's per-sample loop (``blog.NN.train``).
 
-    python benchmarks/bench_blog_speed.py [--dataset fashion-mnist] [--slice 6000] [--repeats 3] [--threads 1]
+    python benchmarks/bench_blog_speed.py [--dataset fashion-mnist] [--samples 60000] [--slice 6000] [--repeats 3]
+                                          [--threads 1] [--quick] [--json FILE]
 
 Both run in this process, in turns (ours, the blog's, ours, ...), so machine noise hits both alike; the medians
 and their ratio are printed. The per-sample loop is timed on the first ``--slice`` samples and scaled to the
-full training set (its cost is linear in the number of samples: one forward and one backward per sample).
+training set (its cost is linear in the number of samples: one forward and one backward per sample);
+``--samples`` takes the first N samples of the training set.
 Timed: the pass over the training set that updates the weights. Not timed: the evaluations around it
 (``blog.NN.train`` computes the summed loss before and after the epoch, ``train.train`` the loss and accuracy;
 both are batched in either code). The wall time of the whole calls is printed too.
@@ -19,24 +21,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
-import os
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import figure, finish, options_of, parse, positive_int, result, set_blas_threads  # noqa: E402
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="fashion-mnist", choices=("mnist", "fashion-mnist"))
-    p.add_argument("--data-dir", help="directory with the IDX files (default: the usual search)")
-    p.add_argument("--slice", type=int, default=6000, help="samples the per-sample loop is timed on")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs of each (after one warm-up)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads; 0 = leave the environment alone")
-    p.add_argument("--json", help="also write the results to this file")
-    args = p.parse_args()
-    if args.slice < 1 or args.repeats < 1:
-        p.error("--slice and --repeats must be at least 1")
-    return args
+FULL = {"dataset": "fashion-mnist", "data_dir": None, "samples": 60000, "blog_slice": 6000, "repeats": 3,
+        "threads": 1}
+QUICK = {"samples": 6000, "blog_slice": 400, "repeats": 2}
 
 
 def load(dataset: str, data_dir: str | None):
@@ -74,18 +68,19 @@ def alternate(candidates: dict, repeats: int) -> dict:
     return medians
 
 
-def main() -> int:
-    args = parse_args()
-    if args.threads > 0:
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
+def measure(dataset: str = FULL["dataset"], data_dir: str | None = None, samples: int = FULL["samples"],
+            blog_slice: int = FULL["blog_slice"], repeats: int = FULL["repeats"],
+            threads: int = FULL["threads"]) -> dict:
+    """The figures; ``threads`` only takes effect if NumPy is not imported yet (as when run as a script)."""
+    set_blas_threads(threads)
     import numpy as np
 
     from tinygrad_like import blog, train
 
-    x, y, source = load(args.dataset, args.data_dir)
+    x, y, source = load(dataset, data_dir)
+    x, y = x[:samples], y[:samples]
     x64 = x.astype(np.float64)  # the blog's code works in float64; converting is not part of its epoch
-    n, part = len(x), min(args.slice, len(x))
+    n, part = len(x), min(blog_slice, len(x))
     recipe = blog.blog_recipe(epochs=1)
 
     def ours(backend: str = "autograd", dtype: str = "float32"):
@@ -107,30 +102,39 @@ def main() -> int:
         net.loss(x64[:part], y[:part])
         return 2 * trained - start - time.perf_counter()
 
-    print(f"One epoch of the blog recipe on {n} samples ({source}); {args.repeats} runs each, medians; "
-          f"BLAS threads: {os.environ.get('OPENBLAS_NUM_THREADS', 'default')}")
-    start = time.perf_counter()
     times = alternate({"autograd": ours(), "autograd64": ours(dtype="float64"),
-                       "published": ours("published", "float64"), "blog": blogs_loop}, args.repeats)
+                       "published": ours("published", "float64"), "blog": blogs_loop}, repeats)
     walls = times.pop("wall")
     blog_epoch = times["blog"] * n / part
     rows = [
-        ("tinygrad_like autograd, batched, float32 (train.train)", times["autograd"]),
-        ("tinygrad_like autograd, batched, float64", times["autograd64"]),
-        ("blog's backward batched, float64 (--backend published)", times["published"]),
-        (f"blog's per-sample loop, float64 (blog.NN.train): {part} samples x {n / part:g}", blog_epoch),
+        ("batched autograd, float32 (tinygrad-like train)", times["autograd"], walls["autograd"]),
+        ("batched autograd, float64", times["autograd64"], walls["autograd64"]),
+        ("the blog's backward batched, float64 (--backend published)", times["published"], walls["published"]),
     ]
-    print(f"  {'training pass of one epoch':<72s} {'seconds':>8s}   speed-up   (wall time of the call)")
-    for (label, seconds), wall in zip(rows, walls.values()):
-        print(f"  {label:<72s} {seconds:8.2f}   {blog_epoch / seconds:6.1f}x    ({wall:.2f} s)")
-    print(f"Speed-up of `tinygrad-like train --recipe blog` (float32 autograd): {blog_epoch / times['autograd']:.1f}x"
-          f"   [benchmark took {time.perf_counter() - start:.0f} s]")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"samples": n, "slice": part, "source": source, "seconds": times,
-                                               "blog_epoch_seconds": blog_epoch,
-                                               "speedup": blog_epoch / times["autograd"]}, indent=2) + "\n")
-    return 0
+    figures = [figure(f"the blog's per-sample loop, float64 (blog.NN.train; timed on {part:,} samples, scaled)",
+                      blog_epoch, "s")]
+    for label, seconds, wall in rows:
+        figures += [figure(label, seconds, "s"), figure(f"{label}: speed-up over the blog's loop",
+                                                        blog_epoch / seconds, "x"),
+                    figure(f"{label}: the whole call, evaluations included", wall, "s")]
+    return result("The blog's per-sample loop against batched autograd",
+                  f"the training pass of one epoch of the blog recipe on {n:,} samples ({source}); median of "
+                  f"{repeats} runs each, in turns; BLAS threads: {threads or 'as configured'}", figures=figures)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=("mnist", "fashion-mnist"), help=f"default: {FULL['dataset']}")
+    p.add_argument("--data-dir", help="directory with the IDX files (default: the usual search)")
+    p.add_argument("--samples", type=positive_int, help=f"training samples (default {FULL['samples']:,})")
+    p.add_argument("--slice", dest="blog_slice", type=positive_int,
+                   help=f"samples the per-sample loop is timed on (default {FULL['blog_slice']:,})")
+    p.add_argument("--repeats", type=positive_int, help=f"timed runs of each after one warm-up "
+                                                        f"(default {FULL['repeats']})")
+    p.add_argument("--threads", type=int, help="BLAS threads; 0 = leave the environment alone (default 1)")
+    args = parse(p, FULL, QUICK, argv)
+    finish(measure(**options_of(args, FULL)), args)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()

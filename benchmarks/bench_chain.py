@@ -1,9 +1,9 @@
 """A 1,000,000-op chain: forward + backward seconds and peak memory, ours and PyTorch's.
 
-    python benchmarks/bench_chain.py [--ops 1000000] [--repeats 1]
+    python benchmarks/bench_chain.py [--ops 1000000] [--repeats 1] [--quick] [--json FILE]
 
 Each measurement runs in a fresh process; peak memory is the process's peak RSS minus its RSS just before
-the chain was built. Prints both frameworks (PyTorch when installed) and the ratios.
+the chain was built. The best of ``--repeats`` runs of each framework (PyTorch when installed), in turns.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import finish, options_of, parse, positive_int, result, row  # noqa: E402
+
+FULL = {"ops": 1_000_000, "repeats": 1}
+QUICK = {"ops": 50_000, "repeats": 1}
 
 
 def current_rss_mb() -> float:
@@ -27,12 +32,17 @@ def current_rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+    """This process's peak RSS: VmHWM, which starts afresh with the process's image (getrusage's ru_maxrss does
+    not: it keeps the parent's peak across fork and exec, so a child of a big process seemed to use its memory)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024  # kB
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
 def run_one(framework: str, n_ops: int) -> dict:
     """Build the chain, run backward, report seconds and memory (called in a child process)."""
-    sys.path.insert(0, str(HERE))
     from bench_ops import chain
 
     rng = np.random.default_rng(0)
@@ -59,41 +69,48 @@ def run_one(framework: str, n_ops: int) -> dict:
             "peak_mb": peak_rss_mb() - base, "grad_finite": finite}
 
 
-def measure(framework: str, n_ops: int) -> dict:
+def run_child(framework: str, n_ops: int) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", framework, "--ops", str(n_ops)],
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ops", type=int, default=1_000_000)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        print(json.dumps(run_one(args.child, args.ops)))
-        return
-
+def measure(ops: int = FULL["ops"], repeats: int = FULL["repeats"]) -> dict:
     try:
         import torch  # noqa: F401
 
         frameworks = ["tinygrad_like", "pytorch"]
     except ImportError:
         frameworks = ["tinygrad_like"]
-    results: dict[str, list[dict]] = {f: [] for f in frameworks}
-    for _ in range(args.repeats):
+    runs: dict[str, list[dict]] = {f: [] for f in frameworks}
+    for _ in range(repeats):
         for f in frameworks:  # alternating, so machine noise hits both alike
-            results[f].append(measure(f, args.ops))
-    print(f"{args.ops:,}-op chain of elementwise ops on (4, 4) float32 (best of {args.repeats}):")
-    best = {f: min(rs, key=lambda r: r["total_s"]) for f, rs in results.items()}
-    for f, r in best.items():
-        print(f"  {f:<14} forward {r['forward_s']:6.2f} s  backward {r['backward_s']:6.2f} s  "
-              f"total {r['total_s']:6.2f} s  peak memory {r['peak_mb']:7.0f} MB  grad finite: {r['grad_finite']}")
-    if "pytorch" in best:
-        ours, theirs = best["tinygrad_like"], best["pytorch"]
-        print(f"  ratio tinygrad_like / pytorch: time {ours['total_s'] / theirs['total_s']:.2f}x, "
-              f"memory {ours['peak_mb'] / theirs['peak_mb']:.2f}x")
+            runs[f].append(run_child(f, ops))
+    best = {f: min(rs, key=lambda r: r["total_s"]) for f, rs in runs.items()}
+    ours, theirs = best["tinygrad_like"], best.get("pytorch")
+
+    def pick(key: str, scale: float = 1.0):
+        return ours[key] * scale, (theirs[key] * scale if theirs else None)
+
+    return result("A long chain",
+                  f"a {ops:,}-op chain of elementwise ops on (4, 4) float32, forward then backward, each framework "
+                  f"in a fresh process; best of {repeats}",
+                  rows=[row("forward", "s", *pick("forward_s")), row("backward", "s", *pick("backward_s")),
+                        row("forward + backward", "s", *pick("total_s")),
+                        row("peak memory", "MB", *pick("peak_mb"))],
+                  figures=[{"what": "gradient finite", "value": ours["grad_finite"], "unit": ""}])
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=positive_int, help=f"ops in the chain (default {FULL['ops']:,})")
+    parser.add_argument("--repeats", type=positive_int, help=f"runs of each framework (default {FULL['repeats']})")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parse(parser, FULL, QUICK, argv)
+    if args.child:
+        print(json.dumps(run_one(args.child, args.ops)))
+        return
+    finish(measure(**options_of(args, FULL)), args)
 
 
 if __name__ == "__main__":

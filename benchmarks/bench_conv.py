@@ -1,11 +1,11 @@
 """conv2d forward + backward on a batch of MNIST-sized images: (64, 1, 28, 28) float32 with 8 3x3 filters and a
 bias, stride 1, no padding; then the same through a 2x2 max_pool2d.
 
-    python benchmarks/bench_conv.py [--repeats 30]
+    python benchmarks/bench_conv.py [--repeats 30] [--quick] [--json FILE]
 
-Prints milliseconds per forward + backward for tinygrad_like and, when PyTorch is installed, for PyTorch measured
-in the same run (alternating), with the ratio ours / PyTorch. Both run on one thread: PyTorch's is set to 1 and
-NumPy's BLAS is given OPENBLAS_NUM_THREADS=1 (unless already set), so neither borrows a core the other lacks.
+Milliseconds per forward + backward for tinygrad_like and, when PyTorch is installed, for PyTorch measured in the
+same run (alternating), with the ratio ours / PyTorch. Both run on one thread: PyTorch's is set to 1 and NumPy's
+BLAS is given OPENBLAS_NUM_THREADS=1 (unless already set), so neither borrows a core the other lacks.
 """
 
 from __future__ import annotations
@@ -20,16 +20,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads its BLA
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import alternate, positive_int, try_import_torch  # noqa: E402
+from common import alternate, finish, options_of, parse, positive_int, result, row, try_import_torch  # noqa: E402
 
 from tinygrad_like import Tensor  # noqa: E402
 
+FULL = {"repeats": 30}
+QUICK = {"repeats": 5}
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=positive_int, default=30)
-    args = parser.parse_args()
 
+def measure(repeats: int = FULL["repeats"]) -> dict:
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal((64, 1, 28, 28)).astype(np.float32)
     w0 = (rng.standard_normal((8, 1, 3, 3)) / 3).astype(np.float32)
@@ -56,17 +55,20 @@ def main() -> None:
                 (torch.nn.functional.max_pool2d(y, 2) if pool else y).backward(t_up)
 
             candidates["pytorch"] = theirs
-        rows.append(("conv2d" + (" + max_pool2d" if pool else ""), alternate(candidates, args.repeats)))
+        times = alternate(candidates, repeats)
+        label = "conv2d" + (" + max_pool2d" if pool else "")
+        rows.append(row(label, "ms", times["tinygrad_like"] * 1e3,
+                        times["pytorch"] * 1e3 if "pytorch" in times else None))
+    return result("conv2d and max_pool2d",
+                  f"forward + backward, x (64, 1, 28, 28) float32, 8 filters 3x3 with bias, stride 1; median of "
+                  f"{repeats} runs, in turns, one thread each", rows=rows)
 
-    print(f"conv2d forward + backward, x (64, 1, 28, 28) float32, 8 filters 3x3 with bias, median of {args.repeats}, "
-          f"one thread each")
-    for label, times in rows:
-        text = "  ".join(f"{name} {seconds * 1e3:6.2f} ms" for name, seconds in times.items())
-        if "pytorch" in times:
-            text += f"  ratio {times['tinygrad_like'] / times['pytorch']:.2f}x"
-        print(f"  {label:<22} {text}")
-    if torch is None:
-        print("  (PyTorch not installed: no reference measured)")
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=positive_int, help=f"timed runs (default {FULL['repeats']})")
+    args = parse(parser, FULL, QUICK, argv)
+    finish(measure(**options_of(args, FULL)), args)
 
 
 if __name__ == "__main__":

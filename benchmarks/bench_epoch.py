@@ -1,41 +1,52 @@
 """One epoch of the blog's network (60,000 samples, [784, 64, 32, 10], batch 200, summed cross-entropy, SGD).
 
     python benchmarks/bench_epoch.py [--epochs 5] [--threads 1] [--dtype float32 float64] [--data-dir DIR]
+                                     [--samples 60000] [--slice 2000] [--no-blog] [--quick] [--json FILE]
 
 Measured in one process, alternating so that machine noise hits every candidate alike, median seconds per
 epoch after a warm-up epoch:
   - ours, plain user code: ``(x @ W1 + b1).sigmoid()`` ..., ``z.log_softmax(axis=-1) * y``, ``.sum()`` and a
-    hand-written SGD loop (no fused op, no library optimizer);;
+    hand-written SGD loop (no fused op, no library optimizer);
   - ours, the library's path: ``nn.MLP`` + ``logits(x).cross_entropy(y, "sum")`` + ``optim.SGD``;
   - ours through the training module's loop (``train.train`` with the blog recipe, evaluation not timed);
   - PyTorch (when installed), the same network, initial weights, data order and update;
   - NumPy by hand: the same arithmetic written out in NumPy with hand-derived gradients (what autograd costs);
   - the GEMM floor: the epoch's eight matrix products alone, timed with NumPy;
-  - the blog's per-sample loop (``blog.NN.train``), timed on ``--slice`` samples and scaled to 60,000.
-Data: synthetic MNIST-shaped pixels (seeded), or the real training set with ``--data-dir``.
-``--threads`` sets the BLAS/OpenMP thread count of both NumPy and PyTorch before they load (0: leave it).
+  - the blog's per-sample loop (``blog.NN.train``), timed on ``--slice`` samples and scaled to the epoch.
+Data: synthetic MNIST-shaped pixels (seeded), or the real training set with ``--data-dir``; ``--samples`` takes
+the first N. ``--threads`` sets the BLAS/OpenMP thread count of both NumPy and PyTorch before they load (0: leave
+it).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from common import (  # noqa: E402 - common loads no NumPy: the thread settings still apply
+    alternate,
+    finish,
+    options_of,
+    parse,
+    positive_int,
+    result,
+    row,
+    set_blas_threads,
+    try_import_torch,
+)
+
 SIZES = (784, 64, 32, 10)
-
-
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--epochs", type=int, default=5, help="timed epochs of each candidate (after one warm-up)")
-    p.add_argument("--threads", type=int, default=1, help="BLAS threads for NumPy and PyTorch; 0 = as configured")
-    p.add_argument("--dtype", nargs="+", default=["float32", "float64"], choices=["float32", "float64"])
-    p.add_argument("--data-dir", help="MNIST-format IDX files to time on instead of synthetic pixels")
-    p.add_argument("--slice", type=int, default=2000, help="samples the blog's per-sample loop is timed on")
-    p.add_argument("--no-blog", action="store_true", help="skip the (slow) per-sample loop")
-    return p.parse_args()
+FULL = {"epochs": 5, "threads": 1, "dtype": ["float32", "float64"], "data_dir": None, "samples": 60000,
+        "blog_slice": 2000, "blog": True}
+QUICK = {"epochs": 2, "samples": 6000, "blog_slice": 400}
+LABELS = {"ours (plain code)": "tinygrad_like, plain user code",
+          "ours (MLP + SGD)": "tinygrad_like, nn.MLP + cross_entropy + optim.SGD",
+          "ours (train loop)": "tinygrad_like, train.train's loop",
+          "NumPy by hand": "the same epoch in NumPy by hand, no autograd",
+          "GEMM floor": "the eight matrix products alone (the GEMM floor)"}
 
 
 def candidates(dtype_name, x, y, batches, torch):
@@ -149,7 +160,7 @@ def candidates(dtype_name, x, y, batches, torch):
 
 
 def blog_loop_seconds(x64, y, n_samples: int) -> float:
-    """Seconds per 60,000-sample epoch of the update pass of ``blog.NN.train`` (per-sample forward and
+    """Seconds per epoch (of ``len(x64)`` samples) of the update pass of ``blog.NN.train`` (per-sample forward and
     backward, an update every 200 samples), timed on ``n_samples`` samples (best of two) and scaled."""
     import time
 
@@ -174,50 +185,72 @@ def blog_loop_seconds(x64, y, n_samples: int) -> float:
     return min(run() for _ in range(2)) * len(x64) / n_samples
 
 
-def main() -> None:
-    args = parse_args()
-    if args.threads > 0:  # must happen before NumPy (and its OpenBLAS) is imported
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = str(args.threads)
-
+def measure(epochs: int = FULL["epochs"], threads: int = FULL["threads"], dtype=tuple(FULL["dtype"]),
+            data_dir: str | None = None, samples: int = FULL["samples"], blog_slice: int = FULL["blog_slice"],
+            blog: bool = True) -> dict:
+    """The figures; ``threads`` only takes effect if NumPy is not imported yet (as when run as a script)."""
+    set_blas_threads(threads)
     import numpy as np
-
-    sys.path.insert(0, str(HERE))
-    from common import alternate, try_import_torch
 
     from tinygrad_like import data, train
 
     torch = try_import_torch()
-    if torch is not None and args.threads > 0:
-        torch.set_num_threads(args.threads)
-    if args.data_dir:
-        (images, labels), _ = data.load_mnist(args.data_dir, download=False)
-        source = f"MNIST-format files in {args.data_dir}"
+    if torch is not None and threads > 0:
+        torch.set_num_threads(threads)
+    if data_dir:
+        (images, labels), _ = data.load_mnist(data_dir, download=False)
+        source = f"MNIST-format files in {data_dir}"
     else:
         rng = np.random.default_rng(0)
         images, labels = rng.integers(0, 256, (60000, 28, 28), dtype=np.uint8), rng.integers(0, 10, 60000)
         source = "synthetic MNIST-shaped pixels"
-    x64, y = train.prepare(images, labels, dtype=np.float64)
+    x64, y = train.prepare(images[:samples], labels[:samples], dtype=np.float64)
     batches = [slice(i, i + 200) for i in range(0, len(x64), 200)]
-    print(f"One epoch of the blog network {list(SIZES)}, {len(x64):,} samples ({source}), batch 200, summed "
-          f"cross-entropy, SGD lr 0.001; BLAS threads: {args.threads or 'as configured'}; "
-          f"median of {args.epochs} epochs after a warm-up, candidates in turns")
-    blog_seconds = None if args.no_blog else blog_loop_seconds(x64, y, args.slice)
-    for dtype_name in args.dtype:
-        times = alternate(candidates(dtype_name, x64.astype(dtype_name), y, batches, torch), args.epochs)
-        print(f"\n{dtype_name}:")
-        reference = times.get("PyTorch")
+    rows, figures = [], []
+    for dtype_name in dtype:
+        times = alternate(candidates(dtype_name, x64.astype(dtype_name), y, batches, torch), epochs)
+        reference = times.pop("PyTorch", None)
         for name, seconds in times.items():
-            ratio = f"  {seconds / reference:5.2f}x PyTorch" if reference else ""
-            print(f"  {name:<20} {seconds:7.3f} s/epoch{ratio}")
+            rows.append(row(f"{dtype_name}: {LABELS[name]}", "s/epoch", seconds, reference))
         floor = times["GEMM floor"]
-        print(f"  plain code / GEMM floor: {times['ours (plain code)'] / floor:.2f}x, "
-              f"MLP + SGD / GEMM floor: {times['ours (MLP + SGD)'] / floor:.2f}x, "
-              f"plain code / NumPy by hand: {times['ours (plain code)'] / times['NumPy by hand']:.2f}x")
-        if blog_seconds is not None:
-            print(f"  {'blog per-sample loop':<20} {blog_seconds:7.3f} s/epoch (float64, its own code; timed on "
-                  f"{args.slice:,} samples and scaled)")
-            print(f"  ours (MLP + SGD) is {blog_seconds / times['ours (MLP + SGD)']:.0f}x faster than the blog's loop")
+        figures += [
+            {"what": f"{dtype_name}: plain user code / GEMM floor", "value": times["ours (plain code)"] / floor,
+             "unit": "x"},
+            {"what": f"{dtype_name}: nn.MLP + SGD / GEMM floor", "value": times["ours (MLP + SGD)"] / floor,
+             "unit": "x"},
+            {"what": f"{dtype_name}: plain user code / NumPy by hand (what autograd costs)",
+             "value": times["ours (plain code)"] / times["NumPy by hand"], "unit": "x"},
+        ]
+        if reference:
+            figures.append({"what": f"{dtype_name}: PyTorch / GEMM floor", "value": reference / floor, "unit": "x"})
+        if blog and dtype_name == dtype[0]:
+            part = min(blog_slice, len(x64))
+            blog_seconds = blog_loop_seconds(x64, y, part)
+            figures += [
+                {"what": f"the blog's per-sample loop (float64, timed on {part:,} samples, scaled)",
+                 "value": blog_seconds, "unit": "s/epoch"},
+                {"what": f"{dtype_name}: nn.MLP + SGD, speed-up over the blog's loop",
+                 "value": blog_seconds / times["ours (MLP + SGD)"], "unit": "x"},
+            ]
+    return result("One epoch of the blog network",
+                  f"{list(SIZES)}, {len(x64):,} samples ({source}), batch 200, summed cross-entropy, SGD lr 0.001; "
+                  f"BLAS threads: {threads or 'as configured'}; median of {epochs} epochs after a warm-up, "
+                  "candidates in turns", rows=rows, figures=figures)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--epochs", type=positive_int, help=f"timed epochs of each candidate after one warm-up "
+                                                       f"(default {FULL['epochs']})")
+    p.add_argument("--threads", type=int, help="BLAS threads for NumPy and PyTorch; 0 = as configured (default 1)")
+    p.add_argument("--dtype", nargs="+", choices=["float32", "float64"], help="default: float32 float64")
+    p.add_argument("--data-dir", help="MNIST-format IDX files to time on instead of synthetic pixels")
+    p.add_argument("--samples", type=positive_int, help=f"samples per epoch (default {FULL['samples']:,})")
+    p.add_argument("--slice", dest="blog_slice", type=positive_int,
+                   help=f"samples the blog's per-sample loop is timed on (default {FULL['blog_slice']:,})")
+    p.add_argument("--no-blog", dest="blog", action="store_const", const=False, help="skip the (slow) per-sample loop")
+    args = parse(p, FULL, QUICK, argv)
+    finish(measure(**options_of(args, FULL)), args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ where ``self.needs_grad`` says none is needed). A gradient may have the broadcas
 
 A backward is written once, in operations that work on arrays (first order) and on Tensors (create_graph):
 operators, NumPy functions Tensors support, and other rules through ``Rule.on``. Rules never warn: the engine
-runs them with NumPy's floating-point warnings silenced. ``RULES`` (at the end) lists them by name.
+runs them with NumPy's floating-point warnings silenced. ``RULES`` (at the end) lists them by name;
+a user's own op is written exactly like these (see docs/writing-an-op.md).
 """
 
 from __future__ import annotations
