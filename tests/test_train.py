@@ -160,6 +160,17 @@ def test_prepare_scales_like_the_blog() -> None:
         T.prepare(images, labels[:3])
 
 
+def test_a_recipe_needs_its_layers_and_defaults_to_the_common_frameworks_settings() -> None:
+    recipe = T.Recipe("mine", (4, 8, 3))
+    assert (recipe.activation, recipe.init, recipe.reduction, recipe.optimizer, recipe.lr, recipe.schedule,
+            recipe.epochs, recipe.batch_size, recipe.shuffle, recipe.dtype) == (
+        "relu", "default", "mean", "adam", 1e-3, "constant", 1, 32, True, "float32")
+    with pytest.raises(TypeError, match="layers"):
+        T.Recipe("mine")  # no default network
+    with pytest.raises(ValueError, match="layers must be at least two positive sizes"):
+        T.Recipe("mine", (4,))
+
+
 def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
     blog_r, modern_r = blog.blog_recipe(), blog.modern_recipe()
     assert (blog_r.layers, blog_r.activation, blog_r.init, blog_r.reduction, blog_r.lr, blog_r.batch_size,

@@ -295,10 +295,10 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         "compare", help="compare hand-written, automatic and numeric gradients of the blog's network",
         description="Compute the gradients of the blog's summed cross-entropy three ways -- the blog's hand-written "
         "backward (published or corrected), autograd on the same graph, and central finite differences -- and "
-        "print them side by side per weight and bias, with the first disagreeing layer and a computed diagnosis. "
-        "Also does one blog update (SGD on the summed gradients) both ways. Exit status: 0 when all sources agree, "
-        "1 when they disagree (the published code does: it omits the hidden layers' sigmoid derivative), "
-        "2 on bad input.",
+        "print them side by side per weight and bias, with the first disagreeing one from the loss and a computed "
+        "diagnosis. Also does one blog update (SGD on the summed gradients) both ways. Exit status: 0 when all "
+        "sources agree, 1 when they disagree (the published code does: it omits the hidden layers' sigmoid "
+        "derivative), 2 on bad input.",
     )
     cmd.add_argument("--layers", type=_layer_sizes, default=list(BLOG_LAYERS), metavar="N,N,...",
                      help=f"layer sizes (default: {','.join(map(str, BLOG_LAYERS))})")

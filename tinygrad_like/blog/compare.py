@@ -23,46 +23,8 @@ from .network import NN, mlp_order, one_hot
 RTOL = 1e-12  # hand-written vs autograd: float64 rounding, summed over a batch, stays far below this
 
 
-@dataclass
-class UpdateComparison:
-    """One blog update (summed gradients, SGD) done by the hand-written per-sample loop and by MLP + optim.SGD.
-
-    ``max_rel[name]`` is max|W_hand - W_autograd| / max|W_autograd| of the updated parameter, and
-    ``step_max_rel[name]`` the same for the step (new - old) itself; ``ok`` when every ``max_rel`` <= rtol.
-    """
-
-    code: str
-    lr: float
-    batch: int
-    rtol: float
-    max_rel: dict[str, float]
-    step_max_rel: dict[str, float]
-
-    @property
-    def ok(self) -> bool:
-        """Every updated parameter agrees within ``rtol``."""
-        return all(r <= self.rtol for r in self.max_rel.values())
-
-    @property
-    def worst(self) -> str:
-        """The parameter whose updated values differ most."""
-        return max(self.max_rel, key=lambda name: self.max_rel[name])
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able data (non-finite numbers become None)."""
-        return json_safe({**asdict(self), "ok": self.ok})
-
-    def __str__(self) -> str:
-        worst = self.worst
-        samples = f"{self.batch} sample" + ("s" if self.batch != 1 else "")
-        verdict = "same weights" if self.ok else "the weights DIFFER"
-        return (f"One blog update (SGD, lr {self.lr:g}, gradients summed over {samples}), hand-written ({self.code}) "
-                f"vs autograd + SGD:\n  {verdict}: max rel diff {self.max_rel[worst]:.1e} ({worst}; the step itself "
-                f"{self.step_max_rel[worst]:.1e})")
-
-
 # ----------------------------------------------------------------------------------------------------------
-# The comparison
+# The gradients, three ways
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -105,6 +67,66 @@ def compare_gradients(net: NN, mlp: MLP | None, x: np.ndarray, labels: np.ndarra
     return report
 
 
+def hand_gradients(net: NN, rows: np.ndarray, targets: np.ndarray) -> list[np.ndarray]:
+    """The hand-written gradients summed over the samples, as the blog accumulates them, in the MLP's order.
+
+    Weight gradients keep the shape the backward produced; bias columns (n, 1) become vectors (n,). The
+    network's own accumulators and activations are restored afterwards.
+    """
+    saved = net.weight_grads, net.bias_grads, net.layers
+    try:
+        net.zero_grad()
+        net.accumulate(rows, targets)
+        return [np.array(g) for g in mlp_order(net.weight_grads,
+                                                 [b.reshape(-1) if b.ndim == 2 and b.shape[1] == 1 else b
+                                                  for b in net.bias_grads])]
+    finally:
+        net.weight_grads, net.bias_grads, net.layers = saved
+
+
+# ----------------------------------------------------------------------------------------------------------
+# One blog update, two ways
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class UpdateComparison:
+    """One blog update (summed gradients, SGD) done by the hand-written per-sample loop and by MLP + optim.SGD.
+
+    ``max_rel[name]`` is max|W_hand - W_autograd| / max|W_autograd| of the updated parameter, and
+    ``step_max_rel[name]`` the same for the step (new - old) itself; ``ok`` when every ``max_rel`` <= rtol.
+    """
+
+    code: str
+    lr: float
+    batch: int
+    rtol: float
+    max_rel: dict[str, float]
+    step_max_rel: dict[str, float]
+
+    @property
+    def ok(self) -> bool:
+        """Every updated parameter agrees within ``rtol``."""
+        return all(r <= self.rtol for r in self.max_rel.values())
+
+    @property
+    def worst(self) -> str:
+        """The parameter whose updated values differ most."""
+        return max(self.max_rel, key=lambda name: self.max_rel[name])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (non-finite numbers become None)."""
+        return json_safe({**asdict(self), "ok": self.ok})
+
+    def __str__(self) -> str:
+        worst = self.worst
+        samples = f"{self.batch} sample" + ("s" if self.batch != 1 else "")
+        verdict = "same weights" if self.ok else "the weights DIFFER"
+        return (f"One blog update (SGD, lr {self.lr:g}, gradients summed over {samples}), hand-written ({self.code}) "
+                f"vs autograd + SGD:\n  {verdict}: max rel diff {self.max_rel[worst]:.1e} ({worst}; the step itself "
+                f"{self.step_max_rel[worst]:.1e})")
+
+
 def compare_update(net: NN, x: np.ndarray, labels: np.ndarray, lr: float = 1e-3,
                    rtol: float = RTOL) -> UpdateComparison:
     """One blog update on the batch, by ``net``'s per-sample loop and by ``MLP`` + ``optim.SGD`` (on copies).
@@ -132,23 +154,6 @@ def compare_update(net: NN, x: np.ndarray, labels: np.ndarray, lr: float = 1e-3,
         step = p.data - old
         step_max_rel[name] = relative_difference(h - old, step, float(np.max(np.abs(step))))[1]
     return UpdateComparison(_code(net), lr, len(rows), rtol, max_rel, step_max_rel)
-
-
-def hand_gradients(net: NN, rows: np.ndarray, targets: np.ndarray) -> list[np.ndarray]:
-    """The hand-written gradients summed over the samples, as the blog accumulates them, in the MLP's order.
-
-    Weight gradients keep the shape the backward produced; bias columns (n, 1) become vectors (n,). The
-    network's own accumulators and activations are restored afterwards.
-    """
-    saved = net.weight_grads, net.bias_grads, net.layers
-    try:
-        net.zero_grad()
-        net.accumulate(rows, targets)
-        return [np.array(g) for g in mlp_order(net.weight_grads,
-                                                 [b.reshape(-1) if b.ndim == 2 and b.shape[1] == 1 else b
-                                                  for b in net.bias_grads])]
-    finally:
-        net.weight_grads, net.bias_grads, net.layers = saved
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from ..engine import set_recorder
 from ..tensors import Tensor
 from .causes import CAUSE_KINDS, diagnose
 from .graph import Graph, Recorder
-from .report import GradientEntry, GradientReport, diagnosis, format_table, json_safe
+from .report import GradientEntry, GradientReport, diagnosis_text, format_table, json_safe
 from .run import (
     FD_STEP,
     Parameters,
@@ -94,7 +94,7 @@ def check_gradients(forward: Callable[..., Any], backward: Callable[..., Mapping
     entries.sort(key=lambda e: graph.rank(targets.get(e.name)))
     report = GradientReport(entries, rtol, fd_rtol, value, notes=notes, loss=loss,
                             tensors={n: t for n, t in targets.items() if isinstance(t, Tensor)})
-    report.diagnosis = diagnosis(report)
+    report.diagnosis = diagnosis_text(report)
     return report
 
 

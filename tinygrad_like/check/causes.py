@@ -106,28 +106,29 @@ class MissingDerivative(Cause):
         """One op's derivative skipped, nearest the loss first; then every op of a kind at once."""
         ops = graph.ops()
         for op in ops:
-            yield _skip([op])
+            yield MissingDerivative.skip([op])
         by_name: dict[str, list[Op]] = {}
         for op in ops:
             by_name.setdefault(op.name, []).append(op)
         for group in by_name.values():
             if len(group) > 1:
-                yield _skip(group)
+                yield MissingDerivative.skip(group)
 
+    @staticmethod
+    def skip(group: list[Op]) -> Variant:
+        """The walk that passes the gradient arriving at each op of ``group`` straight to its input."""
+        name = group[0].name
+        outputs = {op.y: op.x for op in group}
 
-def _skip(group: list[Op]) -> Variant:
-    name = group[0].name
-    outputs = {op.y: op.x for op in group}
+        def change(node: Tensor, grad: np.ndarray, sent: list) -> list | None:
+            x = outputs.get(node)
+            return None if x is None else [(None, x, grad.astype(x.dtype, copy=False))]
 
-    def change(node: Tensor, grad: np.ndarray, sent: list) -> list | None:
-        x = outputs.get(node)
-        return None if x is None else [(None, x, grad.astype(x.dtype, copy=False))]
-
-    derivative = DERIVATIVES.get(name)
-    advice = (f"your backward passes the gradient through {name} unchanged{sites_text([op.site for op in group])}, "
-              f"skipping its derivative: multiply the gradient arriving at its output by "
-              + (derivative if derivative else f"the derivative of {name}") + " before passing it on")
-    return Variant(MissingDerivative.kind, name, change, advice)
+        derivative = DERIVATIVES.get(name) or f"the derivative of {name}"
+        return Variant(MissingDerivative.kind, name, change, (
+            f"your backward passes the gradient through {name} unchanged{sites_text([op.site for op in group])}, "
+            f"skipping its derivative: multiply the gradient arriving at its output by {derivative} before passing "
+            "it on"))
 
 
 def _least_squares_factor(h: np.ndarray, ref: np.ndarray, scale: float, rtol: float) -> float | None:
@@ -303,30 +304,31 @@ class SoftmaxJacobian(Cause):
     def variants(graph: Graph) -> Iterator[Variant]:
         for op in graph.ops():
             if op.name == "softmax" and op.axis is not None:
-                yield from _softmax_variants(op)
+                yield from SoftmaxJacobian.wrong_jacobians(op)
 
+    @staticmethod
+    def wrong_jacobians(op: Op) -> Iterator[Variant]:
+        """The walks with ``op``'s Jacobian replaced by its diagonal, then by the Jacobian along each other axis."""
+        p, axis = op.y.data, op.axis
+        site = site_text(op.site)
+        fix = f"apply the whole Jacobian: dz = p * (g - (g * p).sum(axis={axis}, keepdims=True))"
 
-def _softmax_variants(op: Op) -> Iterator[Variant]:
-    p, axis = op.y.data, op.axis
-    site = site_text(op.site)
-    fix = f"apply the whole Jacobian: dz = p * (g - (g * p).sum(axis={axis}, keepdims=True))"
+        def diagonal(node: Tensor, grad: np.ndarray, sent: list) -> list | None:
+            return [(None, op.x, grad * p * (1 - p))] if node is op.y else None
 
-    def diagonal(node: Tensor, grad: np.ndarray, sent: list) -> list | None:
-        return [(None, op.x, grad * p * (1 - p))] if node is op.y else None
+        yield Variant(SoftmaxJacobian.kind, "softmax", diagonal,
+                      f"the hand-written gradient applies only the diagonal p * (1 - p) of the Jacobian of the "
+                      f"softmax{site}: {fix}")
+        for other in range(p.ndim):
+            if other == axis:
+                continue
 
-    yield Variant(SoftmaxJacobian.kind, "softmax", diagonal,
-                  f"the hand-written gradient applies only the diagonal p * (1 - p) of the Jacobian of the "
-                  f"softmax{site}: {fix}")
-    for other in range(p.ndim):
-        if other == axis:
-            continue
+            def along(node: Tensor, grad: np.ndarray, sent: list, other: int = other) -> list | None:
+                return [(None, op.x, p * (grad - (grad * p).sum(axis=other, keepdims=True)))] if node is op.y else None
 
-        def along(node: Tensor, grad: np.ndarray, sent: list, other: int = other) -> list | None:
-            return [(None, op.x, p * (grad - (grad * p).sum(axis=other, keepdims=True)))] if node is op.y else None
-
-        yield Variant(SoftmaxJacobian.kind, "softmax", along,
-                      f"the hand-written gradient applies softmax's Jacobian along axis {other}, but the "
-                      f"softmax{site} normalises along axis {axis}: {fix}")
+            yield Variant(SoftmaxJacobian.kind, "softmax", along,
+                          f"the hand-written gradient applies softmax's Jacobian along axis {other}, but the "
+                          f"softmax{site} normalises along axis {axis}: {fix}")
 
 
 class NotAccumulated(Cause):

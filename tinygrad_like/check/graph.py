@@ -127,7 +127,11 @@ class Graph:
         self.named = {t for t in targets.values() if isinstance(t, Tensor)}  # a set: Tensor's == compares values
         # One plain walk surveys the graph: the nodes in backward order (the loss first) and what each sends.
         visited: list[tuple[Tensor, list]] = []
-        self.walk(lambda node, grad, sent: visited.append((node, [(i, x) for i, x, _ in sent])))
+
+        def survey(node: Tensor, grad: np.ndarray, sent: list) -> None:
+            visited.append((node, [(i, x) for i, x, _ in sent]))
+
+        walk([(loss, np.ones_like(loss.data))], visit=survey)
         self.order = [node for node, _ in reversed(visited)]  # forward order: inputs before the ops using them
         self._rank = {node: (step, 0, 0) for step, (node, _) in enumerate(visited)}
         self.uses: dict[Tensor, list[tuple[Tensor, int]]] = {}

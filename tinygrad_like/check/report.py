@@ -149,7 +149,7 @@ class GradientReport:
         return "\n".join(lines + _wrap(f"diagnosis: {self.diagnosis}"))
 
 
-def diagnosis(report: GradientReport) -> str:
+def diagnosis_text(report: GradientReport) -> str:
     """The verdict in words, from the entries' numbers and computed causes."""
     entries = report.entries
     if report.ok:
