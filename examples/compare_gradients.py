@@ -21,4 +21,4 @@ for corrected in (False, True):
     report = compare_gradients(net, mlp, x, labels)
     print(report)
     print(compare_update(net, x, labels, lr=0.001))  # one blog update: the per-sample loop vs MLP + SGD
-    print("max rel diff by parameter:", {name: f"{r:.1e}" for name, r in report.max_rel.items()}, "\n")
+    print("max rel diff by parameter:", {e.name: f"{e.max_rel:.1e}" for e in report.entries}, "\n")

@@ -5,7 +5,7 @@ import pytest
 
 from tinygrad_like import Tensor, blog, nn, optim, toposort, train
 from tinygrad_like.blog import NN, one_hot
-from tinygrad_like.compare import hand_gradients
+from tinygrad_like.blog.compare import hand_gradients
 
 SIZES = [784, 64, 32, 10]
 
@@ -22,7 +22,7 @@ def ops_in(t):
 
 def test_from_blog_copies_every_parameter_exactly_in_float64():
     net = NN(SIZES, seed=0)
-    mlp = nn.MLP.from_blog(net)
+    mlp = blog.from_blog(net)
     assert mlp.sizes == SIZES and mlp.activation == "sigmoid"
     params = dict(mlp.named_parameters())
     assert list(params) == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
@@ -39,37 +39,37 @@ def test_from_blog_copies_every_parameter_exactly_in_float64():
 def test_from_blog_same_outputs():
     net = NN(SIZES, seed=1)
     x, _ = batch(5, seed=2)
-    probs = nn.MLP.from_blog(net)(Tensor(x)).data
+    probs = blog.from_blog(net)(Tensor(x)).data
     np.testing.assert_allclose(probs, net.forward(x.T).T, rtol=1e-13)
 
 
 def test_from_blog_rejects_inconsistent_layers():
     net = NN([6, 4, 3], seed=0)
     net.biases[1] = np.zeros((2, 1))
-    with pytest.raises(ValueError, match=r"MLP.from_blog: layer 1 has weight \(3, 4\) and bias \(2, 1\)"):
-        nn.MLP.from_blog(net)
+    with pytest.raises(ValueError, match=r"from_blog: layer 1 has weight \(3, 4\) and bias \(2, 1\)"):
+        blog.from_blog(net)
     net.biases.pop()
-    with pytest.raises(ValueError, match="MLP.from_blog: expected as many weights as biases, got 2 weights and 1"):
-        nn.MLP.from_blog(net)
+    with pytest.raises(ValueError, match="from_blog: expected as many weights as biases, got 2 weights and 1"):
+        blog.from_blog(net)
 
 
 def test_to_blog_round_trip_and_float32():
     mlp = nn.MLP([6, 5, 3], seed=3)  # float32 by default
-    net = mlp.to_blog(corrected=True)
+    net = blog.to_blog(mlp, corrected=True)
     assert isinstance(net, NN) and net.corrected and net.sizes == [6, 5, 3]
     assert [b.shape for b in net.biases] == [(5, 1), (3, 1)]
     assert all(a.dtype == np.float64 for a in net.weights + net.biases)
     assert all(not g.any() for g in net.weight_grads)
-    back = nn.MLP.from_blog(net)
+    back = blog.from_blog(net)
     for (name, p), (_, q) in zip(mlp.named_parameters(), back.named_parameters()):
         np.testing.assert_array_equal(p.data.astype(np.float64), q.data, err_msg=name)
     with pytest.raises(ValueError, match="to_blog: the blog's network has sigmoid layers"):
-        nn.MLP([6, 3], activation="relu").to_blog()
+        blog.to_blog(nn.MLP([6, 3], activation="relu"))
 
 
 def test_blog_loss_is_the_blogs_graph_and_value():
     net = NN(SIZES, seed=4)
-    mlp = nn.MLP.from_blog(net)
+    mlp = blog.from_blog(net)
     x, labels = batch(8, seed=5)
     loss = blog.blog_loss(mlp, x, labels)
     assert loss.shape == () and loss.dtype == np.float64
@@ -77,8 +77,8 @@ def test_blog_loss_is_the_blogs_graph_and_value():
     ops = ops_in(loss)
     assert {"matmul", "add", "sigmoid", "softmax", "log", "mul", "sum"} <= ops
     assert not ops & {"log_softmax", "cross_entropy"}  # not the fused loss: the rules the blog derived
-    # the method, one-hot targets and Tensor targets give the same loss
-    assert mlp.blog_loss(x, one_hot(labels, 10)).item() == loss.item()
+    # one-hot targets and Tensor targets give the same loss
+    assert blog.blog_loss(mlp, x, one_hot(labels, 10)).item() == loss.item()
     assert blog.blog_loss(mlp, Tensor(x), Tensor(one_hot(labels, 10))).item() == loss.item()
 
 
@@ -94,7 +94,7 @@ def test_blog_loss_target_errors():
 @pytest.mark.parametrize("n", [1, 200])
 def test_summed_blog_loss_gradient_is_the_corrected_hand_written_sum(n):
     net = NN(SIZES, corrected=True, seed=6)
-    mlp = nn.MLP.from_blog(net)
+    mlp = blog.from_blog(net)
     x, labels = batch(n, seed=7)
     blog.blog_loss(mlp, x, labels).backward()
     for (name, p), h in zip(mlp.named_parameters(), hand_gradients(net, x, one_hot(labels, 10))):
@@ -106,7 +106,7 @@ def test_one_blog_update_by_sgd_equals_the_per_sample_loop(fused):
     """200 samples, lr 0.001, summed gradients: the blog's update, done both ways, gives the same weights."""
     net = NN(SIZES, corrected=True, seed=8)
     x, labels = batch(200, seed=9)
-    mlp = nn.MLP.from_blog(net)
+    mlp = blog.from_blog(net)
     sgd = optim.SGD(mlp.parameters(), lr=0.001)
     loss = (mlp.logits(Tensor(x)).cross_entropy(labels, reduction="sum") if fused
             else blog.blog_loss(mlp, x, labels))  # the library's fused loss, or the blog's graph
@@ -118,7 +118,7 @@ def test_one_blog_update_by_sgd_equals_the_per_sample_loop(fused):
         net.backward(xi, yi)
     net.update(0.001)
 
-    after = nn.MLP.from_blog(net)
+    after = blog.from_blog(net)
     for (name, p), (_, q) in zip(mlp.named_parameters(), after.named_parameters()):
         assert np.max(np.abs(p.data - q.data)) <= 1e-12 * np.max(np.abs(q.data)), name
 
@@ -127,7 +127,7 @@ def test_torch_oracle_for_the_blog_networks_gradients():
     torch = pytest.importorskip("torch")
     net = NN(SIZES, corrected=True, seed=10)
     x, labels = batch(50, seed=11)
-    mlp = nn.MLP.from_blog(net)
+    mlp = blog.from_blog(net)
     blog.blog_loss(mlp, x, labels).backward()
 
     params = [torch.tensor(p.data, requires_grad=True) for p in mlp.parameters()]

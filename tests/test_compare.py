@@ -1,4 +1,5 @@
-"""compare.py: hand-written vs autograd vs finite differences for the blog's network, and the computed diagnosis."""
+"""blog.compare: check_gradients on the blog's network (hand-written vs autograd vs finite differences, with the
+computed diagnosis), and one blog update done both ways."""
 
 import json
 import re
@@ -7,8 +8,8 @@ import numpy as np
 import pytest
 
 from tinygrad_like import nn
-from tinygrad_like.blog import NN, crossentropy_deriv, softmax_deriv
-from tinygrad_like.compare import GradientReport, compare_gradients, compare_update, finite_difference
+from tinygrad_like.blog import NN, compare_gradients, compare_update, crossentropy_deriv, from_blog, softmax_deriv
+from tinygrad_like.check import GradientReport
 
 MISSING_SIGMOID = "missing sigmoid derivative"
 
@@ -21,6 +22,21 @@ def batch(n, sizes=SIZES, seed=0):
     return rng.random((n, sizes[0])), rng.integers(0, sizes[-1], n)
 
 
+def max_rel(report):
+    """Parameter name -> hand-written vs autograd max relative difference."""
+    return {e.name: e.max_rel for e in report.entries}
+
+
+def causes(report):
+    """Parameter name -> computed cause, for the hand-written gradients that disagree."""
+    return {e.name: e.cause for e in report.entries if e.cause is not None}
+
+
+def first_layer(report):
+    """The first disagreeing layer from the output down, as the report's context says it."""
+    return report.context["first_disagreeing_layer"]
+
+
 @pytest.fixture(scope="module")
 def reports():
     """Four reference runs: published and corrected code, batches of 1 and 200, random inputs."""
@@ -29,7 +45,7 @@ def reports():
         for n in (1, 200):
             net = NN(SIZES, corrected=code == "corrected", seed=n)
             x, labels = batch(n, seed=n + 1)
-            out[code, n] = compare_gradients(net, nn.MLP.from_blog(net), x, labels, seed=n)
+            out[code, n] = compare_gradients(net, from_blog(net), x, labels, seed=n)
     return out
 
 
@@ -41,43 +57,44 @@ def reports():
 @pytest.mark.parametrize("n", [1, 200])
 def test_corrected_code_agrees_with_autograd_to_float64_rounding(reports, n):
     report = reports["corrected", n]
-    assert report.ok and report.disagreeing == [] and report.first_disagreeing_layer is None
-    assert list(report.max_rel) == NAMES
-    assert all(r <= 1e-12 for r in report.max_rel.values()), report.max_rel
-    assert all(p.scale > 0 for p in report.parameters)  # a real gradient, not a vacuous zero
-    assert report.causes == {}
-    assert "all 6 parameters agree" in report.diagnosis
+    assert report.ok and report.disagreeing == [] and first_layer(report) is None
+    assert sorted(e.name for e in report.entries) == sorted(NAMES)
+    assert all(r <= 1e-12 for r in max_rel(report).values()), max_rel(report)
+    assert all(p.scale > 0 for p in report.entries)  # a real gradient, not a vacuous zero
+    assert causes(report) == {}
+    assert "all 6 entries agree" in report.diagnosis
 
 
 @pytest.mark.parametrize("code", ["published", "corrected"])
 @pytest.mark.parametrize("n", [1, 200])
 def test_finite_differences_agree_with_autograd(reports, code, n):
     report = reports[code, n]
-    assert all(r <= 1e-6 for r in report.fd_max_rel.values()), report.fd_max_rel
-    assert all(p.fd_entries == 6 and p.fd_agree for p in report.parameters)
+    assert all(p.fd_max_rel <= 1e-6 for p in report.entries), [p.fd_max_rel for p in report.entries]
+    assert all(p.fd_entries == 6 and p.fd_agree for p in report.entries)
 
 
 @pytest.mark.parametrize("n", [1, 200])
 def test_published_code_is_caught_and_the_cause_named(reports, n):
     report = reports["published", n]
     assert not report.ok
-    assert report.max_rel["layers.2.weight"] <= 1e-12 and report.max_rel["layers.2.bias"] <= 1e-12
-    assert report.disagreeing == NAMES[:4]  # every hidden layer, nothing else
-    assert all(report.max_rel[name] > 1e-3 for name in NAMES[:4])
-    assert report.first_disagreeing_layer == "layers.1"
-    assert report.causes == {name: MISSING_SIGMOID for name in NAMES[:4]}
-    assert all(report[name].fixed_max_rel <= 1e-12 for name in NAMES[:4])
+    assert report["layers.2.weight"].max_rel <= 1e-12 and report["layers.2.bias"].max_rel <= 1e-12
+    assert sorted(report.disagreeing) == sorted(NAMES[:4])  # every hidden layer, nothing else
+    assert all(report[name].max_rel > 1e-3 for name in NAMES[:4])
+    assert first_layer(report) == "layers.1" and report.first_disagreeing.name.startswith("layers.1.")
+    assert causes(report) == {name: MISSING_SIGMOID for name in NAMES[:4]}
+    assert all(report[name].explained_max_rel <= 1e-12 for name in NAMES[:4])
     text = report.diagnosis
-    assert "Cause: the missing sigmoid derivative" in text and "sigmoid_deriv" in text
-    assert "first disagreeing layer from the output down is layers.1 (a hidden layer)" in text
-    assert "the output layer layers.2 agrees" in text
+    assert f"({MISSING_SIGMOID}): your backward passes the gradient through sigmoid unchanged at network.py line" \
+        in text and "s * (1 - s)" in text  # the cause, the blog's line, the fix
+    assert f"the first from the loss is {report.first_disagreeing.name}" in text
+    assert all(report[name].ok for name in NAMES[4:])  # the output layer agrees
 
 
 def test_diagnosis_is_computed_not_assumed():
     """A published net whose hidden layers happen to be right (no hidden layer) is not blamed."""
     net = NN([20, 5], seed=0)
     report = compare_gradients(net, None, *batch(10, [20, 5]))
-    assert report.ok and report.causes == {}
+    assert report.ok and causes(report) == {}
     assert "sigmoid" not in report.diagnosis
 
 
@@ -131,24 +148,26 @@ def test_injected_bug_flags_exactly_the_affected_parameters(bug, layer, flagged,
     net = BuggyNN(SQUARE, corrected=True, seed=3, bug=bug, layer=layer)
     x, labels = batch(40, SQUARE, seed=4)
     report = compare_gradients(net, None, x, labels)
-    assert report.code == "BuggyNN"
-    assert report.disagreeing == flagged
-    assert report.causes == dict.fromkeys(flagged, cause)
-    assert report.first_disagreeing_layer == flagged[-1].rsplit(".", 1)[0]
+    assert report.context["code"] == "BuggyNN" and "hand-written backward (BuggyNN)" in str(report)
+    assert sorted(report.disagreeing) == sorted(flagged)
+    assert causes(report) == dict.fromkeys(flagged, cause)
+    assert first_layer(report) == flagged[-1].rsplit(".", 1)[0]
     assert "sigmoid" not in report.diagnosis.lower()
-    assert all(p.fd_agree for p in report.parameters)  # autograd is right: finite differences side with it
-    assert all(report.max_rel[name] <= 1e-12 for name in NAMES if name not in flagged)
+    assert all(p.fd_agree for p in report.entries)  # autograd is right: finite differences side with it
+    assert all(report[name].max_rel <= 1e-12 for name in NAMES if name not in flagged)
 
 
 def test_injected_bug_on_top_of_the_published_code_is_told_apart():
     net = BuggyNN(SQUARE, corrected=False, seed=5, bug="factor 2 weight", layer=1)
     report = compare_gradients(net, None, *batch(40, SQUARE, seed=6))
-    assert report.disagreeing == NAMES[:4]
-    assert report.causes == {"layers.0.weight": MISSING_SIGMOID, "layers.0.bias": MISSING_SIGMOID,
-                             "layers.1.weight": f"{MISSING_SIGMOID}, and factor 2",
-                             "layers.1.bias": MISSING_SIGMOID}
-    assert "layers.1.weight: with the missing sigmoid derivative applied, the hand-written gradient is 2 times" \
-        in report.diagnosis
+    assert sorted(report.disagreeing) == sorted(NAMES[:4])
+    assert causes(report) == {"layers.0.weight": MISSING_SIGMOID, "layers.0.bias": MISSING_SIGMOID,
+                              "layers.1.weight": f"{MISSING_SIGMOID}, and factor 2",
+                              "layers.1.bias": MISSING_SIGMOID}
+    text = " ".join(report.diagnosis.split())
+    assert f"layers.1.weight ({MISSING_SIGMOID}, and factor 2): your backward passes the gradient through " \
+           "sigmoid unchanged" in text
+    assert "and, against autograd with that derivative skipped too, the hand-written gradient is 2 times" in text
 
 
 def test_unexplained_bug_is_not_dressed_up():
@@ -160,8 +179,8 @@ def test_unexplained_bug_is_not_dressed_up():
     net = Noisy(SQUARE, corrected=True, seed=7)
     report = compare_gradients(net, None, *batch(10, SQUARE, seed=8))
     assert report.disagreeing == ["layers.0.bias"]
-    assert report.causes == {"layers.0.bias": "unexplained"}
-    assert "no computed cause" in report.diagnosis and "sigmoid derivative," in report.diagnosis
+    assert causes(report) == {"layers.0.bias": "unexplained"}
+    assert "no computed cause" in report.diagnosis and "not a missing derivative of any op," in report.diagnosis
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -174,19 +193,24 @@ def test_report_table_and_json(reports):
     assert isinstance(report, GradientReport)
     text = str(report)
     lines = text.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("parameter"))
-    rows = lines[header + 2:header + 8]
-    assert [row.split()[0] for row in rows] == NAMES
-    assert len({re.search(r"\b(DIFF|ok)\b", row).end() for row in rows}) == 1  # the hand column is aligned
-    assert "verdict: DISAGREE (first layer from the output down: layers.1)" in text
-    assert "missing sigmoid derivative" in rows[0] and rows[4].rstrip().endswith("ok")
+    assert lines[0].startswith("Blog network [784, 64, 32, 10], batch of 200, float64: hand-written backward "
+                               "(published)")
+    header = next(i for i, line in enumerate(lines) if line.startswith("name"))
+    rows = {row.split()[0]: row for row in lines[header + 2:header + 8]}
+    assert list(rows) == [e.name for e in report.entries] and sorted(rows) == sorted(NAMES)  # backward order
+    assert len({re.search(r"\b(DIFF|ok)\b", row).end() for row in rows.values()}) == 1  # the hand column is aligned
+    assert f"verdict: DISAGREE (first from the loss: {report.first_disagreeing.name})" in text
+    assert report.first_disagreeing.name.startswith("layers.1.")
+    assert "missing sigmoid derivative" in rows["layers.0.weight"] and rows["layers.2.weight"].rstrip().endswith("ok")
     data = json.loads(json.dumps(report.to_dict()))
     assert data["ok"] is False and data["first_disagreeing_layer"] == "layers.1"
-    assert data["disagreeing"] == NAMES[:4]
-    assert [p["name"] for p in data["parameters"]] == NAMES
-    assert data["parameters"][0]["shape"] == [64, 784] and data["parameters"][0]["cause"] == MISSING_SIGMOID
-    assert data["parameters"][4]["max_rel"] == report.max_rel["layers.2.weight"]
-    with pytest.raises(KeyError, match="no parameter 'layers.9.weight'"):
+    assert data["code"] == "published" and data["sizes"] == SIZES and data["batch"] == 200
+    assert sorted(data["disagreeing"]) == sorted(NAMES[:4])
+    entries = {e["name"]: e for e in data["entries"]}
+    assert sorted(entries) == sorted(NAMES)
+    assert entries["layers.0.weight"]["shape"] == [64, 784] and entries["layers.0.weight"]["cause"] == MISSING_SIGMOID
+    assert entries["layers.2.weight"]["max_rel"] == report["layers.2.weight"].max_rel
+    with pytest.raises(KeyError, match="no entry 'layers.9.weight'"):
         report["layers.9.weight"]
 
 
@@ -195,13 +219,13 @@ def test_compare_leaves_the_network_alone_and_fills_the_mlp_grads():
     x, labels = batch(5, [30, 8, 4], seed=10)
     net.backward(x[0], labels[0])  # accumulators in use, as in the middle of a batch
     saved = [g.copy() for g in net.weight_grads + net.bias_grads]
-    mlp = nn.MLP.from_blog(net)
+    mlp = from_blog(net)
     report = compare_gradients(net, mlp, x, labels)
     assert all(np.array_equal(a, b) for a, b in zip(saved, net.weight_grads + net.bias_grads))
     assert not net.corrected
     for p in mlp.parameters():
         assert p.grad is not None
-    assert report.parameters[0].scale == np.max(np.abs(mlp.layers[0].weight.grad.data))
+    assert report["layers.0.weight"].scale == np.max(np.abs(mlp.layers[0].weight.grad.data))
 
 
 def test_compare_input_errors():
@@ -213,22 +237,23 @@ def test_compare_input_errors():
         compare_gradients(net, None, x, labels[:4])
     with pytest.raises(ValueError, match="compare_gradients: layers.0.weight is float32; the comparison needs float64"):
         compare_gradients(net, nn.MLP([30, 8, 4]), x, labels)
-    other = nn.MLP.from_blog(NN([30, 8, 4], seed=12))
+    other = from_blog(NN([30, 8, 4], seed=12))
     with pytest.raises(ValueError, match=r"layers.0.weight \(8, 30\) differs .* from_blog\(net\)"):
         compare_gradients(net, other, x, labels)
     with pytest.raises(ValueError, match="the MLP has 2 parameters, the blog network 4"):
-        compare_gradients(net, nn.MLP.from_blog(NN([30, 4])), x, labels)
+        compare_gradients(net, from_blog(NN([30, 4])), x, labels)
 
 
-def test_finite_difference_helper_is_accurate():
+def test_finite_differences_are_accurate():
     """Against an analytic derivative: the bias of the output layer, d(sum loss)/db = sum(softmax - onehot)."""
     net = NN([30, 8, 4], seed=13)
     x, labels = batch(20, [30, 8, 4], seed=14)
     targets = np.eye(4)[labels]
     probs = net.forward(x.T)
     exact = (probs - targets.T).sum(axis=1)
-    numeric = [finite_difference(net, 3, j, x, targets) for j in range(4)]
-    np.testing.assert_allclose(numeric, exact, rtol=1e-8)
+    bias = compare_gradients(net, None, x, labels, fd_entries=4)["layers.1.bias"]
+    np.testing.assert_allclose(bias.autograd, exact, rtol=1e-12)
+    assert bias.fd_entries == 4 and bias.fd_max_abs <= 1e-8 * np.max(np.abs(exact))  # every entry, to 1e-8
     assert net.sample_losses(x, targets).sum() == pytest.approx(net.loss(x, labels), rel=1e-13)
 
 

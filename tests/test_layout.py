@@ -20,15 +20,14 @@ LEVELS = [
     {"numpy_protocol"},  # the Tensor API's NumPy protocol: tensors.py installs it
     {"tensors"},
     {"nn", "optim", "gradcheck", "autograd"},
-    {"viz", "data", "check", "export"},
+    {"viz", "data", "check", "export"},  # check is a package: run, graph, causes, report
     {"train"},
+    {"__init__"},  # the public names; the study is named there (loaded lazily), never imported
     {"blog"},
-    {"compare"},
-    {"__init__"},  # the public names; imports the study so that nn.MLP.from_blog works after any import
     {"cli"},
     {"__main__"},
 ]
-LIBRARY = set().union(*LEVELS[:LEVELS.index({"blog"})])
+LIBRARY = set().union(*LEVELS[:LEVELS.index({"blog"})]) - {"__init__"}
 
 
 def room_of(path: Path) -> str:
@@ -78,6 +77,14 @@ def test_the_blogs_network_uses_nothing_of_the_engine():
     tree = ast.parse((PACKAGE / "blog" / "network.py").read_text())
     names = {a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for a in node.names}
     assert names <= {"annotations", "Sequence", "np", "check_labels", "format_score"}
+
+
+def test_import_loads_no_study():
+    code = ("import sys, tinygrad_like; "
+            "assert 'tinygrad_like.blog' not in sys.modules, 'the study was imported'; "
+            "assert not {m.split('.')[0] for m in sys.modules} & {'matplotlib', 'torch', 'onnx', 'graphviz'}")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
 
 
 def test_import_loads_nothing_optional():

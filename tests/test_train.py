@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinygrad_like import Tensor, blog
+from tinygrad_like import Tensor, blog, viz
 from tinygrad_like import train as T
 from tinygrad_like.nn import MLP
 
@@ -55,7 +55,7 @@ def test_batched_blog_epoch_equals_the_blogs_per_sample_loop(small: tuple[np.nda
     x, y = small
     recipe = blog.blog_recipe(epochs=1, dtype="float64")
     mlp = T.build_model(recipe, seed=3)
-    net = mlp.to_blog(corrected=True)  # the same starting point, float64
+    net = blog.to_blog(mlp, corrected=True)  # the same starting point, float64
     blog.train(mlp, x, y, recipe, log=None, progress=False)
     run_blog_loop(net, x, y, recipe)
     for ours, theirs in zip(mlp_params(mlp), blog_params(net), strict=True):
@@ -160,6 +160,17 @@ def test_prepare_scales_like_the_blog() -> None:
         T.prepare(images, labels[:3])
 
 
+def test_a_recipe_needs_its_layers_and_defaults_to_the_common_frameworks_settings() -> None:
+    recipe = T.Recipe("mine", (4, 8, 3))
+    assert (recipe.activation, recipe.init, recipe.reduction, recipe.optimizer, recipe.lr, recipe.schedule,
+            recipe.epochs, recipe.batch_size, recipe.shuffle, recipe.dtype) == (
+        "relu", "default", "mean", "adam", 1e-3, "constant", 1, 32, True, "float32")
+    with pytest.raises(TypeError, match="layers"):
+        T.Recipe("mine")  # no default network
+    with pytest.raises(ValueError, match="layers must be at least two positive sizes"):
+        T.Recipe("mine", (4,))
+
+
 def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
     blog_r, modern_r = blog.blog_recipe(), blog.modern_recipe()
     assert (blog_r.layers, blog_r.activation, blog_r.init, blog_r.reduction, blog_r.lr, blog_r.batch_size,
@@ -190,7 +201,7 @@ def test_plot_history_writes_a_png_atomically(tmp_path: Path, monkeypatch: pytes
     x, y = small
     recipe = blog.blog_recipe(epochs=2)
     result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, test=(x, y), log=None, progress=False)
-    T.plot_history(result, str(tmp_path / "curves.png"))
+    viz.plot_history(result, str(tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     old = (tmp_path / "curves.png").read_bytes()
 
@@ -203,7 +214,7 @@ def test_plot_history_writes_a_png_atomically(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(Figure, "savefig", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        T.plot_history(result, tmp_path / "curves.png")
+        viz.plot_history(result, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes() == old  # the previous picture, whole; no temporary left
     assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
 
@@ -252,6 +263,6 @@ def test_plot_gradient_flow_writes_a_picture(small, tmp_path):
     recipe = blog.blog_recipe(epochs=2)
     result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, log=None, progress=False)
     path = tmp_path / "flow.png"
-    T.plot_gradient_flow(result, path)
+    viz.plot_gradient_flow(result, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.png"]

@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from tinygrad_like import Tensor, blog, draw, nn
-from tinygrad_like.blog import NN, blog_graph
+from tinygrad_like.blog import NN, blog_graph, compare_gradients
 from tinygrad_like.cli import main
-from tinygrad_like.compare import compare_gradients
 from tinygrad_like.viz import LEGEND, GraphvizNotFound, save
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -176,7 +175,7 @@ def test_report_highlights_disagreeing_parameters() -> None:
 
 def test_gradient_report_of_the_published_blog_code_marks_the_hidden_layers() -> None:
     net = NN([5, 4, 3, 2], seed=0)  # as published: the hidden layers' sigmoid derivative is missing
-    mlp = nn.MLP.from_blog(net)
+    mlp = blog.from_blog(net)
     rng = np.random.default_rng(0)
     x, labels = rng.random((3, 5)), rng.integers(0, 2, 3)
     report = compare_gradients(net, mlp, x, labels)

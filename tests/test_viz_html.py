@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from tinygrad_like import Tensor, blog, draw, nn, viz
+from tinygrad_like.blog import compare_gradients
 from tinygrad_like.cli import main
-from tinygrad_like.compare import compare_gradients
 from tinygrad_like.engine import toposort
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

@@ -1,18 +1,13 @@
 """tinygrad_like: a small, fast, honest reverse-mode autograd framework on NumPy.
 
-The rooms, bottom up: ``engine`` (Function, the walk, grad mode), ``ops`` (the rule table), ``tensor`` (the API,
-with NumPy's protocol in ``numpy_protocol``), ``nn`` / ``optim`` / ``gradcheck`` / ``autograd`` (higher-order
-gradients), then ``viz``, ``data``, ``check`` (anyone's hand-written
-backward checked), ``export``, ``train``; the blog study sits on top in ``blog``. What needs optional packages
-loads on first use (the graphviz drawing and the HTML view in ``viz``, ``export``, ``cli``; matplotlib, torch, onnx
-and safetensors inside the functions that use them), so ``import tinygrad_like`` needs neither Graphviz's ``dot``
-nor any optional extra.
+Public names only. Modules that need optional packages, and the blog study (``blog``), load on first use, so
+``import tinygrad_like`` needs neither Graphviz's ``dot`` nor any optional extra.
 """
 
 import importlib
 from typing import Any
 
-from . import autograd, blog, nn, optim
+from . import autograd, nn, optim
 from .check import check_gradients, watch
 from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -20,7 +15,7 @@ from .tensors import Tensor
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = ("viz", "data", "train", "compare", "cli", "export")
+_LAZY_MODULES = ("viz", "data", "train", "cli", "export", "blog")
 
 
 def draw(*args: Any, **kwargs: Any) -> Any:
@@ -43,7 +38,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "__version__", "autograd", "blog", "check_gradients", "compare", "data",
+    "Function", "GradcheckError", "Tensor", "__version__", "autograd", "blog", "check_gradients", "data",
     "detect_anomaly", "draw", "enable_grad", "gradcheck", "gradgradcheck", "is_anomaly_enabled", "is_grad_enabled",
     "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "export", "watch",
 ]

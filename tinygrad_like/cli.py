@@ -20,7 +20,7 @@ from ._files import atomic_write
 from .blog import blog_recipe
 
 BLOG_LAYERS, BLOG_LR = blog_recipe().layers, blog_recipe().lr
-PLOT_FORMATS = ("png", "svg", "pdf")  # what train.plot_history writes
+PLOT_FORMATS = ("png", "svg", "pdf")  # what viz.plot_history writes
 
 if TYPE_CHECKING:  # annotations only: train is imported when a command needs it
     from .train import Recipe, TrainResult
@@ -234,7 +234,7 @@ def _train_recipe(args: argparse.Namespace) -> Recipe:
 
 
 def _write_outputs(args: argparse.Namespace, result: TrainResult) -> None:
-    from .train import plot_history
+    from .viz import plot_history
 
     if args.save:
         print(f"Saved the weights to {result.model.save(args.save)}")
@@ -248,7 +248,7 @@ def _write_outputs(args: argparse.Namespace, result: TrainResult) -> None:
 
 
 def add_compare_command(commands: argparse._SubParsersAction) -> None:
-    """``tinygrad-like compare``: hand-written vs automatic gradients (see compare.py)."""
+    """``tinygrad-like compare``: hand-written vs automatic gradients (see blog/compare.py)."""
 
     def mnist_batch(args: argparse.Namespace) -> tuple:
         """The first --batch training digits of the MNIST copy in --data-dir, pixels scaled to [0, 1]."""
@@ -295,10 +295,10 @@ def add_compare_command(commands: argparse._SubParsersAction) -> None:
         "compare", help="compare hand-written, automatic and numeric gradients of the blog's network",
         description="Compute the gradients of the blog's summed cross-entropy three ways -- the blog's hand-written "
         "backward (published or corrected), autograd on the same graph, and central finite differences -- and "
-        "print them side by side per weight and bias, with the first disagreeing layer and a computed diagnosis. "
-        "Also does one blog update (SGD on the summed gradients) both ways. Exit status: 0 when all sources agree, "
-        "1 when they disagree (the published code does: it omits the hidden layers' sigmoid derivative), "
-        "2 on bad input.",
+        "print them side by side per weight and bias, with the first disagreeing one from the loss and a computed "
+        "diagnosis. Also does one blog update (SGD on the summed gradients) both ways. Exit status: 0 when all "
+        "sources agree, 1 when they disagree (the published code does: it omits the hidden layers' sigmoid "
+        "derivative), 2 on bad input.",
     )
     cmd.add_argument("--layers", type=_layer_sizes, default=list(BLOG_LAYERS), metavar="N,N,...",
                      help=f"layer sizes (default: {','.join(map(str, BLOG_LAYERS))})")
@@ -357,7 +357,8 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
             rendered = path.suffix.lstrip(".").lower() in viz.RENDERED_FORMATS  # save wrote the DOT text beside it
             print(f"wrote {path}" + (f" (DOT source: {path.with_suffix('.gv')})" if rendered else ""))
         if report is not None:
-            print(f"{args.code} code: gradients disagree for " + (", ".join(report.disagreeing) or "no parameter"))
+            disagreeing = [name for name, _ in mlp.named_parameters() if not report[name].ok]  # the input layer first
+            print(f"{args.code} code: gradients disagree for " + (", ".join(disagreeing) or "no parameter"))
         return 0
 
     cmd = commands.add_parser(
@@ -386,7 +387,7 @@ def add_graph_command(commands: argparse._SubParsersAction) -> None:
 
 
 def add_check_command(commands: argparse._SubParsersAction) -> None:
-    """``tinygrad-like check FILE.py``: ``check_gradients`` on a user's file (see check.py)."""
+    """``tinygrad-like check FILE.py``: ``check_gradients`` on a user's file (see check/)."""
     import traceback
     from types import ModuleType
 

@@ -1,16 +1,9 @@
-"""The blog study, "Neural Network from Scratch Pt. 2": the post's network and everything built around it.
-
-- ``network.py``: the post's ``NN`` in pure NumPy (published, and ``corrected=True``), its functions, the
-  per-sample loop and a batched version of its backward;
-- ``mlp.py``: ``from_blog`` / ``to_blog`` between ``NN`` and ``nn.MLP``, and ``blog_loss``, the blog's graph;
-- ``recipes.py``: the blog's recipe, a modern one, and training with the hand-written backward;
-- ``compare.py``: hand-written vs autograd vs finite differences, with a computed diagnosis;
-- ``drawing.py``: the blog's loss graph, drawn.
-
-The study uses the library as any user would; the library knows nothing of it.
+"""The blog study, "Neural Network from Scratch Pt. 2": the post's network (``network``), its mapping to
+``nn.MLP`` (``mlp``), its recipes (``recipes``), its gradient comparison on ``check_gradients`` (``compare``) and
+its drawing (``drawing``). It uses the library as any user would; the library knows nothing of it.
 """
 
-from .compare import GradientReport, ParameterComparison, UpdateComparison, compare_gradients, compare_update
+from .compare import UpdateComparison, compare_gradients, compare_update
 from .mlp import blog_loss, from_blog, to_blog
 from .network import (
     NN,
@@ -34,7 +27,7 @@ def blog_graph(*args, **kwargs):  # noqa: ANN002, ANN003 - see drawing.blog_grap
 
 
 __all__ = [
-    "BACKENDS", "NN", "RECIPES", "GradientReport", "ManualStepper", "ParameterComparison", "UpdateComparison",
+    "BACKENDS", "NN", "RECIPES", "ManualStepper", "UpdateComparison",
     "blog_graph", "blog_loss", "blog_recipe", "compare_gradients", "compare_update", "crossentropy",
     "crossentropy_deriv", "from_blog", "manual_gradients", "modern_recipe", "one_hot", "sigmoid", "sigmoid_deriv",
     "softmax", "softmax_deriv", "to_blog", "train",

@@ -1,13 +1,6 @@
-"""The blog's network on the library: copying parameters between ``NN`` and ``nn.MLP``, and the blog's graph.
-
-``from_blog(net)`` / ``to_blog(mlp)`` copy arrays one to one (the MLP's ``layers.i.weight`` has the blog's
-(n_out, n_in) layout; biases are (n_out, 1) columns in the blog, vectors in the MLP). They are also reachable
-as ``nn.MLP.from_blog(net)`` and ``mlp.to_blog()``, which this study adds to the MLP class when it is imported
-(``import tinygrad_like`` does), so the library itself knows nothing of the blog.
-
-``blog_loss(mlp, x, targets)`` records the blog's own graph (transpose, matmul, add, sigmoid, ..., softmax, log,
-times the one-hot labels, sum), unfused, so its gradient checks exactly the rules the blog differentiates by hand.
-"""
+"""The blog's network on the library: ``from_blog`` / ``to_blog`` copy parameters between ``NN`` and ``nn.MLP``
+(biases are (n_out, 1) columns in the blog, vectors in the MLP), and ``blog_loss`` records the blog's own,
+unfused graph."""
 
 from __future__ import annotations
 
@@ -25,12 +18,12 @@ def from_blog(net: NN) -> MLP:
     """An MLP with exactly the parameters of the blog's ``NN`` (copied, dtype kept: float64)."""
     weights, biases = list(net.weights), list(net.biases)
     if not weights or len(weights) != len(biases):
-        raise ValueError(f"MLP.from_blog: expected as many weights as biases, got {len(weights)} weights "
+        raise ValueError(f"from_blog: expected as many weights as biases, got {len(weights)} weights "
                          f"and {len(biases)} biases")
     sizes = [weights[0].shape[1]] + [w.shape[0] for w in weights]
     for i, (w, b) in enumerate(zip(weights, biases)):
         if w.shape != (sizes[i + 1], sizes[i]) or np.size(b) != sizes[i + 1]:
-            raise ValueError(f"MLP.from_blog: layer {i} has weight {w.shape} and bias {np.shape(b)}; "
+            raise ValueError(f"from_blog: layer {i} has weight {w.shape} and bias {np.shape(b)}; "
                              f"expected ({sizes[i + 1]}, {sizes[i]}) and ({sizes[i + 1]}, 1)")
     mlp = MLP(sizes, activation="sigmoid", seed=0, dtype=weights[0].dtype)
     for layer, w, b in zip(mlp.layers, weights, biases):
@@ -73,9 +66,3 @@ def blog_loss(mlp: MLP, x: Any, targets: Any) -> Tensor:
         h = z.softmax(axis=-1) if i == len(mlp.layers) - 1 else z.sigmoid()
     probabilities = mlp.mark_call(h, x)
     return -(Tensor(onehot, dtype=x.dtype) * probabilities.log()).sum()
-
-
-# The blog's conversions as methods of the MLP, where users of earlier versions found them.
-MLP.from_blog = staticmethod(from_blog)
-MLP.to_blog = to_blog
-MLP.blog_loss = blog_loss
