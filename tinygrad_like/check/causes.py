@@ -507,6 +507,7 @@ def diagnose(entries: list[GradientEntry], graph: Graph, forward: Callable, para
 
 def _set(e: GradientEntry, found: Finding) -> None:
     e.cause_kind, e.cause_op, e.factor, e.explained_max_rel = found.kind, found.op, found.factor, found.residual
+    e.cause = cause_words(found.kind, found.op, found.factor)
     e.advice = found.advice
 
 

@@ -1,6 +1,6 @@
 """Seeing what autodiff does: the graphviz drawing (graph.py: ``draw``, ``save``), the self-contained HTML view
-that needs no ``dot`` program (html.py: ``to_html``, ``show``), and plots of a training run with its gradient
-flow (plots.py).
+that needs no ``dot`` program (html.py: ``to_html``, ``show``; page.py builds the pages), and plots of a training
+run with its gradient flow (plots.py).
 
 graph.py and html.py need the ``graphviz`` package, so they load on first use of one of their names.
 """
@@ -13,8 +13,8 @@ from .plots import plot_gradient_flow, plot_history
 _LAZY = {
     "graph": ("INSTALL_HINT", "LEGEND", "RANKDIRS", "RENDERED_FORMATS", "SOURCE_FORMATS", "Drawing", "GraphParts",
               "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"),
-    "html": ("BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "dot_to_html", "notebook_frame", "show",
-             "to_html"),
+    "html": ("BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "show", "to_html"),
+    "page": ("dot_to_html", "notebook_frame"),
 }
 _MODULE_OF = {name: module for module, names in _LAZY.items() for name in names}
 

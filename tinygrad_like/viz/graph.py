@@ -22,6 +22,7 @@ from .. import nn
 from .._files import atomic_write
 from ..engine import ReleasedGraph, quiet, toposort
 from ..tensors import Tensor
+from .page import dot_to_html, notebook_frame
 
 __all__ = ["LEGEND", "Drawing", "GraphParts", "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"]
 
@@ -384,8 +385,6 @@ class Drawing(graphviz.Digraph):
         try:
             return super()._repr_mimebundle_(include, exclude, **kwargs)
         except graphviz.ExecutableNotFound:
-            from .html import dot_to_html, notebook_frame  # html.py builds on this module
-
             return {"text/html": notebook_frame(dot_to_html(self.source))}
 
 

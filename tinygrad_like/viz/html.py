@@ -12,28 +12,22 @@ edge is kept, so a node used twice shows both contributions and their sum.
 
 from __future__ import annotations
 
-import html
-import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import nn
-from .._files import atomic_write
 from ..engine import walk
 from ..tensors import Tensor
 from .graph import LEGEND, GraphParts, graph_parts
+from .page import notebook_frame, page_with, write_page
 
-__all__ = ["BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "dot_to_html", "notebook_frame", "show",
-           "to_html"]
+__all__ = ["BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "show", "to_html"]
 
-ASSETS = Path(__file__).with_name("assets")
 SMALL = 16  # tensors with at most this many elements show every value; bigger ones a summary and a histogram
 BINS = 20  # histogram bars of a summary
 EXPAND_LIMIT = 300  # nodes and boxes drawn at most when a page opens: bigger graphs open with clusters collapsed
@@ -199,41 +193,6 @@ def _collapsed(parts: GraphParts) -> list[bool]:
     return collapsed
 
 
-@cache
-def _asset(name: str) -> str:
-    return (ASSETS / name).read_text(encoding="utf-8")
-
-
-@cache
-def _script(name: str) -> str:
-    """A script asset, to be inlined in a <script> element."""
-    text = _asset(name)
-    if "</script" in text.lower():  # would end the element early
-        raise ValueError(f"the asset {name} contains '</script' and cannot be inlined")
-    return text
-
-
-def _json_for_script(value: Any) -> str:
-    """JSON that is safe inside a <script> element (no '<', so no '</script>' or '<!--')."""
-    return json.dumps(value, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
-
-
-def _page(template: str, title: str, data: Any) -> str:
-    """An asset page with viz.js, ``data`` (as JSON) and the page's script inlined; one pass, so nothing that is
-    inlined is read as a placeholder."""
-    fields = {"title": lambda: html.escape(title), "viz_js": lambda: _script("viz-global.js"),
-              "data": lambda: _json_for_script(data), "script": lambda: _script("view.js")}
-    return re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m.group(1)](), _asset(template))
-
-
-def _write(path: str | os.PathLike, page: str, caller: str) -> None:
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"{caller}: cannot write {path}: the directory {path.parent} does not exist")
-    with atomic_write(path) as f:
-        f.write(page.encode("utf-8"))
-
-
 def to_html(tensor: Tensor, path: str | os.PathLike | None = None,
             params: Mapping[str, Tensor] | nn.Module | None = None, report: Any = None) -> str:
     """The graph that made ``tensor`` as one self-contained HTML page (returned, and written to ``path``).
@@ -253,24 +212,10 @@ def to_html(tensor: Tensor, path: str | os.PathLike | None = None,
     data = _view_data(parts, backward_pass(tensor, parts.order))
     out = parts.order[-1]
     title = f"tinygrad_like graph of {parts.titles[-1]} {tuple(out.shape)} {out.dtype}: {len(parts.order)} nodes"
-    page = _page("view.html", title, data)
+    page = page_with("view.html", title, data)
     if path is not None:
-        _write(path, page, "to_html")
+        write_page(path, page, "to_html")
     return page
-
-
-def dot_to_html(source: str, path: str | os.PathLike | None = None) -> str:
-    """A page that lays out DOT text in the browser (the same WebAssembly Graphviz), e.g. ``draw(t).source``."""
-    page = _page("dot_view.html", "graph", source)
-    if path is not None:
-        _write(path, page, "dot_to_html")
-    return page
-
-
-def notebook_frame(page: str, height: int = 600) -> str:
-    """An ``<iframe>`` holding ``page``, for a notebook's output: the page's script and ids stay its own."""
-    return (f'<iframe srcdoc="{html.escape(page, quote=True)}" style="width: 100%; height: {height}px; '
-            'border: 1px solid #ddd" sandbox="allow-scripts"></iframe>')
 
 
 class HTMLGraph:
@@ -283,7 +228,7 @@ class HTMLGraph:
         return notebook_frame(self.html, self.height)
 
     def save(self, path: str | os.PathLike) -> Path:
-        _write(path, self.html, "HTMLGraph.save")
+        write_page(path, self.html, "HTMLGraph.save")
         return Path(path)
 
 
