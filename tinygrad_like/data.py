@@ -1,24 +1,7 @@
-"""MNIST and Fashion-MNIST: find, verify, download, cache and load.
-
-``load_mnist()`` and ``load_fashion_mnist()`` return ``(x_train, y_train), (x_test, y_test)`` like Keras:
-images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8. Scaling pixels is the training code's job.
-
-A dataset is either the four IDX files (``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
-``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each gzipped (``.gz``) or raw) or one ``.npz`` with the
-keys ``x_train, y_train, x_test, y_test`` (Keras' ``mnist.npz``). Places searched, first hit wins:
-
-1. the ``path`` argument (the CLI's ``--data-dir``): a directory, its ``<dataset>`` subfolder, or an ``.npz`` file;
-2. ``$TINYGRAD_LIKE_DATA``: a directory, or its ``<dataset>`` subfolder;
-3. the user cache ``$XDG_CACHE_HOME/tinygrad_like/<dataset>`` (default ``~/.cache/tinygrad_like/<dataset>``),
-   where downloads go;
-4. Keras' cache: ``~/.keras/datasets/mnist.npz`` or ``~/.keras/datasets/fashion-mnist/`` (``$KERAS_HOME``
-   replaces ``~/.keras``);
-5. for Fashion-MNIST, Debian's ``dataset-fashion-mnist`` package: ``/usr/share/datasets/fashion-mnist``.
-
-Otherwise the four ``.gz`` files are downloaded (with urllib) from the first mirror that answers, checked against
-pinned SHA-256 digests and byte counts, within a deadline per file, and only then renamed into the cache. Local
-files are not checksummed, because legitimate copies differ byte-wise (Debian recompressed its gz files); they are
-validated structurally instead, and read within caps on what their headers may make us allocate.
+"""MNIST and Fashion-MNIST: find, verify, download, cache and load, as ``(x_train, y_train), (x_test, y_test)``
+uint8 arrays (Keras' layout). Looked for in ``path``, ``$TINYGRAD_LIKE_DATA``, the user cache, Keras' cache and
+Debian's ``dataset-fashion-mnist``; otherwise downloaded, checked against pinned SHA-256 digests and renamed into
+the cache only when whole. Local files are validated structurally, within caps. See docs/training.md.
 """
 
 from __future__ import annotations

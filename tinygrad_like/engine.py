@@ -1,19 +1,7 @@
-"""The engine: everything that differentiates, and nothing else.
-
-- ``Function``: the base of every rule. A rule's ``forward`` takes NumPy arrays and returns an array, keeping
-  on ``self`` what its ``backward`` needs; ``backward(grad)`` returns one gradient per input. ``Rule.apply(*tensors,
-  **params)`` runs it and records it in the graph. The library's rules (``ops.py``) and a user's own are written
-  the same way and go through the same ``apply``.
-- Grad mode and anomaly mode, per thread (as PyTorch).
-- ``latest_first`` / ``toposort``: the one graph walk (reverse topological order, and the topological order
-  with the leaves placed), used by ``backward``, by the drawings and by the tests.
-- ``backward``: gradients from an output to the leaves, broadcasting undone in one place (``unbroadcast``);
-  ``grad``: the same walk, returning the gradients of chosen tensors (``torch.autograd.grad``).
-- Higher-order gradients (``create_graph=True``): the walk runs each rule's backward on Tensors instead of arrays,
-  so the gradients are Tensors with a graph of their own (see ``Function`` and ``_on_tensors``).
-
-The engine does not import the Tensor API (``tensors.py`` sits on top of it): ``tensors.py`` hands it the class
-to build results with (``set_tensor_type``).
+"""The engine: everything that differentiates, and nothing else. ``Function`` (the base of every rule, its registry,
+``apply`` and ``on``), grad and anomaly mode (per thread), and the one backward walk (``backward``, ``grad``,
+``walk`` with its visit hook), with broadcasting undone in one place (``unbroadcast``). Higher order: the same
+walk runs each rule's backward on Tensors. See docs/architecture.md and docs/writing-an-op.md.
 """
 
 from __future__ import annotations

@@ -1,17 +1,7 @@
-"""Graduating to other engines: a network trained here, run by PyTorch or ONNX Runtime with the same numbers.
-
-- ``to_torch(module)``: an equivalent ``torch.nn.Module`` with the same parameters; ``torch_source(module)`` its
-  Python source, to paste into a PyTorch project.
-- ``save_safetensors(module, path)`` / ``load_safetensors(module, path)``: the safetensors format (no pickle)
-  with PyTorch's parameter names and layouts, so ``model.load_state_dict(safetensors.torch.load_file(path))``
-  works on the module ``torch_source`` describes.
-- ``to_onnx(module_or_fn, example_input, path)``: the recorded forward graph as an ONNX model.
-
-The structures PyTorch gets are the library's layers (Linear, Conv2d, MaxPool2d, Flatten, Dropout, the
-activations, Softmax, LogSoftmax, Identity), ``Sequential`` of them and ``MLP``. ONNX export traces the graph,
-so any forward made of the ops it maps works, a user's own ``Module`` subclass included. torch, onnx,
-onnxruntime and safetensors are the ``export`` extra: ``pip install "tinygrad_like[export]"``; each is imported
-when a function needs it.
+"""Graduating to other engines: a network trained here, run by PyTorch or ONNX Runtime with the same numbers:
+``to_torch``, ``torch_source``, ``save_safetensors`` / ``load_safetensors`` (no pickle), ``to_onnx`` (each rule
+says its ONNX mapping). torch, onnx, onnxruntime and safetensors are the ``export`` extra, imported when a
+function needs one. See docs/export.md.
 """
 
 from __future__ import annotations

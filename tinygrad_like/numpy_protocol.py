@@ -1,18 +1,7 @@
 """NumPy's protocols on Tensor: a function written with NumPy runs unchanged on Tensors and records the graph.
-
-NumPy hands a call that has a Tensor among its arguments to ``Tensor.__array_ufunc__`` (ufuncs: ``np.exp(t)``,
-``ndarray + t``, ``np.maximum(t, 0)``) or to ``Tensor.__array_function__`` (the rest: ``np.sum(t, axis=1)``,
-``np.where``, ``np.concatenate``, ...). Each supported function is dispatched to the Tensor method that computes
-it, so the graph is the one the method records. Non-differentiable functions (comparisons, ``np.isfinite``,
-``np.argmax``) give Tensors without grad; functions that read shapes, compare values or make new arrays
-(``np.shape``, ``np.allclose``, ``np.zeros_like``) give plain NumPy results. Anything else raises TypeError
-naming the function and listing the supported ones, instead of silently cutting the graph.
-
-Tensor's own operators never come here (``t + x`` is ``Tensor.__add__``): only calls that NumPy makes do, so the
-engine's hot path does not pay for the protocol.
-
-The module sits below ``tensors.py``, which installs ``array_ufunc`` and ``array_function`` as methods; the Tensor
-class comes with each call (``type(self)``) rather than by import.
+A NumPy call with a Tensor among its arguments comes here (``__array_ufunc__``, ``__array_function__``) and runs
+as the Tensor method or the rule (``implements``) that computes it; non-differentiable functions give Tensors
+without grad or plain NumPy results; anything else raises TypeError naming it. See docs/numpy-on-tensors.md.
 """
 
 from __future__ import annotations

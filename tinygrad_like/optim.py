@@ -1,14 +1,6 @@
 """Optimizers and learning-rate schedulers, as ``torch.optim``: they update ``param.data`` in place from
-``param.grad``, step by step as PyTorch's do (the tests compare them).
-
-SGD on a summed loss (``reduction="sum"``) updates with the sum of the per-sample gradients:
-``W -= lr * (sum of per-sample gradients)``.
-
-``weight_decay`` is PyTorch's: for SGD and Adam an L2 penalty (``grad + weight_decay * p`` enters the update);
-for AdamW the decoupled decay ``p -= lr * weight_decay * p`` before the Adam step (Loshchilov & Hutter).
-
-Schedulers (``optim.lr_scheduler.StepLR``, ``CosineAnnealingLR``) set the optimizer's ``lr`` each time their
-``step()`` is called, once per epoch after the epoch's optimizer steps, as in PyTorch.
+``param.grad`` step by step as PyTorch's do (``weight_decay`` as PyTorch: L2 for SGD and Adam, decoupled for
+AdamW); schedulers set the optimizer's ``lr`` at each ``step()``, once per epoch.
 """
 
 from __future__ import annotations

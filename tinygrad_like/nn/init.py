@@ -1,15 +1,6 @@
-"""Initialisers, as ``torch.nn.init``: each fills a Tensor in place (its ``.data``, keeping its dtype) and returns it.
-
-The random ones draw from the generator that ``Tensor.manual_seed`` seeds (``tensor.default_generator()``), so
-``manual_seed(0)`` makes a whole network's initial weights reproducible; ``generator=`` takes another
-``np.random.Generator``. The bounds are PyTorch's:
-
-- ``xavier_uniform_``: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out));
-- ``kaiming_uniform_``: U(-b, b), b = gain * sqrt(3 / fan), gain = ``calculate_gain(nonlinearity, a)``, fan the
-  fan_in (default) or the fan_out;
-
-with fan_in = in_features * receptive field and fan_out = out_features * receptive field for a weight of shape
-(out_features, in_features, *kernel).
+"""Initialisers, as ``torch.nn.init``: each fills a Tensor in place (keeping its dtype) and returns it, with
+PyTorch's bounds (xavier: gain * sqrt(6 / (fan_in + fan_out)); kaiming: gain * sqrt(3 / fan)). The random ones
+draw from the generator ``manual_seed`` seeds, or from ``generator=``.
 """
 
 from __future__ import annotations
