@@ -842,8 +842,9 @@ class CrossEntropy(Function):
         log_probs, target, g = self.log_probs, self.target, grad[:, None]
         gx = gt = None
         if need_x:
-            if target.ndim == 1:  # labels: one-hot rows (labels need no gradient)
-                gx = (np.exp(log_probs) - np.eye(log_probs.shape[1], dtype=log_probs.dtype)[np.asarray(target)]) * g
+            if target.ndim == 1:  # labels (they need no gradient): p g, less g at each sample's label
+                pg = np.exp(log_probs) * g
+                gx = np.where(np.arange(log_probs.shape[1]) == np.asarray(target)[:, None], pg - g, pg)
             else:
                 gx = (np.exp(log_probs) * target.sum(axis=1, keepdims=True) - target) * g
         if need_t:
