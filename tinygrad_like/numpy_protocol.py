@@ -89,15 +89,6 @@ def _forward_signature(rule: type[engine.Function]) -> tuple[list, list]:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _binary(method: str, reflected: str) -> Handler:
-    """``np.add(a, b)`` is ``a + b``: the Tensor's own operator, reflected when the Tensor is on the right."""
-
-    def run(T: type, a: Any, b: Any) -> Any:
-        return getattr(a, method)(b) if isinstance(a, T) else getattr(b, reflected)(a)
-
-    return run
-
-
 def _unary(method: str) -> Handler:
     def run(T: type, x: Any) -> Any:
         return getattr(x, method)()
@@ -133,12 +124,6 @@ def _extremum(compare: np.ufunc, relu_sign: int) -> Handler:
 
 
 UFUNCS: dict[np.ufunc, Handler] = {
-    np.add: _binary("__add__", "__radd__"),
-    np.subtract: _binary("__sub__", "__rsub__"),
-    np.multiply: _binary("__mul__", "__rmul__"),
-    np.divide: _binary("__truediv__", "__rtruediv__"),
-    np.power: _binary("__pow__", "__rpow__"),
-    np.matmul: _binary("__matmul__", "__rmatmul__"),
     np.maximum: _extremum(np.greater, 1),
     np.minimum: _extremum(np.less, -1),
     np.square: _unary("square"),
@@ -203,11 +188,11 @@ def _reduction(method: str) -> Handler:
 def _dot(T: type, a: Any, b: Any, out: Any = None) -> Any:
     _refuse("dot", out=out)
     if np.ndim(a) == 0 or np.ndim(b) == 0:
-        return _binary("__mul__", "__rmul__")(T, a, b)
+        return _apply_rule(T, ops.Mul, (a, b), {})
     if np.ndim(a) > 2 or np.ndim(b) > 2:
         raise TypeError(f"np.dot of arrays with more than 2 dimensions (shapes {np.shape(a)} and {np.shape(b)}) is "
                         "not supported on Tensors; use np.matmul (or @), which batches over the leading axes")
-    return _binary("__matmul__", "__rmatmul__")(T, a, b)
+    return _apply_rule(T, ops.Matmul, (a, b), {})
 
 
 def _transpose(T: type, a: Any, axes: Any = None) -> Any:

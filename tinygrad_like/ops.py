@@ -69,6 +69,7 @@ class Add(Function):
 
     __slots__ = ()
     name = "add"
+    implements = np.add
     onnx = "Add"
     linear = True
     saves_values = False
@@ -85,6 +86,7 @@ class Sub(Function):
 
     __slots__ = ()
     name = "sub"
+    implements = np.subtract
     onnx = "Sub"
     linear = True
     saves_values = False
@@ -101,6 +103,7 @@ class Mul(Function):
 
     __slots__ = ("x", "y")
     name = "mul"
+    implements = np.multiply
     onnx = "Mul"
     linear = True
 
@@ -118,6 +121,7 @@ class Div(Function):
 
     __slots__ = ("y", "out")
     name = "div"
+    implements = np.divide
     onnx = "Div"
     linear = True
     hint = "division by zero: add a small epsilon to the denominator"
@@ -143,6 +147,7 @@ class Pow(Function):
 
     __slots__ = ("x", "y", "out")
     name = "pow"
+    implements = np.power
     onnx = "Pow"
     hint = "0 ** negative is inf and a negative base with a fractional exponent is nan"
     backward_hint = "d(x**y)/dx = y x**(y-1) is infinite at x = 0 when y < 1, and d/dy needs log(x)"
@@ -172,6 +177,7 @@ class Matmul(Function):
 
     __slots__ = ("x", "y")
     name = "matmul"
+    implements = np.matmul
     onnx = "MatMul"
     linear = True
 
