@@ -77,7 +77,7 @@ def test_version_grows_with_each_in_place_change_and_in_place_ops_are_refused_wh
     t.assign([5.0, 6.0])
     assert t.version > v0 and t.tolist() == [5.0, 6.0]
     w = Tensor([1.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match="sub_: an in-place change of a tensor that requires grad"):
+    with pytest.raises(RuntimeError, match="sub_: a leaf tensor that requires grad"):
         w -= 1
     with pytest.raises(ValueError, match=r"assign: cannot apply a value of shape \(3,\) in place to a tensor of "
                                          r"shape \(2,\)"):

@@ -13,6 +13,7 @@ import inspect
 import itertools
 import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from heapq import heapify, heappop, heappush
 from typing import Any
@@ -253,6 +254,7 @@ class Function:
     hint: str | None = None
     backward_hint: str | None = None
     saves_values = True  # backward reads saved inputs or output: checked against in-place changes
+    view = False  # its output may share its first input's memory (reshape, permute, ...): one version for both
     # What the other rooms know of the op, all derived from here:
     methods: tuple[str, ...] = ()  # Tensor methods that are this rule applied to the tensor alone (t.exp())
     implements: Any = ()  # the NumPy function(s) it computes: called on Tensors, they record this rule
@@ -324,6 +326,8 @@ class Function:
         finally:
             _restore(token)
         out = constant(data)
+        if cls.view:
+            link_view(out, inputs[0])
         mode = _get_mode()
         if mode & ANOMALY and out.dtype.kind == "f" and not np.isfinite(out.data).all():
             raise _forward_anomaly(fn, inputs, out.data)
@@ -347,9 +351,6 @@ class Function:
 
 _new = object.__new__
 _next_seq = itertools.count(1).__next__  # creation order of recorded ops: the walk goes by it
-
-
-_NEVER = float("inf")  # no version is above it
 
 
 def stamp() -> int:
@@ -586,6 +587,7 @@ def constant(data: np.ndarray) -> Any:
         data = np.asarray(data)
     t = _new(_tensor_type)
     t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad, t._version = data, None, False, None, False, 0
+    t._base = t._views = None
     return t
 
 
@@ -618,14 +620,86 @@ def _gradient_count_error(ctx: Function, local: Any) -> RuntimeError:
                         "one gradient per input (None where an input needs none), e.g. (3 * x**2 * grad,)")
 
 
-def _modified_error(node: Any, ctx: Function) -> RuntimeError:
-    changed = [(f"input {i}", t) for i, t in enumerate(ctx.inputs) if t._version > ctx.seq]
-    what, t = changed[0] if changed else ("output", node)
+def _modified_error(ctx: Function, what: str, t: Any) -> RuntimeError:
     return RuntimeError(
         f"backward: {ctx.label()} saved its {what} (shape {t.shape}), which was changed in place after the op "
-        f"was recorded; its gradient would be wrong. Compute the forward again after the "
-        "change (e.g. after optimizer.step()), or change a copy"
+        f"was recorded (directly or through a view); its gradient would be wrong. Compute the forward again after "
+        "the change (e.g. after optimizer.step()), or change a copy (t.clone())"
     )
+
+
+def _saved(ctx: Function, name: str) -> bool:
+    """Whether the rule kept the value it calls ``name`` (an input's parameter name, or ``out``) for backward."""
+    return ctx.saves_values and name in _saved_names(ctx)
+
+
+def _as_seen(ctx: Function, t: Any) -> Any:
+    """The tensor ``ctx`` used as its input ``t``, which has changed in place since: what ``t`` was then (an
+    earlier state, kept when the change was recorded), or ``t`` itself when its values changed without the graph
+    changing. Refused when the rule saved those values: its gradient would be computed from the new ones."""
+    position = _position(ctx, t)
+    names = _input_names(type(ctx))
+    if isinstance(position, int) and position < len(names) and _saved(ctx, names[position]):
+        raise _modified_error(ctx, f"input {position}", t)
+    while t._version > ctx.seq:
+        earlier = _previous.get(t)
+        if earlier is None:
+            break
+        t = earlier
+    return t
+
+
+# ----------------------------------------------------------------------------------------------------------
+# In-place changes: versions shared by views, and the states a recorded change leaves behind
+# ----------------------------------------------------------------------------------------------------------
+
+_previous: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tensor -> its state before a recorded change
+
+
+def link_view(out: Any, source: Any) -> None:
+    """``out`` was made as a view of ``source``: if they share memory, they share one version from now on."""
+    if not np.may_share_memory(out.data, source.data):
+        return
+    base = source._base if source._base is not None else source
+    out._base = base
+    if base._views is None:
+        base._views = []
+    base._views.append(weakref.ref(out))
+
+
+def changed_in_place(t: Any) -> None:
+    """``t``'s values changed in place: a new version for it and for every tensor sharing its memory through a
+    view (as PyTorch's version counter), so a backward through an op that saved any of them refuses."""
+    version = _next_seq()
+    base = t._base if t._base is not None else t
+    t._version = base._version = version
+    if base._views:
+        alive = []
+        for ref in base._views:
+            view = ref()
+            if view is not None:
+                view._version = version
+                alive.append(ref)
+        base._views = alive
+
+
+def record_in_place(t: Any, rule: type[Function], *others: Any, **params: Any) -> None:
+    """Record an in-place change of ``t`` as ``rule`` applied to (t as it was, *others), as PyTorch does: the new
+    values are written into ``t``'s memory and ``t`` becomes the op's output; ops recorded earlier that used ``t``
+    send their gradients to its earlier state."""
+    earlier = _new(_tensor_type)
+    earlier.requires_grad, earlier._ctx, earlier._version = t.requires_grad, t._ctx, t._version
+    earlier.data = t.data.copy() if rule.saves_values else t.data  # a rule that reads it keeps the old values
+    earlier.grad, earlier._retains_grad, earlier._base, earlier._views = None, False, None, None
+    previous = _previous.get(t)
+    if previous is not None:
+        _previous[earlier] = previous
+    _previous[t] = earlier
+    changed_in_place(t)  # before the op: its output (t) is then no newer than the op
+    out = rule.apply(earlier, *others, **params)
+    np.copyto(t.data, out.data, casting="unsafe")
+    t._ctx, t.requires_grad = out._ctx, out.requires_grad
+
 
 
 def _released_error(t: Any) -> RuntimeError:
@@ -661,7 +735,7 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
     heapify(heap)
     special = graph or wanted is not None or visit is not None  # backward() pays one test per node and input
     check = _get_mode() & ANOMALY
-    pop, get, push, never = grads.pop, grads.get, heappush, _NEVER
+    pop, get, push = grads.pop, grads.get, heappush
     while heap:
         node = heappop(heap)[1]
         grad = pop(node)
@@ -671,9 +745,9 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
             if node not in runs:  # nothing wanted lies behind it
                 continue
         ctx = node._ctx
-        seq = ctx.seq if ctx.saves_values else never  # the version check: nothing saved, nothing to check
-        if node._version > seq:
-            raise _modified_error(node, ctx)
+        seq = ctx.seq
+        if node._version > seq and _saved(ctx, "out"):  # its output changed in place since it was recorded
+            raise _modified_error(ctx, "output", node)
         if node._retains_grad and not special:
             node._accumulate(grad)
         local = _graph_gradients(ctx, node, grad, useful) if graph else ctx.backward(grad)
@@ -686,10 +760,10 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
             replaced = visit(node, grad, sent)
             contributions = [(t, True, g) for _, t, g in (sent if replaced is None else replaced)]
         for t, need, g in contributions:
-            if t._version > seq:
-                raise _modified_error(node, ctx)
             if not need or g is None:  # as PyTorch: None is a zero gradient
                 continue
+            if t._version > seq:  # changed in place since this op used it: the gradient goes to what it saw
+                t = _as_seen(ctx, t)
             if special:
                 if useful is not None and t not in useful:
                     continue

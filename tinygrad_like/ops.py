@@ -69,6 +69,7 @@ class Add(Function):
 
     __slots__ = ()
     name = "add"
+    ufunc = np.add  # its in-place form, for changes no gradient goes through
     implements = np.add
     onnx = "Add"
     linear = True
@@ -86,6 +87,7 @@ class Sub(Function):
 
     __slots__ = ()
     name = "sub"
+    ufunc = np.subtract  # its in-place form, for changes no gradient goes through
     implements = np.subtract
     onnx = "Sub"
     linear = True
@@ -103,6 +105,7 @@ class Mul(Function):
 
     __slots__ = ("x", "y")
     name = "mul"
+    ufunc = np.multiply  # its in-place form, for changes no gradient goes through
     implements = np.multiply
     onnx = "Mul"
     linear = True
@@ -121,6 +124,7 @@ class Div(Function):
 
     __slots__ = ("y", "out")
     name = "div"
+    ufunc = np.divide  # its in-place form, for changes no gradient goes through
     implements = np.divide
     onnx = "Div"
     linear = True
@@ -147,6 +151,7 @@ class Pow(Function):
 
     __slots__ = ("x", "y", "out")
     name = "pow"
+    ufunc = np.power  # its in-place form, for changes no gradient goes through
     implements = np.power
     onnx = "Pow"
     hint = "0 ** negative is inf and a negative base with a fractional exponent is nan"
@@ -895,6 +900,7 @@ class Reshape(Function):
 
     __slots__ = ("in_shape",)
     name = "reshape"
+    view = True
     linear = True
     saves_values = False
 
@@ -930,6 +936,7 @@ class Permute(Function):
 
     __slots__ = ("order",)
     name = "permute"
+    view = True
     linear = True
     saves_values = False
 
@@ -955,6 +962,7 @@ class Expand(Function):
 
     __slots__ = ()
     name = "expand"
+    view = True
     linear = True
     saves_values = False
 
@@ -1010,6 +1018,7 @@ class GetItem(Function):
 
     __slots__ = ("in_shape", "dtype", "index")
     name = "getitem"
+    view = True
     linear = True
     saves_values = False
 
@@ -1057,6 +1066,35 @@ class ScatterAdd(Function):
 # and a backward adds the patches' gradients back with one strided add per kernel offset (kh * kw of them),
 # never a Python loop over pixels.
 # ----------------------------------------------------------------------------------------------------------
+
+
+class SetItem(Function):
+    """z = x with z[index] = v (v broadcast to the indexed part);  dz/dx = g with zeros at index,
+    dz/dv = g[index] (the engine sums it back to v's shape). The rule of ``t[index] = v`` and ``assign``."""
+
+    __slots__ = ("index", "shape")
+    name = "setitem"
+    saves_values = False
+
+    def forward(self, x, v, index=None):
+        out = x.copy()
+        try:
+            out[index] = v
+        except (IndexError, ValueError) as e:
+            raise ValueError(f"setitem: {e} (tensor shape {x.shape}, value shape {v.shape})") from None
+        self.index, self.shape = index, x.shape
+        return out
+
+    def backward(self, grad):
+        need_x, need_v = self.needs_grad
+        gx = gv = None
+        if need_x:
+            written = np.zeros(self.shape, dtype=bool)
+            written[self.index] = True
+            gx = np.where(written, 0, grad)
+        if need_v:
+            gv = grad[self.index]
+        return gx, gv
 
 
 def int_pair(value: int | Sequence[int], what: str, op: str, minimum: int) -> tuple[int, int]:
@@ -1130,6 +1168,7 @@ class Windows(Function):
 
     __slots__ = ("in_shape", "stride")
     name = "windows"
+    view = True
     linear = True
     saves_values = False
 
@@ -1167,7 +1206,7 @@ class Conv2d(Function):
     Keeps the patch matrix for the backward: kh * kw times the input's size.
     """
 
-    __slots__ = ("cols", "w_flat", "w_shape", "padded", "padding", "stride", "in_shape")
+    __slots__ = ("cols", "w", "w_shape", "padded", "padding", "stride", "in_shape")
     name = "conv2d"
 
     def onnx(self, g, ins, out):
@@ -1195,9 +1234,9 @@ class Conv2d(Function):
             x = Pad.on(x, pad_width=((0, 0), (0, 0), (ph, ph), (pw, pw)))
         windows = Windows.on(x, kernel=(kh, kw), stride=stride)  # (kh, kw, N, C, Ho, Wo), a view
         self.cols = Permute.on(windows, order=(3, 0, 1, 2, 4, 5)).reshape(c * kh * kw, -1)  # the one copy
-        self.w_flat, self.w_shape = w.reshape(o, -1), w.shape
+        self.w, self.w_shape = w, w.shape
         self.padded, self.padding, self.stride, self.in_shape = x.shape, (ph, pw), stride, (h, wd)
-        out = (self.w_flat @ self.cols).reshape(o, n, *windows.shape[-2:])
+        out = (w.reshape(o, -1) @ self.cols).reshape(o, n, *windows.shape[-2:])
         if b is not None:
             out = out + _as_dtype(b, dtype)[:, None, None, None]
         return Permute.on(out, order=(1, 0, 2, 3))  # (N, out, Ho, Wo), a view: the next op reads any layout
@@ -1209,7 +1248,8 @@ class Conv2d(Function):
         gx = gw = gb = None
         if need_x:
             _, c, kh, kw = self.w_shape
-            patches = Permute.on((self.w_flat.T @ g).reshape(c, kh, kw, n, ho, wo), order=(1, 2, 3, 0, 4, 5))
+            w_flat = self.w.reshape(o, -1)
+            patches = Permute.on((w_flat.T @ g).reshape(c, kh, kw, n, ho, wo), order=(1, 2, 3, 0, 4, 5))
             padded = Col2im.on(patches, shape=self.padded, stride=self.stride)
             (ph, pw), (h, w) = self.padding, self.in_shape
             gx = padded[:, :, ph:ph + h, pw:pw + w]

@@ -236,7 +236,8 @@ def _index_arg(index: Any) -> Any:
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "_version", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "_version", "_base", "_views",
+                 "__weakref__")
     # -- the NumPy protocol (numpy_protocol.py) -------------------------------------------------------------
     # np.exp(t), np.sum(t, axis=1), ndarray + t, np.where(c, t, 0) ... run as Tensor ops and record the graph;
     # unsupported NumPy functions raise TypeError. Tensor's own operators never go through it.
@@ -255,6 +256,8 @@ class Tensor:
         self._ctx: Function | ReleasedGraph | None = None
         self._retains_grad = False
         self._version = 0
+        self._base: Tensor | None = None  # the tensor whose memory this one views (one version for both)
+        self._views: list | None = None  # weak references to the views of this tensor
 
     _from_array = staticmethod(engine.constant)  # wraps an array without copying, off the graph
 
@@ -350,8 +353,10 @@ class Tensor:
 
     # -- graph handling -----------------------------------------------------------------------------------
     def detach(self) -> Tensor:
-        """The same data, cut from the graph."""
-        return Tensor._from_array(self.data)
+        """The same data, cut from the graph (sharing its version: a change through either is seen by both)."""
+        out = Tensor._from_array(self.data)
+        engine.link_view(out, self)
+        return out
 
     def clone(self) -> Tensor:
         """A copy in memory of its own, on the graph (its gradient passes through unchanged)."""
@@ -387,44 +392,80 @@ class Tensor:
         return self._version
 
     def assign(self, value: Any) -> Tensor:
-        """Copy ``value`` into this tensor's memory (same shape; cast to its dtype), in place; returns self."""
-        return self._in_place("assign", value, None)
+        """Copy ``value`` into this tensor's memory (broadcast to its shape, cast to its dtype), in place; returns
+        self. Recorded as the other in-place changes are."""
+        return self._in_place("assign", ops.SetItem, value, index=...)
 
     def add_(self, other: Any) -> Tensor:
         """In place: ``self += other``."""
-        return self._in_place("add_", other, np.add)
+        return self._in_place("add_", ops.Add, other)
 
     def sub_(self, other: Any) -> Tensor:
         """In place: ``self -= other``."""
-        return self._in_place("sub_", other, np.subtract)
+        return self._in_place("sub_", ops.Sub, other)
 
     def mul_(self, other: Any) -> Tensor:
         """In place: ``self *= other``."""
-        return self._in_place("mul_", other, np.multiply)
+        return self._in_place("mul_", ops.Mul, other)
 
     def div_(self, other: Any) -> Tensor:
         """In place: ``self /= other``."""
-        return self._in_place("div_", other, np.divide)
+        return self._in_place("div_", ops.Div, other)
 
-    __iadd__, __isub__, __imul__, __itruediv__ = add_, sub_, mul_, div_
+    def pow_(self, other: Any) -> Tensor:
+        """In place: ``self **= other``."""
+        return self._in_place("pow_", ops.Pow, other)
 
-    def _in_place(self, op: str, other: Any, ufunc: np.ufunc | None) -> Tensor:
-        if self.requires_grad and is_grad_enabled():
-            raise RuntimeError(
-                f"{op}: an in-place change of a tensor that requires grad (shape {self.shape}) is not recorded; "
-                "update parameters under no_grad() (as optimizers do), or use the out-of-place operator"
-            )
-        value = other.data if isinstance(other, Tensor) else other
+    def zero_(self) -> Tensor:
+        """In place: every value 0."""
+        return self._in_place("zero_", ops.SetItem, 0, index=...)
+
+    def fill_(self, value: Any) -> Tensor:
+        """In place: every value ``value``."""
+        return self._in_place("fill_", ops.SetItem, value, index=...)
+
+    __iadd__, __isub__, __imul__, __itruediv__, __ipow__ = add_, sub_, mul_, div_, pow_
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        """``t[index] = value`` (slices, integer arrays, boolean masks; a Tensor or a number), in place; recorded
+        when a gradient must go through it, as PyTorch's."""
+        self._in_place("setitem", ops.SetItem, value, index=_index_arg(index))
+
+    def _in_place(self, op: str, rule: type[Function], other: Any, **params: Any) -> Tensor:
+        """Change this tensor in place by ``rule`` (its result written into this tensor's memory, in its dtype).
+
+        Recorded (as PyTorch) when grad mode is on and this tensor or ``other`` requires grad: this tensor then
+        becomes the op's output, and ops recorded before that used it keep their gradients right (engine's
+        ``record_in_place``). Refused on a leaf that requires grad (change it under ``no_grad()``, as optimizers
+        do) and through a view of another tensor. Without a gradient to record, only the values change. Either
+        way the version of this tensor and of every view sharing its memory grows, so a backward through an op
+        that saved their old values refuses."""
+        value = _operand(other, self, op)
+        if "index" not in params and np.broadcast_shapes(self.shape, value.shape) != self.shape:
+            raise ValueError(f"{op}: the result of shape {np.broadcast_shapes(self.shape, value.shape)} (a value of "
+                             f"shape {value.shape}) does not fit in place in a tensor of shape {self.shape}")
+        if is_grad_enabled() and (self.requires_grad or value.requires_grad):
+            if self.requires_grad and self._ctx is None:
+                raise RuntimeError(
+                    f"{op}: a leaf tensor that requires grad (shape {self.shape}) cannot be changed in place while "
+                    "gradients are recorded; change it under no_grad() (as optimizers do), or change a copy")
+            if self._base is not None:
+                raise RuntimeError(
+                    f"{op}: this tensor (shape {self.shape}) is a view of another tensor (shape {self._base.shape}); "
+                    "an in-place change through a view is not recorded here: change the base (t[index] = ...) or "
+                    "compute out of place (v = v + x)")
+            engine.record_in_place(self, rule, _cast(value, self.dtype), **params)
+            return self
         try:
             with quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
-                if ufunc is None:
-                    np.copyto(self.data, value, casting="unsafe")
+                if rule is ops.SetItem:
+                    self.data[params["index"]] = value.data
                 else:
-                    ufunc(self.data, value, self.data, casting="unsafe")
-        except ValueError as e:
-            raise ValueError(f"{op}: cannot apply a value of shape {np.shape(value)} in place to a tensor of shape "
+                    rule.ufunc(self.data, value.data, self.data, casting="unsafe")
+        except (ValueError, IndexError) as e:
+            raise ValueError(f"{op}: cannot apply a value of shape {value.shape} in place to a tensor of shape "
                              f"{self.shape} ({e})") from None
-        self._version = engine.stamp()
+        engine.changed_in_place(self)
         return self
 
     def _accumulate(self, grad: Any, owned: bool = False) -> None:
