@@ -308,14 +308,14 @@ class Function:
         try:
             if params:  # kept (a reference) for a forward re-run on Tensors (create_graph)
                 fn.params = params
-                data = (fn.forward(inputs[0].data, **params) if n == 1
-                        else fn.forward(*[t.data for t in inputs], **params))
+                data = (fn.forward(inputs[0]._data, **params) if n == 1
+                        else fn.forward(*[t._data for t in inputs], **params))
             elif n == 1:  # calling without ** where there is nothing to pass saves a little on every op
-                data = fn.forward(inputs[0].data)
+                data = fn.forward(inputs[0]._data)
             elif n == 2:
-                data = fn.forward(inputs[0].data, inputs[1].data)
+                data = fn.forward(inputs[0]._data, inputs[1]._data)
             else:
-                data = fn.forward(*[t.data for t in inputs])
+                data = fn.forward(*[t._data for t in inputs])
         except (ValueError, TypeError, IndexError) as e:
             raise _named_error(e, cls.name, inputs) from None
         except AttributeError:
@@ -329,8 +329,8 @@ class Function:
         if cls.view:
             link_view(out, inputs[0])
         mode = _get_mode()
-        if mode & ANOMALY and out.dtype.kind == "f" and not np.isfinite(out.data).all():
-            raise _forward_anomaly(fn, inputs, out.data)
+        if mode & ANOMALY and out.dtype.kind == "f" and not np.isfinite(out._data).all():
+            raise _forward_anomaly(fn, inputs, out._data)
         if mode & GRAD:
             if n == 1:
                 needs = _NEEDS_ONE[inputs[0].requires_grad]
@@ -398,7 +398,7 @@ def _forward_anomaly(fn: Function, inputs: Sequence[Any], out: np.ndarray) -> Fl
     parts = [f"detect_anomaly: {fn.label()} produced non-finite values in its output of shape {out.shape} "
              f"({_describe_values(out)})."]
     for i, t in enumerate(inputs):
-        parts.append(f"Input {i} (shape {t.shape}) came from {_origin(t)}: {_describe_values(np.asarray(t.data))}.")
+        parts.append(f"Input {i} (shape {t.shape}) came from {_origin(t)}: {_describe_values(np.asarray(t._data))}.")
     if fn.hint:
         parts.append(f"Hint: {fn.hint}.")
     return FloatingPointError(" ".join(parts))
@@ -559,10 +559,10 @@ def _seed(t: Any, gradient: Any, graph: bool, op: str) -> Any:
     """The gradient a walk starts from at ``t``: ``gradient`` as an array of ``t``'s shape and dtype (for a graph,
     a Tensor, a given one keeping its own graph), or ones for a one-element ``t`` when it is None."""
     if gradient is None:
-        if t.data.size != 1:
+        if t._data.size != 1:
             raise RuntimeError(f"{op}: gradient can be omitted only for a one-element tensor, got shape {t.shape}; "
                                "pass gradient= of that shape")
-        seed = np.ones_like(t.data)
+        seed = np.ones_like(t._data)
     elif isinstance(gradient, _tensor_type) and graph:
         if gradient.shape != t.shape:
             raise ValueError(f"{op}: gradient has shape {gradient.shape} but the tensor has shape {t.shape}")
@@ -570,7 +570,7 @@ def _seed(t: Any, gradient: Any, graph: bool, op: str) -> Any:
     else:
         token = _silence()  # a float64 value too big for float32 becomes inf, as a cast in PyTorch
         try:
-            seed = np.asarray(gradient.data if isinstance(gradient, _tensor_type) else gradient, dtype=t.dtype)
+            seed = np.asarray(gradient._data if isinstance(gradient, _tensor_type) else gradient, dtype=t.dtype)
         except (TypeError, ValueError) as e:
             raise TypeError(f"{op}: cannot use {type(gradient).__name__} as the gradient of a tensor of shape "
                             f"{t.shape} ({e})") from None
@@ -586,14 +586,14 @@ def constant(data: np.ndarray) -> Any:
     if type(data) is not np.ndarray:  # NumPy returns scalars from 0-d operations; a Tensor holds an array
         data = np.asarray(data)
     t = _new(_tensor_type)
-    t.data, t.grad, t.requires_grad, t._ctx, t._retains_grad, t._version = data, None, False, None, False, 0
+    t._data, t.grad, t.requires_grad, t._ctx, t._retains_grad, t._version = data, None, False, None, False, 0
     t._base = t._views = None
     return t
 
 
 def _owner(g: Any) -> int:
     """Which memory a gradient (an array or a Tensor) lives in: two views of one array have one owner."""
-    a = g.data if isinstance(g, _tensor_type) else g
+    a = g._data if isinstance(g, _tensor_type) else g
     return id(a if a.base is None else a.base)
 
 
@@ -658,7 +658,7 @@ _previous: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tensor -> 
 
 def link_view(out: Any, source: Any) -> None:
     """``out`` was made as a view of ``source``: if they share memory, they share one version from now on."""
-    if not np.may_share_memory(out.data, source.data):
+    if not np.may_share_memory(out._data, source._data):
         return
     base = source._base if source._base is not None else source
     out._base = base
@@ -689,7 +689,7 @@ def record_in_place(t: Any, rule: type[Function], *others: Any, **params: Any) -
     send their gradients to its earlier state."""
     earlier = _new(_tensor_type)
     earlier.requires_grad, earlier._ctx, earlier._version = t.requires_grad, t._ctx, t._version
-    earlier.data = t.data.copy() if rule.saves_values else t.data  # a rule that reads it keeps the old values
+    earlier._data = t._data.copy() if rule.saves_values else t._data  # a rule that reads it keeps the old values
     earlier.grad, earlier._retains_grad, earlier._base, earlier._views = None, False, None, None
     previous = _previous.get(t)
     if previous is not None:
@@ -697,7 +697,7 @@ def record_in_place(t: Any, rule: type[Function], *others: Any, **params: Any) -
     _previous[t] = earlier
     changed_in_place(t)  # before the op: its output (t) is then no newer than the op
     out = rule.apply(earlier, *others, **params)
-    np.copyto(t.data, out.data, casting="unsafe")
+    np.copyto(t._data, out._data, casting="unsafe")
     t._ctx, t.requires_grad = out._ctx, out.requires_grad
 
 
@@ -771,7 +771,7 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
                     g = _tensor_gradient(ctx, t, g)
             if check and g.dtype.kind == "f" and not np.isfinite(np.asarray(g)).all():
                 raise _backward_anomaly(ctx, _position(ctx, t), np.asarray(grad), np.asarray(g))
-            data = t.data
+            data = t._data
             if g.shape != data.shape:
                 g = unbroadcast(g, data.shape, ctx, t)
             if g.dtype != data.dtype:
@@ -836,9 +836,9 @@ def walk(seeds: Sequence[tuple[Any, Any]], wanted: Sequence[Any] | None = None, 
 def _fitted(ctx: Function, t: Any, g: Any) -> Any:
     """A rule's gradient for its input ``t`` summed back to ``t``'s shape and cast to its dtype (the walk does the
     same inline)."""
-    if g.shape != t.data.shape:
-        g = unbroadcast(g, t.data.shape, ctx, t)
-    return g if g.dtype == t.data.dtype else g.astype(t.data.dtype)
+    if g.shape != t._data.shape:
+        g = unbroadcast(g, t._data.shape, ctx, t)
+    return g if g.dtype == t._data.dtype else g.astype(t._data.dtype)
 
 
 def _position(ctx: Function, t: Any) -> int | str:

@@ -145,6 +145,11 @@ def array_ufunc(self: Any, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs:
     name = ufunc.__name__
     if method != "__call__":
         raise TypeError(f"np.{name}.{method} is not supported on Tensors; supported: {_supported()}")
+    out = kwargs.get("out")
+    if out is not None and not any(isinstance(o, T) for o in out) and not (
+            engine.is_grad_enabled() and _differentiable(T, *inputs)):  # p.data += -lr * p.grad: into an array
+        with engine.quiet():
+            return ufunc(*[_data(T, x) for x in inputs], **kwargs)  # NumPy's own, on values: nothing recorded
     if kwargs:
         _refuse(name, **kwargs)
     handler = UFUNCS.get(ufunc)

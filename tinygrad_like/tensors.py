@@ -51,7 +51,7 @@ def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
     """``data`` as an array following the dtype rules of the API (Python floats -> float32, ...); a NumPy
     array of the right dtype is copied only when ``copy`` is set."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     wanted = None if dtype is None else _dtype_arg(dtype, "Tensor")
     from_numpy = isinstance(data, (np.ndarray, np.generic))
     try:
@@ -111,7 +111,7 @@ def _operand(value: Any, like: Tensor, op: str) -> Tensor:
         return value
     if isinstance(value, (int, float, bool, np.number, np.bool_)):
         try:
-            return Tensor._from_array(_constant(value, _scalar_dtype(value, like.data.dtype)))
+            return Tensor._from_array(_constant(value, _scalar_dtype(value, like._data.dtype)))
         except OverflowError:
             raise OverflowError(f"{op}: {value!r} does not fit the tensor's dtype {like.dtype} "
                                 f"(shape {like.shape})") from None
@@ -123,8 +123,8 @@ def _operand(value: Any, like: Tensor, op: str) -> Tensor:
 def _pair(x: Tensor, other: Any, op: str, reverse: bool = False) -> tuple[Tensor, Tensor]:
     """The two operands of a binary op, ``(x, other)`` or reversed, cast to ``ops.result_dtype`` where they differ."""
     y = _operand(other, x, op)
-    if x.data.dtype != y.data.dtype:  # the rare case: one dtype rule for every binary op
-        dtype = ops.result_dtype(x.data, y.data)
+    if x._data.dtype != y._data.dtype:  # the rare case: one dtype rule for every binary op
+        dtype = ops.result_dtype(x._data, y._data)
         x, y = _cast(x, dtype), _cast(y, dtype)
     return (y, x) if reverse else (x, y)
 
@@ -135,7 +135,7 @@ def _binary_method(rule: type[Function], op: str, formula: str, reverse: bool = 
     apply = rule.apply
 
     def method(self: Tensor, other: Any) -> Tensor:
-        if type(other) is Tensor and other.data.dtype is self.data.dtype:
+        if type(other) is Tensor and other._data.dtype is self._data.dtype:
             return apply(other, self) if reverse else apply(self, other)
         return apply(*_pair(self, other, op, reverse))
 
@@ -146,7 +146,7 @@ def _binary_method(rule: type[Function], op: str, formula: str, reverse: bool = 
 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
     """``t`` as ``dtype``: an op (recorded when ``t`` needs a gradient); too big a value becomes inf, as in PyTorch."""
-    return t if t.data.dtype == dtype else ops.Cast.apply(t, dtype=dtype)
+    return t if t._data.dtype == dtype else ops.Cast.apply(t, dtype=dtype)
 
 
 def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -220,7 +220,7 @@ def _factory_shape(shape: tuple, op: str) -> Shape:
 def _index_arg(index: Any) -> Any:
     """Tensors inside an index become their arrays; lists become integer (or bool) arrays."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, list):
         return np.asarray(index) if index else np.zeros(0, dtype=np.intp)  # [] indexes nothing (not floats)
     if isinstance(index, tuple):
@@ -236,7 +236,7 @@ def _index_arg(index: Any) -> Any:
 class Tensor:
     """An n-dimensional array that records the operations applied to it, for reverse-mode differentiation."""
 
-    __slots__ = ("data", "grad", "requires_grad", "_ctx", "_retains_grad", "_version", "_base", "_views",
+    __slots__ = ("_data", "grad", "requires_grad", "_ctx", "_retains_grad", "_version", "_base", "_views",
                  "__weakref__")
     # -- the NumPy protocol (numpy_protocol.py) -------------------------------------------------------------
     # np.exp(t), np.sum(t, axis=1), ndarray + t, np.where(c, t, 0) ... run as Tensor ops and record the graph;
@@ -248,9 +248,9 @@ class Tensor:
         """``data``: a number, (nested) list, NumPy array or Tensor. A NumPy array of the wanted dtype is wrapped
         without a copy (as ``np.asarray``), except for ``requires_grad=True``: optimizers update parameters in
         place, so a parameter always gets memory of its own."""
-        self.data: np.ndarray = _to_array(data, dtype, copy=requires_grad)
-        if requires_grad and self.data.dtype.kind != "f":
-            raise TypeError(f"Tensor: only floating point tensors can require grad, got dtype {self.data.dtype}")
+        self._data: np.ndarray = _to_array(data, dtype, copy=requires_grad)
+        if requires_grad and self._data.dtype.kind != "f":
+            raise TypeError(f"Tensor: only floating point tensors can require grad, got dtype {self._data.dtype}")
         self.requires_grad: bool = bool(requires_grad)
         self.grad: Tensor | None = None
         self._ctx: Function | ReleasedGraph | None = None
@@ -263,25 +263,40 @@ class Tensor:
 
     # -- properties and values out ------------------------------------------------------------------------
     @property
+    def data(self) -> np.ndarray:
+        """The values, a NumPy array. Changing it with NumPy directly (``t.data += 1``, ``p.data -= lr *
+        p.grad``) is not tracked: no version grows, no graph records it."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        if isinstance(value, Tensor):  # p.data = p.data - lr * p.grad: the array, never a Tensor inside
+            value = value._data
+        if not isinstance(value, np.ndarray):
+            raise TypeError(f"data: expects a NumPy array or a Tensor, got {type(value).__name__}; "
+                            "use t.data = np.asarray(value)")
+        self._data = value
+
+    @property
     def shape(self) -> Shape:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
         """Number of elements."""
-        return self.data.size
+        return self._data.size
 
     def numel(self) -> int:
         """Number of elements (PyTorch's name for ``size``)."""
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -300,24 +315,24 @@ class Tensor:
         return None if self._ctx is None else self._ctx.name
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return len(self.data)
+        return len(self._data)
 
     def __iter__(self) -> Iterator[Tensor]:
         for i in range(len(self)):
             yield self[i]
 
     def numpy(self) -> np.ndarray:
-        return self.data
+        return self._data
 
     def item(self) -> Any:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"item: only one-element tensors can be converted to a number, got shape {self.shape}")
-        return self.data.item()
+        return self._data.item()
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         rule = engine.graph_backward_running()
@@ -328,8 +343,8 @@ class Tensor:
                 "Tensor itself (operators, the NumPy functions Tensors support), not np.asarray or .numpy()"
             )
         if copy:
-            return np.array(self.data, dtype=dtype, copy=True)
-        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -338,14 +353,14 @@ class Tensor:
         return int(self.item())
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous")
-        return bool(self.data)
+        return bool(self._data)
 
     __hash__ = object.__hash__  # comparisons return tensors, identity stays the hash
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(", threshold=50)
+        body = np.array2string(self._data, separator=", ", prefix="Tensor(", threshold=50)
         extra = f", dtype={self.dtype}"
         if self.requires_grad:
             extra += f", requires_grad=True, op={self.op}" if self._ctx is not None else ", requires_grad=True"
@@ -354,7 +369,7 @@ class Tensor:
     # -- graph handling -----------------------------------------------------------------------------------
     def detach(self) -> Tensor:
         """The same data, cut from the graph (sharing its version: a change through either is seen by both)."""
-        out = Tensor._from_array(self.data)
+        out = Tensor._from_array(self._data)
         engine.link_view(out, self)
         return out
 
@@ -367,10 +382,10 @@ class Tensor:
         return _cast(self, _dtype_arg(dtype, "cast"))
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind != "f":
+        if requires_grad and self._data.dtype.kind != "f":
             raise TypeError(f"requires_grad_: only floating point tensors can require grad, got {self.dtype}")
         if requires_grad and not self.requires_grad and self._ctx is None:
-            self.data = self.data.copy()  # a parameter gets memory of its own (see __init__)
+            self._data = self._data.copy()  # a parameter gets memory of its own (see __init__)
         self.requires_grad = bool(requires_grad)
         return self
 
@@ -459,9 +474,9 @@ class Tensor:
         try:
             with quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
                 if rule is ops.SetItem:
-                    self.data[params["index"]] = value.data
+                    self._data[params["index"]] = value._data
                 else:
-                    rule.ufunc(self.data, value.data, self.data, casting="unsafe")
+                    rule.ufunc(self._data, value._data, self._data, casting="unsafe")
         except (ValueError, IndexError) as e:
             raise ValueError(f"{op}: cannot apply a value of shape {value.shape} in place to a tensor of shape "
                              f"{self.shape} ({e})") from None
@@ -475,11 +490,11 @@ class Tensor:
         if isinstance(grad, Tensor):
             self.grad = grad if self.grad is None else self.grad + grad
         elif self.grad is None:
-            self.grad = Tensor._from_array(grad if owned else np.array(grad, dtype=self.data.dtype))
+            self.grad = Tensor._from_array(grad if owned else np.array(grad, dtype=self._data.dtype))
         elif self.grad._ctx is not None:  # a gradient with a graph: replaced, so that its graph stays true
-            self.grad = Tensor._from_array(self.grad.data + grad)
+            self.grad = Tensor._from_array(self.grad._data + grad)
         else:
-            self.grad.data = self.grad.data + grad
+            self.grad._data = self.grad._data + grad
 
     def backward(self, gradient: Any = None, retain_graph: bool | None = None, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf), times ``gradient``, into ``.grad`` of every leaf that requires grad.
@@ -717,7 +732,7 @@ class Tensor:
         if self.ndim != 2:
             raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
         n, classes = self.shape
-        labels = target.data if isinstance(target, Tensor) else np.asarray(target)
+        labels = target._data if isinstance(target, Tensor) else np.asarray(target)
         if labels.dtype.kind in "iu" and labels.shape == (n,):  # the rule checks their range
             target = target if isinstance(target, Tensor) else Tensor._from_array(labels)
         elif labels.dtype.kind == "f" and labels.shape == (n, classes) and classes:
@@ -739,16 +754,16 @@ class Tensor:
     # -- no gradient ----------------------------------------------------------------------------------------
     def argmax(self, axis: int | None = None, keepdim: bool = False) -> Tensor:
         axis = None if axis is None else _one_axis(axis, self.ndim, "argmax")
-        if self.data.size == 0:
+        if self._data.size == 0:
             raise ValueError(f"argmax: cannot take the argmax of an empty tensor of shape {self.shape}")
-        return Tensor._from_array(np.argmax(self.data, axis=axis, keepdims=keepdim))
+        return Tensor._from_array(np.argmax(self._data, axis=axis, keepdims=keepdim))
 
     def _compare(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
-        other = other.data if isinstance(other, Tensor) else other
+        other = other._data if isinstance(other, Tensor) else other
         if not isinstance(other, (int, float, bool, np.number, np.bool_, np.ndarray, list, tuple)):
             raise TypeError(f"{op}: cannot compare a tensor (shape {self.shape}) with {type(other).__name__}")
         try:
-            return Tensor._from_array(ufunc(self.data, other))
+            return Tensor._from_array(ufunc(self._data, other))
         except np.exceptions.DTypePromotionError:
             raise TypeError(f"{op}: cannot compare a tensor of dtype {self.dtype} with {other!r}") from None
         except ValueError:
@@ -836,15 +851,15 @@ class Tensor:
 
     @staticmethod
     def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        return Tensor(np.zeros_like(t.data, dtype=dtype), requires_grad)
+        return Tensor(np.zeros_like(t._data, dtype=dtype), requires_grad)
 
     @staticmethod
     def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        return Tensor(np.ones_like(t.data, dtype=dtype), requires_grad)
+        return Tensor(np.ones_like(t._data, dtype=dtype), requires_grad)
 
     @staticmethod
     def full_like(t: Tensor, value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-        return Tensor(np.full_like(t.data, value, dtype=dtype), requires_grad)
+        return Tensor(np.full_like(t._data, value, dtype=dtype), requires_grad)
 
 
 def _tensor_list(first: Any, others: Sequence[Any], op: str) -> list[Tensor]:
