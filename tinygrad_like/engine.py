@@ -642,7 +642,7 @@ def _as_seen(ctx: Function, t: Any) -> Any:
     if isinstance(position, int) and position < len(names) and _saved(ctx, names[position]):
         raise _modified_error(ctx, f"input {position}", t)
     while t._version > ctx.seq:
-        earlier = _previous.get(t)
+        earlier = _earlier(t)
         if earlier is None:
             break
         t = earlier
@@ -653,7 +653,20 @@ def _as_seen(ctx: Function, t: Any) -> Any:
 # In-place changes: versions shared by views, and the states a recorded change leaves behind
 # ----------------------------------------------------------------------------------------------------------
 
-_previous: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tensor -> its state before a recorded change
+# id(tensor) -> (a weak reference to it, its state before its latest recorded change); by id, since == on
+# Tensors compares values. An entry goes with its tensor.
+_previous: dict[int, tuple[weakref.ref, Any]] = {}
+
+
+def _earlier(t: Any) -> Any:
+    """``t``'s state before its latest recorded in-place change, or None."""
+    entry = _previous.get(id(t))
+    return entry[1] if entry is not None and entry[0]() is t else None
+
+
+def _set_earlier(t: Any, earlier: Any) -> None:
+    key = id(t)
+    _previous[key] = (weakref.ref(t, lambda _, key=key: _previous.pop(key, None)), earlier)
 
 
 def link_view(out: Any, source: Any) -> None:
@@ -691,10 +704,10 @@ def record_in_place(t: Any, rule: type[Function], *others: Any, **params: Any) -
     earlier.requires_grad, earlier._ctx, earlier._version = t.requires_grad, t._ctx, t._version
     earlier._data = t._data.copy() if rule.saves_values else t._data  # a rule that reads it keeps the old values
     earlier.grad, earlier._retains_grad, earlier._base, earlier._views = None, False, None, None
-    previous = _previous.get(t)
+    previous = _earlier(t)
     if previous is not None:
-        _previous[earlier] = previous
-    _previous[t] = earlier
+        _set_earlier(earlier, previous)
+    _set_earlier(t, earlier)
     changed_in_place(t)  # before the op: its output (t) is then no newer than the op
     out = rule.apply(earlier, *others, **params)
     np.copyto(t._data, out._data, casting="unsafe")
