@@ -73,7 +73,8 @@ CASES = {
              [normal(3, 4)]),
     "max": (lambda a: (a * a).max(axis=1), lambda T, a: (a * a).amax(1), [normal(3, 4)]),
     "min": (lambda a: a.exp().min(), lambda T, a: a.exp().amin(), [normal(3, 4)]),
-    "var": (lambda a: a.var(axis=1), lambda T, a: a.var(1), [normal(3, 4)]),
+    "var": (lambda a: a.var(1), lambda T, a: a.var(1), [normal(3, 4)]),
+    "var_numpy_way": (lambda a: a.var(axis=1, ddof=0), lambda T, a: a.var(1, correction=0), [normal(3, 4)]),
     "std": (lambda a: a.std(), lambda T, a: a.std(), [normal(3, 4)]),
     "softmax": (lambda a: a.softmax(axis=-1), lambda T, a: a.softmax(-1), [normal(3, 4)]),
     "log_softmax": (lambda a: a.log_softmax(axis=0), lambda T, a: a.log_softmax(0), [normal(3, 4)]),
@@ -442,10 +443,10 @@ class _ArrayInsideTensorMath(Function):
 
 
 class _SavesACopy(Function):
-    """z = exp(x);  dz/dx = z, from a value computed with .copy(), which cannot be re-run on Tensors."""
+    """z = exp(x);  dz/dx = z, from a value computed with .byteswap() (twice), which Tensors do not have."""
 
     def forward(self, x):
-        self.slope = np.exp(x).copy()
+        self.slope = np.exp(x).byteswap().byteswap()
         return self.slope * 1
 
     def backward(self, grad):

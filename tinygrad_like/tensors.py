@@ -7,6 +7,7 @@ flatten, transpose, ...) are compositions of the primitives and so need no backw
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ import numpy as np
 from . import engine, numpy_protocol, ops
 from .engine import Function, ReleasedGraph, backward, is_grad_enabled, quiet
 
-__all__ = ["Tensor", "default_generator", "reduce_loss"]
+__all__ = ["Size", "Tensor", "default_generator", "numpy_meaning", "reduce_loss"]
 
 _rng = np.random.default_rng()  # reseeded by ``Tensor.manual_seed``
 
@@ -228,6 +229,69 @@ def _index_arg(index: Any) -> Any:
     return index
 
 
+class numpy_meaning:  # noqa: N801 - a context manager, used like no_grad
+    """``with numpy_meaning():`` Tensor methods whose meaning differs between NumPy and PyTorch (``var``'s default
+    correction, ``transpose`` with two axes) take NumPy's, in this thread, and a Tensor that requires grad refuses
+    to become a NumPy array. ``check_gradients`` runs the user's NumPy forward on Tensors under it."""
+
+    _on = contextvars.ContextVar("tinygrad_like_numpy_meaning", default=False)
+
+    def __enter__(self) -> numpy_meaning:
+        self._token = self._on.set(True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._on.reset(self._token)
+
+    @classmethod
+    def on(cls) -> bool:
+        return cls._on.get()
+
+
+class Size(int):
+    """A tensor's element count, an int (NumPy's ``a.size``), that is also PyTorch's ``t.size()`` (the shape) and
+    ``t.size(dim)``."""
+
+    shape: tuple[int, ...]
+
+    def __new__(cls, count: int, shape: tuple[int, ...]) -> Size:
+        size = super().__new__(cls, count)
+        size.shape = shape
+        return size
+
+    def __call__(self, dim: int | None = None) -> tuple[int, ...] | int:
+        if dim is None:
+            return self.shape
+        return self.shape[_one_axis(dim, len(self.shape), "size")]
+
+
+def _variance_args(op: str, args: tuple, kwargs: dict) -> tuple[Axis, bool, float]:
+    """(axes, keepdim, correction) of ``var``/``std`` from PyTorch's or NumPy's spelling (see ``Tensor.var``)."""
+    if len(args) > 3:
+        raise TypeError(f"{op}: takes at most 3 positional arguments (axis, keepdim, correction), got {len(args)}")
+    known = {"axis", "dim", "keepdim", "keepdims", "correction", "unbiased", "ddof"}
+    unknown = set(kwargs) - known
+    if unknown:
+        raise TypeError(f"{op}: unexpected keyword argument(s) {', '.join(sorted(unknown))}")
+    named = dict(zip(("axis", "keepdim", "correction"), args))
+    clash = set(named) & set(kwargs)
+    if clash:
+        raise TypeError(f"{op}: {', '.join(sorted(clash))} given twice")
+    kwargs = {**named, **kwargs}
+    numpy_way = numpy_meaning.on() or bool({"ddof", "keepdims"} & set(kwargs)) or ("axis" in kwargs and not args)
+    given = [k for k in ("correction", "unbiased", "ddof") if kwargs.get(k) is not None]
+    if len(given) > 1:
+        raise TypeError(f"{op}: give one of correction, unbiased and ddof, got {', '.join(given)}")
+    if given:
+        value = kwargs[given[0]]
+        correction = int(value) if given[0] == "unbiased" else value
+    else:
+        correction = 0 if numpy_way else 1
+    axis, keepdim = _reduce_args(op, kwargs.get("axis"), kwargs.get("keepdim", False), kwargs.get("keepdims"),
+                                 kwargs.get("dim"))
+    return axis, keepdim, correction
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Tensor
 # ----------------------------------------------------------------------------------------------------------
@@ -290,9 +354,10 @@ class Tensor:
         return self._data.ndim
 
     @property
-    def size(self) -> int:
-        """Number of elements."""
-        return self._data.size
+    def size(self) -> Size:
+        """Number of elements, an int as NumPy's ``a.size``; also callable as PyTorch's ``t.size()`` (the shape)
+        and ``t.size(dim)``."""
+        return Size(self._data.size, self._data.shape)
 
     def numel(self) -> int:
         """Number of elements (PyTorch's name for ``size``)."""
@@ -335,6 +400,11 @@ class Tensor:
         return self._data.tolist()
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        if self.requires_grad and numpy_meaning.on() and is_grad_enabled():
+            raise TypeError(
+                f"a Tensor of shape {self.shape} that check_gradients differentiates is turned into a NumPy array "
+                "here (e.g. written into one: out[:, :] = x @ w, or np.asarray), which would cut it from the graph; "
+                "build the result from Tensor operations or np.concatenate / np.stack instead")
         rule = engine.graph_backward_running()
         if rule is not None and self.requires_grad:
             raise RuntimeError(
@@ -376,6 +446,16 @@ class Tensor:
     def clone(self) -> Tensor:
         """A copy in memory of its own, on the graph (its gradient passes through unchanged)."""
         return ops.Clone.apply(self)
+
+    copy = clone  # NumPy's name
+
+    def astype(self, dtype: Any) -> Tensor:
+        """This tensor as another dtype, on the graph (NumPy's name for ``cast``)."""
+        return self.cast(dtype)
+
+    def ravel(self) -> Tensor:
+        """All values in one axis (NumPy's ``ravel``)."""
+        return self.reshape(-1)
 
     def cast(self, dtype: Any) -> Tensor:
         """This tensor as another dtype (as tinygrad's ``cast``); the gradient is cast back."""
@@ -590,20 +670,22 @@ class Tensor:
         axis, keepdim = _reduce_args("min", axis, keepdim, keepdims, dim)
         return ops.Min.apply(self, axes=_axes(axis, self.ndim, "min"), keepdim=keepdim)
 
-    def var(self, axis: Axis = None, keepdim: bool = False, correction: int = 1, *, keepdims: bool | None = None,
-            dim: Axis = None) -> Tensor:
-        """sum((x - mean)^2) / (n - correction) over ``axis``: the sample variance by default (as PyTorch);
-        ``correction=0`` divides by n. Fewer than ``correction + 1`` elements give inf or nan (as PyTorch)."""
-        axis, keepdim = _reduce_args("var", axis, keepdim, keepdims, dim)
+    def var(self, *args: Any, **kwargs: Any) -> Tensor:
+        """sum((x - mean)^2) / (n - correction) over the axes given, PyTorch's ``var(dim=None, keepdim=False,
+        correction=1)`` (``unbiased=`` too) and NumPy's ``var(axis=None, ddof=0, keepdims=False)``.
+
+        Written the NumPy way (``axis=``, ``ddof=``, ``keepdims=``, or inside ``check_gradients``' forward) it
+        divides by n - ddof, n by default; otherwise by n - correction, n - 1 by default (the sample variance,
+        as PyTorch). Fewer than ``correction + 1`` elements give inf or nan (as PyTorch)."""
+        axis, keepdim, correction = _variance_args("var", args, kwargs)
         axes = _axes(axis, self.ndim, "var")
         count = self.size if axes is None else math.prod(self.shape[a] for a in axes)
         centred = self - self.sum(axes, keepdim=True) / count
         return centred.square().sum(axes, keepdim) / max(count - correction, 0)
 
-    def std(self, axis: Axis = None, keepdim: bool = False, correction: int = 1, *, keepdims: bool | None = None,
-            dim: Axis = None) -> Tensor:
-        """The square root of ``var`` (same arguments)."""
-        return self.var(axis, keepdim, correction, keepdims=keepdims, dim=dim).sqrt()
+    def std(self, *args: Any, **kwargs: Any) -> Tensor:
+        """The square root of ``var`` (the same arguments and meanings)."""
+        return self.var(*_variance_args("std", args, kwargs)).sqrt()
 
     def softmax(self, axis: int = -1, *, dim: int | None = None) -> Tensor:
         axis = axis if dim is None else dim
@@ -625,8 +707,15 @@ class Tensor:
             raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         return ops.Permute.apply(self, order=tuple(a % self.ndim for a in order))
 
-    def transpose(self, dim0: int = 1, dim1: int = 0) -> Tensor:
-        """Swap two axes (as tinygrad and PyTorch)."""
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        """Two axes swapped, as tinygrad's and PyTorch's ``transpose(dim0=1, dim1=0)``; NumPy's forms too: a tuple
+        or three or more axes permute. Inside ``check_gradients``' forward (NumPy's meaning) no axes reverse them
+        all and two axes are a permutation, as in NumPy."""
+        if numpy_meaning.on() or len(axes) > 2 or (axes and isinstance(axes[0], (tuple, list))):
+            return self.permute(*axes) if axes else self.T
+        dim0, dim1 = axes if len(axes) == 2 else (axes[0], None) if axes else (1, 0)
+        if dim1 is None:
+            raise TypeError(f"transpose: give two axes to swap (PyTorch) or a full order (NumPy), got {axes}")
         a, b = _one_axis(dim0, self.ndim, "transpose"), _one_axis(dim1, self.ndim, "transpose")
         if self.ndim == 0:
             return ops.Permute.apply(self, order=())
