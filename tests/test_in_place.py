@@ -228,3 +228,30 @@ def test_in_place_results_keep_the_tensors_dtype_and_shape():
     with pytest.raises(ValueError, match=r"add_: the result of shape \(2, 3\) .* does not fit in place in a tensor "
                                          r"of shape \(3,\)"):
         t += np.ones((2, 3))
+
+
+@pytest.mark.parametrize("code", [relu_by_mask_assignment, a_slice_replaced_by_a_tensor, a_chain_of_in_place_changes,
+                                  an_earlier_use_keeps_its_gradient])
+def test_second_derivatives_through_in_place_changes_match_pytorchs(code):
+    torch = pytest.importorskip("torch")
+    from tinygrad_like import autograd
+
+    results = []
+    for T, make, off, grad in ((Tensor, lambda a: Tensor(a, requires_grad=True), no_grad, autograd.grad),
+                               (torch, lambda a: torch.tensor(a, requires_grad=True), torch.no_grad,
+                                torch.autograd.grad)):
+        leaves = [make(a) for a in (X, W, V)]
+        out = code(T, off, *leaves)
+        upstream = np.random.default_rng(3).standard_normal(tuple(out.shape))
+        v = T.tensor(upstream) if T is torch else Tensor(upstream)
+        first = grad(out, leaves, v, create_graph=True, allow_unused=True)
+        used = [(g, leaf) for g, leaf in zip(first, leaves) if g is not None and g.requires_grad]
+        u = [np.random.default_rng(4 + i).standard_normal(tuple(g.shape)) for i, (g, _) in enumerate(used)]
+        second = grad([g for g, _ in used], leaves, [T.tensor(a) if T is torch else Tensor(a) for a in u],
+                      allow_unused=True)
+        results.append([None if g is None else np.array(g.detach().numpy() if T is torch else g.data)
+                        for g in (*first, *second)])
+    for mine, other in zip(*results):
+        assert (mine is None) == (other is None)
+        if mine is not None:
+            np.testing.assert_allclose(mine, other, rtol=1e-10, atol=1e-10)
