@@ -82,13 +82,17 @@ def check_gradients(forward: Callable[..., Any], backward: Callable[..., Mapping
 
     # 3. Finite differences and the comparison, entry by entry.
     rng = np.random.default_rng(seed)
+    compared = list(names) + [n for n in plain_watched if n in hand]
+    for name in compared:
+        if name not in grads:  # watched on the arrays but not on the Tensors: the value does not reach the loss there
+            grads[name] = np.zeros(np.shape(plain_watched[name]))
+    # An absolute floor for agreement, as gradcheck's atol: a true zero gradient is rounding noise on both sides.
+    floor = max((float(np.max(np.abs(grads[name]), initial=0.0)) for name in compared), default=0.0)
     entries = []
-    for name in list(names) + [n for n in plain_watched if n in hand]:
-        auto = grads.get(name)
-        if auto is None:  # watched on the arrays but not on the Tensors: the value does not reach the loss there
-            auto = np.zeros(np.shape(plain_watched[name]))
-        fd = finite_differences(forward, parameters, args, name, plain_watched, auto, fd_entries, rng)
-        entries.append(GradientEntry.compare(name, name in names, hand.get(name), auto, rtol, fd_rtol, fd))
+    for name in compared:
+        fd = finite_differences(forward, parameters, args, name, plain_watched, grads[name], fd_entries, rng)
+        entries.append(GradientEntry.compare(name, name in names, hand.get(name), grads[name], rtol, fd_rtol, fd,
+                                             floor))
     notes = _notes(parameters, given, value, loss)
     diagnose(entries, graph, forward, parameters, args, rtol)
     entries.sort(key=lambda e: graph.rank(targets.get(e.name)))

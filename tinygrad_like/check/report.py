@@ -20,7 +20,9 @@ class GradientEntry:
     """One compared value: a parameter or a watched intermediate.
 
     ``max_abs`` / ``max_rel`` / ``agree``: hand-written vs autograd (``max_rel`` normwise, divided by ``scale`` =
-    max|autograd|); ``fd_*``: finite differences on ``fd_entries`` sampled entries vs autograd. ``cause_kind``
+    max|autograd|); ``fd_*``: finite differences on ``fd_entries`` sampled entries vs autograd. ``floor``: the
+    largest |autograd| over the whole report; agreement is measured against ``reference`` = max(scale, floor), an
+    absolute floor as gradcheck's atol, so a true zero gradient agrees with a rounding-level one. ``cause_kind``
     (one of ``CAUSE_KINDS``), ``cause_op`` and ``factor`` identify the computed cause, ``cause`` says it in a few
     words and ``advice`` in a sentence (what to change, and where); all None when the entry agrees.
     ``explained_max_rel`` is what is left of the difference once the cause is applied. ``hand`` and
@@ -45,23 +47,33 @@ class GradientEntry:
     advice: str | None = None
     explained_max_rel: float | None = None
     hand_shape: tuple[int, ...] | None = None
+    floor: float = 0.0
     hand: np.ndarray | None = field(default=None, repr=False, compare=False)
     autograd: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def compare(cls, name: str, is_parameter: bool, hand: np.ndarray | None, auto: np.ndarray, rtol: float,
-                fd_rtol: float, fd: tuple[np.ndarray, np.ndarray]) -> GradientEntry:
-        """The entry of ``name`` from its three sources; ``fd``: (flat indices, finite differences there)."""
+                fd_rtol: float, fd: tuple[np.ndarray, np.ndarray], floor: float = 0.0) -> GradientEntry:
+        """The entry of ``name`` from its three sources; ``fd``: (flat indices, finite differences there);
+        ``floor``: the report's largest gradient magnitude."""
         scale = float(np.max(np.abs(auto))) if auto.size else 0.0
+        reference = max(scale, floor)
         picks, numeric = fd
         fd_abs, fd_rel = relative_difference(numeric, auto.reshape(-1)[picks], scale)
         if hand is None:
             max_abs = max_rel = float("nan")
         else:
             max_abs, max_rel = relative_difference(hand, auto, scale)
+        agree = hand is not None and relative_difference(hand, auto, reference)[1] <= rtol
+        fd_agree = relative_difference(numeric, auto.reshape(-1)[picks], reference)[1] <= fd_rtol
         return cls(name, "parameter" if is_parameter else "intermediate", tuple(auto.shape), scale, max_abs, max_rel,
-                   hand is not None and max_rel <= rtol, len(picks), fd_abs, fd_rel, fd_rel <= fd_rtol,
-                   hand_shape=None if hand is None else tuple(hand.shape), hand=hand, autograd=auto)
+                   agree, len(picks), fd_abs, fd_rel, fd_agree, hand_shape=None if hand is None else tuple(hand.shape),
+                   floor=floor, hand=hand, autograd=auto)
+
+    @property
+    def reference(self) -> float:
+        """The gradient size differences are measured against: max|autograd|, at least the report's floor."""
+        return max(self.scale, self.floor)
 
     @property
     def ok(self) -> bool:
@@ -129,8 +141,10 @@ class GradientReport:
         })
 
     def __str__(self) -> str:
+        floor = max((e.floor for e in self.entries), default=0.0)
         note = (f"rel = max|x - autograd| / max|autograd| per entry; agreement: hand <= {self.rtol:g}, "
-                f"finite differences <= {self.fd_rtol:g}")
+                f"finite differences <= {self.fd_rtol:g}, or max|x - autograd| within those times {floor:.1e}, the "
+                "largest gradient here")
         rows = [["name", "kind", "shape", "max|grad|", "hand rel", "hand", "fd n", "fd rel", "fd", "cause"]]
         for e in self.entries:
             rows.append([e.name, "param" if e.kind == "parameter" else "inter", "x".join(map(str, e.shape)) or "()",
