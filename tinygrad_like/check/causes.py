@@ -13,7 +13,7 @@ import numpy as np
 
 from ..engine import rules
 from ..tensors import Tensor
-from .graph import Change, Graph, Op, site_text, sites_text
+from .graph import Change, Graph, Op, op_label, site_text, sites_text
 from .run import Parameters, batch_sizes, float32_autograd, relative_difference
 
 if TYPE_CHECKING:
@@ -395,7 +395,7 @@ class NotAccumulated(Cause):
 
                 yield Variant(NotAccumulated.kind, None, change, (
                     f"{what} is used {len(uses)} times{sites_text([graph.node_site(u) for u, _ in uses])}, but this "
-                    f"gradient leaves out its use by {node.grad_fn.label()}"
+                    f"gradient leaves out its use by {op_label(node.grad_fn)}"
                     + ("" if len({graph.node_site(u) for u, _ in uses}) == 1 else site_text(graph.node_site(node)))
                     + ": gradients of a value used several times add up, so add that use's contribution"))
 

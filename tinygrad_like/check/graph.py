@@ -273,6 +273,12 @@ def rule_name(fn: Function) -> str:
     return fn.name
 
 
+def op_label(fn: Function) -> str:
+    """What a sentence calls an op: its name in the user's words, else the rule's label (``sum(axis=(0,))``)."""
+    name = rule_name(fn)
+    return fn.label() if name == fn.name else name
+
+
 # What an op may compute, told by the rules' own forwards: (name, its keyword parameters).
 _ELEMENTWISE = ("sigmoid", "tanh", "relu", "softplus", "exp", "square", "abs", "sqrt", "log")
 
