@@ -469,3 +469,149 @@ def test_an_embedding_gradient_assigned_through_repeated_indices(mistake):
     assert causes(report) == {"C": ("not_accumulated", None)}, str(report)
     advice = report["C"].advice
     assert "np.add.at(dC, ix, g)" in advice and "repeated indices" in advice and "`emb = p[\"C\"][Xb]`" in advice
+
+
+# ----------------------------------------------------------------------------------------------------------
+# A convolution by im2col with np.pad (two layers: the second pads a Tensor), relu between them
+# ----------------------------------------------------------------------------------------------------------
+
+IMAGES = rng.standard_normal((2, 2, 5, 5))
+CONV_TARGET = rng.standard_normal((2, 2, 5, 5))
+CONV_PARAMS = {"W1": rng.standard_normal((3, 2, 3, 3)) * 0.3, "W2": rng.standard_normal((2, 3, 3, 3)) * 0.3}
+
+
+def im2col(x, k):
+    """(N, C, H, W) -> rows (N*H*W, C*k*k) of the zero-padded k x k patches (stride 1, same size)."""
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (k // 2, k // 2), (k // 2, k // 2)))
+    patches = np.stack([xp[:, :, i:i + h, j:j + w] for i in range(k) for j in range(k)], axis=2)  # N, C, kk, H, W
+    return np.transpose(patches, (0, 3, 4, 1, 2)).reshape(n * h * w, c * k * k)
+
+
+def conv(x, w):
+    n, _, h, wd = x.shape
+    out = im2col(x, w.shape[2]) @ w.reshape(w.shape[0], -1).T  # (N*H*W, F)
+    return np.transpose(out.reshape(n, h, wd, w.shape[0]), (0, 3, 1, 2))
+
+
+def conv_forward(p, x, t):
+    h = np.maximum(conv(x, p["W1"]), 0)
+    return np.mean((conv(h, p["W2"]) - t) ** 2)
+
+
+def conv_backward_step(dout, x, w):
+    """Gradients of conv(x, w) for the gradient ``dout`` at its output: (dx, dw), col2im with np.add.at."""
+    n, c, h, wd = x.shape
+    k = w.shape[2]
+    dmat = np.transpose(dout, (0, 2, 3, 1)).reshape(n * h * wd, w.shape[0])
+    dw = (dmat.T @ im2col(x, k)).reshape(w.shape)
+    dcols = np.transpose((dmat @ w.reshape(w.shape[0], -1)).reshape(n, h, wd, c, k * k), (0, 3, 4, 1, 2))
+    dxp = np.zeros((n, c, h + k - 1, wd + k - 1))
+    for idx in range(k * k):
+        i, j = divmod(idx, k)
+        dxp[:, :, i:i + h, j:j + wd] += dcols[:, :, idx]
+    return dxp[:, :, k // 2:k // 2 + h, k // 2:k // 2 + wd], dw
+
+
+def conv_backward(p, x, t, skip_relu=False):
+    z = conv(x, p["W1"])
+    h = np.maximum(z, 0)
+    dout = 2 * (conv(h, p["W2"]) - t) / t.size
+    dh, dw2 = conv_backward_step(dout, h, p["W2"])
+    dz = dh if skip_relu else dh * (z > 0)
+    return {"W1": conv_backward_step(dz, x, p["W1"])[1], "W2": dw2}
+
+
+def test_a_conv_by_im2col_with_np_pad_agrees_and_matches_pytorch(torch):
+    report = check_gradients(conv_forward, conv_backward, CONV_PARAMS, IMAGES, CONV_TARGET)
+    assert report.ok, str(report)
+    t = tensors(torch, CONV_PARAMS)
+    f = torch.nn.functional
+    out = f.conv2d(torch.relu(f.conv2d(torch.tensor(IMAGES), t["W1"], padding=1)), t["W2"], padding=1)
+    loss = ((out - torch.tensor(CONV_TARGET)) ** 2).mean()
+    loss.backward()
+    assert np.isclose(loss.item(), report.loss_value, rtol=1e-12)
+    hand = conv_backward(CONV_PARAMS, IMAGES, CONV_TARGET)
+    assert all(np.allclose(t[k].grad.numpy(), hand[k], rtol=1e-10, atol=1e-14) for k in hand)
+
+
+def test_a_conv_with_the_relu_derivative_skipped():
+    report = check_gradients(conv_forward, lambda p, x, t: conv_backward(p, x, t, skip_relu=True), CONV_PARAMS,
+                             IMAGES, CONV_TARGET)
+    assert causes(report) == {"W1": ("missing_derivative", "relu")}, str(report)
+    assert "`h = np.maximum(conv(x, p[\"W1\"]), 0)`" in report["W1"].advice
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Dropout with a mask, and an L2 term
+# ----------------------------------------------------------------------------------------------------------
+
+KEEP = 0.5
+MASK = rng.random((N, H)) < KEEP
+MLP_PARAMS = {"W1": rng.standard_normal((D, H)), "b1": rng.standard_normal(H), "W2": rng.standard_normal((H, K)),
+              "b2": rng.standard_normal(K)}
+LAM = 0.1
+
+
+def dropout_forward(p, x, y, mask):
+    h = np.maximum(x @ p["W1"] + p["b1"], 0)
+    dropped = h * mask / KEEP
+    s = dropped @ p["W2"] + p["b2"]
+    return -np.mean(np.log(softmax_rows(s)[np.arange(len(x)), y]))
+
+
+def dropout_backward(p, x, y, mask, forget_mask=False):
+    z = x @ p["W1"] + p["b1"]
+    h = np.maximum(z, 0)
+    dropped = h * mask / KEEP
+    ds = (softmax_rows(dropped @ p["W2"] + p["b2"]) - np.eye(K)[y]) / len(x)
+    ddropped = ds @ p["W2"].T
+    dh = ddropped / KEEP if forget_mask else ddropped * mask / KEEP
+    dz = dh * (z > 0)
+    return {"W1": x.T @ dz, "b1": dz.sum(0), "W2": dropped.T @ ds, "b2": ds.sum(0)}
+
+
+def test_dropout_with_a_mask(torch):
+    report = check_gradients(dropout_forward, dropout_backward, MLP_PARAMS, X, LABELS, MASK)
+    assert report.ok, str(report)
+    t = tensors(torch, MLP_PARAMS)
+    h = torch.relu(torch.tensor(X) @ t["W1"] + t["b1"]) * torch.tensor(MASK) / KEEP
+    torch.nn.functional.cross_entropy(h @ t["W2"] + t["b2"], torch.tensor(LABELS)).backward()
+    hand = dropout_backward(MLP_PARAMS, X, LABELS, MASK)
+    assert all(np.allclose(t[k].grad.numpy(), hand[k], rtol=1e-12, atol=1e-15) for k in hand)
+    report = check_gradients(dropout_forward, lambda p, x, y, m: dropout_backward(p, x, y, m, forget_mask=True),
+                             MLP_PARAMS, X, LABELS, MASK)
+    assert causes(report) == {"W1": ("missing_derivative", "mask"), "b1": ("missing_derivative", "mask")}
+    assert "`dropped = h * mask / KEEP`" in report["W1"].advice
+
+
+def l2_forward(p, x, y):
+    s = np.tanh(x @ p["W1"] + p["b1"]) @ p["W2"]
+    loss = -np.mean(np.log(softmax_rows(s)[np.arange(len(x)), y]))
+    loss = loss + 0.5 * LAM * np.sum(p["W1"] ** 2)
+    return loss + 0.5 * LAM * np.sum(p["W2"] ** 2)
+
+
+def l2_backward(p, x, y, forget=None):
+    h = np.tanh(x @ p["W1"] + p["b1"])
+    ds = (softmax_rows(h @ p["W2"]) - np.eye(K)[y]) / len(x)
+    dz = (ds @ p["W2"].T) * (1 - h ** 2)
+    grads = {"W1": x.T @ dz + LAM * p["W1"], "b1": dz.sum(0), "W2": h.T @ ds + LAM * p["W2"]}
+    if forget:
+        grads[forget] = grads[forget] - LAM * p[forget]
+    return grads
+
+
+def test_an_l2_term(torch):
+    params = {k: MLP_PARAMS[k] for k in ("W1", "b1", "W2")}
+    assert check_gradients(l2_forward, l2_backward, params, X, LABELS).ok
+    t = tensors(torch, params)
+    s = torch.tanh(torch.tensor(X) @ t["W1"] + t["b1"]) @ t["W2"]
+    loss = torch.nn.functional.cross_entropy(s, torch.tensor(LABELS))
+    (loss + 0.5 * LAM * (t["W1"] ** 2).sum() + 0.5 * LAM * (t["W2"] ** 2).sum()).backward()
+    hand = l2_backward(params, X, LABELS)
+    assert all(np.allclose(t[k].grad.numpy(), hand[k], rtol=1e-12, atol=1e-15) for k in hand)
+    report = check_gradients(l2_forward, lambda p, x, y: l2_backward(p, x, y, forget="W2"), params, X, LABELS)
+    assert causes(report) == {"W2": ("not_accumulated", None)}, str(report)
+    assert "'W2' is used 2 times" in report["W2"].advice and "its use by square" in report["W2"].advice
+    assert "`return loss + 0.5 * LAM * np.sum(p[\"W2\"] ** 2)`" in report["W2"].advice

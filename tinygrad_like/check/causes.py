@@ -358,7 +358,7 @@ class NotAccumulated(Cause):
         names = {t: name for name, t in graph.targets.items() if isinstance(t, Tensor)}
         for node in sorted(graph.order, key=graph.rank):
             fn = node.grad_fn
-            index = (getattr(fn, "params", None) or {}).get("index") if fn is not None and fn.name == "getitem" else None
+            index = (getattr(fn, "params", None) or {}).get("index") if fn.name == "getitem" else None
             if index is None or not _repeats(fn.inputs[0].shape, index):
                 continue
             x = fn.inputs[0]
@@ -586,7 +586,7 @@ def diagnose(entries: list[GradientEntry], graph: Graph, forward: Callable, para
         retry = [e for e in rest if _open(e) and e.name in clean_grads]
         shadows = [_against(e, clean_grads[e.name]) for e in retry]
         _search(shadows, clean, sizes, rtol, rounding)
-        prefix = f"against autograd for the forward without {Epsilon.constants(graph)} (which your backward leaves out), "
+        prefix = f"against autograd for the forward without {Epsilon.constants(graph)} (your backward leaves it out), "
         for e, shadow in zip(retry, shadows):
             if not _open(shadow):
                 _set(e, Finding(shadow.cause_kind, shadow.cause_op, shadow.factor, prefix + (shadow.advice or ""),

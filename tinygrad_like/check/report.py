@@ -151,8 +151,7 @@ class GradientReport:
                          format_number(e.scale), format_number(e.max_rel), "ok" if e.agree else "DIFF",
                          str(e.fd_entries), format_number(e.fd_max_rel), "ok" if e.fd_agree else "DIFF",
                          e.cause or ""])
-        first = self.first_disagreeing
-        wrong = [e for e in self.entries if not e.ok and not _up_to_epsilon(e)]
+        wrong = [e for e in self.entries if not e.ok and not (_up_to_epsilon(e) and e.fd_agree)]
         verdict = ("all sources agree" if self.ok else f"DISAGREE (first from the loss: {wrong[0].name})" if wrong
                    else "the hand-written gradients agree up to a constant in the loss (an epsilon they leave out)")
         lines = [self.title, note, *(f"note: {n}" for n in self.notes), "", format_table(rows, left=(0, 1, 2, 9)),
@@ -197,7 +196,7 @@ def diagnosis_text(report: GradientReport) -> str:
 
 def _up_to_epsilon(e: GradientEntry) -> bool:
     """The hand-written gradient is autograd's once the forward's small constants are left out (cause "epsilon")."""
-    return not e.agree and e.cause_kind == "epsilon"
+    return e.cause_kind == "epsilon"
 
 
 def _and(names: list[str]) -> str:
