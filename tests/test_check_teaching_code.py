@@ -91,6 +91,8 @@ def test_a_nonzero_hand_gradient_where_the_true_one_is_zero_is_still_caught():
 K = 4
 LABELS = rng.integers(0, K, N)
 CE_PARAMS = {"W": rng.standard_normal((D, K)), "b": rng.standard_normal(K)}
+H = 4
+LOOP_PARAMS = {"W1": rng.standard_normal((D, H)), "b1": rng.standard_normal(H), "W2": rng.standard_normal((H, K))}
 
 
 def softmax_rows(s):
@@ -141,6 +143,24 @@ def test_a_real_mistake_next_to_a_small_constant_is_named(mistake, expected):
     assert "1e-07" in report[next(iter(k for k, v in expected.items() if v[0] != "epsilon"))].advice
 
 
+def test_a_skipped_derivative_next_to_a_small_constant_is_named_with_its_line():
+    def forward(p, x, y):
+        h = np.tanh(x @ p["W1"])
+        prob = softmax_rows(h @ p["W2"])
+        return -np.mean(np.log(prob[np.arange(len(x)), y] + 1e-7))
+
+    def backward(p, x, y):
+        h = np.tanh(x @ p["W1"])
+        ds = (softmax_rows(h @ p["W2"]) - np.eye(K)[y]) / len(x)
+        return {"W1": x.T @ (ds @ p["W2"].T), "W2": h.T @ ds}  # tanh's derivative skipped
+
+    params = {"W1": LOOP_PARAMS["W1"], "W2": LOOP_PARAMS["W2"]}
+    report = check_gradients(forward, backward, params, X, LABELS)
+    assert causes(report) == {"W2": ("epsilon", None), "W1": ("missing_derivative", "tanh")}, str(report)
+    assert "`h = np.tanh(x @ p[\"W1\"])`" in report["W1"].advice and "1e-07" in report["W1"].advice
+    assert report["W1"].explained_max_rel <= 1e-12
+
+
 def test_float32_rounding_next_to_a_small_constant_is_precision_not_epsilon():
     report = check_gradients(epsilon_forward, lambda p, x, y: epsilon_backward(p, x, y, "float32"), CE_PARAMS, X,
                              LABELS)
@@ -180,8 +200,6 @@ def test_x_squared_is_named_square(torch):
 # ----------------------------------------------------------------------------------------------------------
 # The user's line for nn.Module and Tensor-method forwards
 # ----------------------------------------------------------------------------------------------------------
-
-H = 4
 
 
 class TwoLayers(nn.Module):
@@ -332,8 +350,6 @@ def inline_loop_backward(p, x, y, skip=False):
         grads["b1"] = grads["b1"] + dz
     return grads
 
-
-LOOP_PARAMS = {"W1": rng.standard_normal((D, H)), "b1": rng.standard_normal(H), "W2": rng.standard_normal((H, K))}
 
 
 def test_a_loop_written_inline_in_the_forward():

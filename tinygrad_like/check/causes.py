@@ -4,6 +4,7 @@ with the mistake made), and the search that tries them in the registry's order."
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from itertools import combinations
@@ -663,9 +664,9 @@ def _first_look(e: GradientEntry, graph: Graph, sizes: list[int], rtol: float) -
 
 def _try_variants(pending: list[GradientEntry], graph: Graph, sizes: list[int], rtol: float) -> None:
     """Walk the graph once per known mistake, noting which entries each reproduces. One mistake, one cause: the
-    entry nearest the loss takes the first mistake reproducing it, and every entry that mistake reproduces takes
-    it too; the next entry left does the same. Failing all, a missing derivative combined with a factor, sign or
-    transpose, or a sum over the wrong axes."""
+    entry nearest the loss takes, of the mistakes reproducing it, the one reproducing most entries (the first
+    tried on a tie), and every entry that mistake reproduces takes it too; the next entry left does the same.
+    Failing all, a missing derivative combined with a factor, sign or transpose, or a sum over the wrong axes."""
     open_entries = [e for e in pending if e.hand is not None and e.hand.shape == e.autograd.shape]
     reproduced: dict[str, list[tuple[int, Finding]]] = {}
     combined: dict[str, Finding] = {}
@@ -690,13 +691,14 @@ def _try_variants(pending: list[GradientEntry], graph: Graph, sizes: list[int], 
                 if also is not None:
                     also.op, also.advice = variant.op, variant.advice + "; " + also.advice
                     combined[e.name] = also
-    chosen: list[int] = []  # the mistakes named so far, in the order of the entries they were chosen for
+    reach = Counter(n for found in reproduced.values() for n, _ in found)  # how many entries each mistake explains
+    chosen: list[int] = []  # the mistakes named so far, nearest the loss first
     for e in open_entries:
         found = reproduced.get(e.name, [])
         pick = next((f for n, f in found if n in chosen), None)
-        if pick is None and found:
-            chosen.append(found[0][0])
-            pick = found[0][1]
+        if pick is None and found:  # a new mistake: of those reproducing this entry, the one explaining the most
+            n, pick = min(found, key=lambda candidate: (-reach[candidate[0]], candidate[0]))
+            chosen.append(n)
         pick = pick or combined.get(e.name) or BroadcastSum.unsummed(e, graph, rtol)
         if pick is not None:
             _set(e, pick)
