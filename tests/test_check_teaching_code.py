@@ -331,6 +331,48 @@ def test_the_same_mistake_batched_gets_the_same_cause():
     assert causes(report) == {"w1": ("missing_derivative", "sigmoid"), "b1": ("missing_derivative", "sigmoid")}
 
 
+BLOG_SIZES = [4, 5, 5, 3]
+BLOG_X = rng.standard_normal((6, BLOG_SIZES[0]))
+BLOG_Y = np.eye(BLOG_SIZES[-1])[rng.integers(0, BLOG_SIZES[-1], 6)]
+
+
+def blog_network(p, corrected=False):
+    from tinygrad_like.blog import NN
+
+    net = NN(BLOG_SIZES, corrected=corrected)
+    net.weights = [p[f"W{i}"] for i in range(len(BLOG_SIZES) - 1)]
+    net.biases = [p[f"b{i}"] for i in range(len(BLOG_SIZES) - 1)]
+    return net
+
+
+def blog_loop_forward(p, xs, ys):
+    net, total = blog_network(p), 0.0
+    for x, y in zip(xs, ys):
+        total = total - np.sum(y.reshape(-1, 1) * np.log(net.forward(x)))
+    return total
+
+
+def blog_loop_backward(p, xs, ys, corrected):
+    net = blog_network(p, corrected)
+    net.zero_grad()
+    net.accumulate(xs, ys)  # the post's own loop: forward, then backward, sample by sample
+    grads = {f"W{i}": g for i, g in enumerate(net.weight_grads)}
+    return {**grads, **{f"b{i}": g for i, g in enumerate(net.bias_grads)}}
+
+
+def test_the_blogs_per_sample_loop_as_published_and_corrected():
+    r = np.random.default_rng(3)
+    params = {**{f"W{i}": r.uniform(-1, 1, (m, n)) for i, (n, m) in enumerate(zip(BLOG_SIZES, BLOG_SIZES[1:]))},
+              **{f"b{i}": r.uniform(-1, 1, (m, 1)) for i, m in enumerate(BLOG_SIZES[1:])}}
+    assert check_gradients(blog_loop_forward, lambda p, x, y: blog_loop_backward(p, x, y, True), params, BLOG_X,
+                           BLOG_Y).ok
+    report = check_gradients(blog_loop_forward, lambda p, x, y: blog_loop_backward(p, x, y, False), params, BLOG_X,
+                             BLOG_Y)
+    assert causes(report) == {name: ("missing_derivative", "sigmoid") for name in ("W0", "b0", "W1", "b1")}
+    assert "network.py line" in report["W0"].advice and "sigmoid(z))`" in report["W0"].advice
+    assert "each of the 12 times it runs there" in report["W0"].advice  # 2 hidden layers x 6 samples
+
+
 def inline_loop_forward(p, x, y):
     loss = 0.0
     for i in range(len(x)):
