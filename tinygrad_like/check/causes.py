@@ -26,7 +26,7 @@ FLOAT32_EPS = float(np.finfo(np.float32).eps)
 # The local derivative of each op that can be skipped, in words: from the rule classes.
 DERIVATIVES = {name: rule.derivative for name, rule in rules().items() if rule.derivative}
 DERIVATIVES["square"] = "2 * z"  # x * x or x ** 2
-DERIVATIVES["mask"] = "the mask itself (the gradient of a dropped or clipped entry is 0)"  # h * mask
+DERIVATIVES["mask"] = "the mask itself (an entry it zeroes gets no gradient)"  # h * mask, a dropout
 
 
 @dataclass

@@ -21,11 +21,14 @@ from .run import call_user
 # "derivative" is a scale, shape or sum mistake), unless its values say it is x * x and the like.
 LINEAR_RULES = frozenset(name for name, rule in rules().items() if rule.linear) | {"neg"}
 
-# Frames of the library (its Tensors, nn modules and functions, this package) and of NumPy are not the user's: the
-# recorder looks past them, so a Module's or a Tensor method's op is placed at the user's line. The blog's code
-# is a study, written as a learner's: its frames count as the user's.
-_LIBRARY_DIR = os.path.dirname(os.path.abspath(engine.__file__)) + os.sep
-_STUDY_DIR = os.path.join(_LIBRARY_DIR, "blog") + os.sep
+# Frames of the library and of NumPy are not the user's: the recorder looks past them, so the op of a Module, an
+# nn function or a Tensor method is placed at the user's line. The library is this package and what
+# ``import tinygrad_like`` has loaded before it (Tensors, ops, nn, optim); rooms loaded later, on first use, are
+# not the library a forward calls: a study among them is code written as a learner's, and counts as the user's.
+_PACKAGE = engine.__name__.rpartition(".")[0] + "."
+_LIBRARY = frozenset(os.path.abspath(m.__file__) for name, m in list(sys.modules.items())
+                     if name.startswith(_PACKAGE) and getattr(m, "__file__", None))
+_OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
 _PROTOCOL_ENTRIES = {numpy_protocol.array_ufunc.__code__: "ufunc", numpy_protocol.array_function.__code__: "func"}
 
@@ -69,8 +72,7 @@ class Recorder:
         known = self._users.get(code)
         if known is None:
             path = os.path.abspath(code.co_filename)
-            library = path.startswith((_LIBRARY_DIR, _NUMPY_DIR)) and not path.startswith(_STUDY_DIR)
-            known = self._users[code] = not library
+            known = self._users[code] = not (path in _LIBRARY or path.startswith((_OWN_DIR, _NUMPY_DIR)))
         return known
 
 
@@ -266,7 +268,8 @@ def rule_name(fn: Function) -> str:
     if fn.name == "mul" and len(fn.inputs) == 2:
         other = [_constant(fn, i) for i in (0, 1)]
         mask = other[1] if other[1] is not None else other[0]
-        if mask is not None and mask.shape == fn.inputs[0].shape == fn.inputs[1].shape and mask.size > 1:
+        same = mask is not None and mask.shape == fn.inputs[0].shape == fn.inputs[1].shape and mask.size > 1
+        if same and not mask.all():  # some zeros: is the rest one value?
             values = np.unique(mask)
             if len(values) == 2 and values[0] == 0:
                 return "mask"
