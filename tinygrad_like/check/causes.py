@@ -576,7 +576,7 @@ def diagnose(entries: list[GradientEntry], graph: Graph, forward: Callable, para
     clean_grads = clean.walk() if clean is not None else {}
     rest = []
     for e in pending:
-        found = Epsilon.finding(e, clean_grads.get(e.name), graph, rtol) if clean is not None else None
+        found = Epsilon.finding(e, clean_grads.get(e.name), graph, rtol)
         if found is None:
             rest.append(e)
         else:
@@ -584,17 +584,25 @@ def diagnose(entries: list[GradientEntry], graph: Graph, forward: Callable, para
     rounding = _Float32(forward, parameters, args, entries)
     _search(rest, graph, sizes, rtol, rounding)
     if clean is not None:
-        retry = [e for e in rest if _open(e) and e.name in clean_grads]
-        shadows = [_against(e, clean_grads[e.name]) for e in retry]
-        _search(shadows, clean, sizes, rtol, rounding)
-        prefix = f"against autograd for the forward without {Epsilon.constants(graph)} (your backward leaves it out), "
-        for e, shadow in zip(retry, shadows):
-            if not _open(shadow):
-                _set(e, Finding(shadow.cause_kind, shadow.cause_op, shadow.factor, prefix + (shadow.advice or ""),
-                                shadow.explained_max_rel))
+        _search_without_constants([e for e in rest if _open(e)], graph, clean, clean_grads, sizes, rtol, rounding)
     for e in rest:
         if e.cause_kind is None:
             _set(e, Unexplained.finding(e, rtol))
+
+
+def _search_without_constants(pending: list[GradientEntry], graph: Graph, clean: Graph,
+                              clean_grads: dict[str, np.ndarray], sizes: list[int], rtol: float,
+                              rounding: _Float32) -> None:
+    """Causes against autograd of the forward without its small constants, for entries with none against
+    autograd: a real mistake in a backward that also leaves an epsilon out, as textbooks do."""
+    retry = [e for e in pending if e.name in clean_grads]
+    shadows = [_against(e, clean_grads[e.name]) for e in retry]
+    _search(shadows, clean, sizes, rtol, rounding)
+    prefix = f"against autograd for the forward without {Epsilon.constants(graph)} (your backward leaves it out), "
+    for e, shadow in zip(retry, shadows):
+        if not _open(shadow):
+            _set(e, Finding(shadow.cause_kind, shadow.cause_op, shadow.factor, prefix + (shadow.advice or ""),
+                            shadow.explained_max_rel))
 
 
 def _open(e: GradientEntry) -> bool:
