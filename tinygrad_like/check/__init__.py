@@ -52,9 +52,8 @@ def check_gradients(forward: Callable[..., Any], backward: Callable[..., Mapping
     called after the first run, returns a dict name -> gradient for the parameters it covers, and for values
     ``forward`` named with ``watch(name, value)``. Finite differences are taken on ``fd_entries`` entries of
     each value (the largest |gradient| and random ones, chosen with ``seed``). ``rtol`` / ``fd_rtol``: the
-    agreement tolerances, relative to the largest gradient of the report where that is larger than the entry's
-    own (an absolute floor, as gradcheck's atol: a true zero gradient agrees with rounding noise). Nothing the
-    caller passed is modified.
+    agreement tolerances, times the largest gradient of the whole report (an absolute floor, as gradcheck's
+    atol: a true zero gradient agrees with rounding noise). Nothing the caller passed is modified.
     """
     for fn, role in ((forward, "forward"), (backward, "backward")):
         if not callable(fn):

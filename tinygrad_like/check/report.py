@@ -21,8 +21,9 @@ class GradientEntry:
 
     ``max_abs`` / ``max_rel`` / ``agree``: hand-written vs autograd (``max_rel`` normwise, divided by ``scale`` =
     max|autograd|); ``fd_*``: finite differences on ``fd_entries`` sampled entries vs autograd. ``floor``: the
-    largest |autograd| over the whole report; agreement is measured against ``reference`` = max(scale, floor), an
-    absolute floor as gradcheck's atol, so a true zero gradient agrees with a rounding-level one. ``cause_kind``
+    largest |autograd| over the whole report; agreement is max|hand - autograd| <= rtol * ``reference`` (the
+    floor, at least ``scale``): an absolute floor as gradcheck's atol, so a true zero gradient agrees with a
+    rounding-level one. ``cause_kind``
     (one of ``CAUSE_KINDS``), ``cause_op`` and ``factor`` identify the computed cause, ``cause`` says it in a few
     words and ``advice`` in a sentence (what to change, and where); all None when the entry agrees.
     ``explained_max_rel`` is what is left of the difference once the cause is applied. ``hand`` and
