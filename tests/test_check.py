@@ -316,7 +316,7 @@ def test_finite_differences_referee_a_wrong_rule():
 
 def test_every_cause_kind_is_a_documented_identifier():
     assert set(CAUSE_KINDS) == {"missing_derivative", "scale", "sign", "transpose", "broadcast_sum", "not_accumulated",
-                                "softmax_jacobian", "shape", "missing", "precision", "unexplained"}
+                                "softmax_jacobian", "shape", "missing", "precision", "epsilon", "unexplained"}
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def check_gradients(forward: Callable[..., Any], backward: Callable[..., Mapping
     called after the first run, returns a dict name -> gradient for the parameters it covers, and for values
     ``forward`` named with ``watch(name, value)``. Finite differences are taken on ``fd_entries`` entries of
     each value (the largest |gradient| and random ones, chosen with ``seed``). ``rtol`` / ``fd_rtol``: the
-    agreement tolerances. Nothing the caller passed is modified.
+    agreement tolerances, times the largest gradient of the whole report (an absolute floor, as gradcheck's
+    atol: a true zero gradient agrees with rounding noise). Nothing the caller passed is modified.
     """
     for fn, role in ((forward, "forward"), (backward, "backward")):
         if not callable(fn):
@@ -82,13 +83,17 @@ def check_gradients(forward: Callable[..., Any], backward: Callable[..., Mapping
 
     # 3. Finite differences and the comparison, entry by entry.
     rng = np.random.default_rng(seed)
+    compared = list(names) + [n for n in plain_watched if n in hand]
+    for name in compared:
+        if name not in grads:  # watched on the arrays but not on the Tensors: the value does not reach the loss there
+            grads[name] = np.zeros(np.shape(plain_watched[name]))
+    # An absolute floor for agreement, as gradcheck's atol: a true zero gradient is rounding noise on both sides.
+    floor = max((float(np.max(np.abs(grads[name]), initial=0.0)) for name in compared), default=0.0)
     entries = []
-    for name in list(names) + [n for n in plain_watched if n in hand]:
-        auto = grads.get(name)
-        if auto is None:  # watched on the arrays but not on the Tensors: the value does not reach the loss there
-            auto = np.zeros(np.shape(plain_watched[name]))
-        fd = finite_differences(forward, parameters, args, name, plain_watched, auto, fd_entries, rng)
-        entries.append(GradientEntry.compare(name, name in names, hand.get(name), auto, rtol, fd_rtol, fd))
+    for name in compared:
+        fd = finite_differences(forward, parameters, args, name, plain_watched, grads[name], fd_entries, rng)
+        entries.append(GradientEntry.compare(name, name in names, hand.get(name), grads[name], rtol, fd_rtol, fd,
+                                             floor))
     notes = _notes(parameters, given, value, loss)
     diagnose(entries, graph, forward, parameters, args, rtol)
     entries.sort(key=lambda e: graph.rank(targets.get(e.name)))

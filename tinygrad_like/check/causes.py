@@ -4,8 +4,9 @@ with the mistake made), and the search that tries them in the registry's order."
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from ..engine import rules
 from ..tensors import Tensor
-from .graph import Change, Graph, Op, site_text, sites_text
+from .graph import Change, Graph, Op, op_label, site_text, sites_text
 from .run import Parameters, batch_sizes, float32_autograd, relative_difference
 
 if TYPE_CHECKING:
@@ -24,7 +25,8 @@ FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
 # The local derivative of each op that can be skipped, in words: from the rule classes.
 DERIVATIVES = {name: rule.derivative for name, rule in rules().items() if rule.derivative}
-DERIVATIVES["square"] = "2 * z"  # x * x, recognised from the values
+DERIVATIVES["square"] = "2 * z"  # x * x or x ** 2
+DERIVATIVES["mask"] = "the mask itself (an entry it zeroes gets no gradient)"  # h * mask, a dropout
 
 
 @dataclass
@@ -103,15 +105,21 @@ class MissingDerivative(Cause):
 
     @staticmethod
     def variants(graph: Graph) -> Iterator[Variant]:
-        """One op's derivative skipped, nearest the loss first; then every op of a kind at once."""
+        """Nearest the loss first, the derivative skipped at one line: one op, or the same op made there each time
+        a loop ran (every sample of a per-sample loop); then each of those ops alone; then every op of a kind."""
         ops = graph.ops()
+        at_line: dict[tuple, list[Op]] = {}  # ops is nearest the loss first, so is each group
         for op in ops:
-            yield MissingDerivative.skip([op])
+            at_line.setdefault((op.name, op.lines or id(op), op.y.shape), []).append(op)
+        groups = sorted(at_line.values(), key=lambda group: graph.rank(group[0].y))
+        yield from (MissingDerivative.skip(group) for group in groups)
+        yield from (MissingDerivative.skip([op]) for group in groups if len(group) > 1 for op in group)
+        tried = {frozenset(map(id, group)) for group in groups}
         by_name: dict[str, list[Op]] = {}
         for op in ops:
             by_name.setdefault(op.name, []).append(op)
         for group in by_name.values():
-            if len(group) > 1:
+            if len(group) > 1 and frozenset(map(id, group)) not in tried:
                 yield MissingDerivative.skip(group)
 
     @staticmethod
@@ -125,16 +133,17 @@ class MissingDerivative(Cause):
             return None if x is None else [(None, x, grad.astype(x.dtype, copy=False))]
 
         derivative = DERIVATIVES.get(name) or f"the derivative of {name}"
+        sites = [op.site for op in group]
+        times = f" (each of the {len(group)} times it runs there)" if len(group) > 1 and len(set(sites)) == 1 else ""
         return Variant(MissingDerivative.kind, name, change, (
-            f"your backward passes the gradient through {name} unchanged{sites_text([op.site for op in group])}, "
-            f"skipping its derivative: multiply the gradient arriving at its output by {derivative} before passing "
-            "it on"))
+            f"your backward passes the gradient through {name} unchanged{sites_text(sites)}{times}, skipping its "
+            f"derivative: multiply the gradient arriving at its output by {derivative} before passing it on"))
 
 
 def _least_squares_factor(h: np.ndarray, ref: np.ndarray, scale: float, rtol: float) -> float | None:
     """``c`` with ``h`` = c * ``ref`` to ``rtol`` (rounded when it is an integer or 1/integer), if there is one."""
     norm = float(np.sum(ref * ref))
-    if norm > 0 and np.any(h):
+    if norm > 0 and np.any(h) and np.max(np.abs(ref)) > rtol * scale:  # a multiple of rounding noise is no cause
         c = float(np.sum(h * ref)) / norm
         if abs(c - 1) > 1e-9 and relative_difference(h, c * ref, scale)[1] <= rtol * max(1.0, abs(c)):
             return _nice(c)
@@ -196,9 +205,9 @@ class Transpose(Cause):
     @staticmethod
     def shaped(e: GradientEntry, graph: Graph, rtol: float) -> Finding | None:
         h, a = e.hand, e.autograd
-        if h.shape != a.T.shape or relative_difference(h.T, a, e.scale)[1] > rtol:
+        if h.shape != a.T.shape or relative_difference(h.T, a, e.reference)[1] > rtol:
             return None
-        return Finding(Transpose.kind, residual=relative_difference(h.T, a, e.scale)[1], advice=(
+        return Finding(Transpose.kind, residual=relative_difference(h.T, a, e.reference)[1], advice=(
             f"the hand-written gradient has shape {h.shape}, the transpose of autograd's {a.shape} (transposed, "
             f"it agrees): {Transpose.fix}"))
 
@@ -219,7 +228,7 @@ class BroadcastSum(Cause):
 
     @staticmethod
     def shaped(e: GradientEntry, graph: Graph, rtol: float) -> Finding | None:
-        h, a, scale = e.hand, e.autograd, e.scale
+        h, a, scale = e.hand, e.autograd, e.reference
         for axes in _axis_sets(h.ndim) if h.size > a.size else ():
             summed = h.sum(axis=axes)
             if summed.size == a.size and relative_difference(summed.reshape(a.shape), a, scale)[1] <= rtol:
@@ -238,7 +247,7 @@ class BroadcastSum(Cause):
         if found is None:
             return None
         raw, node = found
-        h, scale = e.hand, e.scale
+        h, scale = e.hand, e.reference
         extra = raw.ndim - len(e.shape)
         right = tuple(range(extra)) + tuple(extra + i for i, n in enumerate(e.shape)
                                             if n == 1 and raw.shape[extra + i] != 1)
@@ -338,6 +347,41 @@ class NotAccumulated(Cause):
 
     @staticmethod
     def variants(graph: Graph) -> Iterator[Variant]:
+        """Indexing with repeated indices whose gradient is assigned, not accumulated; then for each value used
+        more than once (parameters first): the walk without one of its uses."""
+        yield from NotAccumulated.assigned(graph)
+        yield from NotAccumulated.dropped(graph)
+
+    @staticmethod
+    def assigned(graph: Graph) -> Iterator[Variant]:
+        """``dC[ix] = g`` (or ``dC[ix] += g``, which NumPy buffers) for ``emb = C[ix]`` with an index that repeats:
+        each repeated entry keeps one contribution where np.add.at adds them all."""
+        names = {t: name for name, t in graph.targets.items() if isinstance(t, Tensor)}
+        for node in sorted(graph.order, key=graph.rank):
+            fn = node.grad_fn
+            index = (getattr(fn, "params", None) or {}).get("index") if fn.name == "getitem" else None
+            if index is None or not _repeats(fn.inputs[0].shape, index):
+                continue
+            x = fn.inputs[0]
+
+            def change(n: Tensor, grad: np.ndarray, sent: list, node: Tensor = node, x: Tensor = x,
+                       index: Any = index) -> list | None:
+                if n is not node:
+                    return None
+                g = np.zeros(x.shape, dtype=grad.dtype)
+                g[index] = grad
+                return [(0, x, g)]
+
+            name = names.get(x)
+            grad_name = f"d{name}" if name else "grad"
+            yield Variant(NotAccumulated.kind, None, change, (
+                f"{repr(name) if name else 'the value'} is indexed with repeated indices"
+                f"{site_text(graph.node_site(node))}, but this gradient keeps one contribution per repeated index: "
+                f"{grad_name}[ix] = g (and {grad_name}[ix] += g, which NumPy buffers) writes a repeated index once; "
+                f"accumulate with np.add.at({grad_name}, ix, g)"))
+
+    @staticmethod
+    def dropped(graph: Graph) -> Iterator[Variant]:
         """For each value used more than once (parameters first): the walk without one of its uses."""
         names = {t: name for name, t in graph.targets.items() if isinstance(t, Tensor)}
         reused = [t for t, uses in graph.uses.items() if len(uses) > 1]
@@ -352,9 +396,18 @@ class NotAccumulated(Cause):
 
                 yield Variant(NotAccumulated.kind, None, change, (
                     f"{what} is used {len(uses)} times{sites_text([graph.node_site(u) for u, _ in uses])}, but this "
-                    f"gradient leaves out its use by {node.grad_fn.label()}"
+                    f"gradient leaves out its use by {op_label(node.grad_fn)}"
                     + ("" if len({graph.node_site(u) for u, _ in uses}) == 1 else site_text(graph.node_site(node)))
                     + ": gradients of a value used several times add up, so add that use's contribution"))
+
+
+def _repeats(shape: tuple[int, ...], index: Any) -> bool:
+    """Whether ``index`` picks some entry of an array of ``shape`` more than once."""
+    try:
+        picked = np.arange(int(np.prod(shape))).reshape(shape)[index]
+    except (IndexError, TypeError, ValueError):
+        return False
+    return np.size(picked) > np.unique(picked).size
 
 
 class Shape(Cause):
@@ -365,9 +418,11 @@ class Shape(Cause):
     @staticmethod
     def shaped(e: GradientEntry, graph: Graph, rtol: float) -> Finding | None:
         h, a = e.hand, e.autograd
-        if h.size == a.size and relative_difference(h.reshape(a.shape), a, e.scale)[1] <= rtol:
-            return Finding(Shape.kind, advice=(f"the hand-written gradient has shape {h.shape} but the value has "
-                                               f"shape {a.shape}; the values are right: reshape it to {a.shape}"))
+        residual = relative_difference(h.reshape(a.shape), a, e.reference)[1] if h.size == a.size else None
+        if residual is not None and residual <= rtol:
+            return Finding(Shape.kind, residual=residual, advice=(
+                f"the hand-written gradient has shape {h.shape} but the value has shape {a.shape}; the values are "
+                f"right: reshape it to {a.shape}"))
         return Finding(Shape.kind, advice=f"the hand-written gradient has shape {h.shape}, the value {a.shape}")
 
 
@@ -383,6 +438,36 @@ class Missing(Cause):
                                             "returns")
 
 
+class Epsilon(Cause):
+    """Agrees with autograd once the small constants the forward adds (``np.log(p + 1e-7)``) are set to zero: the
+    textbook formula leaves them out, which is harmless. Found on the graph replayed without them."""
+
+    kind, words = "epsilon", "agrees up to a constant in the loss"
+
+    @staticmethod
+    def finding(e: GradientEntry, clean: np.ndarray | None, graph: Graph, rtol: float) -> Finding | None:
+        """The finding when the hand-written gradient agrees with ``clean``, autograd's without the constants."""
+        if clean is None or e.hand is None or e.hand.shape != clean.shape:
+            return None
+        residual = relative_difference(e.hand, clean, max(e.reference, float(np.max(np.abs(clean), initial=0))))[1]
+        if residual > rtol:
+            return None
+        return Finding(Epsilon.kind, residual=residual, advice=(
+            f"the hand-written gradient is autograd's for the forward without {Epsilon.constants(graph)} (the exact "
+            f"gradient differs from it by {e.max_rel:.1e} of its size): the textbook formula leaves such a constant "
+            "out, which is harmless; to check the backward exactly, leave the constant out of the forward"))
+
+    @staticmethod
+    def constants(graph: Graph) -> str:
+        """``the constant 1e-07 added at model.py line 3 (`...`)``, for each small constant of the forward."""
+        words = []
+        for node, i in graph.small_constants().items():
+            value = float(node.grad_fn.inputs[i].data.reshape(()))
+            verb = "subtracted" if node.grad_fn.name == "sub" and i == 1 else "added"
+            words.append(f"the constant {value:g} {verb}{site_text(graph.node_site(node))}")
+        return " and ".join(dict.fromkeys(words))
+
+
 class Precision(Cause):
     """Agrees only to float32 rounding: the backward computes in float32 somewhere."""
 
@@ -390,13 +475,13 @@ class Precision(Cause):
     largest = 1e-3  # a relative difference above this is never float32 rounding
 
     @staticmethod
-    def explains(e: GradientEntry, a32: np.ndarray | None) -> bool:
-        """Entrywise, the hand-written gradient differs from autograd's by no more than float32 rounding does (as
-        autograd run in float32, ``a32``, shows)."""
+    def explains(e: GradientEntry, rounding: np.ndarray | None) -> bool:
+        """Entrywise, the hand-written gradient differs from autograd's by no more than float32 rounding does
+        (``rounding``: how far autograd run in float32 is from float64)."""
         h, a = e.hand, e.autograd
-        if a32 is None or a32.shape != a.shape or not np.isfinite(h).all():
+        if rounding is None or rounding.shape != a.shape or not np.isfinite(h).all():
             return False
-        bound = 8 * (np.abs(a32 - a) + FLOAT32_EPS * np.abs(a)) + FLOAT32_EPS * e.scale
+        bound = 8 * (rounding + FLOAT32_EPS * np.abs(a)) + FLOAT32_EPS * e.scale
         return bool(np.all(np.abs(h - a) <= bound))
 
     @staticmethod
@@ -413,11 +498,11 @@ class Unexplained(Cause):
     kind, words = "unexplained", "unexplained"
 
     @staticmethod
-    def finding(e: GradientEntry) -> Finding:
-        return Finding(Unexplained.kind, advice=Unexplained.advice(e))
+    def finding(e: GradientEntry, rtol: float) -> Finding:
+        return Finding(Unexplained.kind, advice=Unexplained.advice(e, rtol))
 
     @staticmethod
-    def advice(e: GradientEntry) -> str:
+    def advice(e: GradientEntry, rtol: float) -> str:
         h = e.hand
         if h is not None and not np.isfinite(h).all():
             bad = ~np.isfinite(h)
@@ -427,7 +512,7 @@ class Unexplained(Cause):
                     f"for it, the first at index {first} ({h[first]}); autograd's gradient is finite there")
         if h is not None and not np.any(h):
             return "the hand-written gradient is all zeros, autograd's is not: it is never filled in"
-        if e.scale == 0:
+        if e.scale <= rtol * e.floor:  # zero, or rounding noise next to the report's gradients
             return "autograd's gradient is zero (the loss does not depend on this value), the hand-written one is not"
         tried = [cause.tried for cause in CAUSES.values() if cause.tried]
         return (f"no computed cause: not {', '.join(tried[:-1])} nor {tried[-1]}; compare report[name].hand with "
@@ -480,29 +565,91 @@ def undo(h: np.ndarray, ref: np.ndarray, scale: float, rtol: float, sizes: list[
 
 def diagnose(entries: list[GradientEntry], graph: Graph, forward: Callable, parameters: Parameters, args: tuple,
              rtol: float) -> None:
-    """Set the cause of every entry whose hand-written gradient disagrees with autograd."""
+    """Set the cause of every entry whose hand-written gradient disagrees with autograd: ``epsilon`` when it is
+    autograd's once the forward's small constants are zero; else a cause against autograd; else one against
+    autograd without the small constants (a real mistake in code that also leaves an epsilon out)."""
     sizes = batch_sizes(args)
-    pending: list[GradientEntry] = []
-    for e in entries:
-        if e.agree:
-            continue
-        found = _first_look(e, graph, sizes, rtol)
+    pending = sorted((e for e in entries if not e.agree), key=lambda e: graph.rank(graph.targets.get(e.name)))
+    if not pending:
+        return
+    clean = graph.without_small_constants()
+    clean_grads = clean.walk() if clean is not None else {}
+    rest = []
+    for e in pending:
+        found = Epsilon.finding(e, clean_grads.get(e.name), graph, rtol)
         if found is None:
-            pending.append(e)
+            rest.append(e)
         else:
             _set(e, found)
-    precise = [e for e in pending if e.max_rel <= Precision.largest]
-    if precise:
-        float32 = float32_autograd(forward, parameters, args)
-        for e in precise:
-            if float32 is not None and Precision.explains(e, float32.get(e.name)):
-                _set(e, Precision.finding(e))
-                pending.remove(e)
-    if pending:
-        _try_variants(pending, graph, sizes, rtol)
-    for e in pending:
+    rounding = _Float32(forward, parameters, args, entries)
+    _search(rest, graph, sizes, rtol, rounding)
+    if clean is not None:
+        _search_without_constants([e for e in rest if _open(e)], graph, clean, clean_grads, sizes, rtol, rounding)
+    for e in rest:
         if e.cause_kind is None:
-            _set(e, Unexplained.finding(e))
+            _set(e, Unexplained.finding(e, rtol))
+
+
+def _search_without_constants(pending: list[GradientEntry], graph: Graph, clean: Graph,
+                              clean_grads: dict[str, np.ndarray], sizes: list[int], rtol: float,
+                              rounding: _Float32) -> None:
+    """Causes against autograd of the forward without its small constants, for entries with none against
+    autograd: a real mistake in a backward that also leaves an epsilon out, as textbooks do."""
+    retry = [e for e in pending if e.name in clean_grads]
+    shadows = [_against(e, clean_grads[e.name]) for e in retry]
+    _search(shadows, clean, sizes, rtol, rounding)
+    prefix = f"against autograd for the forward without {Epsilon.constants(graph)} (your backward leaves it out), "
+    for e, shadow in zip(retry, shadows):
+        if not _open(shadow):
+            _set(e, Finding(shadow.cause_kind, shadow.cause_op, shadow.factor, prefix + (shadow.advice or ""),
+                            shadow.explained_max_rel))
+
+
+def _open(e: GradientEntry) -> bool:
+    """No cause found yet, or only a wrong shape whose values explain nothing."""
+    return e.cause_kind is None or (e.cause_kind == Shape.kind and e.explained_max_rel is None)
+
+
+def _against(e: GradientEntry, auto: np.ndarray) -> GradientEntry:
+    """A copy of ``e`` compared with another autograd gradient ``auto``, its cause not looked for yet."""
+    scale = float(np.max(np.abs(auto), initial=0.0))
+    max_abs, max_rel = relative_difference(e.hand, auto, scale) if e.hand is not None else (e.max_abs, e.max_rel)
+    return replace(e, autograd=auto, scale=scale, max_abs=max_abs, max_rel=max_rel, cause_kind=None, cause_op=None,
+                   factor=None, cause=None, advice=None, explained_max_rel=None)
+
+
+class _Float32:
+    """How far autograd run in float32 is from float64, per entry: float32 rounding in this computation (the
+    forward run once more in float32, only when some entry is close enough to ask)."""
+
+    def __init__(self, forward: Callable, parameters: Parameters, args: tuple, entries: list[GradientEntry]) -> None:
+        self.run = lambda: float32_autograd(forward, parameters, args)
+        self.float64 = {e.name: e.autograd for e in entries}
+        self.grads: dict[str, np.ndarray] | None = None
+
+    def rounding(self, name: str) -> np.ndarray | None:
+        if self.grads is None:
+            self.grads = self.run() or {}
+        a32, a = self.grads.get(name), self.float64.get(name)
+        return None if a32 is None or a is None or a32.shape != a.shape else np.abs(a32 - a)
+
+
+def _search(pending: list[GradientEntry], graph: Graph, sizes: list[int], rtol: float, rounding: _Float32) -> None:
+    """Causes against ``graph``'s autograd: read off the two arrays, float32 rounding, then the walks with one
+    known mistake made. Entries with no cause found are left without one."""
+    open_entries = []
+    for e in pending:
+        found = _first_look(e, graph, sizes, rtol)
+        if found is None:
+            open_entries.append(e)
+        else:
+            _set(e, found)
+    for e in [e for e in open_entries if e.max_rel <= Precision.largest]:
+        if Precision.explains(e, rounding.rounding(e.name)):
+            _set(e, Precision.finding(e))
+            open_entries.remove(e)
+    if open_entries:
+        _try_variants(open_entries, graph, sizes, rtol)
 
 
 def _set(e: GradientEntry, found: Finding) -> None:
@@ -519,40 +666,47 @@ def _first_look(e: GradientEntry, graph: Graph, sizes: list[int], rtol: float) -
     if h.shape != a.shape:
         return _first(cause.shaped(e, graph, rtol) for cause in CAUSES.values())
     if not np.isfinite(h).all() or not np.any(h):
-        return Unexplained.finding(e)
-    return undo(h, a, e.scale, rtol, sizes)
+        return Unexplained.finding(e, rtol)
+    return undo(h, a, e.reference, rtol, sizes)
 
 
 def _try_variants(pending: list[GradientEntry], graph: Graph, sizes: list[int], rtol: float) -> None:
-    """Walk the graph once per known mistake; an entry takes the first mistake whose gradient reproduces its
-    hand-written one; failing that, a missing derivative combined with a factor, sign or transpose."""
-    combined: dict[str, Finding] = {}
+    """Walk the graph once per known mistake, noting which entries each reproduces. One mistake, one cause: the
+    entry nearest the loss takes, of the mistakes reproducing it, the one reproducing most entries (the first
+    tried on a tie), and every entry that mistake reproduces takes it too; the next entry left does the same.
+    Failing all, a missing derivative combined with a factor, sign or transpose, or a sum over the wrong axes."""
     open_entries = [e for e in pending if e.hand is not None and e.hand.shape == e.autograd.shape]
+    reproduced: dict[str, list[tuple[int, Finding]]] = {}
+    combined: dict[str, Finding] = {}
     variants = (variant for cause in CAUSES.values() for variant in cause.variants(graph))
     for n, variant in enumerate(variants):
-        if not open_entries or n >= MAX_VARIANTS:
+        if n >= MAX_VARIANTS or all(e.name in reproduced for e in open_entries):
             break
         grads = graph.walk(variant.change)
-        for e in list(open_entries):
+        for e in open_entries:
             g = grads.get(e.name, np.zeros(e.autograd.shape))
-            if relative_difference(g, e.autograd, e.scale)[1] <= rtol or not np.max(np.abs(g)) > rtol * e.scale:
+            if relative_difference(g, e.autograd, e.reference)[1] <= rtol or not np.max(np.abs(g)) > rtol * e.reference:
                 continue  # this mistake does not touch the entry, or wipes its gradient out: it explains nothing
             # relative to the larger of the two gradients: a mistake may make the reproduced one much larger
-            scale = max(e.scale, float(np.max(np.abs(g))))
+            scale = max(e.reference, float(np.max(np.abs(g))))
             residual = relative_difference(e.hand, g, scale)[1]
             if residual <= rtol:
-                _set(e, Finding(variant.kind, variant.op, advice=variant.advice, residual=residual))
-                open_entries.remove(e)
-            elif CAUSES[variant.kind].combines and e.name not in combined:
+                reproduced.setdefault(e.name, []).append((n, Finding(variant.kind, variant.op, advice=variant.advice,
+                                                                     residual=residual)))
+            elif CAUSES[variant.kind].combines and e.name not in combined and e.name not in reproduced:
                 also = undo(e.hand, g, scale, rtol, sizes, after="and, against autograd with that derivative skipped "
                                                                   "too, ")
                 if also is not None:
                     also.op, also.advice = variant.op, variant.advice + "; " + also.advice
                     combined[e.name] = also
+    reach = Counter(n for found in reproduced.values() for n, _ in found)  # how many entries each mistake explains
+    chosen: list[int] = []  # the mistakes named so far, nearest the loss first
     for e in open_entries:
-        if e.name in combined:
-            _set(e, combined[e.name])
-        else:
-            found = BroadcastSum.unsummed(e, graph, rtol)
-            if found is not None:
-                _set(e, found)
+        found = reproduced.get(e.name, [])
+        pick = next((f for n, f in found if n in chosen), None)
+        if pick is None and found:  # a new mistake: of those reproducing this entry, the one explaining the most
+            n, pick = min(found, key=lambda candidate: (-reach[candidate[0]], candidate[0]))
+            chosen.append(n)
+        pick = pick or combined.get(e.name) or BroadcastSum.unsummed(e, graph, rtol)
+        if pick is not None:
+            _set(e, pick)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import engine, numpy_protocol, ops, tensors
+from .. import engine, numpy_protocol
 from ..engine import Function, quiet, rules, walk
 from ..tensors import Tensor
 from .run import call_user
@@ -21,8 +21,13 @@ from .run import call_user
 # "derivative" is a scale, shape or sum mistake), unless its values say it is x * x and the like.
 LINEAR_RULES = frozenset(name for name, rule in rules().items() if rule.linear) | {"neg"}
 
-# Frames of the Tensor machinery, of this package and of NumPy are not the user's: the recorder looks past them.
-_MACHINERY = frozenset(os.path.abspath(m.__file__) for m in (engine, ops, tensors, numpy_protocol))
+# Frames of the library and of NumPy are not the user's: the recorder looks past them, so the op of a Module, an
+# nn function or a Tensor method is placed at the user's line. The library is this package and what
+# ``import tinygrad_like`` has loaded before it (Tensors, ops, nn, optim); rooms loaded later, on first use, are
+# not the library a forward calls: a study among them is code written as a learner's, and counts as the user's.
+_PACKAGE = engine.__name__.rpartition(".")[0] + "."
+_LIBRARY = frozenset(os.path.abspath(m.__file__) for name, m in list(sys.modules.items())
+                     if name.startswith(_PACKAGE) and getattr(m, "__file__", None))
 _OWN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NUMPY_DIR = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
 _PROTOCOL_ENTRIES = {numpy_protocol.array_ufunc.__code__: "ufunc", numpy_protocol.array_function.__code__: "func"}
@@ -67,15 +72,20 @@ class Recorder:
         known = self._users.get(code)
         if known is None:
             path = os.path.abspath(code.co_filename)
-            known = self._users[code] = not (path in _MACHINERY or path.startswith((_OWN_DIR, _NUMPY_DIR)))
+            known = self._users[code] = not (path in _LIBRARY or path.startswith((_OWN_DIR, _NUMPY_DIR)))
         return known
 
 
 Site = tuple[tuple[str, int], ...]  # (file, line) of the innermost user-level call, then the forward's, or ()
 
 
+def lines_of(places: tuple[Place, ...]) -> tuple[tuple[str, int], ...]:
+    """(file, line) of each user-level call, innermost first: the same in every iteration of a loop."""
+    return tuple((p.file, p.line) for p in places if p.file)
+
+
 def site_of(places: tuple[Place, ...]) -> Site:
-    known = [(p.file, p.line) for p in places if p.file]
+    known = lines_of(places)
     return () if not known else tuple(dict.fromkeys([known[0], known[-1]]))
 
 
@@ -113,10 +123,12 @@ class Op:
     x: Tensor  # its one differentiable input
     y: Tensor  # its output, of x's shape
     site: Site  # where it was computed or called, and the line of the forward that led there
+    lines: tuple = ()  # every user-level line that led there (lines_of): equal for one line of a loop's body
     axis: int | None = None  # softmax's axis
 
 
 Change = Callable[[Tensor, np.ndarray, list], list | None]  # engine.walk's visit
+SMALL_CONSTANT = 1e-4  # a constant added that is at most this is an epsilon (log(p + 1e-7), sqrt(var + 1e-5))
 
 
 class Graph:
@@ -155,6 +167,43 @@ class Graph:
         found = walk([(self.loss, np.ones_like(self.loss.data))], wanted=list(wanted), visit=change)
         return {wanted[t]: g for t, g in found.items()}
 
+    def small_constants(self) -> dict[Tensor, int]:
+        """The adds of a small constant to a value on the graph (the 1e-7 of ``np.log(p + 1e-7)``, the 1e-5 of
+        ``np.sqrt(var + 1e-5)``): node -> the position of the constant among its inputs."""
+        found = {}
+        for t in self.order:
+            fn = t.grad_fn
+            if fn is not None and fn.name in ("add", "sub"):
+                for i, (x, need) in enumerate(zip(fn.inputs, fn.needs_grad)):
+                    if not need and x.size == 1 and 0 < abs(float(x.data.reshape(()))) <= SMALL_CONSTANT:
+                        found[t] = i
+        return found
+
+    def without_small_constants(self) -> Graph | None:
+        """The graph of the same forward with its small constants set to zero: its ops from the first one they
+        touch are run again, the rest shared. None when there are none, or when an op cannot be run again."""
+        small = self.small_constants()
+        if not small:
+            return None
+        new: dict[Tensor, Tensor] = {}
+        chains = dict(self.chains)
+        try:
+            with engine.enable_grad():
+                for t in self.order:
+                    fn = t.grad_fn
+                    if fn is None or (t not in small and not any(x in new for x in fn.inputs)):
+                        continue  # untouched: shared with this graph
+                    inputs = [new.get(x, x) for x in fn.inputs]
+                    if t in small:
+                        inputs[small[t]] = Tensor(np.zeros_like(inputs[small[t]].data))
+                    out = type(fn).apply(*inputs, **(getattr(fn, "params", None) or {}))
+                    new[t] = out
+                    chains[out.grad_fn] = self.chains.get(fn, ())
+        except Exception:  # a rule that keeps state of its own: no epsilon-free graph, so no "epsilon" cause
+            return None
+        targets = {name: new.get(t, t) if isinstance(t, Tensor) else t for name, t in self.targets.items()}
+        return Graph(new.get(self.loss, self.loss), targets, chains)
+
     def node_site(self, t: Tensor) -> Site:
         return site_of(self.chains.get(t.grad_fn, ())) if t.grad_fn is not None else ()
 
@@ -168,9 +217,8 @@ class Graph:
         for t in self.order:
             fn = t.grad_fn
             chain = self.chains.get(fn, ())
-            linear = fn.name in LINEAR_RULES
-            op = self._as_op(frozenset([t]), t, fn.name, site_of(chain), getattr(fn, "axis", None),
-                             recognising=linear)
+            linear, name = fn.name in LINEAR_RULES, rule_name(fn)
+            op = self._as_op(frozenset([t]), t, name, chain, getattr(fn, "axis", None), recognising=linear)
             if op is not None and (op.name != fn.name or not linear):
                 found.setdefault(op.members, op)
             for level, place in enumerate(chain[:-1]):  # the outermost is the forward itself: not a composite
@@ -178,7 +226,7 @@ class Graph:
         for place, around, members in calls.values():
             members = frozenset(members)
             y = self._single_output(members)
-            op = y is not None and self._as_op(members, y, place.name, site_of(around), None)
+            op = y is not None and self._as_op(members, y, place.name, around, None)
             if op:
                 found.setdefault(members, op)
         self._ops = sorted(found.values(), key=lambda op: self.rank(op.y))
@@ -189,7 +237,7 @@ class Graph:
                    or any(c not in members for c, _ in self.uses.get(t, ()))]
         return outputs[0] if len(outputs) == 1 else None
 
-    def _as_op(self, members: frozenset, y: Tensor, name: str, site: Site, axis: int | None,
+    def _as_op(self, members: frozenset, y: Tensor, name: str, places: tuple[Place, ...], axis: int | None,
                recognising: bool = True) -> Op | None:
         inputs = {x for t in members for x, need in zip(t.grad_fn.inputs, t.grad_fn.needs_grad)
                   if need and x not in members}
@@ -201,7 +249,37 @@ class Graph:
         recognised = recognise(x.data, y.data) if recognising else None
         if recognised is not None:
             name, axis = recognised
-        return Op(name, members, x, y, site, axis)
+        return Op(name, members, x, y, site_of(places), lines_of(places), axis)
+
+
+def _constant(fn: Function, position: int) -> np.ndarray | None:
+    """The value of ``fn``'s input at ``position`` when it is a constant (no gradient flows into it)."""
+    inputs = fn.inputs
+    return None if position >= len(inputs) or fn.needs_grad[position] else np.asarray(inputs[position].data)
+
+
+def rule_name(fn: Function) -> str:
+    """The op a rule computes, in the user's words: ``x ** 2`` is square, a product with a constant of zeros
+    and one other value (a dropout mask, ``z * (z > 0)``) is a mask."""
+    if fn.name == "pow":
+        exponent = _constant(fn, 1)
+        if exponent is not None and exponent.size == 1 and exponent == 2:
+            return "square"
+    if fn.name == "mul" and len(fn.inputs) == 2:
+        other = [_constant(fn, i) for i in (0, 1)]
+        mask = other[1] if other[1] is not None else other[0]
+        same = mask is not None and mask.shape == fn.inputs[0].shape == fn.inputs[1].shape and mask.size > 1
+        if same and not mask.all():  # some zeros: is the rest one value?
+            values = np.unique(mask)
+            if len(values) == 2 and values[0] == 0:
+                return "mask"
+    return fn.name
+
+
+def op_label(fn: Function) -> str:
+    """What a sentence calls an op: its name in the user's words, else the rule's label (``sum(axis=(0,))``)."""
+    name = rule_name(fn)
+    return fn.label() if name == fn.name else name
 
 
 # What an op may compute, told by the rules' own forwards: (name, its keyword parameters).
