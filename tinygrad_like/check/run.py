@@ -12,7 +12,7 @@ import numpy as np
 
 from ..engine import no_grad, quiet
 from ..nn import Module
-from ..tensors import Tensor
+from ..tensors import Tensor, numpy_meaning
 
 FD_STEP = 1e-5  # central-difference step, relative to max(1, |value|): about eps ** (1/3)
 
@@ -213,7 +213,8 @@ def tensor_run(forward: Callable, parameters: Parameters, args: tuple,
     """forward on Tensors that require grad: the loss, and the Tensors by name (parameters and watched values)."""
     first, tensors = parameters.tensors(dtype)
     run = Run(parameters.names, tensors=True)
-    out = call_user(forward, run, first, args if dtype == np.float64 else tuple(own(a, dtype) for a in args))
+    with numpy_meaning():  # the user's NumPy code: NumPy's meaning throughout (var's ddof=0, transpose, ...)
+        out = call_user(forward, run, first, args if dtype == np.float64 else tuple(own(a, dtype) for a in args))
     if not isinstance(out, Tensor):
         loss_value(out)  # a non-scalar says so first
         raise TypeError(f"check_gradients: on Tensors, forward returned a {type(out).__name__} instead of a Tensor: "
