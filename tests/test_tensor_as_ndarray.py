@@ -104,3 +104,46 @@ def test_a_tensor_written_into_a_numpy_array_in_check_gradients_forward_raises_n
         out[:, :] = x * 2
     out[:, :] = x * 2  # outside it, np.asarray of a Tensor is its values, as the API says
     np.testing.assert_array_equal(out, 2 * A)
+
+
+TARGET = rng.standard_normal((5, 4))
+
+
+def batchnorm_forward(p, x):
+    h = x @ p["w"]
+    mu = h.mean(0)
+    var = h.var(0)  # positional: NumPy's ddof=0 inside check_gradients, as on the arrays
+    hn = (h - mu) / np.sqrt(var + 1e-5)
+    return np.sum(np.tanh(hn) * TARGET)
+
+
+def batchnorm_backward(p, x):
+    h = x @ p["w"]
+    n = len(h)
+    mu, var = h.mean(0), h.var(0)
+    inv = 1 / np.sqrt(var + 1e-5)
+    hn = (h - mu) * inv
+    dhn = (1 - np.tanh(hn) ** 2) * TARGET
+    dh = inv / n * (n * dhn - dhn.sum(0) - hn * (dhn * hn).sum(0))  # the textbook batch-norm backward
+    return {"w": x.T @ dh}
+
+
+def test_check_gradients_gives_the_users_numpy_code_numpys_meaning():
+    from tinygrad_like import check_gradients
+
+    params = {"w": rng.standard_normal((3, 4))}
+    report = check_gradients(batchnorm_forward, batchnorm_backward, params, A)
+    assert report.ok, str(report)
+
+
+def test_check_gradients_names_the_line_that_writes_a_tensor_into_an_array():
+    from tinygrad_like import check_gradients
+
+    def forward(p, x):
+        out = np.zeros((5, 4))
+        out[:, :] = x @ p["w"]
+        return np.sum(out ** 2)
+
+    with pytest.raises(TypeError, match="build the result from Tensor operations or np.concatenate / np.stack") as e:
+        check_gradients(forward, lambda p, x: {"w": 2 * x.T @ (x @ p["w"])}, {"w": rng.standard_normal((3, 4))}, A)
+    assert any(frame.name == "forward" for frame in e.traceback)
