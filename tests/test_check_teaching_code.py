@@ -673,3 +673,29 @@ def test_an_l2_term(torch):
     assert causes(report) == {"W2": ("not_accumulated", None)}, str(report)
     assert "'W2' is used 2 times" in report["W2"].advice and "its use by square" in report["W2"].advice
     assert "`return loss + 0.5 * LAM * np.sum(p[\"W2\"] ** 2)`" in report["W2"].advice
+
+
+def post_crossentropy(y, out):  # the post's crossentropy, as published
+    return -np.sum(y * np.log(out))
+
+
+def post_training_loss(p, xs, ys):
+    """The post's train loop computing its loss: per sample, ``total_loss += single_loss``."""
+    net, total_loss = blog_network(p), 0
+    for x, y in zip(xs, ys):
+        single_loss = post_crossentropy(y.reshape(-1, 1), net.forward(x))
+        total_loss += single_loss
+    return total_loss
+
+
+def test_the_blogs_loop_with_total_loss_plus_equals_is_diagnosed_at_its_line():
+    r = np.random.default_rng(5)
+    params = {**{f"W{i}": r.uniform(-1, 1, (m, n)) for i, (n, m) in enumerate(zip(BLOG_SIZES, BLOG_SIZES[1:]))},
+              **{f"b{i}": r.uniform(-1, 1, (m, 1)) for i, m in enumerate(BLOG_SIZES[1:])}}
+    corrected = check_gradients(post_training_loss, lambda p, x, y: blog_loop_backward(p, x, y, True), params,
+                                BLOG_X, BLOG_Y)
+    assert corrected.ok, str(corrected)
+    published = check_gradients(post_training_loss, lambda p, x, y: blog_loop_backward(p, x, y, False), params,
+                                BLOG_X, BLOG_Y)
+    assert causes(published) == {name: ("missing_derivative", "sigmoid") for name in ("W0", "b0", "W1", "b1")}
+    assert "network.py line" in published["W0"].advice
