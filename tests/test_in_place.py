@@ -198,12 +198,29 @@ def test_a_leaf_that_requires_grad_is_changed_in_place_only_without_recording():
     assert w.version > version and w.data[0, 0] == 5.0 and w.data[1, 1] == W[1, 1] - 1
 
 
-def test_a_change_through_a_view_that_would_need_recording_is_refused():
-    h = Tensor(X, requires_grad=True) * 2
+def changed_through_an_indexed_view(T, off, x, w, v):
+    h = x @ w
     row = h[0]
-    with pytest.raises(RuntimeError, match=r"add_: this tensor \(shape \(4,\)\) is a view of another tensor "
-                                           r"\(shape \(3, 4\)\)"):
-        row += 1
+    row += (x @ v)[1]  # through the view: h changes too
+    h[1] *= 2  # Python's getitem, imul, setitem
+    return h.tanh() + row.sum()
+
+
+def test_a_change_through_an_indexed_view_changes_the_base_as_in_pytorch():
+    ours, theirs = run_both(changed_through_an_indexed_view, X, W, V)
+    assert_same(ours, theirs)
+
+
+def test_a_change_through_other_views_that_would_need_recording_is_refused_naming_them():
+    h = Tensor(X, requires_grad=True) * 2
+    flat = h.reshape(-1)
+    with pytest.raises(RuntimeError, match=r"add_: this tensor \(shape \(12,\)\) is a view of another tensor "
+                                           r"\(shape \(3, 4\)\) made by reshape"):
+        flat += 1
+    w = Tensor(W.copy(), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"add_: this tensor \(shape \(5,\)\) is a view of a leaf tensor that "
+                                           r"requires grad"):
+        w[0] += 1
 
 
 def test_the_update_lines_of_micrograd_and_makemore_change_the_values_in_place():

@@ -666,7 +666,7 @@ def _earlier(t: Any) -> Any:
 
 def _set_earlier(t: Any, earlier: Any) -> None:
     key = id(t)
-    _previous[key] = (weakref.ref(t, lambda _, key=key: _previous.pop(key, None)), earlier)
+    _previous[key] = (weakref.ref(t, lambda _, key=key, table=_previous: table.pop(key, None)), earlier)
 
 
 def link_view(out: Any, source: Any) -> None:
@@ -700,19 +700,32 @@ def record_in_place(t: Any, rule: type[Function], *others: Any, **params: Any) -
     """Record an in-place change of ``t`` as ``rule`` applied to (t as it was, *others), as PyTorch does: the new
     values are written into ``t``'s memory and ``t`` becomes the op's output; ops recorded earlier that used ``t``
     send their gradients to its earlier state."""
-    earlier = _new(_tensor_type)
-    earlier.requires_grad, earlier._ctx, earlier._version = t.requires_grad, t._ctx, t._version
-    earlier._data = t._data.copy() if rule.saves_values else t._data  # a rule that reads it keeps the old values
-    earlier.grad, earlier._retains_grad, earlier._base, earlier._views = None, False, None, None
-    previous = _earlier(t)
-    if previous is not None:
-        _set_earlier(earlier, previous)
-    _set_earlier(t, earlier)
+    earlier = _keep_earlier(t, copy=rule.saves_values)  # a rule that reads it keeps the old values
     changed_in_place(t)  # before the op: its output (t) is then no newer than the op
     out = rule.apply(earlier, *others, **params)
     np.copyto(t._data, out._data, casting="unsafe")
     t._ctx, t.requires_grad = out._ctx, out.requires_grad
 
+
+def view_became(view: Any, out: Any) -> None:
+    """``view``'s base changed in place (recorded): ``view`` is now ``out``, the part of the changed base it views
+    (its memory already holds the new values); ops recorded earlier that used it keep its earlier state."""
+    _keep_earlier(view, copy=False)
+    view._ctx, view.requires_grad = out._ctx, out.requires_grad
+
+
+def _keep_earlier(t: Any, copy: bool) -> Any:
+    """A tensor holding ``t``'s graph state as it is now (its values copied when ``copy``), remembered as what
+    ``t`` was before the change about to be made."""
+    earlier = _new(_tensor_type)
+    earlier.requires_grad, earlier._ctx, earlier._version = t.requires_grad, t._ctx, t._version
+    earlier._data = t._data.copy() if copy else t._data
+    earlier.grad, earlier._retains_grad, earlier._base, earlier._views = None, False, None, None
+    previous = _earlier(t)
+    if previous is not None:
+        _set_earlier(earlier, previous)
+    _set_earlier(t, earlier)
+    return earlier
 
 
 def _released_error(t: Any) -> RuntimeError:

@@ -1007,7 +1007,7 @@ class Cat(Function):
         return f"cat(dim={self.axis})"
 
 
-def _is_basic_index(index) -> bool:
+def is_basic_index(index) -> bool:
     """True for indices made of ints, slices, None and Ellipsis only (no repeated elements possible)."""
     parts = index if isinstance(index, tuple) else (index,)
     return all(isinstance(p, (int, np.integer, slice)) or p is None or p is Ellipsis for p in parts)
@@ -1036,7 +1036,7 @@ class GetItem(Function):
 def _scatter_add(values: np.ndarray, shape: tuple[int, ...], index) -> np.ndarray:
     """Zeros of ``shape`` with ``values`` added at ``index`` (repeated indices add up)."""
     out = np.zeros(shape, dtype=values.dtype)
-    if _is_basic_index(index):
+    if is_basic_index(index):
         out[index] = values  # a basic index hits each element at most once
     else:
         np.add.at(out, index, values)

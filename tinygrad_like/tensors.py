@@ -544,12 +544,10 @@ class Tensor:
                 raise RuntimeError(
                     f"{op}: a leaf tensor that requires grad (shape {self.shape}) cannot be changed in place while "
                     "gradients are recorded; change it under no_grad() (as optimizers do), or change a copy")
-            if self._base is not None:
-                raise RuntimeError(
-                    f"{op}: this tensor (shape {self.shape}) is a view of another tensor (shape {self._base.shape}); "
-                    "an in-place change through a view is not recorded here: change the base (t[index] = ...) or "
-                    "compute out of place (v = v + x)")
-            engine.record_in_place(self, rule, _cast(value, self.dtype), **params)
+            if self._base is None:
+                engine.record_in_place(self, rule, _cast(value, self.dtype), **params)
+            else:
+                self._in_place_through_view(op, rule, _cast(value, self.dtype), **params)
             return self
         try:
             with quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
@@ -562,6 +560,24 @@ class Tensor:
                              f"{self.shape} ({e})") from None
         engine.changed_in_place(self)
         return self
+
+    def _in_place_through_view(self, op: str, rule: type[Function], value: Tensor, **params: Any) -> None:
+        """A recorded change of a view made by indexing (``row = h[0]; row += y``, and ``h[0] += y``): recorded as
+        the change of the base at that index (as PyTorch's), and the view is that part of the changed base."""
+        ctx, base = self._ctx, self._base
+        if base.requires_grad and base._ctx is None:
+            raise RuntimeError(
+                f"{op}: this tensor (shape {self.shape}) is a view of a leaf tensor that requires grad (shape "
+                f"{base.shape}); change it under no_grad() (as optimizers do), or change a copy")
+        if type(ctx) is not ops.GetItem or ctx.inputs[0] is not base or not ops.is_basic_index(ctx.index):
+            raise RuntimeError(
+                f"{op}: this tensor (shape {self.shape}) is a view of another tensor (shape {base.shape}) made by "
+                f"{'a released graph' if ctx is None or isinstance(ctx, ReleasedGraph) else ctx.name}; a change "
+                "through such a view is not recorded here: change the base (t[index] = ...) or compute out of "
+                "place (v = v + x)")
+        part = self.clone() if rule.saves_values else self  # the base's change overwrites what the view shows
+        engine.record_in_place(base, ops.SetItem, rule.apply(part, value, **params), index=ctx.index)
+        engine.view_became(self, ops.GetItem.apply(base, index=ctx.index))
 
     def _accumulate(self, grad: Any, owned: bool = False) -> None:
         """Add ``grad`` to ``.grad``; ``owned`` says no one else holds ``grad``, so it need not be copied.
