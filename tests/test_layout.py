@@ -19,7 +19,7 @@ LEVELS = [
     {"ops"},
     {"numpy_protocol"},  # the Tensor API's NumPy protocol: tensors.py installs it
     {"tensors"},
-    {"nn", "optim", "gradcheck", "autograd"},
+    {"nn", "optim", "gradcheck", "autograd", "pytorch"},
     {"viz", "data", "check", "export"},  # check is a package: run, graph, causes, report
     {"train"},
     {"__init__"},  # the public names; the study is named there (loaded lazily), never imported

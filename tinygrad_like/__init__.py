@@ -11,6 +11,67 @@ from . import autograd, nn, optim
 from .check import check_gradients, watch
 from .engine import Function, detect_anomaly, enable_grad, is_anomaly_enabled, is_grad_enabled, no_grad, toposort
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .pytorch import (  # PyTorch's function names, with PyTorch's signatures
+    Generator,
+    abs,
+    all,
+    allclose,
+    any,
+    arange,
+    argmax,
+    bool,
+    cat,
+    chunk,
+    clamp,
+    cuda,
+    device,
+    double,
+    empty,
+    exp,
+    eye,
+    float,
+    float32,
+    float64,
+    from_numpy,
+    full,
+    full_like,
+    int,
+    int32,
+    int64,
+    linspace,
+    load,
+    log,
+    log_softmax,
+    long,
+    manual_seed,
+    matmul,
+    max,
+    mean,
+    min,
+    multinomial,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randn,
+    randn_like,
+    randperm,
+    relu,
+    save,
+    set_default_device,
+    sigmoid,
+    softmax,
+    split,
+    sqrt,
+    stack,
+    sum,
+    tanh,
+    tensor,
+    where,
+    zeros,
+    zeros_like,
+)
 from .tensors import Tensor
 
 __version__ = "0.1.0"
@@ -25,12 +86,6 @@ def draw(*args: Any, **kwargs: Any) -> Any:
     return viz_draw(*args, **kwargs)
 
 
-def manual_seed(seed: int) -> None:
-    """Seed the library's generator (``Tensor.randn``, ``rand``, ``uniform``, dropout, ``nn.init``, the layers'
-    initial weights, ``data.batches``' shuffling); see ``Tensor.manual_seed``."""
-    Tensor.manual_seed(seed)
-
-
 def __getattr__(name: str) -> Any:
     if name in _LAZY_MODULES:
         return importlib.import_module(f".{name}", __name__)
@@ -40,5 +95,11 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Function", "GradcheckError", "Tensor", "__version__", "autograd", "blog", "check_gradients", "data",
     "detect_anomaly", "draw", "enable_grad", "gradcheck", "gradgradcheck", "is_anomaly_enabled", "is_grad_enabled",
-    "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "export", "watch",
+    "manual_seed", "nn", "no_grad", "optim", "toposort", "train", "viz", "export", "watch", "Generator", "abs", "all",
+    "allclose", "any", "arange", "argmax", "bool", "cat", "chunk", "clamp", "cuda", "device", "double", "empty",
+    "exp", "eye", "float", "float32", "float64", "from_numpy", "full", "full_like", "int", "int32", "int64",
+    "linspace", "load", "log", "log_softmax", "long", "matmul", "max", "mean", "min", "multinomial", "ones",
+    "ones_like", "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "save",
+    "set_default_device", "sigmoid", "softmax", "split", "sqrt", "stack", "sum", "tanh", "tensor", "where", "zeros",
+    "zeros_like",
 ]

@@ -1,0 +1,129 @@
+"""PyTorch's function names at the top level, with PyTorch's signatures, dtypes and refusals: checked against
+PyTorch itself on the same inputs."""
+
+import numpy as np
+import pytest
+
+import tinygrad_like as tg
+from tinygrad_like import pytorch
+
+
+@pytest.fixture(scope="module")
+def torch():
+    return pytest.importorskip("torch")
+
+
+def dtype_name(t):
+    return str(t.dtype).removeprefix("torch.")
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: m.tensor([1, 2, 3]), lambda m: m.tensor([1.5, 2.0]), lambda m: m.tensor([True, False]),
+    lambda m: m.tensor(np.arange(3, dtype=np.int32)), lambda m: m.tensor([[1, 2]], dtype=m.float64),
+    lambda m: m.zeros(2, 3), lambda m: m.ones((2,)), lambda m: m.empty(4), lambda m: m.full((2, 2), 7),
+    lambda m: m.full((2,), 1.5), lambda m: m.full((1,), True), lambda m: m.eye(3), lambda m: m.arange(5),
+    lambda m: m.arange(0, 1, 0.25), lambda m: m.arange(2, 9, 3), lambda m: m.linspace(-1, 1, 5),
+    lambda m: m.zeros(3, dtype=m.long), lambda m: m.ones(2, dtype=m.double), lambda m: m.randint(0, 27, (4,)),
+    lambda m: m.randint(5, (2, 3)), lambda m: m.randperm(6), lambda m: m.rand(2, 2), lambda m: m.randn(3),
+], ids=lambda f: "")
+def test_factories_give_pytorchs_shapes_and_dtypes(torch, make):
+    ours, theirs = make(tg), make(torch)
+    assert ours.shape == tuple(theirs.shape) and str(ours.dtype) == dtype_name(theirs)
+    if not any(name in str(make.__code__.co_names) for name in ("rand", "randn", "randint", "randperm", "empty")):
+        np.testing.assert_array_equal(ours.data, theirs.numpy())
+
+
+def test_tensor_copies_and_from_numpy_shares(torch):
+    a = np.arange(4.0)
+    copied, shared = tg.tensor(a), tg.from_numpy(a)
+    a[0] = 9.0
+    assert copied.data[0] == 0.0 and shared.data[0] == 9.0 and shared.dtype == np.float64
+    assert tg.tensor(3.0).shape == () and tg.tensor([2.0], requires_grad=True).requires_grad
+
+
+def test_a_generator_makes_draws_reproducible_and_multinomial_takes_float32_weights():
+    g = tg.Generator().manual_seed(2147483647)
+    probs = tg.rand(27, generator=g)  # float32 weights that do not sum to exactly one
+    first = tg.multinomial(probs, num_samples=20, replacement=True, generator=g)
+    g2 = tg.Generator().manual_seed(2147483647)
+    again = tg.multinomial(tg.rand(27, generator=g2), num_samples=20, replacement=True, generator=g2)
+    assert first.dtype == np.int64 and first.tolist() == again.tolist() and all(0 <= i < 27 for i in first.tolist())
+    rows = tg.multinomial(tg.tensor([[0.0, 1.0, 0.0], [0.5, 0.0, 0.5]]), 1)
+    assert rows.shape == (2, 1) and rows.tolist()[0] == [1] and rows.tolist()[1][0] in (0, 2)
+    no_repeats = tg.multinomial(tg.ones(5), 5, generator=g).tolist()
+    assert sorted(no_repeats) == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="multinomial: cannot draw 3 samples without replacement"):
+        tg.multinomial(tg.tensor([1.0, 1.0, 0.0]), 3)
+    with pytest.raises(ValueError, match="multinomial: probs must be finite, non-negative"):
+        tg.multinomial(tg.tensor([1.0, -1.0]), 1)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, t: m.split(t, 2), lambda m, t: m.split(t, [1, 3, 1], dim=0), lambda m, t: m.split(t, 3, dim=1),
+    lambda m, t: m.chunk(t, 2), lambda m, t: m.chunk(t, 3, dim=1), lambda m, t: m.cat([t, t * 2], dim=1),
+    lambda m, t: m.stack([t, t], dim=2), lambda m, t: m.where(t > 0, t, t * 0.1), lambda m, t: m.matmul(t, t.T),
+    lambda m, t: m.max(t, 1), lambda m, t: m.min(t, 0, keepdim=True), lambda m, t: m.max(t),
+    lambda m, t: m.softmax(t, dim=1), lambda m, t: m.log_softmax(t, 0), lambda m, t: m.sum(t, 1),
+    lambda m, t: m.mean(t), lambda m, t: m.clamp(t, -0.5, 0.5), lambda m, t: m.exp(m.tanh(m.abs(t))),
+], ids=lambda f: "")
+def test_functions_compute_and_differentiate_as_pytorchs(torch, call):
+    a = np.random.default_rng(0).standard_normal((5, 3))
+    outs = []
+    for m, make in ((tg, lambda: tg.tensor(a, requires_grad=True)),
+                    (torch, lambda: torch.tensor(a, requires_grad=True))):
+        x = make()
+        out = call(m, x)
+        pieces = out if isinstance(out, tuple) else (out,)
+        values = [p for p in pieces if p.dtype == (np.float64 if m is tg else torch.float64)]
+        upstream = [np.random.default_rng(i).standard_normal(tuple(p.shape)) for i, p in enumerate(values)]
+        total = sum((p * (m.tensor(u) if m is tg else torch.tensor(u))).sum() for p, u in zip(values, upstream))
+        total.backward()
+        outs.append(([np.asarray(p.data if m is tg else p.detach().numpy()) for p in pieces],
+                     x.grad.data if m is tg else x.grad.numpy()))
+    (ours, ours_grad), (theirs, theirs_grad) = outs
+    assert len(ours) == len(theirs)
+    for o, t in zip(ours, theirs):
+        np.testing.assert_allclose(o, t, rtol=1e-12)
+    np.testing.assert_allclose(ours_grad, theirs_grad, rtol=1e-12)
+
+
+def test_only_the_cpu_is_a_device_and_cuda_is_not_available():
+    assert not tg.cuda.is_available() and tg.device("cpu") == "cpu"
+    tg.set_default_device("cpu")
+    assert tg.zeros(2, device="cpu").shape == (2,)
+    for refuse in (lambda: tg.device("cuda"), lambda: tg.zeros(2, device="cuda:0"),
+                   lambda: tg.set_default_device("mps")):
+        with pytest.raises(RuntimeError, match="is not available: tinygrad_like computes with NumPy on the CPU"):
+            refuse()
+
+
+def test_save_and_load_a_state_dict_without_pickle(tmp_path):
+    model = tg.nn.Linear(3, 2)
+    path = tmp_path / "model.npz"
+    tg.save(model.state_dict(), path)
+    loaded = tg.load(path)
+    assert set(loaded) == set(model.state_dict())
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(loaded[name].data, np.asarray(getattr(value, "data", value)))
+    with pytest.raises(TypeError, match="save: expects a dict of names to Tensors"):
+        tg.save(model, tmp_path / "model2.npz")
+    np.save(tmp_path / "object.npy", np.array([{"code": 1}], dtype=object), allow_pickle=True)
+    with open(tmp_path / "object.npy", "rb") as f:
+        data = f.read()
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "evil.npz", "w") as z:
+        z.writestr("x.npy", data)
+    with pytest.raises(ValueError, match="allow_pickle"):
+        tg.load(tmp_path / "evil.npz")
+
+
+def test_every_name_of_the_pytorch_module_is_public_at_the_top_level():
+    assert set(pytorch.__all__) <= set(tg.__all__)
+    assert all(getattr(tg, name) is getattr(pytorch, name) for name in pytorch.__all__)
+    assert callable(tg.tensor)  # not a module: tinygrad_like.tensor(...) works as torch.tensor(...)
+
+
+def test_allclose_all_and_any(torch):
+    a = tg.tensor([1.0, 2.0])
+    assert tg.allclose(a, tg.tensor([1.0, 2.0 + 1e-9])) and not tg.allclose(a, tg.tensor([1.0, 2.1]))
+    assert bool(tg.all(a > 0)) and not bool(tg.any(a > 5))
