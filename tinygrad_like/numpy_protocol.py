@@ -103,8 +103,8 @@ def _numpy_signature(func: Callable) -> inspect.Signature | None:
         return None
 
 
-def _is_default(value: Any, default: Any) -> bool:
-    if value is default or value is None or value is _NO_VALUE:
+def _is_default(key: str, value: Any, default: Any) -> bool:
+    if value is default or value is None or value is _NO_VALUE or (key == "where" and value is True):
         return True
     return type(value) in (bool, str) and type(default) is type(value) and value == default
 
@@ -138,7 +138,7 @@ def _numpy_call(T: type, func: Callable, rule: type[engine.Function], args: tupl
             keywords[key] = value
         elif key == "dtype" and positional:
             _refuse_dtype(name, value, _as_tensor(T, positional[0], None))
-        elif not _is_default(value, parameter.default):
+        elif not _is_default(key, value, parameter.default):
             _refuse(name, **{key: value})
     return tuple(positional), keywords
 
@@ -269,7 +269,8 @@ def array_ufunc(self: Any, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs:
     if rule is not None:
         return _apply_rule(T, rule, inputs, {})
     if ufunc in NO_GRAD_UFUNCS:
-        return T(ufunc(*[_data(T, x) for x in inputs]))
+        with engine.quiet():
+            return T(ufunc(*[_data(T, x) for x in inputs]))
     if ufunc in REFUSED:
         raise TypeError(f"np.{name} is not supported on Tensors: {REFUSED[ufunc]}; supported: {_supported()}")
     raise TypeError(f"np.{name} is not supported on Tensors (the graph cannot go through it); "
@@ -1179,7 +1180,8 @@ def _no_grad(function: Callable) -> Handler:
     def run(T: type, *args: Any, **kwargs: Any) -> Any:
         if kwargs.get("out") is not None:
             _refuse(_numpy_name(function)[3:], out=kwargs["out"])
-        return T(function(*_data(T, args), **{k: _data(T, v) for k, v in kwargs.items()}))
+        with engine.quiet():
+            return T(function(*_data(T, args), **{k: _data(T, v) for k, v in kwargs.items()}))
 
     return run
 
@@ -1284,8 +1286,8 @@ REFUSED: dict[Callable, str] = {
                     "implemented",
     np.linalg.eig: "its results are complex in general, and Tensors are real",
     np.linalg.cholesky: "no rule: the gradient of the Cholesky factor is not implemented",
-    np.copyto: "it writes into a NumPy array in place (np.full(shape, t) does so too): build the result from "
-               "Tensor operations instead, e.g. t * np.ones(shape) or np.broadcast_to(t, shape)",
+    np.copyto: "it writes into a NumPy array in place: build the result from Tensor operations instead, e.g. "
+               "t * np.ones(shape) or np.broadcast_to(t, shape)",
 }
 
 

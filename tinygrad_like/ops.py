@@ -1751,12 +1751,31 @@ class Cumsum(Function):
         return "cumsum" if self.axis is None else f"cumsum(axis={self.axis})"
 
 
+def _cumprod_backward(x, z, grad, axis: int):
+    """The gradient of z = cumprod(x) along ``axis`` for ``grad``: sum_{k >= i} g_k prod_{j <= k, j != i} x_j.
+
+    Without zeros it is (sum_{k >= i} g_k z_k) / x_i. With zeros (as PyTorch, and differentiable again): take each
+    row's first zero x_f out, c = cumprod(x with x_f taken as 1), so z_k = c_k * x_f for k >= f and z_k = c_k
+    before; then x_f's gradient is sum_{k >= f} g_k c_k, and every other x_i's is the gradient of cumprod(c's
+    input) for the upstream g_k * x_f (k >= f), g_k (k < f): the same function on one zero fewer per row. x_f
+    stays in the formula (its value 0, its derivative kept), so the second derivatives are right too."""
+    zeros = _values(x) == 0
+    if not zeros.any():
+        return _reverse_cumsum(grad * z, axis) / x
+    seen = np.cumsum(zeros, axis=axis)
+    first, after = zeros & (seen == 1), seen >= 1  # each row's first zero; it and the positions after it
+    x_first = np.where(first, x, 0).sum(axis=axis, keepdims=True)
+    rest = np.where(first, 1, x)
+    c = Cumprod.on(rest, axis=axis)
+    at_first = np.where(after, grad * c, 0).sum(axis=axis, keepdims=True)
+    others = _cumprod_backward(rest, c, np.where(after, grad * x_first, grad), axis)
+    return np.where(first, at_first, others)
+
+
 class Cumprod(Function):
     """z_i = prod_{k <= i} x_k along axis (over the flattened input when axis is None, as NumPy);
-    dz/dx_i = sum_{k >= i} g_k prod_{j <= k, j != i} x_j. Without zeros that is (sum_{k >= i} g_k z_k) / x_i.
-    Where a zero is, as PyTorch: the positions before the first zero keep that formula (later z_k are 0), the
-    first zero gets sum_{k >= it} g_k z'_k, with z' the cumprod of x with that zero taken as 1, and the
-    positions after it get 0. No division by zero anywhere, so it differentiates again."""
+    dz/dx_i = sum_{k >= i} g_k prod_{j <= k, j != i} x_j: (sum_{k >= i} g_k z_k) / x_i without zeros, and a
+    formula without division where there are zeros (see ``_cumprod_backward``), so it differentiates again."""
 
     __slots__ = ("a", "out", "axis")
     name = "cumprod"
@@ -1770,18 +1789,9 @@ class Cumprod(Function):
 
     def backward(self, grad):
         x, z, axis = self.a, self.out, self.axis
-        shape = x.shape
         if axis is None or x.ndim == 0:
-            x, axis = x.reshape(-1), 0
-        zeros = _values(x) == 0
-        if not zeros.any():
-            return ((_reverse_cumsum(grad * z, axis) / x).reshape(shape),)
-        seen = np.cumsum(zeros, axis=axis)
-        before, first = seen == 0, zeros & (seen == 1)  # before the first zero; the first zero
-        kept = np.where(before, _reverse_cumsum(np.where(before, grad * z, 0), axis) / np.where(before, x, 1), 0)
-        z_skip = Cumprod.on(np.where(first, 1, x), axis=axis)  # the first zero taken as 1
-        at_first = (np.where(before, 0, grad * z_skip)).sum(axis=axis, keepdims=True)
-        return (np.where(first, at_first, kept).reshape(shape),)
+            return (_cumprod_backward(x.reshape(-1), z, grad, 0).reshape(x.shape),)
+        return (_cumprod_backward(x, z, grad, axis),)
 
     def label(self):
         return "cumprod" if self.axis is None else f"cumprod(axis={self.axis})"
