@@ -61,8 +61,10 @@ def _refuse(name: str, **options: Any) -> None:
     is the function's name after ``np.`` (``linalg.norm``)."""
     given = [key for key, value in options.items() if value is not None and value is not _NO_VALUE]
     if given:
-        raise TypeError(f"np.{name}: {', '.join(f'{k}=' for k in given)} not supported on Tensors (the op returns "
-                        "a new Tensor: it cannot write into an array, change the dtype or mask the computation)")
+        why = "an option of NumPy's that Tensors do not take"
+        if set(given) <= {"out", "dtype", "where", "casting"}:
+            why = "the op returns a new Tensor: it cannot write into an array, change the dtype or mask the computation"
+        raise TypeError(f"np.{name}: {', '.join(f'{k}=' for k in given)} not supported on Tensors ({why})")
 
 
 def _refuse_dtype(name: str, dtype: Any, like: Any) -> None:
@@ -868,11 +870,9 @@ def _tensordot(T: type, a: Any, b: Any, axes: Any = 2) -> Any:
                          f"{axes_b})")
     free_a = [i for i in range(a.ndim) if i not in axes_a]
     free_b = [i for i in range(b.ndim) if i not in axes_b]
-    summed = math.prod(a.shape[i] for i in axes_a)
-    left = _permuted(a, free_a + axes_a).reshape(-1, summed) if a.size else a.reshape(
-        math.prod(a.shape[i] for i in free_a), summed)
-    right = _permuted(b, axes_b + free_b).reshape(summed, -1) if b.size else b.reshape(
-        summed, math.prod(b.shape[i] for i in free_b))
+    size = lambda t, axes: math.prod(t.shape[i] for i in axes)  # noqa: E731
+    left = _permuted(a, free_a + axes_a).reshape(size(a, free_a), size(a, axes_a))
+    right = _permuted(b, axes_b + free_b).reshape(size(b, axes_b), size(b, free_b))
     product = _apply_rule(T, ops.Matmul, (left, right), {})
     return product.reshape([a.shape[i] for i in free_a] + [b.shape[i] for i in free_b])
 
@@ -1170,7 +1170,7 @@ def _select(T: type, condlist: Any, choicelist: Any, default: Any = 0) -> Any:
     result = _as_tensor(T, default, like)
     for cond, choice in reversed(list(zip(condlist, choicelist))):
         result = _where(T, cond, _as_tensor(T, choice, like), result)
-    shape = np.broadcast_shapes(*[np.shape(_data(T, c)) for c in condlist], *[np.shape(c) for c in choicelist])
+    shape = np.broadcast_shapes(*[np.shape(_data(T, c)) for c in [*condlist, *choicelist, default]])
     return result if result.shape == shape else result.expand(*shape)
 
 
