@@ -394,6 +394,14 @@ ROWS = [
     Row("linalg.solve", np.linalg.solve, lambda T, a, b: T.linalg.solve(a, b), invertible(3, 3), normal(3, 2)),
     Row("linalg.solve a vector", np.linalg.solve, lambda T, a, b: T.linalg.solve(a, b), invertible(3, 3), normal(3)),
     Row("linalg.solve batched", np.linalg.solve, lambda T, a, b: T.linalg.solve(a, b), invertible(2, 3, 3), normal(3)),
+    Row("linalg.cholesky", lambda a: np.linalg.cholesky(a @ np.swapaxes(a, -1, -2) + 3 * np.eye(3)),
+        lambda T, a: T.linalg.cholesky(a @ a.mT + 3 * T.eye(3, dtype=a.dtype)), normal(2, 3, 3)),
+    Row("linalg.cholesky upper", lambda a: np.linalg.cholesky(a @ a.T + np.eye(3), upper=True),
+        lambda T, a: T.linalg.cholesky(a @ a.T + T.eye(3, dtype=a.dtype), upper=True), normal(3, 3)),
+    # NumPy reads one triangle only: the gradient is that function's (PyTorch's is the symmetric one)
+    Row("linalg.cholesky of a lower triangle", np.linalg.cholesky, None, invertible(3, 3)),
+    Row("linalg.cholesky of an upper triangle", lambda a: np.linalg.cholesky(a, upper=True), None,
+        invertible(2, 3, 3)),
     # -- 6. the rest of HIPS autograd's list ---------------------------------------------------------------
     Row("linspace", lambda a, b: np.linspace(a, b, 5), lambda T, a, b: T.stack(
         [a + (b - a) * (i / 4) for i in range(4)] + [b.expand(3)]), normal(3), normal(3), linear=True),
@@ -636,7 +644,6 @@ REFUSED_CALLS = {
     "linalg.svd": np.linalg.svd,
     "linalg.eigh": np.linalg.eigh,
     "linalg.eig": np.linalg.eig,
-    "linalg.cholesky": np.linalg.cholesky,
     "copyto": lambda t: np.copyto(np.zeros((3, 3)), t),
 }
 

@@ -1285,7 +1285,6 @@ REFUSED: dict[Callable, str] = {
     np.linalg.eigh: "no rule: the gradient of the eigenvectors (coupled, undefined at repeated eigenvalues) is not "
                     "implemented",
     np.linalg.eig: "its results are complex in general, and Tensors are real",
-    np.linalg.cholesky: "no rule: the gradient of the Cholesky factor is not implemented",
     np.copyto: "it writes into a NumPy array in place: build the result from Tensor operations instead, e.g. "
                "t * np.ones(shape) or np.broadcast_to(t, shape)",
 }

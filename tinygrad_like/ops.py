@@ -1938,5 +1938,38 @@ class Solve(Function):
 
 
 
+def _lower_halved(y):
+    """Phi(y): the strictly lower triangle of each matrix of ``y``, with half its diagonal (zeros above)."""
+    n = y.shape[-1]
+    below, diagonal = np.tri(n, n, -1, dtype=bool), np.eye(n, dtype=bool)
+    return np.where(below, y, np.where(diagonal, y * 0.5, np.zeros((), y.dtype)))
+
+
+class Cholesky(Function):
+    """z = L, the lower-triangular Cholesky factor of a (a = L L^T; the upper factor L^T with upper=True). As NumPy,
+    only a's lower (upper) triangle is read, so the gradient is the one of that function: with
+    S = L^-T Phi(L^T g) L^-1, dz/da = Phi(S + S^T), Phi the lower triangle with half the diagonal (the transposed
+    formula for the upper factor). For a symmetric input made by other ops the chain rule gives the usual
+    symmetric gradient (S + S^T) / 2, PyTorch's."""
+
+    __slots__ = ("out", "upper")
+    name = "cholesky"
+    implements = np.linalg.cholesky
+    hint = "the matrix is not positive definite"
+
+    def forward(self, a, upper=False):
+        _square_matrices(a, "cholesky")
+        self.upper = bool(upper)
+        self.out = np.linalg.cholesky(_floating(a), upper=self.upper)
+        return self.out
+
+    def backward(self, grad):
+        factor, g = (_matrix_t(self.out), _matrix_t(grad)) if self.upper else (self.out, grad)
+        inverse = Inv.on(factor)
+        s = _matrix_t(inverse) @ _lower_halved(_matrix_t(factor) @ g) @ inverse
+        ga = _lower_halved(s + _matrix_t(s))
+        return (_matrix_t(ga) if self.upper else ga,)
+
+
 # Every primitive of this table by name, for drawings, tests and anyone reading along.
 RULES: dict[str, type[Function]] = rules(__name__)
