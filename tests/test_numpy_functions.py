@@ -127,6 +127,12 @@ def _quietly(function, *args):
         return function(*args)
 
 
+def _squared_vectors(result):
+    """np.linalg.eigh's eigenvalues and its eigenvectors squared (the same whatever their signs)."""
+    values, vectors = result
+    return values, vectors * vectors
+
+
 ROWS = [
     # -- 1. elementwise ------------------------------------------------------------------------------------
     Row("arcsin", np.arcsin, lambda T, a: T.asin(a), uniform(-0.9, 0.9)(3, 4)),
@@ -402,6 +408,17 @@ ROWS = [
     Row("linalg.cholesky of a lower triangle", np.linalg.cholesky, None, invertible(3, 3)),
     Row("linalg.cholesky of an upper triangle", lambda a: np.linalg.cholesky(a, upper=True), None,
         invertible(2, 3, 3)),
+    Row("linalg.eigvalsh", lambda a: np.linalg.eigvalsh(a + np.swapaxes(a, -1, -2)),
+        lambda T, a: T.linalg.eigvalsh(a + a.mT), normal(2, 3, 3)),
+    Row("linalg.eigvalsh of an upper triangle", lambda a: np.linalg.eigvalsh(a, UPLO="U"), None, normal(3, 3)),
+    # eigenvectors are defined up to their sign: the rows compare their squares (PyTorch's signs may differ)
+    Row("linalg.eigh", lambda a: _squared_vectors(np.linalg.eigh(a + np.swapaxes(a, -1, -2))),
+        lambda T, a: _squared_vectors(T.linalg.eigh(a + a.mT)), normal(2, 3, 3)),
+    Row("linalg.eigh of a lower triangle", lambda a: _squared_vectors(np.linalg.eigh(a)), None, normal(4, 4)),
+    Row("linalg.eigh of an upper triangle", lambda a: np.linalg.eigh(a, "U").eigenvectors[..., :1] *
+        np.linalg.eigh(a, "U").eigenvectors[..., 1:2], None, normal(3, 3)),
+    Row("linalg.pinv", np.linalg.pinv, lambda T, a: T.linalg.pinv(a), normal(4, 3)),
+    Row("linalg.pinv wide", np.linalg.pinv, lambda T, a: T.linalg.pinv(a), normal(2, 2, 3)),
     # -- 6. the rest of HIPS autograd's list ---------------------------------------------------------------
     Row("linspace", lambda a, b: np.linspace(a, b, 5), lambda T, a, b: T.stack(
         [a + (b - a) * (i / 4) for i in range(4)] + [b.expand(3)]), normal(3), normal(3), linear=True),
@@ -640,9 +657,7 @@ def test_functions_without_gradient_compute_numpys_values(name):
 _M = np.eye(3) * 2 + 0.1
 REFUSED_CALLS = {
     "hypot": lambda t: np.hypot(t, t),
-    "linalg.pinv": np.linalg.pinv,
     "linalg.svd": np.linalg.svd,
-    "linalg.eigh": np.linalg.eigh,
     "linalg.eig": np.linalg.eig,
     "copyto": lambda t: np.copyto(np.zeros((3, 3)), t),
 }
@@ -689,6 +704,8 @@ REFUSED_OPTIONS = [
      r"np\.gradient: coordinate arrays as spacing are not supported on Tensors"),
     (lambda x: np.cross(x[:, :2], x[:, 1:]), r"np\.cross: only 3-element vectors are supported on Tensors"),
     (lambda x: np.ravel(x, order="F"), r"np\.ravel: order='F' is not supported on Tensors"),
+    (lambda x: np.linalg.pinv(np.stack([x[0], x[0] * 2])), r"np\.linalg\.pinv: a matrix that is not of full rank "
+                                                             r"\(at NumPy's cutoff\) is not supported on Tensors"),
 ]
 
 
@@ -761,6 +778,14 @@ def test_slogdet_gives_a_sign_without_gradient_and_a_differentiable_log():
     assert logabsdet.item() == pytest.approx(np.log(6.0))
     logabsdet.backward()
     np.testing.assert_allclose(a.grad.data, np.linalg.inv(a.data).T)
+
+
+def test_eigh_gives_numpys_named_results():
+    a = np.array([[2.0, 0.5], [0.5, 1.0]])
+    result = np.linalg.eigh(Tensor(a, requires_grad=True))
+    expected = np.linalg.eigh(a)
+    np.testing.assert_allclose(result.eigenvalues.data, expected.eigenvalues)
+    np.testing.assert_allclose(result.eigenvectors.data, expected.eigenvectors)
 
 
 def test_new_elementwise_rules_are_tensor_methods_with_pytorchs_names():

@@ -1036,6 +1036,38 @@ def _slogdet(T: type, a: Any) -> Any:
     return SlogdetResult(T(sign), ops.LogAbsDet.apply(a))
 
 
+EighResult = collections.namedtuple("EighResult", ["eigenvalues", "eigenvectors"])
+
+
+def _eigh(T: type, a: Any, UPLO: str = "L") -> Any:  # noqa: N803 - NumPy's name
+    """``np.linalg.eigh``: the eigenvalues (the ``eigvalsh`` rule) and the eigenvectors (``eigh_vectors``)."""
+    a = _tensor(T, a)
+    return EighResult(ops.Eigvalsh.apply(a, UPLO=UPLO), ops.EighVectors.apply(a, UPLO=UPLO))
+
+
+def _pinv(T: type, a: Any, rcond: Any = None, hermitian: bool = False, *, rtol: Any = _NO_VALUE) -> Any:
+    """``np.linalg.pinv`` of matrices of full rank (at NumPy's cutoff): solve(a^T a, a^T) for tall ones,
+    solve(a a^T, a)^T for wide ones, the same values as NumPy's; where NumPy's cutoff drops a singular value the
+    pseudo-inverse jumps, and it is refused."""
+    a = _floating_tensor(_tensor(T, a))
+    if a.ndim < 2:
+        raise np.linalg.LinAlgError(f"np.linalg.pinv: {a.ndim}-dimensional array given. Array must be at least "
+                                    "two-dimensional")
+    if rcond is None:
+        rcond = 1e-15 if rtol is _NO_VALUE else max(a.shape[-2:]) * np.finfo(a.dtype).eps if rtol is None else rtol
+    elif rtol is not _NO_VALUE:
+        raise ValueError("np.linalg.pinv: `rtol` and `rcond` can't be both set.")
+    singular = np.linalg.svd(a.data, compute_uv=False, hermitian=hermitian)
+    if singular.size and not (singular > np.asarray(rcond)[..., None] * singular.max(-1, keepdims=True)).all():
+        raise TypeError("np.linalg.pinv: a matrix that is not of full rank (at NumPy's cutoff) is not supported on "
+                        "Tensors: its pseudo-inverse jumps there, and its gradient needs the SVD's, which Tensors "
+                        "do not have")
+    at = _swapaxes(T, a, -1, -2)
+    if a.shape[-2] >= a.shape[-1]:
+        return _apply_rule(T, ops.Solve, (at @ a, at), {})
+    return _swapaxes(T, _apply_rule(T, ops.Solve, (a @ at, a), {}), -1, -2)
+
+
 def _norm(T: type, x: Any, ord: Any = None, axis: Any = None, keepdims: bool = False) -> Any:  # noqa: A002
     """``np.linalg.norm`` from sums, absolute values and maxima: vector norms (2, 1, inf, -inf, 0, any p) and
     matrix norms ('fro', 1, -1, inf, -inf); the singular-value norms ('nuc', 2, -2 of matrices) are refused."""
@@ -1251,6 +1283,8 @@ FUNCTIONS: dict[Callable, Handler] = {
     np.cross: _cross,
     np.linalg.slogdet: _slogdet,
     np.linalg.norm: _norm,
+    np.linalg.eigh: _eigh,
+    np.linalg.pinv: _pinv,
     np.linspace: _linspace,
     np.gradient: _gradient,
     np.real: lambda T, val: val,  # real Tensors: the values themselves
@@ -1278,12 +1312,8 @@ PLAIN_FUNCTIONS = frozenset({
 # refused, and listed in docs/numpy-on-tensors.md.
 REFUSED: dict[Callable, str] = {
     np.hypot: "not implemented; np.sqrt(x * x + y * y) computes it on Tensors, with the same gradient",
-    np.linalg.pinv: "no rule (its gradient is the SVD's); for a square invertible matrix use np.linalg.inv, for "
-                    "least squares np.linalg.solve(a.T @ a, a.T @ b)",
     np.linalg.svd: "no rule: the gradient of the singular vectors (coupled, undefined at repeated singular values) "
                    "is not implemented",
-    np.linalg.eigh: "no rule: the gradient of the eigenvectors (coupled, undefined at repeated eigenvalues) is not "
-                    "implemented",
     np.linalg.eig: "its results are complex in general, and Tensors are real",
     np.copyto: "it writes into a NumPy array in place: build the result from Tensor operations instead, e.g. "
                "t * np.ones(shape) or np.broadcast_to(t, shape)",

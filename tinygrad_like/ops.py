@@ -1967,8 +1967,65 @@ class Cholesky(Function):
         factor, g = (_matrix_t(self.out), _matrix_t(grad)) if self.upper else (self.out, grad)
         inverse = Inv.on(factor)
         s = _matrix_t(inverse) @ _lower_halved(_matrix_t(factor) @ g) @ inverse
-        ga = _lower_halved(s + _matrix_t(s))
-        return (_matrix_t(ga) if self.upper else ga,)
+        return (_of_triangle(s, self.upper),)
+
+
+def _of_triangle(s, upper: bool):
+    """The gradient of a function of a symmetric matrix that reads only a's lower triangle (upper: its upper one),
+    from S, its gradient as a function of the whole matrix: Phi(S + S^T) (transposed for the upper triangle)."""
+    ga = _lower_halved(s + _matrix_t(s))
+    return _matrix_t(ga) if upper else ga
+
+
+def _uplo(value) -> bool:
+    """True for NumPy's UPLO='U' (the upper triangle read), False for 'L'."""
+    if value not in ("L", "U", "l", "u"):
+        raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {value!r}")
+    return value in ("U", "u")
+
+
+class Eigvalsh(Function):
+    """z = the eigenvalues of the symmetric matrix a, ascending (only a's lower triangle is read, the upper one with
+    UPLO='U', as NumPy); with V its eigenvectors, the gradient for the whole symmetric matrix is S = V diag(g) V^T,
+    so dz/da = Phi(S + S^T) for the triangle read (Phi: the lower triangle with half the diagonal)."""
+
+    __slots__ = ("a", "uplo")
+    name = "eigvalsh"
+    implements = np.linalg.eigvalsh
+
+    def forward(self, a, UPLO="L"):  # noqa: N803 - NumPy's name
+        _square_matrices(a, "eigvalsh")
+        self.a, self.uplo = _floating(a), UPLO
+        return np.linalg.eigvalsh(self.a, UPLO=UPLO)
+
+    def backward(self, grad):
+        v = EighVectors.on(self.a, UPLO=self.uplo)
+        return (_of_triangle((v * grad[..., None, :]) @ _matrix_t(v), _uplo(self.uplo)),)
+
+
+class EighVectors(Function):
+    """z = V, the eigenvectors (columns) of the symmetric matrix a (np.linalg.eigh's second result; a's lower
+    triangle read, the upper one with UPLO='U'); with w the eigenvalues and F_ij = 1 / (w_j - w_i) off the
+    diagonal, 0 on it, the gradient for the whole symmetric matrix is S = V (F * (V^T g)) V^T, so
+    dz/da = Phi(S + S^T) for the triangle read. Repeated eigenvalues have no such gradient (F is infinite)."""
+
+    __slots__ = ("a", "out", "uplo")
+    name = "eigh_vectors"
+    backward_hint = "the eigenvectors' gradient divides by differences of eigenvalues: repeated ones make it infinite"
+
+    def forward(self, a, UPLO="L"):  # noqa: N803 - NumPy's name
+        _square_matrices(a, "eigh")
+        self.a, self.uplo = _floating(a), UPLO
+        self.out = np.linalg.eigh(self.a, UPLO=UPLO)[1]
+        return self.out
+
+    def backward(self, grad):
+        v, w = self.out, Eigvalsh.on(self.a, UPLO=self.uplo)
+        same = np.eye(v.shape[-1], dtype=bool)
+        gaps = w[..., None, :] - w[..., :, None]  # (i, j): w_j - w_i
+        f = np.where(same, 0, 1 / np.where(same, 1, gaps))
+        s = v @ (f * (_matrix_t(v) @ grad)) @ _matrix_t(v)
+        return (_of_triangle(s, _uplo(self.uplo)),)
 
 
 # Every primitive of this table by name, for drawings, tests and anyone reading along.
