@@ -392,6 +392,12 @@ ROWS = [
         lambda T, a: T.linalg.matrix_norm(a, float("inf")), distinct(3, 4)),
     Row("linalg.norm matrix -inf", lambda a: np.linalg.norm(a, -np.inf, axis=(1, 0), keepdims=True),
         lambda T, a: T.linalg.matrix_norm(a, -float("inf"), dim=(1, 0), keepdim=True), distinct(3, 4)),
+    Row("linalg.norm nuc", lambda a: np.linalg.norm(a, "nuc"), lambda T, a: T.linalg.matrix_norm(a, "nuc"),
+        normal(4, 3)),
+    Row("linalg.norm matrix 2", lambda a: np.linalg.norm(a, 2, axis=(2, 0), keepdims=True),
+        lambda T, a: T.linalg.matrix_norm(a, 2, dim=(2, 0), keepdim=True), normal(3, 2, 4)),
+    Row("linalg.norm matrix -2", lambda a: np.linalg.norm(a, -2), lambda T, a: T.linalg.matrix_norm(a, -2),
+        normal(3, 4)),
     Row("linalg.inv", np.linalg.inv, lambda T, a: T.linalg.inv(a), invertible(3, 3)),
     Row("linalg.inv batched", np.linalg.inv, lambda T, a: T.linalg.inv(a), invertible(2, 3, 3)),
     Row("linalg.det", np.linalg.det, lambda T, a: T.linalg.det(a), invertible(3, 3)),
@@ -694,10 +700,6 @@ REFUSED_OPTIONS = [
     (lambda x: np.einsum("ij->", x, dtype=np.float32), r"np\.einsum: dtype= not supported"),
     (lambda x: np.hstack([x, x], dtype=np.float32), r"np\.hstack: dtype= not supported"),
     (lambda x: np.outer(x, x, out=np.empty((6, 6))), r"np\.outer: out= not supported"),
-    (lambda x: np.linalg.norm(x, "nuc"), r"np\.linalg\.norm: ord='nuc' of a matrix is a function of its singular "
-                                         r"values, whose gradient Tensors do not have"),
-    (lambda x: np.linalg.norm(x, 2), r"np\.linalg\.norm: ord=2 of a matrix"),
-    (lambda x: np.linalg.norm(x, -2, axis=(0, 1)), r"np\.linalg\.norm: ord=-2 of a matrix"),
     (lambda x: np.sort(x, order="f"), r"np\.sort: order= \(fields of structured arrays\) is not supported"),
     (lambda x: np.partition(x, 1, order="f"), r"np\.partition: order="),
     (lambda x: np.gradient(x, np.array([0.0, 1.0]), np.array([0.0, 1.0, 3.0])),
@@ -746,6 +748,8 @@ def test_numpys_own_errors_are_kept_and_name_the_function():
         np.take(x, [7])
     with pytest.raises(ValueError, match="np.linalg.norm: Invalid norm order 'fro' for vectors"):
         np.linalg.norm(x[0], "fro")
+    with pytest.raises(ValueError, match="np.linalg.norm: Invalid norm order 'max' for matrices"):
+        np.linalg.norm(x, "max")
 
 
 # ----------------------------------------------------------------------------------------------------------
