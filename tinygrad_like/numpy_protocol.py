@@ -431,12 +431,12 @@ def _tensor(T: type, a: Any) -> Any:
     return _as_tensor(T, a, None)
 
 
-def _along(ndim: int, axis: int, part: Any) -> tuple:
+def _along(axis: int, part: Any) -> tuple:
     """The index taking ``part`` (a slice, an int or an integer array) along ``axis``, everything elsewhere."""
     return (slice(None),) * axis + (part,)
 
 
-def _gather(T: type, a: Any, positions: np.ndarray) -> Any:
+def _gather(a: Any, positions: np.ndarray) -> Any:
     """The elements of ``a`` at flat ``positions`` (an integer array of any shape): the graph of a selection
     whose layout NumPy computed on an array of positions (``np.take_along_axis(np.arange(n).reshape(shape),
     ...)``); its gradient adds up over repeated positions."""
@@ -496,7 +496,7 @@ def _diff(T: type, a: Any, n: int = 1, axis: int = -1, prepend: Any = _NO_VALUE,
         a = _concatenate(T, parts, axis=axis)
     if a.dtype == np.bool_:  # NumPy's diff of booleans is not_equal: no gradient
         return T(np.diff(a.data, n=n, axis=axis))
-    later, earlier = _along(a.ndim, axis, slice(1, None)), _along(a.ndim, axis, slice(None, -1))
+    later, earlier = _along(axis, slice(1, None)), _along(axis, slice(None, -1))
     for _ in range(n):
         a = a[later] - a[earlier]
     return a
@@ -589,7 +589,7 @@ def _split_bounds(n: int, indices_or_sections: Any, equal: bool, name: str) -> l
 def _split_along(T: type, a: Any, indices_or_sections: Any, axis: int, equal: bool, name: str) -> list:
     a = _tensor(T, a)
     axis = normalize_axis_index(axis, a.ndim)
-    return [a[_along(a.ndim, axis, slice(start, stop))]
+    return [a[_along(axis, slice(start, stop))]
             for start, stop in _split_bounds(a.shape[axis], indices_or_sections, equal, name)]
 
 
@@ -707,7 +707,7 @@ def _roll(T: type, a: Any, shift: Any, axis: Any = None) -> Any:
         n = a.shape[ax]
         s = s % n if n else 0
         if s:
-            a = _concatenate(T, [a[_along(a.ndim, ax, slice(n - s, None))], a[_along(a.ndim, ax, slice(0, n - s))]],
+            a = _concatenate(T, [a[_along(ax, slice(n - s, None))], a[_along(ax, slice(0, n - s))]],
                              axis=ax)
     return a
 
@@ -719,7 +719,7 @@ def _repeat(T: type, a: Any, repeats: Any, axis: Any = None) -> Any:
         a, axis = a.reshape(-1), 0
     axis = normalize_axis_index(axis, a.ndim)
     index = np.repeat(np.arange(a.shape[axis]), _data(T, repeats))
-    return a[_along(a.ndim, axis, index)]
+    return a[_along(axis, index)]
 
 
 def _tile(T: type, A: Any, reps: Any) -> Any:  # noqa: N803 - NumPy's name
@@ -750,12 +750,12 @@ def _take(T: type, a: Any, indices: Any, axis: Any = None, out: Any = None, mode
         index = np.clip(index, 0, n - 1)
     elif mode != "raise":
         raise ValueError(f"np.take: mode must be 'raise', 'wrap' or 'clip', got {mode!r}")
-    return a[_along(a.ndim, axis, index)]
+    return a[_along(axis, index)]
 
 
 def _take_along_axis(T: type, arr: Any, indices: Any, axis: Any = -1) -> Any:
     arr = _tensor(T, arr)
-    return _gather(T, arr, np.take_along_axis(_positions(arr), np.asarray(_data(T, indices)), axis))
+    return _gather(arr, np.take_along_axis(_positions(arr), np.asarray(_data(T, indices)), axis))
 
 
 def _broadcast_to(T: type, array: Any, shape: Any, subok: bool = False) -> Any:
@@ -774,7 +774,7 @@ def _sorting(name: str, arg: Callable) -> Handler:
             raise TypeError(f"np.{name}: order= (fields of structured arrays) is not supported on Tensors")
         a = _tensor(T, a)
         index = arg(a.data, *args, axis=axis, **({} if kind is None else {"kind": kind}), **kwargs)
-        return _gather(T, a, np.take_along_axis(_positions(a), index, axis))
+        return _gather(a, np.take_along_axis(_positions(a), index, axis))
 
     return run
 
@@ -1161,7 +1161,7 @@ def _linspace(T: type, start: Any, stop: Any, num: int = 50, endpoint: bool = Tr
 
 
 def _slice_along(a: Any, axis: int, part: slice) -> Any:
-    return a[_along(a.ndim, axis, part)]
+    return a[_along(axis, part)]
 
 
 def _gradient(T: type, f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
