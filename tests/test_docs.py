@@ -171,14 +171,22 @@ def test_the_readme_is_a_front_door():
     assert command in (ROOT / ".ci" / "run").read_text().splitlines()
 
 
-def test_the_numpy_page_lists_every_supported_function():
+def test_the_numpy_page_lists_every_function_with_its_status():
+    """The page's table (| `name` | status | notes |) is every function Tensors know, sorted, with the status the
+    code gives it; a refused one's notes are the reason the code gives."""
     from tinygrad_like import numpy_protocol
 
     text = (ROOT / "docs" / "numpy-on-tensors.md").read_text()
-    for kind, names in numpy_protocol.supported().items():
-        item = next(item for item in text.split("\n- ") if item.lower().startswith(f"**{kind.lower()}**"))
-        paragraph = item.split("\n\n")[0]
-        assert re.findall(r"`(\w+)`", paragraph) == names, kind
+    rows = re.findall(r"^\| `([\w.]+)` \| ([\w ]+?) \| (.*?) ?\|$", text, re.M)
+    status = {name: kind for kind, names in numpy_protocol.supported().items() for name in names}
+    refused = numpy_protocol.refused()
+    status.update(dict.fromkeys(refused, "refused"))
+    expected = sorted(status.items())
+    assert [(name, kind) for name, kind, _ in rows] == expected, "the table should list:\n" + "\n".join(
+        f"| `{name}` | {kind} | {refused.get(name, '')} |" for name, kind in expected)
+    for name, kind, notes in rows:
+        if kind == "refused":
+            assert notes == refused[name], name
 
 
 def test_the_docs_speak_of_what_exists():

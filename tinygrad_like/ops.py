@@ -1315,5 +1315,718 @@ class MaxPool2d(Function):
         return f"max_pool2d(kernel_size={self.kernel}, stride={self.stride})"
 
 
+# ----------------------------------------------------------------------------------------------------------
+# NumPy's other differentiable functions: elementwise, scans and products over axes, linear algebra. NumPy code
+# on Tensors reaches them through ``implements``; composites (stacking, splitting, flipping, einsum, norms ...)
+# are built from the rules above in numpy_protocol.py. Each backward works on arrays and on Tensors.
+# ----------------------------------------------------------------------------------------------------------
+
+_LN2, _LN10 = math.log(2.0), math.log(10.0)
+
+
+def _values(x) -> np.ndarray:
+    """The array of ``x`` (an array, or a Tensor in a backward run on Tensors): for masks a backward only compares,
+    never for values it differentiates."""
+    return x if isinstance(x, np.ndarray) else np.asarray(x.data)
+
+
+class Arcsin(Function):
+    """z = arcsin(x);  dz/dx = 1 / sqrt(1 - x^2)  (infinite at x = -1 and 1, nan outside [-1, 1])."""
+
+    __slots__ = ("x",)
+    name = "arcsin"
+    methods = ("asin", "arcsin")
+    implements = np.arcsin
+    onnx = "Asin"
+    derivative = "1 / sqrt(1 - z**2)"
+    hint = "arcsin is nan outside [-1, 1]"
+    backward_hint = "d arcsin(x)/dx = 1/sqrt(1 - x^2) is infinite at x = -1 and x = 1"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.arcsin(self.x)
+
+    def backward(self, grad):
+        x = self.x
+        return (grad / np.sqrt(1 - x * x),)
+
+
+class Arccos(Function):
+    """z = arccos(x);  dz/dx = -1 / sqrt(1 - x^2)  (infinite at x = -1 and 1, nan outside [-1, 1])."""
+
+    __slots__ = ("x",)
+    name = "arccos"
+    methods = ("acos", "arccos")
+    implements = np.arccos
+    onnx = "Acos"
+    derivative = "-1 / sqrt(1 - z**2)"
+    hint = "arccos is nan outside [-1, 1]"
+    backward_hint = "d arccos(x)/dx = -1/sqrt(1 - x^2) is infinite at x = -1 and x = 1"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.arccos(self.x)
+
+    def backward(self, grad):
+        x = self.x
+        return (-grad / np.sqrt(1 - x * x),)
+
+
+class Arctan(Function):
+    """z = arctan(x);  dz/dx = 1 / (1 + x^2)."""
+
+    __slots__ = ("x",)
+    name = "arctan"
+    methods = ("atan", "arctan")
+    implements = np.arctan
+    onnx = "Atan"
+    derivative = "1 / (1 + z**2)"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.arctan(self.x)
+
+    def backward(self, grad):
+        x = self.x
+        return (grad / (1 + x * x),)
+
+
+class Arctan2(Function):
+    """z = arctan2(y, x), the angle of the point (x, y);  dz/dy = x / (x^2 + y^2),  dz/dx = -y / (x^2 + y^2)
+    (nan at the origin, where the angle jumps)."""
+
+    __slots__ = ("y", "x")
+    name = "arctan2"
+    implements = np.arctan2
+    backward_hint = "d arctan2(y, x) = (x dy - y dx) / (x^2 + y^2) is undefined at the origin"
+
+    def forward(self, y, x):
+        self.y, self.x = _floating(y), _floating(x)
+        return np.arctan2(self.y, self.x)
+
+    def backward(self, grad):
+        need_y, need_x = self.needs_grad
+        y, x = self.y, self.x
+        scaled = grad / (x * x + y * y)
+        return (scaled * x if need_y else None), (-scaled * y if need_x else None)
+
+
+class Sinh(Function):
+    """z = sinh(x);  dz/dx = cosh(x)."""
+
+    __slots__ = ("x",)
+    name = "sinh"
+    methods = ("sinh",)
+    implements = np.sinh
+    onnx = "Sinh"
+    derivative = "cosh(z)"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.sinh(self.x)
+
+    def backward(self, grad):
+        return (grad * Cosh.on(self.x),)
+
+
+class Cosh(Function):
+    """z = cosh(x);  dz/dx = sinh(x)."""
+
+    __slots__ = ("x",)
+    name = "cosh"
+    methods = ("cosh",)
+    implements = np.cosh
+    onnx = "Cosh"
+    derivative = "sinh(z)"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.cosh(self.x)
+
+    def backward(self, grad):
+        return (grad * Sinh.on(self.x),)
+
+
+class Arcsinh(Function):
+    """z = arcsinh(x);  dz/dx = 1 / sqrt(x^2 + 1)."""
+
+    __slots__ = ("x",)
+    name = "arcsinh"
+    methods = ("asinh", "arcsinh")
+    implements = np.arcsinh
+    onnx = "Asinh"
+    derivative = "1 / sqrt(z**2 + 1)"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.arcsinh(self.x)
+
+    def backward(self, grad):
+        x = self.x
+        return (grad / np.sqrt(x * x + 1),)
+
+
+class Arccosh(Function):
+    """z = arccosh(x);  dz/dx = 1 / sqrt(x^2 - 1)  (infinite at x = 1, nan below)."""
+
+    __slots__ = ("x",)
+    name = "arccosh"
+    methods = ("acosh", "arccosh")
+    implements = np.arccosh
+    onnx = "Acosh"
+    derivative = "1 / sqrt(z**2 - 1)"
+    hint = "arccosh is nan below 1"
+    backward_hint = "d arccosh(x)/dx = 1/sqrt(x^2 - 1) is infinite at x = 1"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.arccosh(self.x)
+
+    def backward(self, grad):
+        x = self.x
+        return (grad / np.sqrt(x * x - 1),)
+
+
+class Arctanh(Function):
+    """z = arctanh(x);  dz/dx = 1 / (1 - x^2)  (infinite at x = -1 and 1, nan outside [-1, 1])."""
+
+    __slots__ = ("x",)
+    name = "arctanh"
+    methods = ("atanh", "arctanh")
+    implements = np.arctanh
+    onnx = "Atanh"
+    derivative = "1 / (1 - z**2)"
+    hint = "arctanh is infinite at -1 and 1 and nan outside [-1, 1]"
+    backward_hint = "d arctanh(x)/dx = 1/(1 - x^2) is infinite at x = -1 and x = 1"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.arctanh(self.x)
+
+    def backward(self, grad):
+        x = self.x
+        return (grad / (1 - x * x),)
+
+
+class Exp2(Function):
+    """z = 2^x;  dz/dx = z ln 2."""
+
+    __slots__ = ("out",)
+    name = "exp2"
+    methods = ("exp2",)
+    implements = np.exp2
+    derivative = "2**z * ln(2)"
+    hint = "exp2 overflows past 128 (float32) or 1024 (float64)"
+
+    def forward(self, x):
+        self.out = np.exp2(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        return (grad * self.out * _LN2,)
+
+
+class Expm1(Function):
+    """z = exp(x) - 1, accurate for tiny x;  dz/dx = exp(x) = z + 1."""
+
+    __slots__ = ("out",)
+    name = "expm1"
+    methods = ("expm1",)
+    implements = np.expm1
+    derivative = "exp(z)"
+    hint = "expm1 overflows past 88 (float32) or 709 (float64)"
+
+    def forward(self, x):
+        self.out = np.expm1(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        return (grad * (self.out + 1),)
+
+
+class Log2(Function):
+    """z = log2(x);  dz/dx = 1 / (x ln 2)."""
+
+    __slots__ = ("x",)
+    name = "log2"
+    methods = ("log2",)
+    implements = np.log2
+    derivative = "1 / (z * ln(2))"
+    hint = "log2(0) is -inf and log2(x < 0) is nan"
+    backward_hint = "d log2(x)/dx = 1/(x ln 2) is infinite at x = 0"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.log2(self.x)
+
+    def backward(self, grad):
+        return (grad / (self.x * _LN2),)
+
+
+class Log10(Function):
+    """z = log10(x);  dz/dx = 1 / (x ln 10)."""
+
+    __slots__ = ("x",)
+    name = "log10"
+    methods = ("log10",)
+    implements = np.log10
+    derivative = "1 / (z * ln(10))"
+    hint = "log10(0) is -inf and log10(x < 0) is nan"
+    backward_hint = "d log10(x)/dx = 1/(x ln 10) is infinite at x = 0"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        return np.log10(self.x)
+
+    def backward(self, grad):
+        return (grad / (self.x * _LN10),)
+
+
+class Logaddexp(Function):
+    """z = log(exp(x) + exp(y)), without overflow;  dz/dx = exp(x - z),  dz/dy = exp(y - z)  (a softmax of the
+    two)."""
+
+    __slots__ = ("x", "y", "out")
+    name = "logaddexp"
+    implements = np.logaddexp
+
+    def forward(self, x, y):
+        self.x, self.y = _floating(x), _floating(y)
+        self.out = np.logaddexp(self.x, self.y)
+        return self.out
+
+    def backward(self, grad):
+        need_x, need_y = self.needs_grad
+        out = self.out
+        return ((grad * Exp.on(self.x - out) if need_x else None),
+                (grad * Exp.on(self.y - out) if need_y else None))
+
+
+class Logaddexp2(Function):
+    """z = log2(2^x + 2^y), without overflow;  dz/dx = 2^(x - z),  dz/dy = 2^(y - z)."""
+
+    __slots__ = ("x", "y", "out")
+    name = "logaddexp2"
+    implements = np.logaddexp2
+
+    def forward(self, x, y):
+        self.x, self.y = _floating(x), _floating(y)
+        self.out = np.logaddexp2(self.x, self.y)
+        return self.out
+
+    def backward(self, grad):
+        need_x, need_y = self.needs_grad
+        out = self.out
+        return ((grad * Exp2.on(self.x - out) if need_x else None),
+                (grad * Exp2.on(self.y - out) if need_y else None))
+
+
+class Cbrt(Function):
+    """z = x^(1/3), real for negative x too;  dz/dx = 1 / (3 z^2)  (infinite at x = 0)."""
+
+    __slots__ = ("out",)
+    name = "cbrt"
+    implements = np.cbrt
+    derivative = "1 / (3 * cbrt(z)**2)"
+    backward_hint = "d cbrt(x)/dx = 1/(3 cbrt(x)^2) is infinite at x = 0"
+
+    def forward(self, x):
+        self.out = np.cbrt(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        out = self.out
+        return (grad / (3 * out * out),)
+
+
+class Reciprocal(Function):
+    """z = 1 / x (in floating point for integer x, as PyTorch);  dz/dx = -1 / x^2 = -z^2."""
+
+    __slots__ = ("out",)
+    name = "reciprocal"
+    methods = ("reciprocal",)
+    implements = np.reciprocal
+    onnx = "Reciprocal"
+    derivative = "-1 / z**2"
+    hint = "1 / 0 is inf"
+    backward_hint = "d(1/x)/dx = -1/x^2 is infinite at x = 0"
+
+    def forward(self, x):
+        self.out = np.reciprocal(_floating(x))
+        return self.out
+
+    def backward(self, grad):
+        out = self.out
+        return (-grad * out * out,)
+
+
+class Sinc(Function):
+    """z = sin(pi x) / (pi x), 1 at x = 0 (NumPy's and PyTorch's normalised sinc);
+    dz/dx = (cos(pi x) - z) / x, 0 at x = 0 (written there as -(pi^2 / 3) x, whose value is that 0 and whose
+    derivative is sinc's second derivative at 0, so that it differentiates again)."""
+
+    __slots__ = ("x", "out")
+    name = "sinc"
+    methods = ("sinc",)
+    implements = np.sinc
+    derivative = "(cos(pi z) - sinc(z)) / z"
+
+    def forward(self, x):
+        self.x = _floating(x)
+        self.out = np.sinc(self.x)
+        return self.out
+
+    def backward(self, grad):
+        x = self.x
+        zero = _values(x) == 0
+        slope = np.where(zero, x * (-math.pi ** 2 / 3), (Cos.on(x * math.pi) - self.out) / np.where(zero, 1, x))
+        return (grad * slope,)
+
+
+class Remainder(Function):
+    """z = x mod y, with the sign of y (np.remainder, np.mod, Python's %);  dz/dx = 1,  dz/dy = -floor(x / y)
+    (the multiple of y taken away; the jumps where x / y is an integer have no derivative)."""
+
+    __slots__ = ("x", "y")
+    name = "remainder"
+    implements = np.remainder
+    constants = ("x", "y")  # floor(x / y) is piecewise constant: its derivative is 0
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return np.remainder(x, y)
+
+    def backward(self, grad):
+        need_x, need_y = self.needs_grad
+        quotient = np.floor(_values(self.x) / _values(self.y))
+        return (grad if need_x else None), (grad * -quotient if need_y else None)
+
+
+# -- products and sums along axes ---------------------------------------------------------------------------
+
+
+def _axis_index(ndim: int, axis: int, part) -> tuple:
+    """The index that takes ``part`` (a slice or an int) along ``axis`` and everything along the other axes."""
+    return (slice(None),) * (axis % ndim) + (part,)
+
+
+def _flip(x, axis: int):
+    """``x`` reversed along ``axis`` (a view; also on Tensors)."""
+    return x[_axis_index(x.ndim, axis, slice(None, None, -1))]
+
+
+def _reverse_cumsum(x, axis: int):
+    """Sums from each position to the end along ``axis``: z_i = sum_{k >= i} x_k."""
+    return _flip(Cumsum.on(_flip(x, axis), axis=axis), axis)
+
+
+def _normalised_axis(axis, ndim: int, op: str) -> int:
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool):
+        raise TypeError(f"{op}: axis must be an int or None, got {axis!r}")
+    if not -ndim <= axis < max(ndim, 1):
+        raise np.exceptions.AxisError(f"{op}: axis {axis} is out of bounds for a tensor of {ndim} dimensions")
+    return int(axis) % max(ndim, 1)
+
+
+class Cumsum(Function):
+    """z_i = sum_{k <= i} x_k along axis (over the flattened input when axis is None, as NumPy);
+    dz/dx: the gradient summed from each position to the end, z's gradient reversed, cumsum'd and reversed."""
+
+    __slots__ = ("shape", "axis")
+    name = "cumsum"
+    implements = np.cumsum
+    linear = True
+    saves_values = False
+
+    def forward(self, a, axis=None):
+        self.shape = a.shape
+        self.axis = None if axis is None else _normalised_axis(axis, a.ndim, "cumsum")
+        return np.cumsum(a, axis=self.axis)
+
+    def backward(self, grad):
+        g = _reverse_cumsum(grad, 0 if self.axis is None or grad.ndim == 0 else self.axis)
+        return (g.reshape(self.shape),)
+
+    def label(self):
+        return "cumsum" if self.axis is None else f"cumsum(axis={self.axis})"
+
+
+def _cumprod_backward(x, z, grad, axis: int):
+    """The gradient of z = cumprod(x) along ``axis`` for ``grad``: sum_{k >= i} g_k prod_{j <= k, j != i} x_j.
+
+    Without zeros it is (sum_{k >= i} g_k z_k) / x_i. With zeros (as PyTorch, and differentiable again): take each
+    row's first zero x_f out, c = cumprod(x with x_f taken as 1), so z_k = c_k * x_f for k >= f and z_k = c_k
+    before; then x_f's gradient is sum_{k >= f} g_k c_k, and every other x_i's is the gradient of cumprod(c's
+    input) for the upstream g_k * x_f (k >= f), g_k (k < f): the same function on one zero fewer per row. x_f
+    stays in the formula (its value 0, its derivative kept), so the second derivatives are right too."""
+    zeros = _values(x) == 0
+    if not zeros.any():
+        return _reverse_cumsum(grad * z, axis) / x
+    seen = np.cumsum(zeros, axis=axis)
+    first, after = zeros & (seen == 1), seen >= 1  # each row's first zero; it and the positions after it
+    x_first = np.where(first, x, 0).sum(axis=axis, keepdims=True)
+    rest = np.where(first, 1, x)
+    c = Cumprod.on(rest, axis=axis)
+    at_first = np.where(after, grad * c, 0).sum(axis=axis, keepdims=True)
+    others = _cumprod_backward(rest, c, np.where(after, grad * x_first, grad), axis)
+    return np.where(first, at_first, others)
+
+
+class Cumprod(Function):
+    """z_i = prod_{k <= i} x_k along axis (over the flattened input when axis is None, as NumPy);
+    dz/dx_i = sum_{k >= i} g_k prod_{j <= k, j != i} x_j: (sum_{k >= i} g_k z_k) / x_i without zeros, and a
+    formula without division where there are zeros (see ``_cumprod_backward``), so it differentiates again."""
+
+    __slots__ = ("a", "out", "axis")
+    name = "cumprod"
+    implements = np.cumprod
+
+    def forward(self, a, axis=None):
+        self.axis = None if axis is None else _normalised_axis(axis, a.ndim, "cumprod")
+        self.a = a
+        self.out = np.cumprod(a, axis=self.axis)
+        return self.out
+
+    def backward(self, grad):
+        x, z, axis = self.a, self.out, self.axis
+        if axis is None or x.ndim == 0:
+            return (_cumprod_backward(x.reshape(-1), z, grad, 0).reshape(x.shape),)
+        return (_cumprod_backward(x, z, grad, axis),)
+
+    def label(self):
+        return "cumprod" if self.axis is None else f"cumprod(axis={self.axis})"
+
+
+def _axes_tuple(axis, ndim: int, op: str) -> tuple[int, ...]:
+    """NumPy's axis argument (None, an int or a tuple of ints) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    out = tuple(sorted({_normalised_axis(a, ndim, op) for a in axes})) if ndim else ()
+    if len(out) != len(axes) and ndim:
+        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    return out
+
+
+class Prod(Function):
+    """z = prod(x over axes);  dz/dx_i = the product of the other elements: z / x_i where no element reduced with
+    x_i is 0; otherwise (zeros) the product of the elements before x_i times the product of those after it
+    (exclusive cumulative products, as PyTorch: no division by zero, so it differentiates again)."""
+
+    __slots__ = ("a", "out", "axes", "keepdims")
+    name = "prod"
+    implements = np.prod
+
+    def forward(self, a, axis=None, keepdims=False):
+        self.a, self.axes, self.keepdims = a, _axes_tuple(axis, a.ndim, "prod"), bool(keepdims)
+        self.out = np.asarray(np.prod(a, axis=self.axes, keepdims=self.keepdims))
+        return self.out
+
+    def backward(self, grad):
+        x, axes = self.a, self.axes
+        kept = _keepdim_shape(x.shape, axes)
+        grad, out = grad.reshape(kept), self.out.reshape(kept)
+        if not (_values(x) == 0).any():
+            return (grad * out / x,)
+        rest = [i for i in range(x.ndim) if i not in axes]
+        order = (*rest, *axes)
+        rows = Permute.on(x, order=order).reshape(*[x.shape[i] for i in rest], -1)  # reduced elements last
+        ones = np.ones(rows.shape[:-1] + (1,), dtype=rows.dtype)
+        before = Cumprod.on(Cat.on(ones, rows[..., :-1], axis=rows.ndim - 1), axis=-1)
+        after = _flip(Cumprod.on(_flip(Cat.on(rows[..., 1:], ones, axis=rows.ndim - 1), -1), axis=-1), -1)
+        others = Permute.on((before * after).reshape([x.shape[i] for i in order]), order=_inverse(order))
+        return (grad * others,)
+
+    def label(self):
+        return "prod" if len(self.axes) == np.ndim(self.a) else f"prod(axis={self.axes})"
+
+
+# -- linear algebra ------------------------------------------------------------------------------------------
+
+
+def _matrix_t(x):
+    """The last two axes swapped (a stack of matrices transposed); also on Tensors."""
+    order = list(range(x.ndim))
+    order[-1], order[-2] = order[-2], order[-1]
+    return Permute.on(x, order=tuple(order))
+
+
+def _square_matrices(a: np.ndarray, op: str) -> None:
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{op}: expects square matrices (..., n, n), got shape {a.shape}")
+
+
+class Inv(Function):
+    """z = a^-1 (for a stack of square matrices);  dz/da = -z^T g z^T."""
+
+    __slots__ = ("out",)
+    name = "inv"
+    implements = np.linalg.inv
+    hint = "a singular matrix has no inverse"
+
+    def forward(self, a):
+        _square_matrices(a, "inv")
+        self.out = np.linalg.inv(_floating(a))
+        return self.out
+
+    def backward(self, grad):
+        zt = _matrix_t(self.out)
+        return (-(zt @ grad @ zt),)
+
+
+class Det(Function):
+    """z = det(a) (for a stack of square matrices);  dz/da = z a^-T (Jacobi's formula; a singular matrix, whose
+    inverse does not exist, has no gradient here)."""
+
+    __slots__ = ("a", "out")
+    name = "det"
+    implements = np.linalg.det
+    backward_hint = "the gradient of det uses the inverse, which a singular matrix does not have"
+
+    def forward(self, a):
+        _square_matrices(a, "det")
+        self.a = _floating(a)
+        self.out = np.asarray(np.linalg.det(self.a))
+        return self.out
+
+    def backward(self, grad):
+        scale = (grad * self.out)[..., None, None]
+        return (scale * _matrix_t(Inv.on(self.a)),)
+
+
+class LogAbsDet(Function):
+    """z = log |det(a)| (np.linalg.slogdet's second result, for a stack of square matrices);  dz/da = a^-T."""
+
+    __slots__ = ("a",)
+    name = "logabsdet"
+    backward_hint = "the gradient of log|det| is the inverse, which a singular matrix does not have"
+
+    def forward(self, a):
+        _square_matrices(a, "slogdet")
+        self.a = _floating(a)
+        return np.asarray(np.linalg.slogdet(self.a)[1])
+
+    def backward(self, grad):
+        return (grad[..., None, None] * _matrix_t(Inv.on(self.a)),)
+
+
+class Solve(Function):
+    """z = a^-1 b, the solution of a z = b (b a vector (n,) or a stack of matrices (..., n, k), as NumPy 2);
+    dz/db = a^-T g (a solve with a transposed),  dz/da = -(dz/db) z^T."""
+
+    __slots__ = ("a", "out", "vector")
+    name = "solve"
+    implements = np.linalg.solve
+    hint = "a singular matrix has no solution"
+
+    def forward(self, a, b):
+        _square_matrices(a, "solve")
+        dtype = result_dtype(_floating(a), _floating(b))
+        self.a, self.vector = a.astype(dtype, copy=False), b.ndim == 1
+        self.out = np.linalg.solve(self.a, b.astype(dtype, copy=False))
+        return self.out
+
+    def backward(self, grad):
+        need_a, need_b = self.needs_grad
+        if self.vector:  # one vector for every matrix of the stack
+            gb = Solve.on(_matrix_t(self.a), grad[..., None])[..., 0]
+            ga = -(gb[..., :, None] * self.out[..., None, :]) if need_a else None
+        else:
+            gb = Solve.on(_matrix_t(self.a), grad)
+            ga = -(gb @ _matrix_t(self.out)) if need_a else None
+        return ga, (gb if need_b else None)
+
+
+
+def _lower_halved(y):
+    """Phi(y): the strictly lower triangle of each matrix of ``y``, with half its diagonal (zeros above)."""
+    n = y.shape[-1]
+    below, diagonal = np.tri(n, n, -1, dtype=bool), np.eye(n, dtype=bool)
+    return np.where(below, y, np.where(diagonal, y * 0.5, np.zeros((), y.dtype)))
+
+
+class Cholesky(Function):
+    """z = L, the lower-triangular Cholesky factor of a (a = L L^T; the upper factor L^T with upper=True). As NumPy,
+    only a's lower (upper) triangle is read, so the gradient is the one of that function: with
+    S = L^-T Phi(L^T g) L^-1, dz/da = Phi(S + S^T), Phi the lower triangle with half the diagonal (the transposed
+    formula for the upper factor). For a symmetric input made by other ops the chain rule gives the usual
+    symmetric gradient (S + S^T) / 2, PyTorch's."""
+
+    __slots__ = ("out", "upper")
+    name = "cholesky"
+    implements = np.linalg.cholesky
+    hint = "the matrix is not positive definite"
+
+    def forward(self, a, upper=False):
+        _square_matrices(a, "cholesky")
+        self.upper = bool(upper)
+        self.out = np.linalg.cholesky(_floating(a), upper=self.upper)
+        return self.out
+
+    def backward(self, grad):
+        factor, g = (_matrix_t(self.out), _matrix_t(grad)) if self.upper else (self.out, grad)
+        inverse = Inv.on(factor)
+        s = _matrix_t(inverse) @ _lower_halved(_matrix_t(factor) @ g) @ inverse
+        return (_of_triangle(s, self.upper),)
+
+
+def _of_triangle(s, upper: bool):
+    """The gradient of a function of a symmetric matrix that reads only a's lower triangle (upper: its upper one),
+    from S, its gradient as a function of the whole matrix: Phi(S + S^T) (transposed for the upper triangle)."""
+    ga = _lower_halved(s + _matrix_t(s))
+    return _matrix_t(ga) if upper else ga
+
+
+def _uplo(value) -> bool:
+    """True for NumPy's UPLO='U' (the upper triangle read), False for 'L'."""
+    if value not in ("L", "U", "l", "u"):
+        raise ValueError(f"eigh: UPLO must be 'L' or 'U', got {value!r}")
+    return value in ("U", "u")
+
+
+class Eigvalsh(Function):
+    """z = the eigenvalues of the symmetric matrix a, ascending (only a's lower triangle is read, the upper one with
+    UPLO='U', as NumPy); with V its eigenvectors, the gradient for the whole symmetric matrix is S = V diag(g) V^T,
+    so dz/da = Phi(S + S^T) for the triangle read (Phi: the lower triangle with half the diagonal)."""
+
+    __slots__ = ("a", "uplo")
+    name = "eigvalsh"
+    implements = np.linalg.eigvalsh
+
+    def forward(self, a, UPLO="L"):  # noqa: N803 - NumPy's name
+        _square_matrices(a, "eigvalsh")
+        self.a, self.uplo = _floating(a), UPLO
+        return np.linalg.eigvalsh(self.a, UPLO=UPLO)
+
+    def backward(self, grad):
+        v = EighVectors.on(self.a, UPLO=self.uplo)
+        return (_of_triangle((v * grad[..., None, :]) @ _matrix_t(v), _uplo(self.uplo)),)
+
+
+class EighVectors(Function):
+    """z = V, the eigenvectors (columns) of the symmetric matrix a (np.linalg.eigh's second result; a's lower
+    triangle read, the upper one with UPLO='U'); with w the eigenvalues and F_ij = 1 / (w_j - w_i) off the
+    diagonal, 0 on it, the gradient for the whole symmetric matrix is S = V (F * (V^T g)) V^T, so
+    dz/da = Phi(S + S^T) for the triangle read. Repeated eigenvalues have no such gradient (F is infinite)."""
+
+    __slots__ = ("a", "out", "uplo")
+    name = "eigh_vectors"
+    backward_hint = "the eigenvectors' gradient divides by differences of eigenvalues: repeated ones make it infinite"
+
+    def forward(self, a, UPLO="L"):  # noqa: N803 - NumPy's name
+        _square_matrices(a, "eigh")
+        self.a, self.uplo = _floating(a), UPLO
+        self.out = np.linalg.eigh(self.a, UPLO=UPLO)[1]
+        return self.out
+
+    def backward(self, grad):
+        v, w = self.out, Eigvalsh.on(self.a, UPLO=self.uplo)
+        same = np.eye(v.shape[-1], dtype=bool)
+        gaps = w[..., None, :] - w[..., :, None]  # (i, j): w_j - w_i
+        f = np.where(same, 0, 1 / np.where(same, 1, gaps))
+        s = v @ (f * (_matrix_t(v) @ grad)) @ _matrix_t(v)
+        return (_of_triangle(s, _uplo(self.uplo)),)
+
+
 # Every primitive of this table by name, for drawings, tests and anyone reading along.
 RULES: dict[str, type[Function]] = rules(__name__)
