@@ -211,12 +211,20 @@ def test_a_change_through_an_indexed_view_changes_the_base_as_in_pytorch():
     assert_same(ours, theirs)
 
 
-def test_a_change_through_other_views_that_would_need_recording_is_refused_naming_them():
-    h = Tensor(X, requires_grad=True) * 2
+def changed_through_reshape_and_transpose_views(T, off, x, w, v):
+    h = x @ w
     flat = h.reshape(-1)
-    with pytest.raises(RuntimeError, match=r"add_: this tensor \(shape \(12,\)\) is a view of another tensor "
-                                           r"\(shape \(3, 4\)\) made by reshape"):
-        flat += 1
+    flat += 1  # h changes too
+    h.T[0] *= (x @ v)[:, 0]  # a row of the transpose: a column of h
+    return h.exp() + flat.reshape(3, 5)
+
+
+def test_changes_through_reshape_and_transpose_views_change_the_base_as_in_pytorch():
+    ours, theirs = run_both(changed_through_reshape_and_transpose_views, X, W, V)
+    assert_same(ours, theirs)
+
+
+def test_a_change_through_a_view_of_a_leaf_that_requires_grad_is_refused_naming_it():
     w = Tensor(W.copy(), requires_grad=True)
     with pytest.raises(RuntimeError, match=r"add_: this tensor \(shape \(5,\)\) is a view of a leaf tensor that "
                                            r"requires grad"):

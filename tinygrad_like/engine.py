@@ -641,32 +641,31 @@ def _as_seen(ctx: Function, t: Any) -> Any:
     names = _input_names(type(ctx))
     if isinstance(position, int) and position < len(names) and _saved(ctx, names[position]):
         raise _modified_error(ctx, f"input {position}", t)
-    while t._version > ctx.seq:
-        earlier = _earlier(t)
-        if earlier is None:
-            break
-        t = earlier
-    return t
+    while True:  # back through its recorded changes to the state it had when this op was recorded
+        history = _history(t)
+        if history is None or history[1] < ctx.seq:
+            return t
+        t = history[0]
 
 
 # ----------------------------------------------------------------------------------------------------------
 # In-place changes: versions shared by views, and the states a recorded change leaves behind
 # ----------------------------------------------------------------------------------------------------------
 
-# id(tensor) -> (a weak reference to it, its state before its latest recorded change); by id, since == on
-# Tensors compares values. An entry goes with its tensor.
-_previous: dict[int, tuple[weakref.ref, Any]] = {}
+# id(tensor) -> (a weak reference to it, its state before its latest recorded change, the stamp from which its
+# current state holds); by id, since == on Tensors compares values. An entry goes with its tensor.
+_previous: dict[int, tuple[weakref.ref, Any, int]] = {}
 
 
-def _earlier(t: Any) -> Any:
-    """``t``'s state before its latest recorded in-place change, or None."""
+def _history(t: Any) -> tuple[Any, int] | None:
+    """(``t``'s state before its latest recorded change, the stamp its current state holds from), or None."""
     entry = _previous.get(id(t))
-    return entry[1] if entry is not None and entry[0]() is t else None
+    return entry[1:] if entry is not None and entry[0]() is t else None
 
 
-def _set_earlier(t: Any, earlier: Any) -> None:
+def _set_history(t: Any, earlier: Any, since: int) -> None:
     key = id(t)
-    _previous[key] = (weakref.ref(t, lambda _, key=key, table=_previous: table.pop(key, None)), earlier)
+    _previous[key] = (weakref.ref(t, lambda _, key=key, table=_previous: table.pop(key, None)), earlier, since)
 
 
 def link_view(out: Any, source: Any) -> None:
@@ -702,29 +701,38 @@ def record_in_place(t: Any, rule: type[Function], *others: Any, **params: Any) -
     send their gradients to its earlier state."""
     earlier = _keep_earlier(t, copy=rule.saves_values)  # a rule that reads it keeps the old values
     changed_in_place(t)  # before the op: its output (t) is then no newer than the op
+    _set_history(t, earlier, since=t._version)
     out = rule.apply(earlier, *others, **params)
     np.copyto(t._data, out._data, casting="unsafe")
     t._ctx, t.requires_grad = out._ctx, out.requires_grad
 
 
-def view_became(view: Any, out: Any) -> None:
-    """``view``'s base changed in place (recorded): ``view`` is now ``out``, the part of the changed base it views
-    (its memory already holds the new values); ops recorded earlier that used it keep its earlier state."""
-    _keep_earlier(view, copy=False)
-    view._ctx, view.requires_grad = out._ctx, out.requires_grad
+def refresh_views(base: Any) -> None:
+    """``base`` changed in place (recorded): each view of it with a graph is its view op made again on the changed
+    base (in the order they were made, so a view of a view follows its source), as PyTorch regenerates them;
+    ops recorded earlier that used a view keep its earlier state."""
+    for ref in list(base._views or ()):  # the view ops made again here add views of their own
+        view = ref()
+        ctx = None if view is None else view._ctx
+        if ctx is None or type(ctx) is ReleasedGraph:
+            continue  # no graph through it: its memory already shows the new values
+        earlier = _keep_earlier(view, copy=False)
+        view._version = _next_seq()  # ops recorded before now used the view as it was: they go to that state
+        _set_history(view, earlier, since=view._version)
+        out = type(ctx).apply(ctx.inputs[0], **_params(ctx))
+        view._ctx, view.requires_grad = out._ctx, out.requires_grad
 
 
 def _keep_earlier(t: Any, copy: bool) -> Any:
-    """A tensor holding ``t``'s graph state as it is now (its values copied when ``copy``), remembered as what
-    ``t`` was before the change about to be made."""
+    """A tensor holding ``t``'s graph state as it is now (its values copied when ``copy``), with the history of
+    that state: what ``t`` was before the change about to be made."""
     earlier = _new(_tensor_type)
     earlier.requires_grad, earlier._ctx, earlier._version = t.requires_grad, t._ctx, t._version
     earlier._data = t._data.copy() if copy else t._data
     earlier.grad, earlier._retains_grad, earlier._base, earlier._views = None, False, None, None
-    previous = _earlier(t)
-    if previous is not None:
-        _set_earlier(earlier, previous)
-    _set_earlier(t, earlier)
+    history = _history(t)
+    if history is not None:
+        _set_history(earlier, *history)
     return earlier
 
 

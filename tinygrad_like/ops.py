@@ -910,6 +910,10 @@ class Reshape(Function):
             shape[0] = 0  # ONNX: copy the (free) batch size from the input
         return g.node("Reshape", [ins[0], g.constant(shape)])
 
+    def into_source(self, new):
+        """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
+        return ..., Reshape.on(new, shape=self.in_shape)
+
     def forward(self, x, shape=()):
         self.in_shape = x.shape
         try:
@@ -942,6 +946,10 @@ class Permute(Function):
 
     def onnx(self, g, ins, out):
         return g.node("Transpose", ins, perm=list(self.order))
+
+    def into_source(self, new):
+        """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
+        return ..., Permute.on(new, order=_inverse(self.order))
 
     def forward(self, x, order=()):
         self.order = order
@@ -1021,6 +1029,10 @@ class GetItem(Function):
     view = True
     linear = True
     saves_values = False
+
+    def into_source(self, new):
+        """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
+        return self.index, new
 
     def forward(self, x, index=None):
         self.in_shape, self.dtype, self.index = x.shape, x.dtype, index

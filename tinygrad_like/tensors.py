@@ -548,6 +548,7 @@ class Tensor:
                 engine.record_in_place(self, rule, _cast(value, self.dtype), **params)
             else:
                 self._in_place_through_view(op, rule, _cast(value, self.dtype), **params)
+            engine.refresh_views(self._base if self._base is not None else self)
             return self
         try:
             with quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
@@ -562,22 +563,28 @@ class Tensor:
         return self
 
     def _in_place_through_view(self, op: str, rule: type[Function], value: Tensor, **params: Any) -> None:
-        """A recorded change of a view made by indexing (``row = h[0]; row += y``, and ``h[0] += y``): recorded as
-        the change of the base at that index (as PyTorch's), and the view is that part of the changed base."""
-        ctx, base = self._ctx, self._base
+        """A recorded change of a view (``row = h[0]; row += y``, ``h[0] += y``, ``h.T[0] = 0``): recorded as the
+        change of its base (as PyTorch's), each view between them giving its new values back to its source."""
+        base = self._base
         if base.requires_grad and base._ctx is None:
             raise RuntimeError(
                 f"{op}: this tensor (shape {self.shape}) is a view of a leaf tensor that requires grad (shape "
                 f"{base.shape}); change it under no_grad() (as optimizers do), or change a copy")
-        if type(ctx) is not ops.GetItem or ctx.inputs[0] is not base or not ops.is_basic_index(ctx.index):
-            raise RuntimeError(
-                f"{op}: this tensor (shape {self.shape}) is a view of another tensor (shape {base.shape}) made by "
-                f"{'a released graph' if ctx is None or isinstance(ctx, ReleasedGraph) else ctx.name}; a change "
-                "through such a view is not recorded here: change the base (t[index] = ...) or compute out of "
-                "place (v = v + x)")
         part = self.clone() if rule.saves_values else self  # the base's change overwrites what the view shows
-        engine.record_in_place(base, ops.SetItem, rule.apply(part, value, **params), index=ctx.index)
-        engine.view_became(self, ops.GetItem.apply(base, index=ctx.index))
+        view, new = self, rule.apply(part, value, **params)
+        while True:
+            ctx = view._ctx
+            if not hasattr(ctx, "into_source") or (type(ctx) is ops.GetItem and not ops.is_basic_index(ctx.index)):
+                raise RuntimeError(
+                    f"{op}: this tensor (shape {self.shape}) is a view of another tensor (shape {base.shape}) made by "
+                    f"{getattr(ctx, 'name', 'an op without a graph')}; a change through such a view is not recorded: "
+                    "change the base (t[index] = ...) or compute out of place (v = v + x)")
+            index, values = ctx.into_source(new)
+            source = ctx.inputs[0]
+            if source is base:
+                break
+            view, new = source, ops.SetItem.apply(source, values, index=index)
+        engine.record_in_place(base, ops.SetItem, values, index=index)
 
     def _accumulate(self, grad: Any, owned: bool = False) -> None:
         """Add ``grad`` to ``.grad``; ``owned`` says no one else holds ``grad``, so it need not be copied.
