@@ -90,8 +90,7 @@ def _mlp_loss(w1, b1, w2, b2, x, labels):
     return (h @ w2.T + b2).cross_entropy(labels, reduction="sum")
 
 
-def test_hvp_of_a_small_network_matches_pytorchs():
-    torch = pytest.importorskip("torch")
+def test_hvp_of_a_small_network_matches_pytorchs(torch):
     rng = np.random.default_rng(0)
     params = [rng.standard_normal(s) * 0.5 for s in ((5, 4), (5,), (3, 5), (3,))]
     vs = [rng.standard_normal(p.shape) for p in params]

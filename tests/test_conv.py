@@ -83,8 +83,7 @@ def test_max_pool2d_values_and_gradients(case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stride, padding, bias", [(1, 0, True), (2, 1, True), ((1, 2), (2, 0), False), (3, 2, True)])
-def test_conv2d_matches_pytorch(dtype, stride, padding, bias):
-    torch = pytest.importorskip("torch")
+def test_conv2d_matches_pytorch(dtype, stride, padding, bias, torch):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((3, 2, 7, 6)).astype(dtype), rng.standard_normal((4, 2, 3, 2)).astype(dtype)]
     arrays += [rng.standard_normal(4).astype(dtype)] if bias else []
@@ -96,15 +95,13 @@ def test_conv2d_matches_pytorch(dtype, stride, padding, bias):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel, stride", [(2, None), (3, 2), ((2, 3), 1), (3, (1, 2))])
-def test_max_pool2d_matches_pytorch(dtype, kernel, stride):
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_matches_pytorch(dtype, kernel, stride, torch):
     x = np.random.default_rng(1).standard_normal((2, 3, 7, 8)).astype(dtype)
     compare_with_torch(torch, lambda t: t.max_pool2d(kernel, stride),
                        lambda t: torch.nn.functional.max_pool2d(t, kernel, stride), [x], dtype)
 
 
-def test_max_pool2d_ties_go_to_the_first_maximum_as_pytorch():
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_ties_go_to_the_first_maximum_as_pytorch(torch):
     x = np.array([[[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]]])  # overlapping windows, all tied
     ours = compare_with_torch(torch, lambda t: t.max_pool2d(2, 1),
                               lambda t: torch.nn.functional.max_pool2d(t, 2, 1), [x], np.float64)

@@ -332,8 +332,7 @@ def test_backward_with_create_graph_leaves_gradients_that_differentiate_again():
 
 
 @pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")  # PyTorch's reference-cycle note
-def test_accumulation_into_grad_keeps_the_graph_as_pytorch():
-    torch = pytest.importorskip("torch")
+def test_accumulation_into_grad_keeps_the_graph_as_pytorch(torch):
     data = np.array([0.3, -0.7, 1.2])
 
     def run(make, exp):

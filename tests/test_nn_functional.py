@@ -25,8 +25,7 @@ FUNCTIONAL = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(FUNCTIONAL))
-def test_functional_activations_match_pytorch(name, dtype):
-    torch = pytest.importorskip("torch")
+def test_functional_activations_match_pytorch(name, dtype, torch):
     ours, theirs, kwargs = FUNCTIONAL[name]
     x = np.random.default_rng(len(name)).uniform(-3, 3, (4, 5)).astype(dtype)
     x[np.abs(x) < 0.05] = 0.5  # no kinks within rounding
@@ -34,8 +33,7 @@ def test_functional_activations_match_pytorch(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_functional_linear_matches_pytorch(dtype):
-    torch = pytest.importorskip("torch")
+def test_functional_linear_matches_pytorch(dtype, torch):
     rng = np.random.default_rng(1)
     arrays = [rng.standard_normal(s).astype(dtype) for s in ((4, 3), (2, 3), (2,))]
     compare_with_torch(torch, F.linear, torch.nn.functional.linear, arrays, dtype)
@@ -43,8 +41,7 @@ def test_functional_linear_matches_pytorch(dtype):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_losses_match_pytorch(reduction):
-    torch = pytest.importorskip("torch")
+def test_losses_match_pytorch(reduction, torch):
     rng = np.random.default_rng(0)
     x, target = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
     compare_with_torch(torch, lambda t: F.mse_loss(t, target, reduction),

@@ -40,8 +40,7 @@ def _expected_draw(bound, shape, seed=0):
 @pytest.mark.parametrize("shape", [(6, 4), (8, 3, 3, 3)])
 @pytest.mark.parametrize("a, nonlinearity, mode", [(0, "leaky_relu", "fan_in"), (math.sqrt(5), "leaky_relu", "fan_in"),
                                                    (0, "relu", "fan_out"), (0, "tanh", "fan_in")])
-def test_kaiming_uniform_has_pytorchs_bound(shape, a, nonlinearity, mode):
-    torch = pytest.importorskip("torch")
+def test_kaiming_uniform_has_pytorchs_bound(shape, a, nonlinearity, mode, torch):
     fan_in, fan_out = torch.nn.init._calculate_fan_in_and_fan_out(torch.empty(shape))
     fan = fan_in if mode == "fan_in" else fan_out
     bound = math.sqrt(3.0) * (torch.nn.init.calculate_gain(nonlinearity, a) / math.sqrt(fan))  # PyTorch's code

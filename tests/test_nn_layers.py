@@ -190,8 +190,7 @@ ACTIVATION_LAYERS = {
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(ACTIVATION_LAYERS))
-def test_parameterless_layers_match_pytorch(name, dtype):
-    torch = pytest.importorskip("torch")
+def test_parameterless_layers_match_pytorch(name, dtype, torch):
     ours, theirs_name, kwargs = ACTIVATION_LAYERS[name]
     theirs = getattr(torch.nn, theirs_name)(**kwargs)
     x = np.random.default_rng(0).uniform(-2, 2, (3, 4, 2)).astype(dtype)
@@ -258,8 +257,7 @@ class SmallCNN(nn.Module):
         return self.fc(self.flatten(self.pool(F.relu(self.conv(x)))))
 
 
-def test_a_small_cnn_gives_pytorchs_loss_and_gradients():
-    torch = pytest.importorskip("torch")
+def test_a_small_cnn_gives_pytorchs_loss_and_gradients(torch):
     manual_seed(1)
     ours = SmallCNN()
     theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),

@@ -123,8 +123,7 @@ def test_non_differentiable_functions_give_tensors_without_grad_or_plain_results
     assert np.allclose(x, x.data) is True and bool(np.all(np.isfinite(x.data)))
 
 
-def test_maximum_ties_share_the_gradient_as_pytorch():
-    torch = pytest.importorskip("torch")
+def test_maximum_ties_share_the_gradient_as_pytorch(torch):
     a, b = Tensor([1.0, 2.0, 3.0], requires_grad=True), Tensor([1.0, 5.0, 0.0], requires_grad=True)
     upstream = np.array([0.3, -1.2, 2.0])
     np.maximum(a, b).backward(upstream)

@@ -479,6 +479,13 @@ def normal_cdf(x):
     return 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
 
 
+@SWEEP
+@given(shape=shapes, seed=seeds)
+def test_gelu_is_x_times_the_normal_cdf(shape, seed):
+    x = leaf(shape, seed, uniform(-3.0, 3.0))
+    np.testing.assert_allclose(x.gelu().data, x.data * normal_cdf(x.data), rtol=1e-12, atol=1e-14)
+
+
 def test_gelu_derivative_is_cdf_plus_x_times_density():
     x = Tensor(np.linspace(-4, 4, 9), requires_grad=True)
     x.gelu().backward(np.ones(9))
@@ -978,8 +985,7 @@ def test_dropout_follows_manual_seed_and_is_the_identity_outside_training():
     assert x.dropout(1.0).tolist() == np.zeros((4, 5)).tolist()  # p = 1 drops everything, as PyTorch
 
 
-def test_dropout_matches_pytorchs_scaling_statistics():
-    torch = pytest.importorskip("torch")
+def test_dropout_matches_pytorchs_scaling_statistics(torch):
     torch.manual_seed(0)
     theirs = torch.nn.functional.dropout(torch.ones(10_000, dtype=torch.float64), 0.25).numpy()
     ours = Tensor(np.ones(10_000)).dropout(0.25).data

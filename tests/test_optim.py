@@ -44,8 +44,7 @@ def test_sgd_keeps_float32():
 
 
 @pytest.mark.parametrize("name", ["sgd_momentum", "adam"])
-def test_sgd_with_momentum_and_adam_match_pytorch_on_a_quadratic(name):
-    torch = pytest.importorskip("torch")
+def test_sgd_with_momentum_and_adam_match_pytorch_on_a_quadratic(name, torch):
     ours = {"sgd_momentum": lambda p: optim.SGD(p, lr=0.05, momentum=0.9), "adam": lambda p: optim.Adam(p, lr=0.05)}
     theirs = {"sgd_momentum": lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
               "adam": lambda p: torch.optim.Adam(p, lr=0.05)}
@@ -106,8 +105,7 @@ OPTIMIZERS = {
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_optimizers_match_pytorch_step_by_step(name, dtype, rtol):
-    torch = pytest.importorskip("torch")
+def test_optimizers_match_pytorch_step_by_step(name, dtype, rtol, torch):
     ours, theirs, kwargs = OPTIMIZERS[name]
     skipped = (2, 3)  # the bias gets no gradient at these steps: per-parameter state, as PyTorch
     w, b = _run_ours(ours, dtype, 8, skipped)
@@ -209,8 +207,7 @@ def test_state_dict_resumes_training_exactly(make):
     assert saved["param_groups"][0]["params"] == [0, 1] and set(saved["state"]) == {0, 1}
 
 
-def test_state_dict_layout_is_pytorchs():
-    torch = pytest.importorskip("torch")
+def test_state_dict_layout_is_pytorchs(torch):
     ours = optim.Adam([Tensor([1.0], requires_grad=True)], lr=0.1, weight_decay=0.01)
     theirs = torch.optim.Adam([torch.tensor([1.0], requires_grad=True)], lr=0.1, weight_decay=0.01)
     group, group_t = ours.state_dict()["param_groups"][0], theirs.state_dict()["param_groups"][0]
@@ -251,8 +248,7 @@ SCHEDULERS = {
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULERS))
-def test_schedulers_match_pytorch_step_by_step(name):
-    torch = pytest.importorskip("torch")
+def test_schedulers_match_pytorch_step_by_step(name, torch):
     ours_make, theirs_make = SCHEDULERS[name]
     opt = optim.SGD([Tensor([1.0], requires_grad=True)], lr=0.3)
     opt_t = torch.optim.SGD([torch.tensor([1.0], requires_grad=True)], lr=0.3)
