@@ -63,7 +63,7 @@ def test_grad_refuses_outputs_and_inputs_without_grad():
         autograd.grad(x * 2, x, [np.ones(1), np.ones(1)])
 
 
-def test_a_third_derivative():
+def test_a_third_derivative_is_the_derivative_of_the_second():
     x = Tensor([0.5, 2.0], requires_grad=True, dtype=np.float64)
     (g1,) = autograd.grad((x ** 4).sum(), x, create_graph=True)
     (g2,) = autograd.grad(g1.sum(), x, create_graph=True)

@@ -41,9 +41,13 @@ def sample_loss(net, x, label):
     return crossentropy(one_hot([label], net.sizes[-1]).T, net.forward(x))
 
 
-def numeric_grads(net, x, label):
-    """Central differences of one sample's loss w.r.t. every weight and bias (small nets only)."""
-    return [[central_differences(lambda: sample_loss(net, x, label), a) for a in arrays]
+def backward_and_differences(net, seed=3):
+    """Run the net's hand-written backward on one random sample (filling its gradients) and return central
+    differences of that sample's loss w.r.t. every weight and bias: (weights, biases). Small nets only."""
+    x, labels = batch(1, net.sizes, seed=seed)
+    net.forward(x[0])
+    net.backward(x[0], labels[0])
+    return [[central_differences(lambda: sample_loss(net, x[0], labels[0]), a) for a in arrays]
             for arrays in (net.weights, net.biases)]
 
 
@@ -95,7 +99,7 @@ def test_sigmoid_matches_the_formula_and_never_warns():
     assert s[x == -1000.0][0] == 0.0 and s[x == 1000.0][0] == 1.0
 
 
-def test_sigmoid_deriv():
+def test_sigmoid_deriv_matches_central_differences():
     x = np.random.default_rng(0).normal(size=20) * 4
     eps = 1e-6
     np.testing.assert_allclose(blog.sigmoid_deriv(x), (sigmoid(x + eps) - sigmoid(x - eps)) / (2 * eps), rtol=1e-8)
@@ -144,7 +148,7 @@ def test_one_hot_and_errors():
         one_hot(np.array([0.5]), 3)
 
 
-def test_format_score():
+def test_format_score_reads_as_the_posts_line():
     assert train.format_score(8730, 10000) == "Score: 8730 / 10000 = 87.3%"
 
 
@@ -167,7 +171,7 @@ def test_init_shapes_range_and_seed():
     assert not net.corrected and NN([3, 2], corrected=True).corrected
 
 
-def test_init_errors():
+def test_a_network_without_two_positive_layer_sizes_is_refused():
     with pytest.raises(ValueError, match="NN: need at least two positive layer sizes"):
         NN([784])
     with pytest.raises(ValueError, match="NN: need at least two positive layer sizes"):
@@ -199,20 +203,14 @@ def test_forward_shape_error_names_the_shapes():
 
 def test_corrected_backward_matches_finite_differences():
     net = NN(SMALL, corrected=True, seed=2)
-    x, labels = batch(1, SMALL, seed=3)
-    net.forward(x[0])
-    net.backward(x[0], labels[0])
-    num_w, num_b = numeric_grads(net, x[0], labels[0])
+    num_w, num_b = backward_and_differences(net)
     for g, n in zip(net.weight_grads + net.bias_grads, num_w + num_b):
         np.testing.assert_allclose(g, n, rtol=1e-6, atol=1e-9)
 
 
 def test_published_backward_is_right_only_for_the_output_layer():
     net = NN(SMALL, corrected=False, seed=2)
-    x, labels = batch(1, SMALL, seed=3)
-    net.forward(x[0])
-    net.backward(x[0], labels[0])
-    num_w, num_b = numeric_grads(net, x[0], labels[0])
+    num_w, num_b = backward_and_differences(net)
     np.testing.assert_allclose(net.weight_grads[-1], num_w[-1], rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(net.bias_grads[-1], num_b[-1], rtol=1e-6, atol=1e-9)
     for i in range(len(SMALL) - 2):  # every hidden layer is wrong, not slightly: by far more than rounding
@@ -259,7 +257,7 @@ def test_backward_recomputes_forward_for_another_sample():
     assert all(np.array_equal(g, h) for g, h in zip(a.weight_grads, b.weight_grads))
 
 
-def test_backward_errors():
+def test_backward_refuses_batches_and_labels_of_the_wrong_size():
     net = NN(SMALL)
     with pytest.raises(ValueError, match="NN.backward: one sample at a time, got 3 columns"):
         net.backward(np.zeros((12, 3)), 0)
@@ -311,7 +309,7 @@ def test_train_prints_the_posts_lines_and_updates_every_batch(capsys):
         np.testing.assert_array_equal(a, b)
 
 
-def test_train_errors():
+def test_train_refuses_bad_batch_sizes_labels_and_inputs():
     net = NN(SMALL)
     x, labels = batch(4, SMALL)
     with pytest.raises(ValueError, match="NN.train: batch_size must be at least 1"):
@@ -687,7 +685,7 @@ def test_compare_leaves_the_network_alone_and_fills_the_mlp_grads():
     assert report["layers.0.weight"].scale == np.max(np.abs(mlp.layers[0].weight.grad.data))
 
 
-def test_compare_input_errors():
+def test_compare_gradients_refuses_inputs_that_do_not_fit():
     net = NN([30, 8, 4], seed=11)
     x, labels = batch(5, [30, 8, 4])
     with pytest.raises(ValueError, match=r"compare_gradients: x must hold samples as rows of 30 inputs.*\(5, 29\)"):

@@ -101,6 +101,6 @@ def test_a_syntax_error_and_bad_paths(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_module_entry_point():
+def test_python_m_tinygrad_like_check_runs_the_example():
     run = run_python("-m", "tinygrad_like", "check", str(EXAMPLE), timeout=120)
     assert run.returncode == 1 and "missing tanh derivative" in run.stdout and run.stderr == ""

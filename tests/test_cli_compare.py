@@ -21,13 +21,13 @@ def test_published_exits_1_and_says_why(capsys):
     assert "the weights DIFFER" in out
 
 
-def test_corrected_exits_0(capsys):
+def test_corrected_exits_0_and_says_the_weights_are_the_same(capsys):
     assert main(["compare", *SMALL, "--code", "corrected", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "verdict: all sources agree" in out and "same weights" in out and "random batch (seed 3)" in out
 
 
-def test_json_report(tmp_path, capsys):
+def test_json_report_holds_the_verdict_the_update_and_every_entry(tmp_path, capsys):
     path = tmp_path / "report.json"
     assert main(["compare", *SMALL, "--json", str(path)]) == 1
     data = json.loads(path.read_text())
@@ -51,7 +51,7 @@ def test_seed_reproduces_the_report(tmp_path, capsys):
     (["--code", "fixed"], "invalid choice"),
     (["--lr", "0"], "--lr: must be positive, got 0"),
 ])
-def test_bad_arguments(args, message, capsys):
+def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", *args])
     assert e.value.code == 2 and message in capsys.readouterr().err

@@ -83,7 +83,7 @@ def test_max_pool2d_values_and_gradients(case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stride, padding, bias", [(1, 0, True), (2, 1, True), ((1, 2), (2, 0), False), (3, 2, True)])
-def test_conv2d_matches_pytorch(dtype, stride, padding, bias, torch):
+def test_conv2d_with_strides_and_paddings_matches_pytorch(dtype, stride, padding, bias, torch):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((3, 2, 7, 6)).astype(dtype), rng.standard_normal((4, 2, 3, 2)).astype(dtype)]
     arrays += [rng.standard_normal(4).astype(dtype)] if bias else []

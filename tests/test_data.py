@@ -49,7 +49,7 @@ def assert_same(got: data.Arrays, want: data.Arrays) -> None:
 
 # ------------------------------------------------------------------------------------------------- loading
 @pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "raw"])
-def test_load_idx_files(tmp_path: Path, gz: bool) -> None:
+def test_idx_files_load_gzipped_or_raw(tmp_path: Path, gz: bool) -> None:
     arrays = random_digits()
     write_idx_dataset(tmp_path / "d", arrays, gz=gz)
     got = data.load_mnist(tmp_path / "d", download=False)
@@ -104,7 +104,7 @@ def corrupt(directory: Path, stem: str, content: bytes) -> Path:
     return target
 
 
-def test_bad_magic_number(tmp_path: Path) -> None:
+def test_a_bad_magic_number_is_named(tmp_path: Path) -> None:
     d = write_idx_dataset(tmp_path / "d", random_digits(), gz=False)
     labels = (d / "train-labels-idx1-ubyte").read_bytes()
     corrupt(d, "train-images-idx3-ubyte", labels)  # a label file where images belong
@@ -115,7 +115,7 @@ def test_bad_magic_number(tmp_path: Path) -> None:
         data.load_mnist(d, download=False)
 
 
-def test_truncated_file(tmp_path: Path) -> None:
+def test_a_truncated_file_is_named_with_its_shape(tmp_path: Path) -> None:
     d = write_idx_dataset(tmp_path / "d", random_digits(), gz=False)
     images = (d / "t10k-images-idx3-ubyte").read_bytes()
     corrupt(d, "t10k-images-idx3-ubyte", images[:-100])
@@ -137,7 +137,7 @@ def test_huge_dimensions_in_a_corrupt_header_are_reported_as_truncation(tmp_path
         data.read_idx(path)
 
 
-def test_trailing_bytes(tmp_path: Path) -> None:
+def test_trailing_bytes_are_counted(tmp_path: Path) -> None:
     d = write_idx_dataset(tmp_path / "d", random_digits(), gz=False)
     corrupt(d, "t10k-labels-idx1-ubyte", (d / "t10k-labels-idx1-ubyte").read_bytes() + b"xx")
     with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte: 2 unexpected bytes"):
@@ -186,7 +186,7 @@ def test_every_idx_type_reads_back_native_and_writable(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, array)
 
 
-def test_counts_disagree(tmp_path: Path) -> None:
+def test_images_and_labels_that_disagree_in_number_are_refused(tmp_path: Path) -> None:
     (x_train, y_train), test = random_digits()
     d = write_idx_dataset(tmp_path / "d", ((x_train, y_train[:5]), test))
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz has 6 images but .*"
@@ -203,7 +203,7 @@ def test_labels_out_of_range(tmp_path: Path) -> None:
         data.load_mnist(d, download=False)
 
 
-def test_wrong_image_size(tmp_path: Path) -> None:
+def test_images_of_the_wrong_size_are_refused(tmp_path: Path) -> None:
     (x_train, y_train), test = random_digits()
     d = write_idx_dataset(tmp_path / "d", ((x_train[:, :, :27], y_train), test))
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz: wrong image size: shape \(6, 28, 27\)"):
@@ -211,7 +211,7 @@ def test_wrong_image_size(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("damage", ["cut", "flip"])
-def test_corrupt_gzip(tmp_path: Path, damage: str) -> None:
+def test_a_corrupt_gzip_is_refused(tmp_path: Path, damage: str) -> None:
     d = write_idx_dataset(tmp_path / "d", random_digits())
     target = d / "train-images-idx3-ubyte.gz"
     raw = bytearray(target.read_bytes())
@@ -224,7 +224,7 @@ def test_corrupt_gzip(tmp_path: Path, damage: str) -> None:
         data.load_mnist(d, download=False)
 
 
-def test_bad_npz_files(tmp_path: Path) -> None:
+def test_npz_files_with_missing_or_wrong_arrays_are_refused(tmp_path: Path) -> None:
     (x_train, y_train), (x_test, y_test) = random_digits()
     npz = tmp_path / "mnist.npz"
     np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test)
@@ -265,7 +265,7 @@ def test_incomplete_directory_is_reported(tmp_path: Path) -> None:
         data.load_mnist(d, download=False)
 
 
-def test_unknown_dataset_name() -> None:
+def test_an_unknown_dataset_name_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
         data.load_dataset("cifar")
     assert data.cache_dir("Fashion_MNIST").name == "fashion-mnist"
@@ -279,7 +279,7 @@ def test_corrupt_cache_suggests_deleting_it(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- search order
-def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_places_are_searched_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """path > $TINYGRAD_LIKE_DATA > user cache > Keras cache > Debian; each copy has its own training-set size."""
     home = tmp_path / "home"
     places = [
@@ -402,7 +402,7 @@ def cache_listing() -> list[str]:
     return listing(cache) if cache.exists() else []
 
 
-def test_download_good_checksum(server: SimpleNamespace, served: SimpleNamespace) -> None:
+def test_a_download_with_the_right_checksum_fills_the_cache(server: SimpleNamespace, served: SimpleNamespace) -> None:
     mirror = serve(server, "m1", served.blobs)
     got = data.load_mnist(mirrors=[mirror], checksums=served.sums, progress=False)
     assert_same(got, served.arrays)
@@ -450,7 +450,7 @@ def test_download_all_mirrors_fail(server: SimpleNamespace, served: SimpleNamesp
     assert cache_listing() == []
 
 
-def test_download_timeout(server: SimpleNamespace, served: SimpleNamespace) -> None:
+def test_a_stalled_download_times_out_and_leaves_nothing(server: SimpleNamespace, served: SimpleNamespace) -> None:
     mirror = serve(server, "m1", served.blobs, kind="stall")
     with pytest.raises(DownloadError, match="timed out"):
         data.download_dataset("mnist", mirrors=[mirror], checksums=served.sums, timeout=0.2, progress=False)

@@ -172,7 +172,7 @@ def test_damaged_files_give_a_clear_error(tmp_path, damage):
         nn.Module.load(path)
 
 
-def test_tampered_module_description(tmp_path):
+def test_a_tampered_module_description_is_refused(tmp_path):
     path = tmp_path / "w.npz"
     arrays = _mlp().state_dict()
     arrays["__config__"] = np.array('{"class": "os.system", "args": {}}')
@@ -184,7 +184,7 @@ def test_tampered_module_description(tmp_path):
         nn.Module.load(path)
 
 
-def test_missing_file():
+def test_loading_a_missing_file_says_it_does_not_exist():
     with pytest.raises(FileNotFoundError, match="does not exist"):
         nn.Module.load("/nonexistent/w.npz")
 

@@ -60,7 +60,7 @@ FILES = sorted(PACKAGE.rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_imports_point_down(path):
+def test_imports_point_down_to_lower_rooms(path):
     room = room_of(path)
     for other in package_imports(path) - {room}:
         assert level_of(other) < level_of(room), f"{room} imports {other}, which is not below it"

@@ -41,7 +41,7 @@ def test_functional_linear_matches_pytorch(dtype, torch):
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_losses_match_pytorch(reduction, torch):
+def test_losses_match_pytorch_for_every_reduction(reduction, torch):
     rng = np.random.default_rng(0)
     x, target = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
     compare_with_torch(torch, lambda t: F.mse_loss(t, target, reduction),

@@ -90,7 +90,7 @@ def test_operators_with_an_array_on_either_side_give_tensors_and_keep_float32():
     assert isinstance(np.ones((4, 2)) @ x, Tensor) and (np.ones((4, 2)) @ x).shape == (4, 3)
 
 
-def test_numpy_interop():
+def test_arrays_and_tensors_mix_in_operators_and_give_tensors():
     t = Tensor([1.0, 2.0])
     assert np.asarray(t) is t.data
     assert np.asarray(t, dtype=np.float64).dtype == np.float64

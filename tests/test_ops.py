@@ -574,7 +574,7 @@ def test_batched_matmul_is_twice_differentiable(batch, n, k, m, seed):
 @SWEEP
 @given(batch=array_shapes(min_dims=0, max_dims=2, max_side=3), n_in=st.integers(1, 4), n_out=st.integers(1, 4),
        bias=st.booleans(), seed=seeds)
-def test_fused_linear(batch, n_in, n_out, bias, seed):
+def test_fused_linear_equals_matmul_plus_bias_and_passes_gradcheck(batch, n_in, n_out, bias, seed):
     x, w = leaf(batch + (n_in,), seed), leaf((n_out, n_in), seed + 1)
     inputs = [x, w] + ([leaf((n_out,), seed + 2)] if bias else [])
     fused = RULES["linear"].apply(*inputs)
@@ -599,7 +599,7 @@ def test_matmul_not_aligned_message_is_exact():
     ((2, 2, 3), (4, 3, 1), r"matmul: batch dimensions of shapes \(2, 2, 3\) and \(4, 3, 1\)"),
     ((), (3,), r"matmul: both operands must be at least 1-D"),
 ])
-def test_matmul_shape_errors(a, b, pattern):
+def test_matmul_shape_errors_name_the_shapes(a, b, pattern):
     with pytest.raises(ValueError, match=pattern):
         Tensor.ones(*a) @ Tensor.ones(*b)
 
@@ -618,7 +618,7 @@ def _axis_choices(ndim):
 @pytest.mark.parametrize("reduction", ["sum", "mean", "max", "min"])
 @SWEEP
 @given(data=st.data(), shape=array_shapes(min_dims=1, max_dims=3, max_side=4), keepdim=st.booleans(), seed=seeds)
-def test_reductions(reduction, data, shape, keepdim, seed):
+def test_reductions_over_any_axes_give_numpys_values_and_pass_gradcheck(reduction, data, shape, keepdim, seed):
     axis = data.draw(_axis_choices(len(shape)))
     x = leaf(shape, seed)
     out = getattr(x, reduction)(axis, keepdim)
@@ -628,7 +628,7 @@ def test_reductions(reduction, data, shape, keepdim, seed):
     assert gradcheck(lambda t: getattr(t, reduction)(axis, keepdim), x)
 
 
-def test_reduction_axis_spellings():
+def test_reduction_axes_are_spelled_as_in_numpy_and_pytorch():
     x = Tensor(np.arange(6.0).reshape(2, 3))
     assert x.sum(0).tolist() == [3, 5, 7]
     assert x.sum(axis=-1).tolist() == [3, 12]
@@ -662,7 +662,7 @@ def _nonempty_axes(ndim):
 @SWEEP
 @given(data_=st.data(), shape=array_shapes(min_dims=1, max_dims=3, min_side=2, max_side=4), keepdim=st.booleans(),
        correction=st.sampled_from([0, 1]), seed=seeds)
-def test_var_and_std(op, data_, shape, keepdim, correction, seed):
+def test_var_and_std_over_any_axes_give_numpys_values_and_pass_gradcheck(op, data_, shape, keepdim, correction, seed):
     axis = data_.draw(_nonempty_axes(len(shape)))
     x = leaf(shape, seed)
     expected = getattr(np, op)(x.data, axis=axis, keepdims=keepdim, ddof=correction)
@@ -713,7 +713,7 @@ def test_reductions_and_softmax_over_any_axis_are_twice_differentiable(shape, da
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
 @SWEEP
 @given(data=st.data(), shape=array_shapes(min_dims=1, max_dims=3, max_side=4), seed=seeds)
-def test_softmax_family(op, data, shape, seed):
+def test_softmax_and_log_softmax_over_any_axis_are_right_and_pass_gradcheck(op, data, shape, seed):
     axis = data.draw(st.integers(-len(shape), len(shape) - 1))
     x = leaf(shape, seed, uniform(-5.0, 5.0))
     e = np.exp(x.data - x.data.max(axis=axis, keepdims=True))
@@ -774,7 +774,7 @@ def test_cross_entropy_gradient_is_softmax_minus_target():
     np.testing.assert_allclose(logits.grad.data, p - np.eye(3)[labels], rtol=1e-12, atol=1e-15)
 
 
-def test_binary_crossentropy():
+def test_binary_crossentropy_is_the_formula_and_passes_gradcheck():
     rng = np.random.default_rng(2)
     p = Tensor(rng.uniform(0.05, 0.95, (4, 3)), requires_grad=True)
     y = rng.uniform(0, 1, (4, 3))
@@ -799,7 +799,7 @@ def test_binary_crossentropy_refuses_values_that_are_not_probabilities():
         Tensor([1.5, 0.5]).binary_crossentropy(Tensor([1.0, 0.0]))
 
 
-def test_cross_entropy_errors():
+def test_cross_entropy_refuses_labels_and_targets_that_do_not_fit():
     logits = Tensor.zeros(3, 4, requires_grad=True)
     with pytest.raises(ValueError, match=r"cross_entropy: labels must be in \[0, 4\), got values from 0 to 4"):
         logits.cross_entropy(np.array([0, 4, 1]))
@@ -823,7 +823,7 @@ def test_cross_entropy_errors():
 
 @SWEEP
 @given(shape=array_shapes(min_dims=1, max_dims=4, max_side=3), seed=seeds)
-def test_shape_ops(shape, seed):
+def test_shape_ops_pass_gradcheck_at_any_shape(shape, seed):
     x = leaf(shape, seed)
     rng = np.random.default_rng(seed)
     order = tuple(rng.permutation(len(shape)).tolist())
@@ -837,7 +837,7 @@ def test_shape_ops(shape, seed):
         assert gradcheck(lambda t: t.flatten(1), x)
 
 
-def test_shape_ops_values():
+def test_shape_ops_give_the_expected_shapes():
     x = Tensor(np.arange(24.0).reshape(2, 3, 4))
     assert x.transpose().shape == (3, 2, 4) and x.transpose(0, 2).shape == (4, 3, 2)
     assert x.T.shape == (4, 3, 2) and x.permute(2, 0, 1).shape == (4, 2, 3) and x.permute((2, 0, 1)).shape == (4, 2, 3)
@@ -851,7 +851,7 @@ def test_shape_ops_values():
     1, -1, slice(1, None), (slice(None), 0), (Ellipsis, 1), (None, 0), (0, slice(None, None, -1)),
     np.array([0, 2, 0, 0]), [1, 1], (np.array([0, 1, 1]), np.array([2, 0, 2])), np.array([True, False, True]),
 ])
-def test_getitem(index):
+def test_indexing_gives_numpys_values_and_passes_gradcheck(index):
     x = leaf((3, 3), 5)
     np.testing.assert_array_equal(x[index].data, x.data[index])
     assert gradcheck(lambda t: t[index], x)
@@ -886,7 +886,7 @@ def test_squeeze_keeps_axes_that_are_not_of_size_one():
 @SWEEP
 @given(base=array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3), sizes=st.lists(st.integers(0, 3),
        min_size=1, max_size=3), data_=st.data(), seed=seeds)
-def test_cat(base, sizes, data_, seed):
+def test_cat_along_any_axis_gives_numpys_values_and_passes_gradcheck(base, sizes, data_, seed):
     dim = data_.draw(st.integers(-len(base), len(base) - 1))
     axis = dim % len(base)
     parts = [leaf(base[:axis] + (n,) + base[axis + 1:], seed + i) for i, n in enumerate(sizes)]
@@ -899,7 +899,7 @@ def test_cat(base, sizes, data_, seed):
 @SWEEP
 @given(shape=array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3), count=st.integers(1, 3),
        data_=st.data(), seed=seeds)
-def test_stack(shape, count, data_, seed):
+def test_stack_along_any_axis_gives_numpys_values_and_passes_gradcheck(shape, count, data_, seed):
     dim = data_.draw(st.integers(-len(shape) - 1, len(shape)))
     parts = [leaf(shape, seed + i) for i in range(count)]
     out = Tensor.stack(*parts, dim=dim)

@@ -36,7 +36,7 @@ def test_sgd_is_plain_gradient_descent():
     np.testing.assert_allclose(w, w0 - 0.1 * 2 * (w0 - target))
 
 
-def test_sgd_keeps_float32():
+def test_sgd_keeps_float32_parameters_float32():
     w = Tensor([1.0, 2.0], requires_grad=True)
     (w * w).sum().backward()
     optim.SGD([w], lr=0.1).step()

@@ -25,7 +25,7 @@ from tinygrad_like import Tensor
         (np.float16(2.0), np.float16),
     ],
 )
-def test_construction_dtype_rules(data, dtype):
+def test_construction_follows_pytorchs_dtype_rules(data, dtype):
     assert Tensor(data).dtype == dtype
 
 
@@ -70,7 +70,7 @@ def test_ragged_list_raises_value_error():
         Tensor([[1, 2], [3]])
 
 
-def test_unknown_dtype_name():
+def test_an_unknown_dtype_name_is_refused():
     with pytest.raises(TypeError, match="unknown dtype"):
         Tensor([1.0], dtype="flaot32")
 
@@ -172,7 +172,7 @@ def test_comparisons_and_argmax_have_no_grad():
     assert Tensor([[1, 5], [7, 2]]).argmax(axis=-2).tolist() == [1, 0]
 
 
-def test_tensors_stay_hashable():
+def test_tensors_stay_hashable_by_identity():
     a, b = Tensor([1.0]), Tensor([1.0])
     assert len({a, b}) == 2
 
@@ -202,7 +202,7 @@ def test_bool_of_multi_element_tensor():
     assert bool(Tensor([1.0]))
 
 
-def test_clamp_is_clip():
+def test_clamp_is_another_name_for_clip():
     x = Tensor([-2.0, 0.5, 3.0])
     assert x.clamp(-1, 1).tolist() == x.clip(-1, 1).tolist() == [-1.0, 0.5, 1.0]
 
@@ -219,7 +219,7 @@ def test_factory_shapes_as_ints_tuple_or_list(make):
     assert t.shape == (2, 3) and t.dtype == np.float32 and not t.data.any()
 
 
-def test_factories():
+def test_factories_give_pytorchs_shapes_and_dtypes():
     assert Tensor.ones(3).tolist() == [1, 1, 1]
     assert Tensor.full((2, 2), 7.0).tolist() == [[7, 7], [7, 7]] and Tensor.full((2,), 7.0).dtype == np.float32
     assert Tensor.full(3, 2).dtype == np.int32
@@ -257,7 +257,7 @@ def test_manual_seed_makes_random_factories_repeatable():
 # ----------------------------------------------------------------------------------------------------------
 
 
-def test_unsupported_operand_type():
+def test_an_unsupported_operand_type_is_named():
     with pytest.raises(TypeError, match="add: unsupported operand of type str"):
         Tensor([1.0]) + "x"
 

@@ -157,7 +157,7 @@ def test_a_recipe_needs_its_layers_and_defaults_to_the_common_frameworks_setting
         T.Recipe("mine", (4,))
 
 
-def test_recipes_and_errors(small_digits: tuple[np.ndarray, np.ndarray]) -> None:
+def test_recipes_have_the_blogs_settings_and_refuse_bad_ones(small_digits: tuple[np.ndarray, np.ndarray]) -> None:
     blog_r, modern_r = blog.blog_recipe(), blog.modern_recipe()
     assert (blog_r.layers, blog_r.activation, blog_r.init, blog_r.reduction, blog_r.lr, blog_r.batch_size,
             blog_r.epochs, blog_r.shuffle) == ((784, 64, 32, 10), "sigmoid", "uniform", "sum", 0.001, 200, 4, False)
