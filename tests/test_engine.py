@@ -10,7 +10,7 @@ from contextlib import nullcontext
 
 import numpy as np
 import pytest
-from helpers import run_python
+from helpers import ROOT, run_python
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -119,9 +119,8 @@ def test_incompatible_gradient_from_a_rule_names_op_input_and_shapes():
 def test_the_docs_own_op_example_runs_and_gradchecks():
     """The example of docs/writing-an-op.md, extracted and run as it is."""
     import re
-    from pathlib import Path
 
-    page = (Path(__file__).parent.parent / "docs" / "writing-an-op.md").read_text()
+    page = (ROOT / "docs" / "writing-an-op.md").read_text()
     code = re.search(r"```python\n(.*?)```", page, re.S).group(1)
     scope: dict = {}
     exec(compile(code, "docs/writing-an-op.md", "exec"), scope)  # noqa: S102 - our own documentation
@@ -155,10 +154,11 @@ def test_a_diamond_graph_adds_both_paths():
     x = Tensor([2.0, -1.0], requires_grad=True)
     a = x.exp()
     b, c = a * 3, a.sigmoid()
-    (b * c).sum().backward()
+    upstream = np.random.default_rng(0).standard_normal(2)
+    (b * c).backward(upstream)
     xa = np.exp(x.data.astype(np.float64))
     s = 1 / (1 + np.exp(-xa))
-    expected = (3 * s + 3 * xa * s * (1 - s)) * xa
+    expected = (3 * s + 3 * xa * s * (1 - s)) * xa * upstream
     np.testing.assert_allclose(x.grad.data, expected, rtol=1e-5)
 
 
@@ -206,6 +206,10 @@ def test_broadcast_gradients_are_summed_back_to_the_input_shape_and_dtype():
     x = Tensor(np.ones((4, 1, 3)))  # float64: the product is float64, b's gradient must come back float32
     (x + b).sum().backward()
     assert b.grad.shape == (1, 3) and b.grad.dtype == np.float32 and b.grad.tolist() == [[4, 4, 4]]
+    b.zero_grad()
+    upstream = np.random.default_rng(0).standard_normal((4, 1, 3))
+    (x + b).backward(upstream)
+    np.testing.assert_allclose(b.grad.data, upstream.sum(axis=0), rtol=1e-6)
 
 
 def test_backward_on_leaf_and_with_explicit_gradient():

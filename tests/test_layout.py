@@ -1,11 +1,10 @@
 """The package's layout: rooms import only the rooms below them, and the library knows nothing of the blog study."""
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
 
 import tinygrad_like
 
@@ -83,7 +82,7 @@ def test_import_loads_no_study():
     code = ("import sys, tinygrad_like; "
             "assert 'tinygrad_like.blog' not in sys.modules, 'the study was imported'; "
             "assert not {m.split('.')[0] for m in sys.modules} & {'matplotlib', 'torch', 'onnx', 'graphviz'}")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    run = run_python("-c", code)
     assert run.returncode == 0, run.stderr
 
 
@@ -91,5 +90,6 @@ def test_import_loads_nothing_optional():
     code = ("import sys, tinygrad_like; "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'graphviz', 'matplotlib', 'torch', 'onnx', "
             "'tqdm', 'safetensors', 'onnxruntime'}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    run = run_python("-c", code)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"

@@ -384,6 +384,10 @@ def test_cast_and_clone_are_ops_on_the_graph():
     assert x.cast("float32").dtype == np.float32 and x.cast(np.float64) is x
     (x.cast(np.float32) * c.cast(np.float32)).sum().backward()
     assert x.grad.dtype == np.float64 and x.grad.tolist() == [2.0, 4.0]
+    x.zero_grad()
+    upstream = np.array([0.5, -3.0])
+    (x.cast(np.float32) * x.clone().cast(np.float32)).backward(upstream)
+    assert x.grad.tolist() == [1.0, -12.0]  # 2 x upstream, exact in float32
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -861,6 +865,10 @@ def test_getitem_repeated_indices_add_up_and_tensor_indices_work():
     x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
     x[Tensor([0, 0, 2, 0])].sum().backward()
     assert x.grad.tolist() == [3.0, 0.0, 1.0]
+    x.zero_grad()
+    upstream = np.array([0.5, -2.0, 4.0, 0.25])
+    x[Tensor([0, 0, 2, 0])].backward(upstream)
+    assert x.grad.tolist() == [0.5 - 2.0 + 0.25, 0.0, 4.0]
 
 
 @SWEEP
