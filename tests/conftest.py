@@ -1,13 +1,14 @@
-"""Shared fixtures."""
+"""Fixtures shared by the test files (helpers that are not fixtures: helpers.py)."""
 
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import learnable_digits
 from hypothesis import settings
 
-from tinygrad_like import data
+from tinygrad_like import data, train
 
 # In CI the property tests draw the same examples every run (a failure there is then reproducible, never luck);
 # elsewhere they explore anew each time.
@@ -16,22 +17,17 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 
-def write_learnable_idx(directory: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
-    """The four IDX files of a small MNIST-format dataset that a network can learn: noise, plus a bright bar
-    whose place is the class. Returns ``directory`` (created)."""
-    rng = np.random.default_rng(seed)
-    directory.mkdir(parents=True, exist_ok=True)
-    labels = {split: rng.integers(0, 10, n).astype(np.uint8) for split, n in (("train", n_train), ("t10k", n_test))}
-    for stem in data.IDX_FILES:
-        split = stem.split("-")[0]
-        if "images" in stem:
-            images = rng.integers(0, 60, (len(labels[split]), 28, 28)).astype(np.uint8)
-            for i, label in enumerate(labels[split]):
-                images[i, 4 + 2 * label:6 + 2 * label, 4:24] = 250
-            data.write_idx(directory / f"{stem}.gz", images)
-        else:
-            data.write_idx(directory / f"{stem}.gz", labels[split])
-    return directory
+@pytest.fixture(scope="session")
+def torch():
+    """PyTorch, the oracle; a test asking for it is skipped where it is not installed."""
+    return pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def small_digits() -> tuple[np.ndarray, np.ndarray]:
+    """300 learnable samples prepared as the blog prepares MNIST (float64): a full batch of 200 and a partial one
+    of 100, as the blog's loop applies at the epoch's end."""
+    return train.prepare(*learnable_digits(300), dtype=np.float64)
 
 
 @pytest.fixture

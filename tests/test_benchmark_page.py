@@ -1,11 +1,8 @@
 """The performance page is written by benchmarks/page.py from benchmark JSON, never by hand."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).parent.parent
+from helpers import ROOT, run_python
 
 RESULTS = {
     "command": "python benchmarks/run.py --quick --json r.json --page p.md",
@@ -28,11 +25,15 @@ RESULTS = {
 }
 
 
+def write_page(results, page):
+    run = run_python(str(ROOT / "benchmarks" / "page.py"), str(results), str(page))
+    assert run.returncode == 0, run.stderr
+
+
 def test_the_page_is_generated_from_the_json(tmp_path):
     results, page = tmp_path / "results.json", tmp_path / "performance.md"
     results.write_text(json.dumps(RESULTS))
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "page.py"), str(results), str(page)], check=True,
-                   capture_output=True)
+    write_page(results, page)
     text = page.read_text()
     assert text.startswith("# Performance\n") and "do not edit by hand" in text
     assert "**This run**: 2031-01-02 03:04 UTC, on 3 cores (Test CPU), Linux x86_64, Python 3.12.1, NumPy 2.0.1, " \
@@ -54,8 +55,7 @@ def test_the_page_is_generated_from_the_json(tmp_path):
 def test_a_full_run_says_nothing_of_quick(tmp_path):
     results, page = tmp_path / "results.json", tmp_path / "performance.md"
     results.write_text(json.dumps({**RESULTS, "quick": False, "benchmarks": {}}))
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "page.py"), str(results), str(page)], check=True,
-                   capture_output=True)
+    write_page(results, page)
     text = page.read_text()
     assert "quick run" not in text and "No benchmark ran." in text
 
@@ -63,6 +63,5 @@ def test_a_full_run_says_nothing_of_quick(tmp_path):
 def test_the_committed_page_is_the_generators_output(tmp_path):
     """docs/performance.md is exactly what page.py makes of the committed benchmarks/results.json."""
     page = tmp_path / "performance.md"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "page.py"), str(ROOT / "benchmarks" / "results.json"),
-                    str(page)], check=True, capture_output=True)
+    write_page(ROOT / "benchmarks" / "results.json", page)
     assert (ROOT / "docs" / "performance.md").read_text() == page.read_text()

@@ -124,7 +124,7 @@ def causes(report):
 
 @pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
 @pytest.mark.parametrize("loss", ["ce", "mse"])
-def test_correct_backwards_agree(activation, loss):
+def test_correct_backwards_agree_with_autograd_and_finite_differences(activation, loss):
     report = check(activation=activation, loss=loss)
     assert report.ok and report.disagreeing == [] and report.first_disagreeing is None, str(report)
     assert all(e.max_rel <= 1e-12 and e.fd_max_rel <= 1e-7 and e.scale > 0 for e in report.entries)
@@ -198,7 +198,7 @@ def test_a_factor_that_is_not_constant_is_unexplained():
     assert causes(check("varying factor")) == {"W1": ("unexplained", None)}
 
 
-def test_sign():
+def test_a_flipped_sign_is_named_and_a_noisy_one_is_unexplained():
     report = check("sign")
     assert causes(report) == {"b2": ("sign", None)} and report["b2"].factor == -1 and report["b2"].cause == "factor -1"
     assert causes(check("sign and noise")) == {"b2": ("unexplained", None)}
@@ -223,7 +223,7 @@ def test_transpose_of_a_non_square_and_of_a_square_gradient():
     assert causes(near) == {"W": ("unexplained", None)}
 
 
-def test_broadcast_sums():
+def test_a_missing_sum_over_broadcast_axes_is_named_with_its_axis():
     report = check("bias not summed")
     assert causes(report) == {"b1": ("broadcast_sum", None)} and report["b1"].hand_shape == (N, H)
     assert "not summed over axis 0" in report["b1"].advice and "`z = x @ p[\"W1\"] + p[\"b1\"]`" in report["b1"].advice
@@ -241,7 +241,7 @@ def test_wrong_shapes_are_reported_not_raised():
     assert causes(report) == {"b1": ("shape", None)} and "the values are right: reshape it to (4,)" in str(report)
 
 
-def test_a_missing_gradient():
+def test_a_missing_gradient_is_reported_and_autograd_still_checked():
     report = check("missing")
     assert causes(report) == {"b2": ("missing", None)} and report["b2"].hand is None
     assert report["b2"].fd_agree  # autograd is still checked against finite differences

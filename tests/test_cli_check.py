@@ -2,16 +2,14 @@
 checked (never a traceback of ours; the user's own, cut to their file)."""
 
 import json
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from helpers import EXAMPLES, run_python
 
 from tinygrad_like.cli import main
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "check_my_backprop.py"
+EXAMPLE = EXAMPLES / "check_my_backprop.py"
 
 GOOD = '''
 import numpy as np
@@ -47,7 +45,7 @@ def test_the_example_disagrees_names_the_mistake_and_writes_json(tmp_path, capsy
 
 
 def test_the_example_runs_as_a_script_and_shows_the_fix():
-    run = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120)
+    run = run_python(str(EXAMPLE), timeout=120)
     assert run.returncode == 0, run.stderr
     assert "verdict: DISAGREE" in run.stdout and "verdict: all sources agree" in run.stdout
 
@@ -103,7 +101,6 @@ def test_a_syntax_error_and_bad_paths(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_module_entry_point():
-    run = subprocess.run([sys.executable, "-m", "tinygrad_like", "check", str(EXAMPLE)], capture_output=True,
-                         text=True, timeout=120)
+def test_python_m_tinygrad_like_check_runs_the_example():
+    run = run_python("-m", "tinygrad_like", "check", str(EXAMPLE), timeout=120)
     assert run.returncode == 1 and "missing tanh derivative" in run.stdout and run.stderr == ""

@@ -2,13 +2,10 @@
 
 import json
 import re
-import subprocess
-import sys
 
-import numpy as np
 import pytest
+from helpers import random_digits, run_python, write_idx_dataset
 
-from tinygrad_like import data
 from tinygrad_like.cli import main
 
 SMALL = ["--layers", "30,8,6,4", "--batch", "20"]
@@ -24,13 +21,13 @@ def test_published_exits_1_and_says_why(capsys):
     assert "the weights DIFFER" in out
 
 
-def test_corrected_exits_0(capsys):
+def test_corrected_exits_0_and_says_the_weights_are_the_same(capsys):
     assert main(["compare", *SMALL, "--code", "corrected", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "verdict: all sources agree" in out and "same weights" in out and "random batch (seed 3)" in out
 
 
-def test_json_report(tmp_path, capsys):
+def test_json_report_holds_the_verdict_the_update_and_every_entry(tmp_path, capsys):
     path = tmp_path / "report.json"
     assert main(["compare", *SMALL, "--json", str(path)]) == 1
     data = json.loads(path.read_text())
@@ -54,7 +51,7 @@ def test_seed_reproduces_the_report(tmp_path, capsys):
     (["--code", "fixed"], "invalid choice"),
     (["--lr", "0"], "--lr: must be positive, got 0"),
 ])
-def test_bad_arguments(args, message, capsys):
+def test_bad_arguments_exit_2_with_a_message(args, message, capsys):
     with pytest.raises(SystemExit) as e:
         main(["compare", *args])
     assert e.value.code == 2 and message in capsys.readouterr().err
@@ -69,25 +66,15 @@ def test_json_in_a_missing_directory_exits_2_before_computing(tmp_path, capsys):
 
 
 def test_default_is_the_blog_network_and_module_entry_point():
-    run = subprocess.run([sys.executable, "-m", "tinygrad_like", "compare", "--batch", "2"],
-                         capture_output=True, text=True, timeout=120)
+    run = run_python("-m", "tinygrad_like", "compare", "--batch", "2", timeout=120)
     assert run.returncode == 1, run.stderr
     assert "Blog network [784, 64, 32, 10]" in run.stdout and re.search(r"layers\.0\.weight +param +64x784", run.stdout)
     assert "RuntimeWarning" not in run.stderr
 
 
-def write_fake_mnist(directory, n_train=60, n_test=10):
-    """Random digits in the four gzipped IDX files of MNIST."""
-    rng = np.random.default_rng(0)
-    arrays = [rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train, dtype=np.uint8),
-              rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test, dtype=np.uint8)]
-    for stem, array in zip(data.IDX_FILES, arrays, strict=True):
-        data.write_idx(directory / f"{stem}.gz", array)
-
-
 def test_data_dir_uses_the_digits(offline_data, capsys):
     tmp_path = offline_data  # nothing else to find, nothing to download
-    write_fake_mnist(tmp_path)
+    write_idx_dataset(tmp_path, random_digits(60, 10))
     assert main(["compare", "--batch", "12", "--code", "corrected", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"data: the first 12 training images of the MNIST-format files in {tmp_path}" in out
@@ -103,6 +90,6 @@ def test_data_dir_errors_exit_2(offline_data, capsys):
 
 def test_data_dir_needs_784_inputs(offline_data, capsys):
     tmp_path = offline_data
-    write_fake_mnist(tmp_path)
+    write_idx_dataset(tmp_path, random_digits(60, 10))
     assert main(["compare", "--layers", "30,4", "--data-dir", str(tmp_path)]) == 2
     assert "--layers starts with 30 inputs but the MNIST images have 784 pixels" in capsys.readouterr().err

@@ -13,21 +13,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import PNG_MAGIC, learnable_digits, listing, write_idx_dataset
 
 from tinygrad_like import Tensor, cli, data, nn
 from tinygrad_like import train as T
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (n, 28, 28) that are learnable: a random prototype per class plus noise."""
-    rng = np.random.default_rng(seed)
-    prototypes = np.random.default_rng(1234).integers(0, 256, (10, 28, 28))
-    labels = rng.integers(0, 10, n)
-    noise = rng.integers(-60, 61, (n, 28, 28))
-    return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels.astype(np.uint8)
-
 
 pytestmark = pytest.mark.usefixtures("offline_data")  # see conftest.py
 
@@ -35,12 +24,7 @@ pytestmark = pytest.mark.usefixtures("offline_data")  # see conftest.py
 @pytest.fixture
 def dataset(tmp_path: Path) -> Path:
     """A few hundred learnable samples as the four gzipped IDX files."""
-    directory = tmp_path / "data"
-    directory.mkdir()
-    (x_train, y_train), (x_test, y_test) = synthetic(240, seed=0), synthetic(80, seed=1)
-    for stem, array in zip(data.IDX_FILES, (x_train, y_train, x_test, y_test), strict=True):
-        data.write_idx(directory / f"{stem}.gz", array)
-    return directory
+    return write_idx_dataset(tmp_path / "data", (learnable_digits(240, seed=0), learnable_digits(80, seed=1)))
 
 
 def run(*args: str) -> int:
@@ -186,7 +170,7 @@ def test_user_errors_are_refused_before_any_work_with_status_2(args, message, tm
         status = e.code
     err = capsys.readouterr().err
     assert status == 2 and message in err and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, no data searched for
+    assert listing(tmp_path) == []  # nothing written, no data searched for
 
 
 @pytest.mark.parametrize("backend", ["autograd", "published"])

@@ -1,17 +1,15 @@
-"""conv2d and max_pool2d, and the Conv2d / MaxPool2d layers: values against a direct loop (the definition),
-gradients against finite differences over hypothesis sweeps of shapes, strides and paddings, PyTorch as an
-oracle, and clear errors for inputs that do not fit."""
-
-import math
+"""The convolution and pooling rules, conv2d and max_pool2d: values against a direct loop (the definition),
+gradients against finite differences over hypothesis sweeps of shapes, strides and paddings, PyTorch as an oracle,
+and clear errors for inputs that do not fit. (Their rows in the op table get every check of tests/test_ops.py;
+the Conv2d and MaxPool2d layers: tests/test_nn_layers.py.)"""
 
 import numpy as np
 import pytest
+from helpers import compare_with_torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from oracle import compare_with_torch
 
-from tinygrad_like import Tensor, gradcheck, manual_seed, nn
-from tinygrad_like.nn import functional as F
+from tinygrad_like import Tensor, gradcheck
 
 SWEEP = settings(max_examples=15, deadline=None)
 DTYPES = [np.float32, np.float64]
@@ -85,8 +83,7 @@ def test_max_pool2d_values_and_gradients(case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("stride, padding, bias", [(1, 0, True), (2, 1, True), ((1, 2), (2, 0), False), (3, 2, True)])
-def test_conv2d_matches_pytorch(dtype, stride, padding, bias):
-    torch = pytest.importorskip("torch")
+def test_conv2d_with_strides_and_paddings_matches_pytorch(dtype, stride, padding, bias, torch):
     rng = np.random.default_rng(0)
     arrays = [rng.standard_normal((3, 2, 7, 6)).astype(dtype), rng.standard_normal((4, 2, 3, 2)).astype(dtype)]
     arrays += [rng.standard_normal(4).astype(dtype)] if bias else []
@@ -98,15 +95,13 @@ def test_conv2d_matches_pytorch(dtype, stride, padding, bias):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("kernel, stride", [(2, None), (3, 2), ((2, 3), 1), (3, (1, 2))])
-def test_max_pool2d_matches_pytorch(dtype, kernel, stride):
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_matches_pytorch(dtype, kernel, stride, torch):
     x = np.random.default_rng(1).standard_normal((2, 3, 7, 8)).astype(dtype)
     compare_with_torch(torch, lambda t: t.max_pool2d(kernel, stride),
                        lambda t: torch.nn.functional.max_pool2d(t, kernel, stride), [x], dtype)
 
 
-def test_max_pool2d_ties_go_to_the_first_maximum_as_pytorch():
-    torch = pytest.importorskip("torch")
+def test_max_pool2d_ties_go_to_the_first_maximum_as_pytorch(torch):
     x = np.array([[[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]]])  # overlapping windows, all tied
     ours = compare_with_torch(torch, lambda t: t.max_pool2d(2, 1),
                               lambda t: torch.nn.functional.max_pool2d(t, 2, 1), [x], np.float64)
@@ -154,81 +149,7 @@ def test_conv2d_and_pool_keep_float32_and_promote_as_pytorch():
     (lambda: Tensor.ones(1, 1, 4, 4).max_pool2d((2, 2, 2)), TypeError,
      r"max_pool2d: kernel_size must be an int or a pair of ints, got \(2, 2, 2\)"),
     (lambda: Tensor.ones(4, 4).max_pool2d(2), ValueError, r"max_pool2d: expects input of shape \(N, C, H, W\)"),
-    (lambda: nn.Conv2d(1, 2, 0), ValueError, "Conv2d: kernel_size must be at least 1, got 0"),
-    (lambda: nn.Conv2d(0, 2, 3), ValueError, "Conv2d: in_channels and out_channels must be positive"),
-    (lambda: nn.MaxPool2d(2, stride=0), ValueError, "MaxPool2d: stride must be at least 1, got 0"),
-    (lambda: nn.Conv2d(3, 2, 3)(Tensor.ones(1, 1, 5, 5)), ValueError, r"conv2d: input of shape \(1, 1, 5, 5\) has 1"),
 ])
 def test_inputs_that_do_not_fit_are_refused_naming_the_op_and_shapes(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The layers
-# ----------------------------------------------------------------------------------------------------------
-
-
-def test_conv2d_layer_is_initialised_as_pytorch_and_follows_manual_seed():
-    manual_seed(0)
-    layer = nn.Conv2d(3, 8, (3, 5))
-    bound = 1 / math.sqrt(3 * 3 * 5)
-    assert layer.weight.shape == (8, 3, 3, 5) and layer.bias.shape == (8,) and layer.weight.dtype == np.float32
-    for p in (layer.weight, layer.bias):
-        assert np.abs(p.data).max() <= bound and np.abs(p.data).max() > 0.8 * bound
-    manual_seed(0)
-    np.testing.assert_array_equal(nn.Conv2d(3, 8, (3, 5)).weight.data, layer.weight.data)
-    assert nn.Conv2d(3, 8, 3, bias=False).bias is None
-    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
-
-
-def test_layer_settings_read_like_pytorchs():
-    assert repr(nn.Conv2d(1, 8, 3)).startswith("Conv2d(1, 8, kernel_size=(3, 3), stride=(1, 1)\n  (weight)")
-    assert nn.Conv2d(1, 8, 3, 2, 1, bias=False).extra_repr() == ("1, 8, kernel_size=(3, 3), stride=(2, 2), "
-                                                                 "padding=(1, 1), bias=False")
-    assert repr(nn.MaxPool2d(2)) == "MaxPool2d(kernel_size=2, stride=2)"
-
-
-def test_conv2d_layer_saves_and_loads(tmp_path):
-    layer = nn.Conv2d(2, 3, (2, 3), stride=(1, 2), padding=1)
-    layer.save(tmp_path / "conv.npz")
-    loaded = nn.Module.load(tmp_path / "conv.npz")
-    assert repr(loaded) == repr(layer)
-    x = Tensor(np.random.default_rng(0).standard_normal((1, 2, 5, 5)).astype(np.float32))
-    np.testing.assert_array_equal(loaded(x).data, layer(x).data)
-
-
-class SmallCNN(nn.Module):
-    def __init__(self):
-        self.conv = nn.Conv2d(1, 4, 3, padding=1)
-        self.pool = nn.MaxPool2d(2)
-        self.flatten = nn.Flatten()
-        self.fc = nn.Linear(4 * 4 * 4, 3)
-
-    def forward(self, x):
-        return self.fc(self.flatten(self.pool(F.relu(self.conv(x)))))
-
-
-def test_a_small_cnn_gives_pytorchs_loss_and_gradients():
-    torch = pytest.importorskip("torch")
-    manual_seed(1)
-    ours = SmallCNN()
-    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-                                 torch.nn.Flatten(), torch.nn.Linear(64, 3)).double()
-    names = {"conv.weight": "0.weight", "conv.bias": "0.bias", "fc.weight": "4.weight", "fc.bias": "4.bias"}
-    params = dict(ours.named_parameters())
-    with torch.no_grad():
-        for name, p in params.items():
-            p.data = p.data.astype(np.float64)
-            theirs.get_parameter(names[name]).copy_(torch.tensor(p.data))
-    rng = np.random.default_rng(2)
-    x, labels = rng.standard_normal((5, 1, 8, 8)), rng.integers(0, 3, 5)
-    loss = F.cross_entropy(ours(Tensor(x)), labels)
-    loss.backward()
-    loss_t = torch.nn.functional.cross_entropy(theirs(torch.tensor(x)), torch.tensor(labels))
-    loss_t.backward()
-    assert loss.item() == pytest.approx(loss_t.item(), rel=1e-12)
-    for name, p in params.items():
-        np.testing.assert_allclose(p.grad.data, theirs.get_parameter(names[name]).grad.numpy(), rtol=1e-10,
-                                   atol=1e-12)
-    assert gradcheck(lambda t: ours(t), Tensor(x, requires_grad=True))

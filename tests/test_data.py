@@ -1,4 +1,4 @@
-"""Tests for tinygrad_like.data: IDX/npz loading, validation errors, search order and downloads.
+"""tinygrad_like.data: IDX/npz loading, validation errors, search order, downloads, and batches.
 
 Every test runs with HOME, XDG_CACHE_HOME, the Debian path and the mirror list pointed into tmp_path, so nothing
 is read from or written to the real machine (except the one test on the installed Fashion-MNIST, read-only), and
@@ -22,8 +22,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import listing, random_digits, write_idx_dataset
 
-from tinygrad_like import data
+from tinygrad_like import data, manual_seed
 from tinygrad_like.data import DatasetError, DatasetNotFoundError, DownloadError
 
 GZ_NAMES = [f"{stem}.gz" for stem in data.IDX_FILES]
@@ -31,23 +32,6 @@ REAL_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
 pytestmark = pytest.mark.usefixtures("offline_data")  # see conftest.py
-
-
-def make_arrays(n_train: int = 6, n_test: int = 4, seed: int = 0) -> data.Arrays:
-    rng = np.random.default_rng(seed)
-    x_train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
-    x_test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
-    y_train = rng.integers(0, 10, n_train, dtype=np.uint8)
-    y_test = rng.integers(0, 10, n_test, dtype=np.uint8)
-    return (x_train, y_train), (x_test, y_test)
-
-
-def write_dataset(directory: Path, arrays: data.Arrays, gz: bool = True) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (x_train, y_train), (x_test, y_test) = arrays
-    for stem, array in zip(data.IDX_FILES, (x_train, y_train, x_test, y_test), strict=True):
-        data.write_idx(directory / (f"{stem}.gz" if gz else stem), array)
-    return directory
 
 
 def write_npz(path: Path, arrays: data.Arrays) -> Path:
@@ -65,9 +49,9 @@ def assert_same(got: data.Arrays, want: data.Arrays) -> None:
 
 # ------------------------------------------------------------------------------------------------- loading
 @pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "raw"])
-def test_load_idx_files(tmp_path: Path, gz: bool) -> None:
-    arrays = make_arrays()
-    write_dataset(tmp_path / "d", arrays, gz=gz)
+def test_idx_files_load_gzipped_or_raw(tmp_path: Path, gz: bool) -> None:
+    arrays = random_digits()
+    write_idx_dataset(tmp_path / "d", arrays, gz=gz)
     got = data.load_mnist(tmp_path / "d", download=False)
     assert_same(got, arrays)
     (x_train, y_train), (x_test, y_test) = got
@@ -76,7 +60,7 @@ def test_load_idx_files(tmp_path: Path, gz: bool) -> None:
 
 
 def test_load_npz_directory_and_file(tmp_path: Path) -> None:
-    arrays = make_arrays()
+    arrays = random_digits()
     npz = write_npz(tmp_path / "keras" / "mnist.npz", arrays)
     assert_same(data.load_mnist(npz.parent, download=False), arrays)
     assert_same(data.load_mnist(npz, download=False), arrays)
@@ -109,7 +93,7 @@ def test_write_idx_replaces_a_file_only_when_complete(tmp_path: Path, monkeypatc
     monkeypatch.setattr(gzip.GzipFile, "write", interrupted)
     with pytest.raises(KeyboardInterrupt):
         data.write_idx(path, np.arange(100, dtype=np.uint8))
-    assert path.read_bytes() == old and [p.name for p in tmp_path.iterdir()] == ["a.gz"]  # no temporary left
+    assert path.read_bytes() == old and listing(tmp_path) == ["a.gz"]  # no temporary left
 
 
 # --------------------------------------------------------------------------------------------------- errors
@@ -120,8 +104,8 @@ def corrupt(directory: Path, stem: str, content: bytes) -> Path:
     return target
 
 
-def test_bad_magic_number(tmp_path: Path) -> None:
-    d = write_dataset(tmp_path / "d", make_arrays(), gz=False)
+def test_a_bad_magic_number_is_named(tmp_path: Path) -> None:
+    d = write_idx_dataset(tmp_path / "d", random_digits(), gz=False)
     labels = (d / "train-labels-idx1-ubyte").read_bytes()
     corrupt(d, "train-images-idx3-ubyte", labels)  # a label file where images belong
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte: bad magic number 0x00000801"):
@@ -131,8 +115,8 @@ def test_bad_magic_number(tmp_path: Path) -> None:
         data.load_mnist(d, download=False)
 
 
-def test_truncated_file(tmp_path: Path) -> None:
-    d = write_dataset(tmp_path / "d", make_arrays(), gz=False)
+def test_a_truncated_file_is_named_with_its_shape(tmp_path: Path) -> None:
+    d = write_idx_dataset(tmp_path / "d", random_digits(), gz=False)
     images = (d / "t10k-images-idx3-ubyte").read_bytes()
     corrupt(d, "t10k-images-idx3-ubyte", images[:-100])
     with pytest.raises(DatasetError, match=r"t10k-images-idx3-ubyte: truncated IDX file.*\(4, 28, 28\)"):
@@ -153,8 +137,8 @@ def test_huge_dimensions_in_a_corrupt_header_are_reported_as_truncation(tmp_path
         data.read_idx(path)
 
 
-def test_trailing_bytes(tmp_path: Path) -> None:
-    d = write_dataset(tmp_path / "d", make_arrays(), gz=False)
+def test_trailing_bytes_are_counted(tmp_path: Path) -> None:
+    d = write_idx_dataset(tmp_path / "d", random_digits(), gz=False)
     corrupt(d, "t10k-labels-idx1-ubyte", (d / "t10k-labels-idx1-ubyte").read_bytes() + b"xx")
     with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte: 2 unexpected bytes"):
         data.load_mnist(d, download=False)
@@ -187,7 +171,7 @@ def test_declared_size_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                            r"more than the limit of 99 bytes; refused before reading"):
         data.read_idx(path, max_bytes=99)
     # The cap holds for the four files of a dataset together: a crafted set must not cost four times as much.
-    d = write_dataset(tmp_path / "d", make_arrays(n_train=6, n_test=4), gz=gz)
+    d = write_idx_dataset(tmp_path / "d", random_digits(n_train=6, n_test=4), gz=gz)
     monkeypatch.setattr(data, "MAX_IDX_BYTES", 6 * 784 + 6 + 4 * 784)
     with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte(.gz)?: .* more than the limit left for the "
                                            r"dataset \(MAX_IDX_BYTES for all four files\) of 0 bytes"):
@@ -202,33 +186,33 @@ def test_every_idx_type_reads_back_native_and_writable(tmp_path: Path) -> None:
         np.testing.assert_array_equal(got, array)
 
 
-def test_counts_disagree(tmp_path: Path) -> None:
-    (x_train, y_train), test = make_arrays()
-    d = write_dataset(tmp_path / "d", ((x_train, y_train[:5]), test))
+def test_images_and_labels_that_disagree_in_number_are_refused(tmp_path: Path) -> None:
+    (x_train, y_train), test = random_digits()
+    d = write_idx_dataset(tmp_path / "d", ((x_train, y_train[:5]), test))
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz has 6 images but .*"
                                            r"train-labels-idx1-ubyte.gz has 5 labels"):
         data.load_mnist(d, download=False)
 
 
 def test_labels_out_of_range(tmp_path: Path) -> None:
-    train, (x_test, y_test) = make_arrays()
+    train, (x_test, y_test) = random_digits()
     y_test = y_test.copy()
     y_test[2] = 10
-    d = write_dataset(tmp_path / "d", (train, (x_test, y_test)))
+    d = write_idx_dataset(tmp_path / "d", (train, (x_test, y_test)))
     with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte.gz: label out of range.*index 2 \(value 10\)"):
         data.load_mnist(d, download=False)
 
 
-def test_wrong_image_size(tmp_path: Path) -> None:
-    (x_train, y_train), test = make_arrays()
-    d = write_dataset(tmp_path / "d", ((x_train[:, :, :27], y_train), test))
+def test_images_of_the_wrong_size_are_refused(tmp_path: Path) -> None:
+    (x_train, y_train), test = random_digits()
+    d = write_idx_dataset(tmp_path / "d", ((x_train[:, :, :27], y_train), test))
     with pytest.raises(DatasetError, match=r"train-images-idx3-ubyte.gz: wrong image size: shape \(6, 28, 27\)"):
         data.load_mnist(d, download=False)
 
 
 @pytest.mark.parametrize("damage", ["cut", "flip"])
-def test_corrupt_gzip(tmp_path: Path, damage: str) -> None:
-    d = write_dataset(tmp_path / "d", make_arrays())
+def test_a_corrupt_gzip_is_refused(tmp_path: Path, damage: str) -> None:
+    d = write_idx_dataset(tmp_path / "d", random_digits())
     target = d / "train-images-idx3-ubyte.gz"
     raw = bytearray(target.read_bytes())
     if damage == "cut":
@@ -240,8 +224,8 @@ def test_corrupt_gzip(tmp_path: Path, damage: str) -> None:
         data.load_mnist(d, download=False)
 
 
-def test_bad_npz_files(tmp_path: Path) -> None:
-    (x_train, y_train), (x_test, y_test) = make_arrays()
+def test_npz_files_with_missing_or_wrong_arrays_are_refused(tmp_path: Path) -> None:
+    (x_train, y_train), (x_test, y_test) = random_digits()
     npz = tmp_path / "mnist.npz"
     np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test)
     with pytest.raises(DatasetError, match=r"mnist.npz: missing arrays \['y_test'\]"):
@@ -275,27 +259,27 @@ def test_not_found_lists_every_place_and_remedy(tmp_path: Path, monkeypatch: pyt
 
 
 def test_incomplete_directory_is_reported(tmp_path: Path) -> None:
-    d = write_dataset(tmp_path / "d", make_arrays())
+    d = write_idx_dataset(tmp_path / "d", random_digits())
     (d / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DatasetNotFoundError, match=r"incomplete, missing t10k-labels-idx1-ubyte\[.gz\]"):
         data.load_mnist(d, download=False)
 
 
-def test_unknown_dataset_name() -> None:
+def test_an_unknown_dataset_name_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown dataset 'cifar'"):
         data.load_dataset("cifar")
     assert data.cache_dir("Fashion_MNIST").name == "fashion-mnist"
 
 
 def test_corrupt_cache_suggests_deleting_it(tmp_path: Path) -> None:
-    (x_train, y_train), test = make_arrays()
-    cache = write_dataset(data.cache_dir("mnist"), ((x_train, y_train + 10), test))
+    (x_train, y_train), test = random_digits()
+    cache = write_idx_dataset(data.cache_dir("mnist"), ((x_train, y_train + 10), test))
     with pytest.raises(DatasetError, match=f"label out of range(.|\n)*delete {re.escape(str(cache))}"):
         data.load_mnist(download=False)
 
 
 # ----------------------------------------------------------------------------------------------- search order
-def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_places_are_searched_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """path > $TINYGRAD_LIKE_DATA > user cache > Keras cache > Debian; each copy has its own training-set size."""
     home = tmp_path / "home"
     places = [
@@ -306,7 +290,7 @@ def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         ("debian", tmp_path / "debian"),
     ]
     for size, (_, place) in enumerate(places, 1):
-        write_dataset(place, make_arrays(n_train=size), gz=size % 2 == 0)
+        write_idx_dataset(place, random_digits(n_train=size), gz=size % 2 == 0)
     monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "env"))
     for size, (origin, place) in enumerate(places, 1):
         source = data.find_dataset("fashion-mnist", tmp_path / "given")
@@ -322,18 +306,18 @@ def test_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cache_defaults_to_home_and_keras_home_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert data.cache_dir("mnist") == tmp_path / "home" / ".cache" / "tinygrad_like" / "mnist"
-    write_npz(tmp_path / "home" / ".keras" / "datasets" / "mnist.npz", make_arrays(n_train=2))
+    write_npz(tmp_path / "home" / ".keras" / "datasets" / "mnist.npz", random_digits(n_train=2))
     assert data.find_dataset("mnist").origin == "keras"
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
     assert data.find_dataset("mnist") is None
-    write_npz(tmp_path / "kh" / "datasets" / "mnist.npz", make_arrays(n_train=3))
+    write_npz(tmp_path / "kh" / "datasets" / "mnist.npz", random_digits(n_train=3))
     (x_train, _), _ = data.load_mnist(download=False)
     assert len(x_train) == 3
 
 
 def test_env_root_serves_each_dataset_from_its_subfolder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    write_dataset(tmp_path / "root" / "mnist", make_arrays(n_train=2))
-    write_dataset(tmp_path / "root" / "fashion-mnist", make_arrays(n_train=3))
+    write_idx_dataset(tmp_path / "root" / "mnist", random_digits(n_train=2))
+    write_idx_dataset(tmp_path / "root" / "fashion-mnist", random_digits(n_train=3))
     monkeypatch.setenv(data.DATA_ENV, str(tmp_path / "root"))
     assert len(data.load_mnist(download=False)[0][0]) == 2
     assert len(data.load_fashion_mnist(download=False)[0][0]) == 3
@@ -400,8 +384,8 @@ def server() -> Iterator[SimpleNamespace]:
 @pytest.fixture
 def served(tmp_path: Path) -> SimpleNamespace:
     """A small generated dataset as gz files: their bytes and SHA-256 checksums."""
-    arrays = make_arrays(n_train=5, n_test=3, seed=1)
-    d = write_dataset(tmp_path / "served", arrays)
+    arrays = random_digits(n_train=5, n_test=3, seed=1)
+    d = write_idx_dataset(tmp_path / "served", arrays)
     blobs = {name: (d / name).read_bytes() for name in GZ_NAMES}
     sums = {name: hashlib.sha256(blob).hexdigest() for name, blob in blobs.items()}
     return SimpleNamespace(arrays=arrays, blobs=blobs, sums=sums)
@@ -415,10 +399,10 @@ def serve(server: SimpleNamespace, prefix: str, blobs: dict[str, bytes], kind: s
 
 def cache_listing() -> list[str]:
     cache = data.cache_dir("mnist")
-    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+    return listing(cache) if cache.exists() else []
 
 
-def test_download_good_checksum(server: SimpleNamespace, served: SimpleNamespace) -> None:
+def test_a_download_with_the_right_checksum_fills_the_cache(server: SimpleNamespace, served: SimpleNamespace) -> None:
     mirror = serve(server, "m1", served.blobs)
     got = data.load_mnist(mirrors=[mirror], checksums=served.sums, progress=False)
     assert_same(got, served.arrays)
@@ -466,7 +450,7 @@ def test_download_all_mirrors_fail(server: SimpleNamespace, served: SimpleNamesp
     assert cache_listing() == []
 
 
-def test_download_timeout(server: SimpleNamespace, served: SimpleNamespace) -> None:
+def test_a_stalled_download_times_out_and_leaves_nothing(server: SimpleNamespace, served: SimpleNamespace) -> None:
     mirror = serve(server, "m1", served.blobs, kind="stall")
     with pytest.raises(DownloadError, match="timed out"):
         data.download_dataset("mnist", mirrors=[mirror], checksums=served.sums, timeout=0.2, progress=False)
@@ -622,3 +606,44 @@ def test_real_fashion_mnist_from_debian(monkeypatch: pytest.MonkeyPatch) -> None
     assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
     with gzip.open(REAL_FASHION / "t10k-labels-idx1-ubyte.gz") as f:
         assert f.read(4) == b"\x00\x00\x08\x01"
+
+
+# -------------------------------------------------------------------------------------------------- batches
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batches_give_every_sample_once_per_pass(shuffle, drop_last):
+    x, y = np.arange(23)[:, None] * np.ones(3), np.arange(23)
+    out = list(data.batches(x, y, 5, shuffle=shuffle, seed=1, drop_last=drop_last))
+    assert [len(yb) for _, yb in out] == [5, 5, 5, 5] + ([] if drop_last else [3])
+    seen = np.concatenate([yb for _, yb in out])
+    for xb, yb in out:
+        np.testing.assert_array_equal(xb[:, 0], yb)  # x and y stay paired
+    assert len(set(seen.tolist())) == len(seen) == (20 if drop_last else 23)
+    assert (seen.tolist() == list(range(len(seen)))) == (not shuffle)
+
+
+def test_batches_shuffle_reproducibly_from_a_seed_or_from_manual_seed():
+    x = y = np.arange(50)
+
+    def order(**kwargs):
+        return np.concatenate([yb for _, yb in data.batches(x, y, 7, shuffle=True, **kwargs)])
+
+    np.testing.assert_array_equal(order(seed=3), order(seed=3))
+    assert not np.array_equal(order(seed=3), order(seed=4))
+    manual_seed(9)
+    first = order()
+    manual_seed(9)
+    np.testing.assert_array_equal(first, order())
+    assert not np.array_equal(order(), order())  # one generator: a new order each pass
+
+
+@pytest.mark.parametrize("args, pattern", [
+    ((np.zeros(4), np.zeros(3), 2), r"batches: x and y must hold the same number of samples, got shapes \(4,\) and"),
+    ((np.zeros(4), np.zeros(4), 0), "batches: batch_size must be a positive int, got 0"),
+    ((np.zeros(4), np.zeros(4), 2.0), "batches: batch_size must be a positive int, got 2.0"),
+])
+def test_batches_refuse_bad_arguments_at_the_call(args, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        data.batches(*args)

@@ -1,11 +1,10 @@
 """The package's layout: rooms import only the rooms below them, and the library knows nothing of the blog study."""
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_python
 
 import tinygrad_like
 
@@ -60,7 +59,7 @@ FILES = sorted(PACKAGE.rglob("*.py"))
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
-def test_imports_point_down(path):
+def test_imports_point_down_to_lower_rooms(path):
     room = room_of(path)
     for other in package_imports(path) - {room}:
         assert level_of(other) < level_of(room), f"{room} imports {other}, which is not below it"
@@ -79,17 +78,19 @@ def test_the_blogs_network_uses_nothing_of_the_engine():
     assert names <= {"annotations", "Sequence", "np", "check_labels", "format_score"}
 
 
-def test_import_loads_no_study():
-    code = ("import sys, tinygrad_like; "
-            "assert 'tinygrad_like.blog' not in sys.modules, 'the study was imported'; "
-            "assert not {m.split('.')[0] for m in sys.modules} & {'matplotlib', 'torch', 'onnx', 'graphviz'}")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+def modules_after_import() -> set[str]:
+    """The modules a fresh interpreter holds after ``import tinygrad_like``."""
+    run = run_python("-c", "import sys, tinygrad_like; print('\\n'.join(sys.modules))")
     assert run.returncode == 0, run.stderr
+    return set(run.stdout.split())
+
+
+def test_import_loads_no_study():
+    modules = modules_after_import()
+    assert "tinygrad_like.blog" not in modules, "the study was imported"
+    assert not {m.split(".")[0] for m in modules} & {"matplotlib", "torch", "onnx", "graphviz"}
 
 
 def test_import_loads_nothing_optional():
-    code = ("import sys, tinygrad_like; "
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'graphviz', 'matplotlib', 'torch', 'onnx', "
-            "'tqdm', 'safetensors', 'onnxruntime'}))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    optional = {"graphviz", "matplotlib", "torch", "onnx", "tqdm", "safetensors", "onnxruntime"}
+    assert {m.split(".")[0] for m in modules_after_import()} & optional == set()

@@ -1,71 +1,33 @@
-"""NumPy code on Tensors: np.exp(t), np.sum(t, axis=1), ndarray @ t, np.where ... record the graph."""
+"""NumPy code on Tensors: np.exp(t), np.sum(t, axis=1), ndarray @ t, np.where ... record the graph. Every op of
+the op table (tests/op_table.py) that a NumPy function computes is called that way and checked against PyTorch."""
 
 import numpy as np
 import pytest
+from helpers import leaf
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_table import OPS, names
 
 from tinygrad_like import Tensor, gradcheck, numpy_protocol
 
 rng = np.random.default_rng(0)
 
 
-def leaf(*shape, low=-2.0, high=2.0, dtype=np.float64):
-    return Tensor(rng.uniform(low, high, shape).astype(dtype), requires_grad=True)
-
-
-def grads_of(fn, *tensors):
-    """Value and gradients of fn(*tensors) for a random upstream gradient."""
-    out = fn(*tensors)
-    upstream = rng.standard_normal(out.shape)
+@pytest.mark.parametrize("name", names(lambda op: op.numpy is not None))
+def test_numpy_code_on_tensors_matches_pytorch(name, torch):
+    op = OPS[name]
+    arrays = op.arrays(seed=len(name))
+    xs = [Tensor(a, requires_grad=True) for a in arrays]
+    out = op.numpy(*xs)
+    assert isinstance(out, Tensor) and out.requires_grad
+    upstream = np.random.default_rng(0).standard_normal(out.shape)
     out.backward(upstream)
-    return out.data, [t.grad.data for t in tensors], upstream
-
-
-# (name, NumPy code, the same in PyTorch, input range): unary and binary functions with an array on one side
-UNARY = [
-    ("exp", np.exp, "exp", (-2, 2)), ("log", np.log, "log", (0.1, 3)), ("log1p", np.log1p, "log1p", (-0.5, 3)),
-    ("sqrt", np.sqrt, "sqrt", (0.1, 3)), ("tanh", np.tanh, "tanh", (-2, 2)), ("abs", np.abs, "abs", (-2, 2)),
-    ("sin", np.sin, "sin", (-2, 2)), ("cos", np.cos, "cos", (-2, 2)), ("tan", np.tan, "tan", (-1.2, 1.2)),
-    ("square", np.square, "square", (-2, 2)), ("negative", np.negative, "neg", (-2, 2)),
-    ("maximum with 0", lambda t: np.maximum(t, 0), "relu", (-2, 2)),
-    ("sum axis 1", lambda t: np.sum(t, axis=1), lambda th, t: t.sum(dim=1), (-2, 2)),
-    ("sum keepdims", lambda t: np.sum(t, axis=0, keepdims=True), lambda th, t: t.sum(dim=0, keepdim=True), (-2, 2)),
-    ("mean", lambda t: np.mean(t, axis=(0, 1)), lambda th, t: t.mean(dim=(0, 1)), (-2, 2)),
-    ("max", lambda t: np.max(t, axis=1), lambda th, t: t.amax(dim=1), (-2, 2)),
-    ("amin", lambda t: np.amin(t, axis=0), lambda th, t: t.amin(dim=0), (-2, 2)),
-    ("transpose", np.transpose, lambda th, t: t.permute(1, 0), (-2, 2)),
-    ("reshape", lambda t: np.reshape(t, (-1,)), lambda th, t: t.reshape(-1), (-2, 2)),
-    ("clip", lambda t: np.clip(t, -0.5, 0.7), lambda th, t: t.clamp(-0.5, 0.7), (-2, 2)),
-    ("expand_dims", lambda t: np.expand_dims(t, 1), lambda th, t: t.unsqueeze(1), (-2, 2)),
-    ("squeeze", lambda t: np.squeeze(np.reshape(t, (1, 3, 1, 4))), lambda th, t: t.reshape(3, 4), (-2, 2)),
-    ("power", lambda t: np.power(t, 3), lambda th, t: t ** 3, (-2, 2)),
-    ("where", lambda t: np.where(t > 0, t * 2, np.exp(t)), lambda th, t: th.where(t > 0, t * 2, t.exp()), (-2, 2)),
-    ("concatenate", lambda t: np.concatenate([t, t * 2, t[:, :1]], axis=1),
-     lambda th, t: th.cat([t, t * 2, t[:, :1]], dim=1), (-2, 2)),
-    ("stack", lambda t: np.stack([t, np.exp(t)], axis=1), lambda th, t: th.stack([t, t.exp()], dim=1),
-     (-2, 2)),
-    ("minimum", lambda t: np.minimum(t, np.linspace(-1, 1, 4)),
-     lambda th, t: th.minimum(t, th.linspace(-1, 1, 4, dtype=t.dtype)), (-2, 2)),
-    ("dot with an array", lambda t: np.dot(t, np.arange(8.0).reshape(4, 2)),
-     lambda th, t: t @ th.arange(8.0, dtype=t.dtype).reshape(4, 2), (-2, 2)),
-    ("ndarray @ tensor", lambda t: np.arange(6.0).reshape(2, 3) @ t,
-     lambda th, t: th.arange(6.0, dtype=t.dtype).reshape(2, 3) @ t, (-2, 2)),
-    ("ndarray - tensor", lambda t: np.ones((3, 4)) - t, lambda th, t: 1 - t, (-2, 2)),
-    ("ndarray / tensor", lambda t: np.full(4, 2.0) / t, lambda th, t: 2 / t, (0.5, 2)),
-]
-
-
-@pytest.mark.parametrize("name, numpy_code, torch_code, domain", UNARY, ids=[u[0] for u in UNARY])
-def test_numpy_code_on_tensors_matches_pytorch(name, numpy_code, torch_code, domain):
-    torch = pytest.importorskip("torch")
-    x = leaf(3, 4, low=domain[0], high=domain[1])
-    value, (grad,), upstream = grads_of(numpy_code, x)
-    tx = torch.tensor(x.data, requires_grad=True)
-    ty = getattr(tx, torch_code)() if isinstance(torch_code, str) else torch_code(torch, tx)
-    ty.backward(torch.tensor(upstream))
-    np.testing.assert_allclose(value, ty.detach().numpy(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
+    txs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    theirs = op.torch(torch, *txs)
+    theirs.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(out.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
+    for x, tx in zip(xs, txs):
+        np.testing.assert_allclose(x.grad.data, tx.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
 def test_the_blogs_functions_differentiate_as_they_are():
@@ -80,7 +42,7 @@ def test_the_blogs_functions_differentiate_as_they_are():
     def crossentropy(y, out):
         return -np.sum(y * np.log(out))
 
-    w, z = leaf(4, 3), leaf(3, 5)
+    w, z = leaf((4, 3), 1), leaf((3, 5), 2)
     y = np.eye(4)[:, rng.integers(0, 4, 5)]
     loss = crossentropy(y, softmax(w @ sigmoid(z)))
     assert isinstance(loss, Tensor) and loss.requires_grad
@@ -91,8 +53,15 @@ def test_the_blogs_functions_differentiate_as_they_are():
     np.testing.assert_allclose(z.grad.data, z2.grad.data, rtol=1e-12)
 
 
+def test_numpy_swapaxes_runs_on_tensors():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y = np.swapaxes(x, 0, -1)
+    assert isinstance(y, Tensor) and y.shape == (3, 2) and y.op == "permute"
+    np.testing.assert_array_equal(y.data, x.data.T)
+
+
 def test_numpy_functions_pass_gradcheck_with_broadcasting():
-    a, b = leaf(3, 1), leaf(4)
+    a, b = leaf((3, 1), 3), leaf((4,), 4)
     assert gradcheck(lambda a, b: np.maximum(a, b) * np.minimum(b, a), a, b)
     assert gradcheck(lambda a, b: np.where(a > 0, a * b, np.exp(b)), a, b)
     assert gradcheck(lambda a, b: np.clip(b, np.array([-1.0, 0, -0.5, 0.2]), 1.5) + a, a, b)
@@ -104,7 +73,7 @@ def test_numpy_functions_pass_gradcheck_with_broadcasting():
 def test_reductions_over_any_axes_give_numpys_values_and_gradients(shape, data):
     axis = data.draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1)))
     keepdims = data.draw(st.booleans())
-    x = leaf(*shape)
+    x = leaf(shape, 5)
     for fn in (np.sum, np.mean, np.max):
         out = fn(x, axis=axis, keepdims=keepdims)
         np.testing.assert_allclose(out.data, fn(x.data, axis=axis, keepdims=keepdims), rtol=1e-12)
@@ -112,7 +81,7 @@ def test_reductions_over_any_axes_give_numpys_values_and_gradients(shape, data):
 
 
 def test_operators_with_an_array_on_either_side_give_tensors_and_keep_float32():
-    x = leaf(2, 3, dtype=np.float32)
+    x = leaf((2, 3), 6, dtype=np.float32)
     a = np.ones((2, 3))  # float64: a NumPy array next to a float32 tensor gives the wider dtype, as PyTorch
     for result in (a + x, a * x, a - x, a / x, np.float64(2) * x, np.float32(3) - x):
         assert isinstance(result, Tensor) and result.requires_grad
@@ -121,14 +90,30 @@ def test_operators_with_an_array_on_either_side_give_tensors_and_keep_float32():
     assert isinstance(np.ones((4, 2)) @ x, Tensor) and (np.ones((4, 2)) @ x).shape == (4, 3)
 
 
+def test_arrays_and_tensors_mix_in_operators_and_give_tensors():
+    t = Tensor([1.0, 2.0])
+    assert np.asarray(t) is t.data
+    assert np.asarray(t, dtype=np.float64).dtype == np.float64
+    out = np.array([1.0, 1.0], dtype=np.float32) + t
+    assert isinstance(out, Tensor) and out.tolist() == [2.0, 3.0]
+    out = np.ones((2, 2), np.float32) @ Tensor([[1.0], [2.0]])
+    assert isinstance(out, Tensor) and out.tolist() == [[3.0], [3.0]]
+    assert isinstance(np.float32(2) * t, Tensor)
+
+
+def test_array_protocol_honours_copy():
+    t = Tensor([1.0, 2.0])
+    assert np.array(t, copy=True) is not t.data and np.asarray(t) is t.data
+
+
 def test_values_out_are_the_array():
-    x = leaf(2, 3)
+    x = leaf((2, 3), 7)
     assert np.asarray(x) is x.data
     assert np.array(x).tolist() == x.data.tolist()
 
 
 def test_non_differentiable_functions_give_tensors_without_grad_or_plain_results():
-    x = leaf(2, 3)
+    x = leaf((2, 3), 8)
     for result in (x > 0, np.greater(x, 0), np.isfinite(x), np.sign(x), np.argmax(x, axis=1), np.less(np.zeros(3), x)):
         assert isinstance(result, Tensor) and not result.requires_grad
     np.testing.assert_array_equal(np.argmax(x, axis=1).data, np.argmax(x.data, axis=1))
@@ -138,8 +123,7 @@ def test_non_differentiable_functions_give_tensors_without_grad_or_plain_results
     assert np.allclose(x, x.data) is True and bool(np.all(np.isfinite(x.data)))
 
 
-def test_maximum_ties_share_the_gradient_as_pytorch():
-    torch = pytest.importorskip("torch")
+def test_maximum_ties_share_the_gradient_as_pytorch(torch):
     a, b = Tensor([1.0, 2.0, 3.0], requires_grad=True), Tensor([1.0, 5.0, 0.0], requires_grad=True)
     upstream = np.array([0.3, -1.2, 2.0])
     np.maximum(a, b).backward(upstream)
@@ -159,7 +143,7 @@ def test_where_selects_so_inf_in_the_other_branch_stays_out():
 
 
 def test_unsupported_functions_and_options_raise_naming_them():
-    x = leaf(2, 3)
+    x = leaf((2, 3), 9)
     with pytest.raises(TypeError, match=r"np\.hypot is not supported on Tensors.*supported: differentiable: .*exp"):
         np.hypot(x, x)
     with pytest.raises(TypeError, match=r"np\.linalg\.svd is not supported"):
@@ -171,9 +155,9 @@ def test_unsupported_functions_and_options_raise_naming_them():
     with pytest.raises(TypeError, match=r"np\.add\.reduce is not supported"):
         np.add.reduce(x)
     with pytest.raises(TypeError, match="np.dot of arrays with more than 2 dimensions"):
-        np.dot(leaf(2, 2, 2), leaf(2, 2))
+        np.dot(leaf((2, 2, 2), 10), leaf((2, 2), 11))
     with pytest.raises(ValueError, match=r"np\.concatenate: the shapes must agree except along axis 0"):
-        np.concatenate([leaf(2, 3), leaf(2, 4)])
+        np.concatenate([leaf((2, 3), 12), leaf((2, 4), 13)])
     assert "where" in numpy_protocol.supported()["differentiable"]
 
 
@@ -183,7 +167,7 @@ def test_tensor_operators_never_go_through_the_protocol(monkeypatch):
 
     monkeypatch.setattr(Tensor, "__array_ufunc__", refuse)
     monkeypatch.setattr(Tensor, "__array_function__", refuse)
-    x, w = leaf(3, 4), leaf(4, 2)
+    x, w = leaf((3, 4), 14), leaf((4, 2), 15)
     loss = ((x @ w).tanh() * 2 - 1 + x.sum() / 3).relu().sigmoid().softmax().log().mean()
     loss.backward()
     assert x.grad is not None and w.grad is not None

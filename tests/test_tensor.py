@@ -1,9 +1,14 @@
-"""Tensor construction, dtype rules, properties, NumPy interop and factories (API.md, "Tensor")."""
+"""The Tensor API (tinygrad_like.tensors): construction, dtype rules, properties, factories, comparisons,
+detach and retain_grad, and errors that name the operation."""
 
 import numpy as np
 import pytest
 
-from tinygrad_like import Tensor, no_grad
+from tinygrad_like import Tensor
+
+# ----------------------------------------------------------------------------------------------------------
+# Construction and dtypes
+# ----------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -20,7 +25,7 @@ from tinygrad_like import Tensor, no_grad
         (np.float16(2.0), np.float16),
     ],
 )
-def test_construction_dtype_rules(data, dtype):
+def test_construction_follows_pytorchs_dtype_rules(data, dtype):
     assert Tensor(data).dtype == dtype
 
 
@@ -45,6 +50,15 @@ def test_numpy_input_is_wrapped_but_parameters_get_their_own_memory():
     assert a.tolist() == [5, 1, 1]
 
 
+def test_requires_grad_on_a_wrapped_array_gives_the_parameter_its_own_memory():
+    a = np.ones(2, np.float32)
+    t = Tensor(a)
+    assert np.shares_memory(t.data, a)
+    t.requires_grad_()
+    t.data -= 1
+    assert a.tolist() == [1, 1]
+
+
 @pytest.mark.parametrize("bad", ["abc", [1 + 2j], None, {"a": 1}, [object()]])
 def test_unsupported_data_raises_type_error(bad):
     with pytest.raises(TypeError, match="Tensor"):
@@ -56,7 +70,7 @@ def test_ragged_list_raises_value_error():
         Tensor([[1, 2], [3]])
 
 
-def test_unknown_dtype_name():
+def test_an_unknown_dtype_name_is_refused():
     with pytest.raises(TypeError, match="unknown dtype"):
         Tensor([1.0], dtype="flaot32")
 
@@ -67,30 +81,6 @@ def test_requires_grad_on_integer_or_bool_raises(data):
         Tensor(data, requires_grad=True)
     with pytest.raises(TypeError):
         Tensor(data).requires_grad_()
-
-
-def test_properties_and_values_out():
-    t = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
-    assert t.tolist() == [[1, 2, 3], [4, 5, 6]]
-    assert isinstance(t.numpy(), np.ndarray) and t.numpy() is t.data
-    assert Tensor([7.0]).item() == 7.0
-    assert [row.tolist() for row in t] == [[1, 2, 3], [4, 5, 6]]
-    with pytest.raises(ValueError, match=r"item: .*\(2, 3\)"):
-        t.item()
-    with pytest.raises(TypeError, match="0-d"):
-        len(Tensor(1.0))
-
-
-def test_numpy_interop():
-    t = Tensor([1.0, 2.0])
-    assert np.asarray(t) is t.data
-    assert np.asarray(t, dtype=np.float64).dtype == np.float64
-    out = np.array([1.0, 1.0], dtype=np.float32) + t
-    assert isinstance(out, Tensor) and out.tolist() == [2.0, 3.0]
-    out = np.ones((2, 2), np.float32) @ Tensor([[1.0], [2.0]])
-    assert isinstance(out, Tensor) and out.tolist() == [[3.0], [3.0]]
-    assert isinstance(np.float32(2) * t, Tensor)
 
 
 def test_float32_stays_float32_with_python_scalars():
@@ -116,6 +106,112 @@ def test_integer_tensors_follow_pytorch_for_floats():
     assert (Tensor([1, 2]) * 2).dtype == np.int32
 
 
+@pytest.mark.parametrize("make", [
+    lambda x: x * Tensor([1, 0]), lambda x: Tensor([1, 0]) * x, lambda x: x * Tensor(np.float64(2)),
+    lambda x: x @ Tensor([1, 2]), lambda x: x.clip(np.float64(0), np.float64(1)), lambda x: 2 - x,
+    lambda x: x ** 2, lambda x: x + np.float64(1), lambda x: x * Tensor([True, False]),
+], ids=["int-tensor", "int-tensor-left", "0d-float64", "matmul-int", "clip-np-float64", "rsub", "pow", "np-scalar",
+        "bool"])
+def test_float32_is_never_widened(make):
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    out = make(x)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_two_nd_floats_give_the_wider_and_a_0d_tensor_gets_its_own_gradient_dtype():
+    a, b = Tensor(np.ones(2, np.float32)), Tensor(np.ones(2, np.float64))
+    assert (a + b).dtype == np.float64
+    s = Tensor(np.float64(3.0), requires_grad=True)
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x * s).sum().backward()
+    assert s.grad.dtype == np.float64 and s.grad.item() == 3.0
+
+
+def test_signed_zeros_are_not_confused_by_the_constant_cache():
+    x = Tensor([1.0])
+    assert (x / -0.0).item() == -np.inf
+    assert (x / 0.0).item() == np.inf
+
+
+def test_overflowing_casts_give_inf_without_a_warning():
+    assert (Tensor([1.0]) + 1e39).item() == np.inf
+    assert Tensor([3.5e38]).item() == np.inf
+    assert Tensor.full(2, 1e39).tolist() == [np.inf, np.inf]
+    x = Tensor([1.0], requires_grad=True)
+    (x * 2).backward(gradient=[1e39])
+    assert x.grad.item() == np.inf
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Properties, values out, comparisons
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_properties_and_values_out():
+    t = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    assert t.shape == (2, 3) and t.ndim == 2 and t.size == 6 and len(t) == 2
+    assert t.tolist() == [[1, 2, 3], [4, 5, 6]]
+    assert isinstance(t.numpy(), np.ndarray) and t.numpy() is t.data
+    assert Tensor([7.0]).item() == 7.0
+    assert [row.tolist() for row in t] == [[1, 2, 3], [4, 5, 6]]
+    with pytest.raises(ValueError, match=r"item: .*\(2, 3\)"):
+        t.item()
+    with pytest.raises(TypeError, match="0-d"):
+        len(Tensor(1.0))
+
+
+def test_comparisons_and_argmax_have_no_grad():
+    x = Tensor([1.0, 3.0, 2.0], requires_grad=True)
+    for c in (x < 2, x <= 2, x > 2, x >= 2, x == 3, x != 3):
+        assert c.dtype == np.bool_ and not c.requires_grad
+    assert (x > 1.5).tolist() == [False, True, True]
+    assert x.argmax().item() == 1 and not x.argmax().requires_grad
+    assert Tensor([[1, 5], [7, 2]]).argmax(axis=1).tolist() == [1, 0]
+    assert Tensor([[1, 5], [7, 2]]).argmax(axis=-2).tolist() == [1, 0]
+
+
+def test_tensors_stay_hashable_by_identity():
+    a, b = Tensor([1.0]), Tensor([1.0])
+    assert len({a, b}) == 2
+
+
+def test_repr_shows_values_dtype_and_op():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    assert repr(x) == "Tensor([1., 2.], dtype=float32, requires_grad=True)"
+    assert "op=mul" in repr(x * 2)
+
+
+def test_detach_zero_grad_retain_grad():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3
+    h.retain_grad()
+    d = h.detach()
+    assert not d.requires_grad and d.is_leaf and np.shares_memory(d.data, h.data)
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad.data, 2 * h.data)
+    np.testing.assert_allclose(x.grad.data, 18 * x.data)
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_bool_of_multi_element_tensor():
+    with pytest.raises(ValueError, match=r"\(2,\) is ambiguous"):
+        bool(Tensor([1.0, 2.0]))
+    assert bool(Tensor([1.0]))
+
+
+def test_clamp_is_another_name_for_clip():
+    x = Tensor([-2.0, 0.5, 3.0])
+    assert x.clamp(-1, 1).tolist() == x.clip(-1, 1).tolist() == [-1.0, 0.5, 1.0]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Factories
+# ----------------------------------------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("make", [lambda: Tensor.zeros(2, 3), lambda: Tensor.zeros((2, 3)),
                                   lambda: Tensor.zeros([2, 3])])
 def test_factory_shapes_as_ints_tuple_or_list(make):
@@ -123,7 +219,7 @@ def test_factory_shapes_as_ints_tuple_or_list(make):
     assert t.shape == (2, 3) and t.dtype == np.float32 and not t.data.any()
 
 
-def test_factories():
+def test_factories_give_pytorchs_shapes_and_dtypes():
     assert Tensor.ones(3).tolist() == [1, 1, 1]
     assert Tensor.full((2, 2), 7.0).tolist() == [[7, 7], [7, 7]] and Tensor.full((2,), 7.0).dtype == np.float32
     assert Tensor.full(3, 2).dtype == np.int32
@@ -156,68 +252,22 @@ def test_manual_seed_makes_random_factories_repeatable():
     assert Tensor.randn(4).tolist() != a[0]
 
 
-def test_comparisons_and_argmax_have_no_grad():
-    x = Tensor([1.0, 3.0, 2.0], requires_grad=True)
-    for c in (x < 2, x <= 2, x > 2, x >= 2, x == 3, x != 3):
-        assert c.dtype == np.bool_ and not c.requires_grad
-    assert (x > 1.5).tolist() == [False, True, True]
-    assert x.argmax().item() == 1 and not x.argmax().requires_grad
-    assert Tensor([[1, 5], [7, 2]]).argmax(axis=1).tolist() == [1, 0]
-    assert Tensor([[1, 5], [7, 2]]).argmax(axis=-2).tolist() == [1, 0]
+# ----------------------------------------------------------------------------------------------------------
+# Errors that name the operation
+# ----------------------------------------------------------------------------------------------------------
 
 
-def test_tensors_stay_hashable():
-    a, b = Tensor([1.0]), Tensor([1.0])
-    assert len({a, b}) == 2
+def test_an_unsupported_operand_type_is_named():
+    with pytest.raises(TypeError, match="add: unsupported operand of type str"):
+        Tensor([1.0]) + "x"
 
 
-def test_repr_shows_values_dtype_and_op():
-    x = Tensor([1.0, 2.0], requires_grad=True)
-    assert repr(x) == "Tensor([1., 2.], dtype=float32, requires_grad=True)"
-    assert "op=mul" in repr(x * 2)
-
-
-def test_no_grad_records_nothing_and_restores_state_even_on_error():
-    x = Tensor([1.0], requires_grad=True)
-    with no_grad():
-        y = x * 2
-        with no_grad():
-            pass
-        z = x * 3  # still off after the nested block
-    assert not y.requires_grad and y.is_leaf and not z.requires_grad
-    with pytest.raises(ZeroDivisionError), no_grad():
-        raise ZeroDivisionError
-    assert (x * 2).requires_grad
-
-    @no_grad()
-    def f(t):
-        return t * 2
-
-    assert not f(x).requires_grad and (x * 2).requires_grad
-
-
-def test_detach_zero_grad_retain_grad():
-    x = Tensor([1.0, 2.0], requires_grad=True)
-    h = x * 3
-    h.retain_grad()
-    d = h.detach()
-    assert not d.requires_grad and d.is_leaf and np.shares_memory(d.data, h.data)
-    (h * h).sum().backward()
-    np.testing.assert_allclose(h.grad.data, 2 * h.data)
-    np.testing.assert_allclose(x.grad.data, 18 * x.data)
-    x.zero_grad()
-    assert x.grad is None
-
-
-def test_requires_grad_on_a_wrapped_array_gives_the_parameter_its_own_memory():
-    a = np.ones(2, np.float32)
-    t = Tensor(a)
-    assert np.shares_memory(t.data, a)
-    t.requires_grad_()
-    t.data -= 1
-    assert a.tolist() == [1, 1]
-
-
-def test_array_protocol_honours_copy():
-    t = Tensor([1.0, 2.0])
-    assert np.array(t, copy=True) is not t.data and np.asarray(t) is t.data
+@pytest.mark.parametrize("make, error, pattern", [
+    (lambda: Tensor(np.array([1], np.uint8)) + 300, OverflowError, r"add: 300 does not fit .* uint8"),
+    (lambda: Tensor([1, 2]) + 2**40, OverflowError, r"add: 1099511627776 does not fit .* int32"),
+    (lambda: Tensor.uniform(3, low=2.0, high=1.0), ValueError, r"uniform: low \(2.0\) must not be greater"),
+    (lambda: Tensor([1.0]) == "a", TypeError, r"==: cannot compare a tensor \(shape \(1,\)\) with str"),
+], ids=["uint8-overflow", "int32-overflow", "uniform", "compare-str"])
+def test_errors_name_the_op(make, error, pattern):
+    with pytest.raises(error, match=pattern):
+        make()

@@ -1,4 +1,4 @@
-"""Tests for tinygrad_like.train: the batched blog recipe against the blog's per-sample loop, the batched
+"""tinygrad_like.train: the batched blog recipe against the blog's per-sample loop, the batched
 hand-written backward, the modern recipe's input standardisation, evaluation and reproducibility.
 
 All on small synthetic data (a few hundred samples): never the full dataset.
@@ -8,24 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from helpers import learnable_digits
 
-from tinygrad_like import Tensor, blog, viz
+from tinygrad_like import Tensor, blog
 from tinygrad_like import train as T
 from tinygrad_like.nn import MLP
-
-
-def synthetic(n: int, seed: int = 0, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (n, 28, 28) that are learnable: a random prototype per class plus noise."""
-    rng = np.random.default_rng(seed)
-    prototypes = np.random.default_rng(1234).integers(0, 256, (classes, 28, 28))
-    labels = rng.integers(0, classes, n)
-    noise = rng.integers(-60, 61, (n, 28, 28))
-    return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels.astype(np.uint8)
 
 
 def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -40,19 +30,13 @@ def mlp_params(mlp: MLP) -> list[np.ndarray]:
     return [layer.weight.data for layer in mlp.layers] + [layer.bias.data for layer in mlp.layers]
 
 
-@pytest.fixture(scope="module")
-def small() -> tuple[np.ndarray, np.ndarray]:
-    # 300 samples: one full batch of 200 and a partial one of 100, as the blog's loop applies at the epoch's end.
-    return T.prepare(*synthetic(300), dtype=np.float64)
-
-
 def run_blog_loop(net: blog.NN, x: np.ndarray, y: np.ndarray, recipe: T.Recipe) -> None:
     with contextlib.redirect_stdout(io.StringIO()):  # the blog's loop prints its losses
         net.train(x, y, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr)
 
 
-def test_batched_blog_epoch_equals_the_blogs_per_sample_loop(small: tuple[np.ndarray, np.ndarray]) -> None:
-    x, y = small
+def test_batched_blog_epoch_equals_the_blogs_per_sample_loop(small_digits: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small_digits
     recipe = blog.blog_recipe(epochs=1, dtype="float64")
     mlp = T.build_model(recipe, seed=3)
     net = blog.to_blog(mlp, corrected=True)  # the same starting point, float64
@@ -64,8 +48,9 @@ def test_batched_blog_epoch_equals_the_blogs_per_sample_loop(small: tuple[np.nda
 
 
 @pytest.mark.parametrize("backend", ["manual", "published"])
-def test_batched_manual_backward_equals_per_sample_loop(backend: str, small: tuple[np.ndarray, np.ndarray]) -> None:
-    x, y = small
+def test_batched_manual_backward_equals_per_sample_loop(backend: str,
+                                                       small_digits: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small_digits
     recipe = blog.blog_recipe(epochs=1, dtype="float64")
     batched, per_sample = T.build_model(recipe, seed=5), T.build_model(recipe, seed=5)
     blog.train(batched, x, y, recipe, backend=backend, log=None, progress=False)
@@ -74,8 +59,9 @@ def test_batched_manual_backward_equals_per_sample_loop(backend: str, small: tup
         assert max_rel_diff(a, b) < 1e-10
 
 
-def test_manual_gradients_match_blog_backward_and_published_differs(small: tuple[np.ndarray, np.ndarray]) -> None:
-    x, y = small
+def test_manual_gradients_match_blog_backward_and_published_differs(
+        small_digits: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small_digits
     x, onehot = x[:7], np.eye(10)[y[:7]]
     for corrected in (True, False):
         net = blog.NN([784, 64, 32, 10], corrected=corrected, seed=1)
@@ -93,8 +79,8 @@ def test_manual_gradients_match_blog_backward_and_published_differs(small: tuple
     assert not np.allclose(corrected[0], published[0])  # the hidden layers are not
 
 
-def test_blog_recipe_learns_and_prints_the_blogs_lines(small: tuple[np.ndarray, np.ndarray]) -> None:
-    x, y = small
+def test_blog_recipe_learns_and_prints_the_blogs_lines(small_digits: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small_digits
     lines: list[str] = []
     recipe = blog.blog_recipe()
     result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, test=(x[:50], y[:50]), log=lines.append,
@@ -109,8 +95,8 @@ def test_blog_recipe_learns_and_prints_the_blogs_lines(small: tuple[np.ndarray, 
 
 
 def test_modern_recipe_is_reproducible_and_its_standardisation_is_folded(
-        small: tuple[np.ndarray, np.ndarray]) -> None:
-    x, y = small
+        small_digits: tuple[np.ndarray, np.ndarray]) -> None:
+    x, y = small_digits
     recipe = blog.modern_recipe(epochs=2, dtype="float64")
     results = [blog.train(T.build_model(recipe, seed=7), x, y, recipe, test=(x[:60], y[:60]), seed=7, log=None,
                        progress=False) for _ in range(2)]
@@ -128,7 +114,7 @@ def test_modern_recipe_is_reproducible_and_its_standardisation_is_folded(
     assert other.history[-1].loss != results[0].history[-1].loss  # another shuffling order
 
 
-def testfold_standardization_is_exact() -> None:
+def test_fold_standardization_is_exact() -> None:
     rng = np.random.default_rng(0)
     mlp = MLP([784, 8, 10], activation="relu", seed=0, dtype=np.float64)
     x = rng.random((5, 784))
@@ -139,7 +125,7 @@ def testfold_standardization_is_exact() -> None:
 
 
 def test_evaluate_counts_and_sums() -> None:
-    images, labels = synthetic(50, seed=2)
+    images, labels = learnable_digits(50, seed=2)
     x, y = T.prepare(images, labels, dtype=np.float64)
     mlp = MLP(seed=0, dtype=np.float64)
     logits = mlp.logits(Tensor(x)).data
@@ -152,7 +138,7 @@ def test_evaluate_counts_and_sums() -> None:
 
 
 def test_prepare_scales_like_the_blog() -> None:
-    images, labels = synthetic(4)
+    images, labels = learnable_digits(4)
     x, y = T.prepare(images, labels)
     assert x.shape == (4, 784) and x.dtype == np.float32 and y.dtype == np.int64
     np.testing.assert_array_equal(x, (images.reshape(4, -1) / 255).astype(np.float32))
@@ -171,7 +157,7 @@ def test_a_recipe_needs_its_layers_and_defaults_to_the_common_frameworks_setting
         T.Recipe("mine", (4,))
 
 
-def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
+def test_recipes_have_the_blogs_settings_and_refuse_bad_ones(small_digits: tuple[np.ndarray, np.ndarray]) -> None:
     blog_r, modern_r = blog.blog_recipe(), blog.modern_recipe()
     assert (blog_r.layers, blog_r.activation, blog_r.init, blog_r.reduction, blog_r.lr, blog_r.batch_size,
             blog_r.epochs, blog_r.shuffle) == ((784, 64, 32, 10), "sigmoid", "uniform", "sum", 0.001, 200, 4, False)
@@ -181,7 +167,7 @@ def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
         blog.blog_recipe(epochs=0)
     with pytest.raises(ValueError, match="optimizer must be"):
         blog.blog_recipe(optimizer="lbfgs")
-    x, y = small
+    x, y = small_digits
     model = T.build_model(modern_r, seed=0)
     with pytest.raises(ValueError, match="hand-written backward"):
         blog.train(model, x, y, modern_r, backend="manual", log=None)
@@ -195,37 +181,13 @@ def test_recipes_and_errors(small: tuple[np.ndarray, np.ndarray]) -> None:
         blog.train(model, x, y, modern_r, test=(x, y[1:]), log=None)
 
 
-def test_plot_history_writes_a_png_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              small: tuple[np.ndarray, np.ndarray]) -> None:
-    Figure = pytest.importorskip("matplotlib.figure").Figure
-    x, y = small
-    recipe = blog.blog_recipe(epochs=2)
-    result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, test=(x, y), log=None, progress=False)
-    viz.plot_history(result, str(tmp_path / "curves.png"))
-    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    old = (tmp_path / "curves.png").read_bytes()
-
-    def interrupted(self: Any, target: Any, **options: Any) -> None:  # writes half a picture, then stops
-        if hasattr(target, "write"):
-            target.write(old[:100])
-        else:
-            Path(target).write_bytes(old[:100])
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Figure, "savefig", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        viz.plot_history(result, tmp_path / "curves.png")
-    assert (tmp_path / "curves.png").read_bytes() == old  # the previous picture, whole; no temporary left
-    assert [p.name for p in tmp_path.iterdir()] == ["curves.png"]
-
-
 # ----------------------------------------------------------------------------------------------------------
 # Gradient flow
 # ----------------------------------------------------------------------------------------------------------
 
 
-def test_history_records_the_gradient_flow_of_the_steps_applied(small):
-    x, y = small
+def test_history_records_the_gradient_flow_of_the_steps_applied(small_digits):
+    x, y = small_digits
     recipe = blog.blog_recipe(epochs=2, dtype="float64", batch_size=300)  # one step per epoch: same first step
     runs = {backend: blog.train(T.build_model(recipe, seed=3), x, y, recipe, backend=backend, log=None,
                                 progress=False) for backend in ("autograd", "manual", "published")}
@@ -241,8 +203,8 @@ def test_history_records_the_gradient_flow_of_the_steps_applied(small):
     assert first["published"]["layers.0.weight"] > 2 * first["autograd"]["layers.0.weight"]  # missing s(1 - s)
 
 
-def test_the_first_epochs_mean_gradient_norm_is_the_mean_of_the_steps_norms(small):
-    x, y = small
+def test_the_first_epochs_mean_gradient_norm_is_the_mean_of_the_steps_norms(small_digits):
+    x, y = small_digits
     recipe = blog.blog_recipe(epochs=1, dtype="float64", batch_size=150)
     model = T.build_model(recipe, seed=4)
     copy = T.build_model(recipe, seed=4)
@@ -255,14 +217,3 @@ def test_the_first_epochs_mean_gradient_norm_is_the_mean_of_the_steps_norms(smal
         for p in copy.parameters():
             p.data -= recipe.lr * p.grad.data
     assert result.history[0].grad_norms["layers.1.weight"] == pytest.approx(np.mean(norms), rel=1e-12)
-
-
-def test_plot_gradient_flow_writes_a_picture(small, tmp_path):
-    pytest.importorskip("matplotlib")
-    x, y = small
-    recipe = blog.blog_recipe(epochs=2)
-    result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, log=None, progress=False)
-    path = tmp_path / "flow.png"
-    viz.plot_gradient_flow(result, path)
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow.png"]

@@ -1,4 +1,6 @@
-"""Drawing computation graphs: DOT text, rendering with the real ``dot``, the fallback without it, the CLI.
+"""Drawing computation graphs (tinygrad_like.viz): DOT text, rendering with the real ``dot``, the fallback
+without it, and the training plots. (The HTML view: tests/test_viz_html.py; `tinygrad-like graph`:
+tests/test_cli_graph.py.)
 
 Regenerate the golden DOT file after an intended change of the drawing with
 ``UPDATE_GOLDEN=1 python -m pytest tests/test_viz.py -q`` and review the diff.
@@ -8,23 +10,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import stat
 import time
-import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from helpers import PNG_MAGIC, hide_dot, listing, needs_dot, svg_cluster_labels, svg_nodes
 
-from tinygrad_like import Tensor, blog, draw, nn
+from tinygrad_like import Tensor, blog, draw, nn, viz
+from tinygrad_like import train as T
 from tinygrad_like.blog import NN, blog_graph, compare_gradients
-from tinygrad_like.cli import main
 from tinygrad_like.viz import LEGEND, GraphvizNotFound, save
 
 GOLDEN = Path(__file__).parent / "golden"
-SVG = "{http://www.w3.org/2000/svg}"
-needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 
 
 def small_expression() -> tuple[Tensor, Tensor, Tensor]:
@@ -48,28 +48,6 @@ def node_attrs(source: str, node_id: str) -> str:
     match = re.search(rf"^\s*{node_id} \[(.*)\]$", source, re.MULTILINE)
     assert match, f"no node {node_id} in the DOT text"
     return match.group(1)
-
-
-def svg_nodes(path: Path) -> dict[str, list[str]]:
-    """Node id (the SVG <title>) -> the texts drawn in it."""
-    root = ET.parse(path).getroot()
-    nodes = {}
-    for g in root.iter(f"{SVG}g"):
-        if g.get("class") == "node":
-            texts = ["".join(t.itertext()) for t in g.iter(f"{SVG}text")]
-            nodes[g.find(f"{SVG}title").text] = texts
-    return nodes
-
-
-def svg_cluster_labels(path: Path) -> list[str]:
-    root = ET.parse(path).getroot()
-    return ["".join(g.find(f"{SVG}text").itertext()) for g in root.iter(f"{SVG}g") if g.get("class") == "cluster"]
-
-
-def hide_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    empty = tmp_path / "no-dot-here"
-    empty.mkdir()
-    monkeypatch.setenv("PATH", str(empty))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -281,57 +259,8 @@ def test_without_dot_the_gv_is_written_and_the_error_says_how_to_install(tmp_pat
     assert "apt-get install graphviz" in message and "brew install graphviz" in message
     assert str(tmp_path / "g.gv") in message and caught.value.source_path == tmp_path / "g.gv"
     assert (tmp_path / "g.gv").read_text() == graph.source
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.gv", "no-dot-here"]  # no partial picture, no temp
+    assert listing(tmp_path) == ["g.gv", "no-dot-here"]  # no partial picture, no temp
     assert save(graph, tmp_path / "h.gv").read_text() == graph.source
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The command line
-# ----------------------------------------------------------------------------------------------------------
-
-
-@needs_dot
-def test_cli_graph_writes_the_svg(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "blog.svg"
-    assert main(["graph", "--layers", "4,3,2", "--batch", "3", "--out", str(out)]) == 0
-    assert str(out) in capsys.readouterr().out
-    nodes = svg_nodes(out)
-    assert any("(3, 4) float32" in texts for texts in nodes.values()) and "legend_output" in nodes
-    assert "layers.1: Linear(3, 2)" in svg_cluster_labels(out)
-    assert "softmax(axis=1)" in (tmp_path / "blog.gv").read_text()
-
-
-@needs_dot
-def test_cli_graph_marks_the_published_codes_disagreeing_gradients(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "published.svg"
-    assert main(["graph", "--layers", "5,4,3,2", "--code", "published", "--out", str(out)]) == 0
-    assert "disagree for layers.0.weight, layers.0.bias, layers.1.weight, layers.1.bias" in capsys.readouterr().out
-    texts = {text for texts in svg_nodes(out).values() for text in texts}
-    assert any(t.endswith("DISAGREES (missing sigmoid derivative)") for t in texts)
-
-
-def test_cli_graph_without_dot_exits_2_with_the_hint(tmp_path, monkeypatch, capsys) -> None:
-    hide_dot(monkeypatch, tmp_path)
-    assert main(["graph", "--layers", "4,3,2", "--out", str(tmp_path / "blog.png")]) == 2
-    err = capsys.readouterr().err
-    assert "apt-get install graphviz" in err and "blog.gv" in err
-    assert (tmp_path / "blog.gv").exists() and not (tmp_path / "blog.png").exists()
-    assert main(["graph", "--layers", "4,3,2", "--out", str(tmp_path / "blog.gv")]) == 0
-
-
-def test_cli_graph_names_only_files_it_wrote(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "blog.dot"
-    assert main(["graph", "--layers", "4,3,2", "--out", str(out)]) == 0
-    assert capsys.readouterr().out.splitlines()[0] == f"wrote {out}"  # DOT text only: no separate .gv
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["blog.dot"]
-
-
-def test_cli_graph_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit) as caught:
-        main(["graph", "--layers", "784"])
-    assert caught.value.code == 2 and "--layers" in capsys.readouterr().err
-    assert main(["graph", "--layers", "4,2", "--out", str(tmp_path / "graph.txt")]) == 2
-    assert ".svg" in capsys.readouterr().err
 
 
 def test_constants_can_be_left_out() -> None:
@@ -340,3 +269,58 @@ def test_constants_can_be_left_out() -> None:
     full, lean = draw(y, legend=False).source, draw(y, legend=False, show_constants=False).source
     assert full.count("fillcolor=lightgrey") == 2 and "fillcolor=lightgrey" not in lean
     assert lean.count(" -> ") == full.count(" -> ") - 2  # the two constants' edges went with them
+
+
+def test_a_gradient_with_a_graph_can_be_drawn():
+    """dy/dx of y = sigmoid(x) is drawn as the backward pass computed it: g * (s * (1 - s)), s = sigmoid(x)."""
+    import re
+
+    pytest.importorskip("graphviz")
+    from tinygrad_like import draw
+
+    x = Tensor([0.5, -1.0], requires_grad=True, dtype=np.float64)
+    x.sigmoid().backward(np.ones(2), create_graph=True)
+    source = draw(x.grad).source
+    assert re.findall(r'op\d+ \[label="(\w+)"', source) == ["sigmoid", "sub", "mul", "mul"]
+    s = re.search(r't(\d+) \[label="sigmoid', source).group(1)
+    assert len(re.findall(rf"t{s} -> op", source)) == 2  # s is used twice: in 1 - s and in s * (1 - s)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training plots
+# ----------------------------------------------------------------------------------------------------------
+
+
+def test_plot_history_writes_a_png_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              small_digits: tuple[np.ndarray, np.ndarray]) -> None:
+    Figure = pytest.importorskip("matplotlib.figure").Figure
+    x, y = small_digits
+    recipe = blog.blog_recipe(epochs=2)
+    result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, test=(x, y), log=None, progress=False)
+    viz.plot_history(result, str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:8] == PNG_MAGIC
+    old = (tmp_path / "curves.png").read_bytes()
+
+    def interrupted(self: Any, target: Any, **options: Any) -> None:  # writes half a picture, then stops
+        if hasattr(target, "write"):
+            target.write(old[:100])
+        else:
+            Path(target).write_bytes(old[:100])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Figure, "savefig", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        viz.plot_history(result, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").read_bytes() == old  # the previous picture, whole; no temporary left
+    assert listing(tmp_path) == ["curves.png"]
+
+
+def test_plot_gradient_flow_writes_a_picture(small_digits, tmp_path):
+    pytest.importorskip("matplotlib")
+    x, y = small_digits
+    recipe = blog.blog_recipe(epochs=2)
+    result = blog.train(T.build_model(recipe, seed=0), x, y, recipe, log=None, progress=False)
+    path = tmp_path / "flow.png"
+    viz.plot_gradient_flow(result, path)
+    assert path.read_bytes()[:8] == PNG_MAGIC and path.stat().st_size > 10_000
+    assert listing(tmp_path) == ["flow.png"]

@@ -9,7 +9,6 @@ error.
 from __future__ import annotations
 
 import html
-import json
 import re
 import shutil
 from collections.abc import Iterator
@@ -20,21 +19,14 @@ from typing import Any
 import graphviz
 import numpy as np
 import pytest
+from helpers import page_data
 
 from tinygrad_like import Tensor, blog, draw, nn, viz
 from tinygrad_like.blog import compare_gradients
-from tinygrad_like.cli import main
 from tinygrad_like.engine import toposort
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-
-
-def page_data(page: str) -> dict[str, Any]:
-    """The graph JSON that a page of ``to_html`` carries."""
-    match = re.search(r'<script id="graph-data" type="application/json">(.*?)</script>', page, re.DOTALL)
-    assert match, "no graph data in the page"
-    return json.loads(match.group(1))
 
 
 def shared_leaf() -> tuple[Tensor, Tensor, Tensor, np.ndarray]:
@@ -213,16 +205,6 @@ def test_to_html_writes_the_page_it_returns(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>") and "<script src" not in page and "http" not in page.split("<script>")[0]
     with pytest.raises(FileNotFoundError, match="to_html: cannot write .*does not exist"):
         viz.to_html(loss, tmp_path / "missing" / "g.html")
-
-
-def test_cli_graph_writes_the_html_view(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    out = tmp_path / "g.html"
-    assert main(["graph", "--layers", "4,3,2", "--code", "published", "--out", str(out)]) == 0
-    assert f"wrote {out}" in capsys.readouterr().out
-    data = page_data(out.read_text(encoding="utf-8"))
-    assert any(n["verdict"] and not n["verdict"]["agrees"] for n in data["nodes"])
-    assert main(["graph", "--out", str(tmp_path / "missing" / "g.html")]) == 2
-    assert "does not exist" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,0 +1,221 @@
+"""Helpers shared by the test files (imported, not collected): input domains and leaves, PyTorch as an oracle,
+central differences, small datasets on disk, child processes and directory listings."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_like import Tensor, data
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+# ----------------------------------------------------------------------------------------------------------
+# Input domains: where an op is tested (and, for random compositions, how any value is brought there)
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Where an op's input is drawn from. ``guard`` maps any Tensor into the domain (random compositions feed an
+    op whatever the previous op made)."""
+
+    name: str
+    draw: Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
+    guard: Callable[[Tensor], Tensor]
+
+    def __call__(self, *shape: int) -> Input:
+        return Input(self, shape)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of an op: a domain and a shape; called with a generator, a float64 array."""
+
+    domain: Domain
+    shape: tuple[int, ...]
+
+    def __call__(self, rng: np.random.Generator) -> np.ndarray:
+        return np.asarray(self.domain.draw(rng, self.shape), dtype=np.float64)
+
+
+def uniform(low: float, high: float) -> Domain:
+    """Values in [low, high); a composition reaches them through a scaled sigmoid."""
+    return Domain(f"uniform({low}, {high})", lambda rng, shape: rng.uniform(low, high, shape),
+                  lambda t: low + (high - low) * t.sigmoid())
+
+
+normal = Domain("normal", lambda rng, shape: rng.standard_normal(shape), lambda t: t)
+positive = Domain("positive", lambda rng, shape: rng.uniform(0.5, 2.0, shape), lambda t: t * t + 0.5)
+# kinks (relu, abs, clip) and poles (1/x) at 0: finite differences must not straddle them
+away_from_zero = Domain("away_from_zero",
+                        lambda rng, shape: rng.uniform(0.2, 2.0, shape) * rng.choice([-1.0, 1.0], shape),
+                        lambda t: t * t + 0.5)
+probabilities = Domain("probabilities", lambda rng, shape: rng.dirichlet(np.ones(shape[-1]), shape[:-1]),
+                       lambda t: t.softmax(-1))
+
+
+between_minus_two_and_two = uniform(-2.0, 2.0)
+
+
+def leaf(shape: tuple[int, ...], seed: int = 0, domain: Domain = between_minus_two_and_two, dtype=np.float64) -> Tensor:
+    """A leaf requiring grad with values drawn from ``domain`` (float64 unless asked)."""
+    values = domain(*shape)(np.random.default_rng(seed))
+    return Tensor(values.astype(dtype), requires_grad=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Oracles
+# ----------------------------------------------------------------------------------------------------------
+
+TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
+
+
+def compare_with_torch(torch, ours_fn, theirs_fn, arrays, dtype, rtol=None, seed=99):
+    """Run ``ours_fn`` on Tensors and ``theirs_fn`` on torch tensors made from the same ``arrays``; check that
+    values, result dtypes and gradients (under one random upstream gradient) agree. Returns our output."""
+    rtol = TOLERANCE[dtype] if rtol is None else rtol
+    ours_in = [Tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    theirs_in = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    ours, theirs = ours_fn(*ours_in), theirs_fn(*theirs_in)
+    assert ours.dtype == dtype and theirs.dtype == getattr(torch, np.dtype(dtype).name)
+    np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=rtol, atol=rtol)
+    upstream = np.random.default_rng(seed).standard_normal(ours.shape).astype(dtype)
+    ours.backward(upstream)
+    theirs.backward(torch.tensor(upstream))
+    for o, t in zip(ours_in, theirs_in):
+        if o.requires_grad and (o.grad is not None or t.grad is not None):  # both None: an unused input
+            assert o.grad.dtype == o.dtype
+            np.testing.assert_allclose(o.grad.data, t.grad.numpy(), rtol=rtol, atol=rtol)
+    return ours
+
+
+def central_differences(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """d f() / d array by central differences, one entry at a time (``array`` is changed in place and restored)."""
+    grad = np.zeros_like(array, dtype=np.float64)
+    for j in range(array.size):
+        old = array.flat[j]
+        array.flat[j] = old + eps
+        up = f()
+        array.flat[j] = old - eps
+        down = f()
+        array.flat[j] = old
+        grad.flat[j] = (up - down) / (2 * eps)
+    return grad
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Small datasets in MNIST's format
+# ----------------------------------------------------------------------------------------------------------
+
+
+def random_digits(n_train: int = 6, n_test: int = 4, seed: int = 0) -> data.Arrays:
+    """Random uint8 images (n, 28, 28) and labels: MNIST's format, nothing to learn."""
+    rng = np.random.default_rng(seed)
+    x_train = rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8)
+    y_train = rng.integers(0, 10, n_train, dtype=np.uint8)
+    y_test = rng.integers(0, 10, n_test, dtype=np.uint8)
+    return (x_train, y_train), (x_test, y_test)
+
+
+def learnable_digits(n: int, seed: int = 0, classes: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (n, 28, 28) that are learnable: a random prototype per class plus noise."""
+    rng = np.random.default_rng(seed)
+    prototypes = np.random.default_rng(1234).integers(0, 256, (classes, 28, 28))
+    labels = rng.integers(0, classes, n)
+    noise = rng.integers(-60, 61, (n, 28, 28))
+    return np.clip(prototypes[labels] + noise, 0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def write_idx_dataset(directory: Path, arrays: data.Arrays, gz: bool = True) -> Path:
+    """The four IDX files of ``arrays`` ((x_train, y_train), (x_test, y_test)) in ``directory`` (created)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (x_train, y_train), (x_test, y_test) = arrays
+    for stem, array in zip(data.IDX_FILES, (x_train, y_train, x_test, y_test), strict=True):
+        data.write_idx(directory / (f"{stem}.gz" if gz else stem), array)
+    return directory
+
+
+def write_learnable_idx(directory: Path, n_train: int, n_test: int, seed: int = 0) -> Path:
+    """The four IDX files of a small MNIST-format dataset that a network can learn: noise, plus a bright bar
+    whose place is the class. Returns ``directory`` (created)."""
+    rng = np.random.default_rng(seed)
+    splits = []
+    for labels in [rng.integers(0, 10, n).astype(np.uint8) for n in (n_train, n_test)]:
+        images = rng.integers(0, 60, (len(labels), 28, 28)).astype(np.uint8)
+        for i, label in enumerate(labels):
+            images[i, 4 + 2 * label:6 + 2 * label, 4:24] = 250
+        splits.append((images, labels))
+    return write_idx_dataset(directory, tuple(splits))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Processes and files
+# ----------------------------------------------------------------------------------------------------------
+
+
+def run_python(*args: str, cwd: Path | None = None, timeout: float = 300, **env: str) -> subprocess.CompletedProcess:
+    """``python *args`` in a child with this checkout first on its path (and ``env`` added); output captured."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": path, **env})
+
+
+def listing(directory: Path) -> list[str]:
+    """The sorted names in ``directory``: what a test wrote there, and nothing else (no temporary left)."""
+    return sorted(p.name for p in directory.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Drawings
+# ----------------------------------------------------------------------------------------------------------
+
+SVG = "{http://www.w3.org/2000/svg}"
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
+
+
+def svg_nodes(path: Path) -> dict[str, list[str]]:
+    """Node id (the SVG <title>) -> the texts drawn in it."""
+    root = ET.parse(path).getroot()
+    nodes = {}
+    for g in root.iter(f"{SVG}g"):
+        if g.get("class") == "node":
+            texts = ["".join(t.itertext()) for t in g.iter(f"{SVG}text")]
+            nodes[g.find(f"{SVG}title").text] = texts
+    return nodes
+
+
+def svg_cluster_labels(path: Path) -> list[str]:
+    root = ET.parse(path).getroot()
+    return ["".join(g.find(f"{SVG}text").itertext()) for g in root.iter(f"{SVG}g") if g.get("class") == "cluster"]
+
+
+def hide_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As if Graphviz were not installed: PATH is an empty directory."""
+    empty = tmp_path / "no-dot-here"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+
+
+def page_data(page: str) -> dict:
+    """The graph JSON that a page of ``to_html`` carries."""
+    match = re.search(r'<script id="graph-data" type="application/json">(.*?)</script>', page, re.DOTALL)
+    assert match, "no graph data in the page"
+    return json.loads(match.group(1))
