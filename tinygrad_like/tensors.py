@@ -535,32 +535,35 @@ class Tensor:
         do) and through a view of another tensor. Without a gradient to record, only the values change. Either
         way the version of this tensor and of every view sharing its memory grows, so a backward through an op
         that saved their old values refuses."""
-        value = _operand(other, self, op)
-        if "index" not in params and np.broadcast_shapes(self.shape, value.shape) != self.shape:
-            raise ValueError(f"{op}: the result of shape {np.broadcast_shapes(self.shape, value.shape)} (a value of "
-                             f"shape {value.shape}) does not fit in place in a tensor of shape {self.shape}")
-        if is_grad_enabled() and (self.requires_grad or value.requires_grad):
-            if self.requires_grad and self._ctx is None:
-                raise RuntimeError(
-                    f"{op}: a leaf tensor that requires grad (shape {self.shape}) cannot be changed in place while "
-                    "gradients are recorded; change it under no_grad() (as optimizers do), or change a copy")
-            if self._base is None:
-                engine.record_in_place(self, rule, _cast(value, self.dtype), **params)
-            else:
-                self._in_place_through_view(op, rule, _cast(value, self.dtype), **params)
-            engine.refresh_views(self._base if self._base is not None else self)
+        if is_grad_enabled() and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            self._record_in_place(op, rule, _operand(other, self, op), **params)
             return self
+        value = other._data if isinstance(other, Tensor) else other  # the common case (an update): values only
         try:
             with quiet():  # out-of-range values become inf/nan as NumPy gives them, silently
                 if rule is ops.SetItem:
-                    self._data[params["index"]] = value._data
+                    self._data[params["index"]] = value
                 else:
-                    rule.ufunc(self._data, value._data, self._data, casting="unsafe")
+                    rule.ufunc(self._data, value, self._data, casting="unsafe")
         except (ValueError, IndexError) as e:
-            raise ValueError(f"{op}: cannot apply a value of shape {value.shape} in place to a tensor of shape "
+            raise ValueError(f"{op}: cannot apply a value of shape {np.shape(value)} in place to a tensor of shape "
                              f"{self.shape} ({e})") from None
         engine.changed_in_place(self)
         return self
+
+    def _record_in_place(self, op: str, rule: type[Function], value: Tensor, **params: Any) -> None:
+        if "index" not in params and np.broadcast_shapes(self.shape, value.shape) != self.shape:
+            raise ValueError(f"{op}: the result of shape {np.broadcast_shapes(self.shape, value.shape)} (a value of "
+                             f"shape {value.shape}) does not fit in place in a tensor of shape {self.shape}")
+        if self.requires_grad and self._ctx is None:
+            raise RuntimeError(
+                f"{op}: a leaf tensor that requires grad (shape {self.shape}) cannot be changed in place while "
+                "gradients are recorded; change it under no_grad() (as optimizers do), or change a copy")
+        if self._base is None:
+            engine.record_in_place(self, rule, _cast(value, self.dtype), **params)
+        else:
+            self._in_place_through_view(op, rule, _cast(value, self.dtype), **params)
+        engine.refresh_views(self._base if self._base is not None else self)
 
     def _in_place_through_view(self, op: str, rule: type[Function], value: Tensor, **params: Any) -> None:
         """A recorded change of a view (``row = h[0]; row += y``, ``h[0] += y``, ``h.T[0] = 0``): recorded as the
