@@ -353,12 +353,6 @@ _new = object.__new__
 _next_seq = itertools.count(1).__next__  # creation order of recorded ops: the walk goes by it
 
 
-def stamp() -> int:
-    """A number from the same counter as the ops' ``seq``, for a tensor changed in place: a tensor whose
-    version is above an op's ``seq`` changed after the op saved it (the version check, as PyTorch's)."""
-    return _next_seq()
-
-
 # Shared needs_grad tuples, indexed by the inputs' requires_grad: one allocation less per op.
 _NEEDS_ONE = ((False,), (True,))
 _NEEDS_TWO = (((False, False), (False, True)), ((True, False), (True, True)))
