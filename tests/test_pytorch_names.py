@@ -127,3 +127,48 @@ def test_allclose_all_and_any(torch):
     a = tg.tensor([1.0, 2.0])
     assert tg.allclose(a, tg.tensor([1.0, 2.0 + 1e-9])) and not tg.allclose(a, tg.tensor([1.0, 2.1]))
     assert bool(tg.all(a > 0)) and not bool(tg.any(a > 5))
+
+
+def test_tensor_methods_of_lecture_code_behave_as_pytorchs(torch):
+    a = np.random.default_rng(2).standard_normal((2, 3, 3))
+    ours, theirs = tg.tensor(a), torch.tensor(a)
+    for name in ("float", "double", "long", "int", "bool"):
+        assert str(getattr(ours, name)().dtype) == dtype_name(getattr(theirs, name)())
+    np.testing.assert_array_equal(ours.mT.data, theirs.mT.numpy())
+    assert ours.nelement() == theirs.nelement() and ours.dim() == theirs.dim()
+    assert ours.to("cpu") is ours and ours.cpu() is ours and ours.contiguous() is ours
+    assert ours.to(tg.float32).dtype == np.float32 and ours.type_as(tg.zeros(1)).dtype == np.float32
+    with pytest.raises(RuntimeError, match="to: device 'cuda' is not available"):
+        ours.to("cuda")
+    loss = tg.tensor(1.234567)
+    assert f"{loss:.4f}" == f"{torch.tensor(1.234567):.4f}" == "1.2346"
+
+
+def test_masked_fill_as_in_a_causal_attention_mask(torch):
+    a = np.random.default_rng(3).standard_normal((2, 4, 4))
+    results = []
+    for m in (tg, torch):
+        x = m.tensor(a, requires_grad=True)
+        tril = m.tril(m.ones(4, 4)) if m is torch else tg.tensor(np.tril(np.ones((4, 4))))
+        scores = x.masked_fill(tril == 0, float("-inf")).softmax(dim=-1)
+        upstream = np.random.default_rng(4).standard_normal((2, 4, 4))
+        (scores * m.tensor(upstream)).sum().backward()
+        results.append((np.array(scores.data if m is tg else scores.detach().numpy()),
+                        np.array(x.grad.data if m is tg else x.grad.numpy())))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12, atol=1e-15)
+    h = tg.tensor(a) * 1
+    h.masked_fill_(h < 0, 0.0)
+    assert (h.data >= 0).all()
+    with pytest.raises(TypeError, match="masked_fill: the mask must be boolean"):
+        h.masked_fill(h, 0.0)
+
+
+def test_zero_grad_sets_to_none_or_to_zeros_as_pytorch():
+    model = tg.nn.Linear(2, 2)
+    opt = tg.optim.SGD(model.parameters(), lr=0.1)
+    model(tg.ones(1, 2)).sum().backward()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and not p.grad.data.any() for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())

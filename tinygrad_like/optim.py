@@ -52,10 +52,13 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: {name} must be {interval}, got {value}")
         return value
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient (``.grad = None``) before the next backward."""
         for p in self.params:
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:  # PyTorch's set_to_none=False: zeros, in the gradient's own memory
+                p.grad.data[...] = 0
 
     def step(self) -> None:
         """Update every parameter that has a gradient, in place (through ``Tensor.sub_`` and friends, so each

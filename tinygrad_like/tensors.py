@@ -218,6 +218,18 @@ def _factory_shape(shape: tuple, op: str) -> Shape:
     return shape
 
 
+def _mask(mask: Any, t: Tensor, op: str) -> np.ndarray:
+    """A boolean mask broadcast to ``t``'s shape (a Tensor or an array)."""
+    values = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
+    if values.dtype != np.bool_:
+        raise TypeError(f"{op}: the mask must be boolean, got dtype {values.dtype}")
+    try:
+        return np.broadcast_to(values, t.shape)
+    except ValueError:
+        raise ValueError(f"{op}: a mask of shape {values.shape} does not broadcast to the tensor's shape "
+                         f"{t.shape}") from None
+
+
 def _index_arg(index: Any) -> Any:
     """Tensors inside an index become their arrays; lists become integer (or bool) arrays."""
     if isinstance(index, Tensor):
@@ -429,6 +441,12 @@ class Tensor:
 
     __hash__ = object.__hash__  # comparisons return tensors, identity stays the hash
 
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats a one-element tensor's number (as PyTorch); other tensors as ``str``."""
+        if spec and self._data.size == 1:
+            return format(self._data.item(), spec)
+        return format(str(self), spec)
+
     def __repr__(self) -> str:
         body = np.array2string(self._data, separator=", ", prefix="Tensor(", threshold=50)
         extra = f", dtype={self.dtype}"
@@ -448,6 +466,70 @@ class Tensor:
         return ops.Clone.apply(self)
 
     copy = clone  # NumPy's name
+
+    # PyTorch's conversions and queries (the CPU is the only device)
+    def float(self) -> Tensor:
+        """As float32 (PyTorch's ``.float()``), on the graph."""
+        return self.cast(np.float32)
+
+    def double(self) -> Tensor:
+        """As float64, on the graph."""
+        return self.cast(np.float64)
+
+    def long(self) -> Tensor:
+        """As int64 (no gradient goes through integers)."""
+        return Tensor._from_array(self._data.astype(np.int64))
+
+    def int(self) -> Tensor:
+        """As int32 (no gradient goes through integers)."""
+        return Tensor._from_array(self._data.astype(np.int32))
+
+    def bool(self) -> Tensor:
+        """As bool (no gradient)."""
+        return Tensor._from_array(self._data.astype(np.bool_))
+
+    def type_as(self, other: Tensor) -> Tensor:
+        """As ``other``'s dtype."""
+        return self.cast(other.dtype)
+
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``to(dtype)``, ``to(other)`` (its dtype) or ``to("cpu")`` / ``to(device)`` (the one device: no copy)."""
+        dtype = kwargs.pop("dtype", None)
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, (np.dtype, type)) and not isinstance(arg, str):
+                dtype = arg
+            elif str(getattr(arg, "type", arg)).split(":")[0] != "cpu":
+                raise RuntimeError(f"to: device {arg!r} is not available: tinygrad_like computes with NumPy on the "
+                                   "CPU; use 'cpu'")
+        return self if dtype is None else self.cast(dtype)
+
+    def cpu(self) -> Tensor:
+        return self
+
+    def contiguous(self) -> Tensor:
+        """This tensor (NumPy reads any layout)."""
+        return self
+
+    def nelement(self) -> int:
+        return self._data.size
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def mT(self) -> Tensor:  # noqa: N802 - PyTorch's name
+        """The last two axes swapped."""
+        return self.transpose(-2, -1)
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        """``value`` where ``mask`` (broadcast to this shape) is True, else this tensor's values (PyTorch's)."""
+        return Tensor.where(_mask(mask, self, "masked_fill"), value, self)
+
+    def masked_fill_(self, mask: Any, value: Any) -> Tensor:
+        """In place: ``value`` where ``mask`` is True."""
+        return self._in_place("masked_fill_", ops.SetItem, value, index=_mask(mask, self, "masked_fill_"))
 
     def astype(self, dtype: Any) -> Tensor:
         """This tensor as another dtype, on the graph (NumPy's name for ``cast``)."""

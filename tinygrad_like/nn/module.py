@@ -143,10 +143,13 @@ class Module:
         """The tensors of ``named_parameters``, in the same order."""
         return [p for _, p in self.named_parameters()]
 
-    def zero_grad(self) -> None:
+    def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget every parameter's gradient (``.grad = None``)."""
         for p in self.parameters():
-            p.grad = None
+            if set_to_none or p.grad is None:
+                p.grad = None
+            else:  # PyTorch's set_to_none=False: zeros, in the gradient's own memory
+                p.grad.data[...] = 0
 
     # -- state ----------------------------------------------------------------------------------------------
     def config(self) -> dict[str, Any] | None:
