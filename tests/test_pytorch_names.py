@@ -172,3 +172,13 @@ def test_zero_grad_sets_to_none_or_to_zeros_as_pytorch():
     assert all(p.grad is not None and not p.grad.data.any() for p in model.parameters())
     model.zero_grad()
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, t: m.tril(t), lambda m, t: m.triu(t, 1), lambda m, t: m.tril(t, -1), lambda m, t: m.cumsum(t, 1),
+    lambda m, t: m.einsum("ij,kj->ik", t, t), lambda m, t: m.einsum("ii->i", [t[:3]]),
+    lambda m, t: m.outer(t[0], t[1]), lambda m, t: m.logsumexp(t, 1), lambda m, t: m.logsumexp(t, 0, keepdim=True),
+    lambda m, t: m.sin(t) * m.cos(t), lambda m, t: m.log2(t.abs() + 1) + m.log10(t.abs() + 1),
+], ids=lambda f: "")
+def test_more_functions_compute_and_differentiate_as_pytorchs(torch, call):
+    test_functions_compute_and_differentiate_as_pytorchs(torch, call)

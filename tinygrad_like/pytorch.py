@@ -22,7 +22,8 @@ __all__ = [
     "load", "log", "log_softmax", "long", "manual_seed", "matmul", "max", "mean", "min", "ones", "ones_like",
     "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "save", "set_default_device",
     "sigmoid", "softmax", "split", "sqrt", "stack", "sum", "tanh", "tensor", "where", "zeros", "zeros_like",
-    "abs", "clamp", "all", "any", "multinomial", "no_grad", "enable_grad", "is_grad_enabled",
+    "abs", "clamp", "all", "any", "multinomial", "no_grad", "enable_grad", "is_grad_enabled", "sin", "cos",
+    "log2", "log10", "tril", "triu", "cumsum", "einsum", "outer", "logsumexp",
 ]
 
 # dtypes: NumPy's underneath, PyTorch's names
@@ -320,10 +321,42 @@ def _method(name: str) -> Any:
     return function
 
 
-exp, log, sqrt, tanh, sigmoid, relu, abs, clamp = (  # noqa: A001
-    _method(n) for n in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clamp"))
+exp, log, sqrt, tanh, sigmoid, relu, abs, clamp, sin, cos, log2, log10 = (  # noqa: A001
+    _method(n) for n in ("exp", "log", "sqrt", "tanh", "sigmoid", "relu", "abs", "clamp", "sin", "cos", "log2",
+                         "log10"))
 softmax, log_softmax, sum, mean, argmax = (  # noqa: A001
     _method(n) for n in ("softmax", "log_softmax", "sum", "mean", "argmax"))
+
+
+def tril(input: Tensor, diagonal: builtins.int = 0) -> Tensor:  # noqa: A002
+    """The lower triangle (at and below ``diagonal``) of the last two axes, zeros above."""
+    return np.tril(input, diagonal)
+
+
+def triu(input: Tensor, diagonal: builtins.int = 0) -> Tensor:  # noqa: A002
+    """The upper triangle (at and above ``diagonal``) of the last two axes, zeros below."""
+    return np.triu(input, diagonal)
+
+
+def cumsum(input: Tensor, dim: builtins.int) -> Tensor:  # noqa: A002
+    return np.cumsum(input, axis=dim)
+
+
+def einsum(equation: str, *operands: Any) -> Tensor:
+    return np.einsum(equation, *(operands[0] if len(operands) == 1 and isinstance(operands[0], (list, tuple))
+                                 else operands))
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:  # noqa: A002
+    return np.outer(input, vec2)
+
+
+def logsumexp(input: Tensor, dim: Any, keepdim: builtins.bool = False) -> Tensor:  # noqa: A002
+    """log(sum(exp(x))) over ``dim``, computed stably (the maximum taken out first, as a constant)."""
+    peak = Tensor(np.max(input.data, axis=dim, keepdims=True))
+    peak = Tensor(np.where(np.isfinite(peak.data), peak.data, 0))
+    out = (input - peak).exp().sum(dim, keepdim=True).log() + peak
+    return out if keepdim else out.squeeze(dim)
 
 
 def _extreme(name: str) -> Any:
