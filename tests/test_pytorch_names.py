@@ -182,3 +182,16 @@ def test_zero_grad_sets_to_none_or_to_zeros_as_pytorch():
 ], ids=lambda f: "")
 def test_more_functions_compute_and_differentiate_as_pytorchs(torch, call):
     test_functions_compute_and_differentiate_as_pytorchs(torch, call)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, t: m.topk(t, 2), lambda m, t: m.topk(t, 3, dim=0, largest=False), lambda m, t: t.topk(1, dim=1),
+    lambda m, t: m.sort(t, dim=1), lambda m, t: t.sort(dim=0, descending=True),
+], ids=lambda f: "")
+def test_topk_and_sort_give_values_and_indices_as_pytorchs(torch, call):
+    test_functions_compute_and_differentiate_as_pytorchs(torch, call)
+    a = np.random.default_rng(0).standard_normal((5, 3))
+    values, indices = call(tg, tg.tensor(a))
+    theirs = call(torch, torch.tensor(a))
+    assert indices.dtype == np.int64 and indices.tolist() == theirs.indices.tolist()
+    assert values.shape == tuple(theirs.values.shape)

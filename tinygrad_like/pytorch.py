@@ -23,7 +23,7 @@ __all__ = [
     "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "save", "set_default_device",
     "sigmoid", "softmax", "split", "sqrt", "stack", "sum", "tanh", "tensor", "where", "zeros", "zeros_like",
     "abs", "clamp", "all", "any", "multinomial", "no_grad", "enable_grad", "is_grad_enabled", "sin", "cos",
-    "log2", "log10", "tril", "triu", "cumsum", "einsum", "outer", "logsumexp",
+    "log2", "log10", "tril", "triu", "cumsum", "einsum", "outer", "logsumexp", "sort", "topk",
 ]
 
 # dtypes: NumPy's underneath, PyTorch's names
@@ -357,6 +357,9 @@ def logsumexp(input: Tensor, dim: Any, keepdim: builtins.bool = False) -> Tensor
     peak = Tensor(np.where(np.isfinite(peak.data), peak.data, 0))
     out = (input - peak).exp().sum(dim, keepdim=True).log() + peak
     return out if keepdim else out.squeeze(dim)
+
+
+sort, topk = _method("sort"), _method("topk")
 
 
 def _extreme(name: str) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextvars
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -258,6 +258,13 @@ class numpy_meaning:  # noqa: N801 - a context manager, used like no_grad
     @classmethod
     def on(cls) -> bool:
         return cls._on.get()
+
+
+class ValuesIndices(NamedTuple):
+    """What ``sort`` and ``topk`` return, as PyTorch's: ``values`` (on the graph) and their ``indices``."""
+
+    values: Tensor
+    indices: Tensor
 
 
 class Size(int):
@@ -522,6 +529,22 @@ class Tensor:
     def mT(self) -> Tensor:  # noqa: N802 - PyTorch's name
         """The last two axes swapped."""
         return self.transpose(-2, -1)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> ValuesIndices:
+        """PyTorch's ``sort``: the values along ``dim`` in order (equal values keep their order), on the graph,
+        and where they were (int64)."""
+        order = np.argsort(-self._data if descending else self._data, axis=dim, kind="stable")
+        return ValuesIndices(np.take_along_axis(self, order, axis=dim), Tensor._from_array(order.astype(np.int64)))
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> ValuesIndices:  # noqa: A002
+        """PyTorch's ``topk``: the ``k`` largest (or smallest) values along ``dim``, first first, and where they
+        were."""
+        size = self.shape[dim]
+        if not 0 <= k <= size:
+            raise ValueError(f"topk: k ({k}) must be between 0 and the size of dim {dim} ({size})")
+        values, indices = self.sort(dim, descending=largest)
+        keep = (slice(None),) * (dim % self.ndim) + (slice(0, k),)
+        return ValuesIndices(values[keep], Tensor._from_array(indices._data[keep]))
 
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
         """``value`` where ``mask`` (broadcast to this shape) is True, else this tensor's values (PyTorch's)."""
