@@ -147,3 +147,12 @@ def test_check_gradients_names_the_line_that_writes_a_tensor_into_an_array():
     with pytest.raises(TypeError, match="build the result from Tensor operations or np.concatenate / np.stack") as e:
         check_gradients(forward, lambda p, x: {"w": 2 * x.T @ (x @ p["w"])}, {"w": rng.standard_normal((3, 4))}, A)
     assert any(frame.name == "forward" for frame in e.traceback)
+
+
+def test_transpose_takes_pytorchs_keywords_and_numpys_permutations(torch):
+    b = rng.standard_normal((2, 3, 4))
+    t = torch.tensor(b)
+    np.testing.assert_array_equal(Tensor(b).transpose(dim0=0, dim1=2).data, t.transpose(dim0=0, dim1=2).numpy())
+    np.testing.assert_array_equal(Tensor(b).transpose(0, 2).data, t.transpose(0, 2).numpy())
+    np.testing.assert_array_equal(Tensor(b).transpose((2, 0, 1)).data, b.transpose((2, 0, 1)))
+    np.testing.assert_array_equal(Tensor(b).transpose(2, 0, 1).data, b.transpose(2, 0, 1))

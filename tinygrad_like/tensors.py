@@ -838,15 +838,15 @@ class Tensor:
             raise ValueError(f"permute: {order} is not a permutation of the {self.ndim} axes of shape {self.shape}")
         return ops.Permute.apply(self, order=tuple(a % self.ndim for a in order))
 
-    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
-        """Two axes swapped, as tinygrad's and PyTorch's ``transpose(dim0=1, dim1=0)``; NumPy's forms too: a tuple
-        or three or more axes permute. Inside ``check_gradients``' forward (NumPy's meaning) no axes reverse them
-        all and two axes are a permutation, as in NumPy."""
-        if numpy_meaning.on() or len(axes) > 2 or (axes and isinstance(axes[0], (tuple, list))):
-            return self.permute(*axes) if axes else self.T
-        dim0, dim1 = axes if len(axes) == 2 else (axes[0], None) if axes else (1, 0)
-        if dim1 is None:
-            raise TypeError(f"transpose: give two axes to swap (PyTorch) or a full order (NumPy), got {axes}")
+    def transpose(self, *axes: int | Sequence[int], dim0: int | None = None, dim1: int | None = None) -> Tensor:
+        """Two axes swapped, as tinygrad's and PyTorch's ``transpose(dim0=1, dim1=0)``; NumPy's forms too: a tuple,
+        one axis or three or more axes permute. Inside ``check_gradients``' forward (NumPy's meaning) no axes
+        reverse them all and two axes are a permutation, as in NumPy."""
+        if dim0 is not None or dim1 is not None:  # PyTorch's keywords
+            axes = (1 if dim0 is None else dim0, 0 if dim1 is None else dim1)
+        elif numpy_meaning.on() or len(axes) != 2:
+            return self.permute(*axes) if axes else self.T if numpy_meaning.on() else self.transpose(1, 0)
+        dim0, dim1 = axes
         a, b = _one_axis(dim0, self.ndim, "transpose"), _one_axis(dim1, self.ndim, "transpose")
         if self.ndim == 0:
             return ops.Permute.apply(self, order=())
