@@ -91,6 +91,7 @@ def _rule(name: str) -> Callable:
 
 
 LABELS = np.array([1, 0, 3])
+GATHER = np.array([[2, 0], [1, 1], [3, 2]])  # (3, 2) positions along dim 1 of a (3, 4) input; 1 repeats
 CONDITION = np.random.default_rng(7).random((3, 4)) > 0.5
 RIGHT = np.arange(8.0).reshape(4, 2)  # an array on the right of a product
 LEFT = np.arange(6.0).reshape(2, 3)  # an array on the left of a product
@@ -278,6 +279,15 @@ _ROWS = [
        numpy=lambda a, b: np.concatenate([a, b], axis=1), linear=True),
     Op("cat_reused", lambda a, b: a.cat(b, a, dim=-1), lambda T, a, b: T.cat([a, b, a], dim=-1), normal(3, 1, 4),
        normal(3, 1, 4), numpy=lambda a, b: np.concatenate([a, b, a], axis=-1), linear=True),
+    Op("gather", lambda a: a.gather(1, GATHER), lambda T, a: a.gather(1, T.tensor(GATHER)), normal(3, 4),
+       linear=True),
+    Op("gather_dim0", lambda a: a.gather(0, GATHER[:2].T), lambda T, a: a.gather(0, T.tensor(GATHER[:2].T)),
+       normal(3, 4), linear=True),
+    Op("scatter_add", lambda a, b: a.scatter_add(1, GATHER, b), lambda T, a, b: a.scatter_add(1, T.tensor(GATHER), b),
+       normal(3, 4), normal(3, 2), linear=True),
+    Op("max_dim_values", lambda a: a.max(1).values, lambda T, a: a.max(1).values, normal(3, 4), linear=True),
+    Op("min_dim_keepdim", lambda a: a.min(0, keepdim=True).values, lambda T, a: a.min(0, keepdim=True).values,
+       normal(3, 4), linear=True),
     Op("stack", lambda a, b: Tensor.stack(a, b, dim=1), lambda T, a, b: T.stack([a, b], 1), normal(3, 4),
        normal(3, 4), numpy=lambda a, b: np.stack([a, b], axis=1), linear=True),
     # ------------------------------------------------------------------ convolution and pooling

@@ -195,3 +195,143 @@ def test_topk_and_sort_give_values_and_indices_as_pytorchs(torch, call):
     theirs = call(torch, torch.tensor(a))
     assert indices.dtype == np.int64 and indices.tolist() == theirs.indices.tolist()
     assert values.shape == tuple(theirs.values.shape)
+
+
+@pytest.mark.parametrize("call", [
+    lambda t: t.max(1), lambda t: t.min(0), lambda t: t.max(dim=-1, keepdim=True), lambda t: t.min(1, keepdim=True),
+], ids=lambda f: "")
+def test_max_and_min_over_a_dim_carry_values_and_indices_as_pytorchs(torch, call):
+    a = np.random.default_rng(3).integers(0, 3, (4, 5)).astype(np.float64)  # ties: the first one is taken
+    ours, theirs = call(tg.tensor(a)), call(torch.tensor(a))
+    np.testing.assert_array_equal(ours.values.data, theirs.values.numpy())
+    assert ours.indices.dtype == np.int64 and ours.indices.tolist() == theirs.indices.tolist()
+    assert (ours * 2).shape == tuple(theirs.values.shape)  # the values Tensor itself, as tinygrad's max
+    assert not hasattr(tg.tensor(a).max(), "indices")  # over every axis: a plain value, as PyTorch's max()
+
+
+def test_one_hot_and_gather_and_scatter_add_as_pytorchs(torch):
+    labels = np.array([[0, 2], [1, 4]])
+    F = torch.nn.functional
+    for num_classes in (-1, 6):
+        ours, theirs = tg.tensor(labels).one_hot(num_classes), F.one_hot(torch.tensor(labels), num_classes)
+        assert ours.dtype == np.int64 and ours.tolist() == theirs.tolist()
+    x, index = np.arange(12.0).reshape(3, 4), np.array([[3, 0], [1, 1]])
+    assert tg.tensor(x).gather(1, tg.tensor(index)).tolist() == torch.tensor(x).gather(1, torch.tensor(index)).tolist()
+    src = np.ones((2, 3))
+    ours = tg.zeros(3, 4, dtype=tg.float64).scatter_add(1, tg.tensor(index), tg.tensor(src))
+    theirs = torch.zeros(3, 4, dtype=torch.float64).scatter_add(1, torch.tensor(index), torch.tensor(src))
+    assert ours.tolist() == theirs.tolist()
+
+
+@pytest.mark.parametrize("refused", [
+    lambda m: m.tensor([0, 3]).one_hot(3) if m is tg else m.nn.functional.one_hot(m.tensor([0, 3]), 3),
+    lambda m: m.tensor([-1, 0]).one_hot() if m is tg else m.nn.functional.one_hot(m.tensor([-1, 0])),
+    lambda m: m.tensor([0.0, 1.0]).one_hot() if m is tg else m.nn.functional.one_hot(m.tensor([0.0, 1.0])),
+    lambda m: m.zeros(2, 3).gather(1, m.tensor([[3]])), lambda m: m.zeros(2, 3).gather(1, m.tensor([0])),
+    lambda m: m.zeros(2, 3).gather(1, m.tensor([[-1]])), lambda m: m.zeros(2, 3).gather(1, m.tensor([[0.5]])),
+], ids=lambda f: "")
+def test_one_hot_and_gather_refuse_what_pytorch_refuses(torch, refused):
+    with pytest.raises((RuntimeError, IndexError)):
+        refused(torch)
+    with pytest.raises((ValueError, TypeError, IndexError)) as error:
+        refused(tg)
+    assert str(error.value).split(":")[0] in ("one_hot", "gather")
+
+
+class Cube(tg.autograd.Function):
+    """PyTorch's style: static methods on Tensors, what backward needs saved on ctx."""
+
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return scale * x ** 3
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        assert ctx.needs_input_grad == (True, False)
+        return grad_output * 3 * ctx.scale * x ** 2, None
+
+
+def test_a_pytorch_style_function_differentiates_once_and_twice_as_pytorchs(torch):
+    class TorchCube(torch.autograd.Function):
+        forward, backward = Cube.forward, Cube.backward
+
+    rng = np.random.default_rng(4)
+    x, up, v = rng.standard_normal(5), rng.standard_normal(5), rng.standard_normal(5)
+    results = []
+    for m, fn in ((tg, Cube), (torch, TorchCube)):
+        t = m.tensor(x, requires_grad=True)
+        y = fn.apply(t.sin(), 2.0)
+        (g,) = m.autograd.grad((y * m.tensor(up)).sum(), t, create_graph=True)
+        (gg,) = m.autograd.grad((g * m.tensor(v)).sum(), t)
+        results.append([np.asarray(r.data if m is tg else r.detach().numpy()) for r in (y, g, gg)])
+    for ours, theirs in zip(*results):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+def test_a_pytorch_style_function_checks_how_many_gradients_its_backward_returns():
+    class TooMany(tg.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad, grad
+
+    x = tg.ones(3, requires_grad=True)
+    with pytest.raises(RuntimeError, match="TooMany.backward returned 2 gradients, expected 1"):
+        TooMany.apply(x).sum().backward()
+
+
+def test_pytorchs_custom_function_tutorial_runs_unchanged_and_trains_as_in_pytorch(torch, tmp_path):
+    """PyTorch's tutorial "Defining new autograd functions" (LegendrePolynomial3), with ``import torch`` mapped to
+    tinygrad_like: the same losses as PyTorch's run."""
+    program = '''
+import math
+import torch
+
+class LegendrePolynomial3(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input):
+        ctx.save_for_backward(input)
+        return 0.5 * (5 * input ** 3 - 3 * input)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, = ctx.saved_tensors
+        return grad_output * 1.5 * (5 * input ** 2 - 1)
+
+dtype = torch.float
+device = torch.device("cpu")
+x = torch.linspace(-math.pi, math.pi, 2000, device=device, dtype=dtype)
+y = torch.sin(x)
+a = torch.full((), 0.0, device=device, dtype=dtype, requires_grad=True)
+b = torch.full((), -1.0, device=device, dtype=dtype, requires_grad=True)
+c = torch.full((), 0.0, device=device, dtype=dtype, requires_grad=True)
+d = torch.full((), 0.3, device=device, dtype=dtype, requires_grad=True)
+learning_rate = 5e-6
+losses = []
+for t in range(300):
+    P3 = LegendrePolynomial3.apply
+    y_pred = a + b * P3(c + d * x)
+    loss = (y_pred - y).pow(2).sum()
+    losses.append(loss.item())
+    loss.backward()
+    with torch.no_grad():
+        a -= learning_rate * a.grad
+        b -= learning_rate * b.grad
+        c -= learning_rate * c.grad
+        d -= learning_rate * d.grad
+        a.grad = None
+        b.grad = None
+        c.grad = None
+        d.grad = None
+'''
+    ours, theirs = {}, {}
+    exec(compile(program.replace("import torch", "import tinygrad_like as torch"), "tutorial", "exec"), ours)
+    exec(compile(program, "tutorial", "exec"), theirs)
+    np.testing.assert_allclose(ours["losses"], theirs["losses"], rtol=1e-4)
+    assert ours["losses"][-1] < ours["losses"][0] / 4

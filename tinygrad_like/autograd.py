@@ -3,7 +3,9 @@
 ``grad(outputs, inputs, ...)`` returns gradients instead of accumulating them into ``.grad``; with
 ``create_graph=True`` they are Tensors with a graph of their own, so they can be differentiated again (the engine
 runs each rule's backward on Tensors, see ``engine.Function``). ``hvp(fn, inputs, v)`` is the Hessian-vector
-product of a scalar function, as ``torch.autograd.functional.hvp``.
+product of a scalar function, as ``torch.autograd.functional.hvp``. ``Function`` is the base of every rule,
+written our way (``forward``/``backward`` on arrays) or PyTorch's (static ``forward(ctx, ...)``/``backward(ctx,
+...)`` on Tensors, ``ctx.save_for_backward``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .engine import enable_grad, grad
+from .engine import Function, FunctionCtx, enable_grad, grad
 from .tensors import Tensor
 
-__all__ = ["grad", "hvp"]
+__all__ = ["Function", "FunctionCtx", "grad", "hvp"]
 
 
 def hvp(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any = None,

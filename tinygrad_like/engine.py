@@ -273,6 +273,8 @@ class Function:
         implements = cls.__dict__.get("implements", ())
         for function in implements if isinstance(implements, tuple) else (implements,):
             _implementations[function] = cls
+        if isinstance(cls.__dict__.get("forward"), staticmethod):  # PyTorch's style: forward(ctx, *tensors)
+            cls.apply = classmethod(_apply_pytorch_style)
         if _on_register is not None:
             _on_register(cls)
 
@@ -347,6 +349,70 @@ class Function:
                         recorder(fn)
                 return out
         return out
+
+
+class FunctionCtx:
+    """The ``ctx`` a PyTorch-style rule's static ``forward(ctx, ...)`` and ``backward(ctx, ...)`` share:
+    ``save_for_backward(*tensors)`` / ``saved_tensors``, ``needs_input_grad`` (one bool per forward argument),
+    and any attribute the rule sets on it."""
+
+    def __init__(self, needs_input_grad: tuple[bool, ...]) -> None:
+        self.needs_input_grad = needs_input_grad
+        self.saved_tensors: tuple[Any, ...] = ()
+
+    def save_for_backward(self, *tensors: Any) -> None:
+        self.saved_tensors = tensors
+
+    def mark_non_differentiable(self, *tensors: Any) -> None:
+        """Accepted as PyTorch's; the output keeps its graph, whose gradient the caller does not ask for."""
+
+    def set_materialize_grads(self, value: bool) -> None:
+        """Accepted as PyTorch's: gradients given to backward are always Tensors here."""
+
+
+def _apply_pytorch_style(cls: type[Function], *args: Any) -> Any:
+    """``apply`` of a rule written PyTorch's way: its static ``forward(ctx, *args)`` runs on the Tensors outside
+    the graph, then one node is recorded whose backward is the rule's static ``backward(ctx, *grads)`` on Tensors
+    (outside the graph for a first-order backward, recorded under ``create_graph``)."""
+    ctx = FunctionCtx(tuple(isinstance(a, _tensor_type) and a.requires_grad for a in args))
+    with no_grad():
+        if "setup_context" in cls.__dict__:  # the newer style: forward(*args), then setup_context(ctx, ...)
+            result = cls.forward(*args)
+            cls.setup_context(ctx, args, result)
+        else:
+            result = cls.forward(ctx, *args)
+    if not isinstance(result, _tensor_type):
+        raise TypeError(f"{cls.__name__}.forward must return one Tensor, got {type(result).__name__}")
+    tensors = [a for a in args if isinstance(a, _tensor_type)]
+    out = _PyTorchStyleCall.apply(*tensors, rule=cls, ctx=ctx, args=args, result=result._data)
+    ctx.saved_tensors = tuple(out if t is result else t for t in ctx.saved_tensors)  # the output is the node
+    return out
+
+
+class _PyTorchStyleCall(Function):
+    """The recorded node of a PyTorch-style rule's call; its backward runs the rule's ``backward(ctx, *grads)``."""
+
+    __slots__ = ()
+    saves_values = False  # the rule's ctx holds what it saved, as Tensors: nothing here to re-run or replace
+
+    def label(self) -> str:
+        return self.params["rule"].__name__
+
+    def forward(self, *arrays: np.ndarray, rule: Any = None, ctx: Any = None, args: Any = (), result: Any = None):
+        return result
+
+    def backward(self, grad: Any) -> tuple[Any, ...]:
+        rule, ctx, args = self.params["rule"], self.params["ctx"], self.params["args"]
+        on_graph = isinstance(grad, _tensor_type)  # create_graph: the rule's backward is recorded
+        with (enable_grad() if on_graph else no_grad()):
+            grads = rule.backward(ctx, grad if on_graph else constant(grad))
+        grads = grads if isinstance(grads, tuple) else (grads,)
+        if len(grads) < len(args) or any(g is not None for g in grads[len(args):]):
+            raise RuntimeError(f"{rule.__name__}.backward returned {len(grads)} gradients, expected {len(args)} "
+                               "(one per forward argument after ctx, None for those without)")
+        picked = [g for g, a in zip(grads, args) if isinstance(a, _tensor_type)]
+        return tuple(g if g is None or on_graph else np.asarray(g._data if isinstance(g, _tensor_type) else g)
+                     for g in picked)
 
 
 _new = object.__new__

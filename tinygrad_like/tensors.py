@@ -218,6 +218,25 @@ def _factory_shape(shape: tuple, op: str) -> Shape:
     return shape
 
 
+def _gather_index(op: str, t: Tensor, dim: int, index: Any) -> tuple[np.ndarray, ...]:
+    """The NumPy index that picks, along ``dim``, the positions ``index`` holds (PyTorch's gather/scatter
+    addressing): ``index`` itself along ``dim``, and each position of ``index`` along the other dimensions."""
+    index = np.asarray(index.data if isinstance(index, Tensor) else index)
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must hold integers (int64), got {index.dtype}")
+    if index.ndim != t.ndim:
+        raise ValueError(f"{op}: index of shape {index.shape} must have as many dimensions as the input "
+                         f"{t.shape}")
+    dim = _one_axis(dim, t.ndim, op)
+    if any(n > s for d, (n, s) in enumerate(zip(index.shape, t.shape)) if d != dim):
+        raise ValueError(f"{op}: index of shape {index.shape} is larger than the input {t.shape} outside dim {dim}")
+    if index.size and (index.min() < 0 or index.max() >= t.shape[dim]):
+        raise IndexError(f"{op}: index out of range for dim {dim} of size {t.shape[dim]} (values from "
+                         f"{index.min()} to {index.max()})")
+    return tuple(index if d == dim else np.arange(n).reshape([-1 if e == d else 1 for e in range(index.ndim)])
+                 for d, n in enumerate(index.shape))
+
+
 def _mask(mask: Any, t: Tensor, op: str) -> np.ndarray:
     """A boolean mask broadcast to ``t``'s shape (a Tensor or an array)."""
     values = np.asarray(mask._data if isinstance(mask, Tensor) else mask)
@@ -546,6 +565,40 @@ class Tensor:
         keep = (slice(None),) * (dim % self.ndim) + (slice(0, k),)
         return ValuesIndices(values[keep], Tensor._from_array(indices._data[keep]))
 
+    def gather(self, dim: int, index: Any) -> Tensor:
+        """PyTorch's ``gather``: ``out[i][j] = self[index[i][j]][j]`` for dim 0 (likewise for any dim); ``index``
+        has this tensor's number of dimensions and may be smaller along the others. Its gradient adds up at
+        repeated indices."""
+        return self[_gather_index("gather", self, dim, index)]
+
+    def scatter_add(self, dim: int, index: Any, src: Tensor) -> Tensor:
+        """PyTorch's ``scatter_add``: a copy of this tensor with ``src[i][j]`` added at ``[index[i][j]][j]`` (for
+        dim 0; likewise for any dim), repeated indices adding up. Differentiable in both tensors."""
+        src = src if isinstance(src, Tensor) else Tensor(src, dtype=self.dtype)
+        at = _gather_index("scatter_add", self, dim, index)
+        if src.ndim != self.ndim or any(s < n for s, n in zip(src.shape, np.shape(index))):
+            raise ValueError(f"scatter_add: src of shape {src.shape} must have {self.ndim} dimensions and be at "
+                             f"least as large as index {np.shape(index)}")
+        part = src[tuple(slice(0, n) for n in np.shape(index))]
+        return self + ops.ScatterAdd.apply(part, shape=self.shape, index=at)
+
+    def one_hot(self, num_classes: int = -1) -> Tensor:
+        """PyTorch's ``F.one_hot``: int64 class indices to an int64 tensor with a last axis of ``num_classes``
+        (one more than the largest index when -1), a 1 at each index."""
+        labels = self._data
+        if labels.dtype.kind not in "iu":
+            raise TypeError(f"one_hot: expects int64 class indices, got a {labels.dtype} tensor")
+        if labels.size and labels.min() < 0:
+            raise ValueError(f"one_hot: class values must be non-negative, got {labels.min()}")
+        if num_classes == -1:
+            if labels.size == 0:
+                raise ValueError("one_hot: cannot infer the number of classes from an empty tensor")
+            num_classes = int(labels.max()) + 1
+        elif labels.size and labels.max() >= num_classes:
+            raise ValueError(f"one_hot: class values must be smaller than num_classes ({num_classes}), got "
+                             f"{labels.max()}")
+        return Tensor._from_array((labels[..., None] == np.arange(num_classes)).astype(np.int64))
+
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
         """``value`` where ``mask`` (broadcast to this shape) is True, else this tensor's values (PyTorch's)."""
         return Tensor.where(_mask(mask, self, "masked_fill"), value, self)
@@ -793,13 +846,23 @@ class Tensor:
 
     def max(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
-        axis, keepdim = _reduce_args("max", axis, keepdim, keepdims, dim)
-        return ops.Max.apply(self, axes=_axes(axis, self.ndim, "max"), keepdim=keepdim)
+        """The largest value over ``axis`` (all axes by default). Over one axis, the values Tensor also carries
+        ``.values`` (itself) and ``.indices`` (the first position of each maximum), as PyTorch's ``max(dim)``."""
+        return self._extreme(ops.Max, np.argmax, axis, keepdim, keepdims, dim)
 
     def min(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
-        axis, keepdim = _reduce_args("min", axis, keepdim, keepdims, dim)
-        return ops.Min.apply(self, axes=_axes(axis, self.ndim, "min"), keepdim=keepdim)
+        """The smallest value over ``axis``; over one axis with ``.values`` and ``.indices`` as ``max``."""
+        return self._extreme(ops.Min, np.argmin, axis, keepdim, keepdims, dim)
+
+    def _extreme(self, rule: type[Function], pick: Callable, axis: Axis, keepdim: bool, keepdims: bool | None,
+                 dim: Axis) -> Tensor:
+        axis, keepdim = _reduce_args(rule.name, axis, keepdim, keepdims, dim)
+        values = rule.apply(self, axes=_axes(axis, self.ndim, rule.name), keepdim=keepdim)
+        if not isinstance(axis, (int, np.integer)) or self._data.size == 0:
+            return values
+        indices = pick(self._data, axis=int(axis), keepdims=keepdim).astype(np.int64)
+        return ExtremeValues._carrying(values, Tensor._from_array(indices))
 
     def var(self, *args: Any, **kwargs: Any) -> Tensor:
         """sum((x - mean)^2) / (n - correction) over the axes given, PyTorch's ``var(dim=None, keepdim=False,
@@ -1099,6 +1162,26 @@ def reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
     if reduction == "none":
         return losses
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+class ExtremeValues(Tensor):
+    """What ``max(dim)`` / ``min(dim)`` return: the values Tensor itself (tinygrad's meaning, so arithmetic on it
+    works), carrying ``.values`` (itself) and ``.indices`` as PyTorch's named pair does."""
+
+    __slots__ = ("indices",)
+
+    @staticmethod
+    def _carrying(values: Tensor, indices: Tensor) -> ExtremeValues:
+        """``values`` (just made by a rule) as an ExtremeValues holding ``indices``: the same graph node."""
+        out = object.__new__(ExtremeValues)
+        for slot in Tensor.__slots__[:-1]:  # all but __weakref__
+            setattr(out, slot, getattr(values, slot))
+        out.indices = indices
+        return out
+
+    @property
+    def values(self) -> ExtremeValues:
+        return self
 
 
 def _install(rule: type[Function]) -> None:
