@@ -97,14 +97,18 @@ def test_only_the_cpu_is_a_device_and_cuda_is_not_available():
             refuse()
 
 
-def test_save_and_load_a_state_dict_without_pickle(tmp_path):
+@pytest.mark.parametrize("name", ["model.npz", "model.pt", "model.safetensors"])
+def test_save_and_load_a_state_dict_without_pickle(tmp_path, name):
+    if name.endswith(".safetensors"):
+        pytest.importorskip("safetensors")
     model = tg.nn.Linear(3, 2)
-    path = tmp_path / "model.npz"
+    path = tmp_path / name
     tg.save(model.state_dict(), path)
     loaded = tg.load(path)
     assert set(loaded) == set(model.state_dict())
-    for name, value in model.state_dict().items():
-        np.testing.assert_array_equal(loaded[name].data, np.asarray(getattr(value, "data", value)))
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(loaded[key].data, np.asarray(getattr(value, "data", value)))
+    assert tg.nn.Linear(3, 2).load_state_dict(loaded) is None
     with pytest.raises(TypeError, match="save: expects a dict of names to Tensors"):
         tg.save(model, tmp_path / "model2.npz")
     np.save(tmp_path / "object.npy", np.array([{"code": 1}], dtype=object), allow_pickle=True)
@@ -113,8 +117,15 @@ def test_save_and_load_a_state_dict_without_pickle(tmp_path):
     import zipfile
     with zipfile.ZipFile(tmp_path / "evil.npz", "w") as z:
         z.writestr("x.npy", data)
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(ValueError, match="evil.npz is not a readable .npz"):
         tg.load(tmp_path / "evil.npz")
+
+
+def test_load_refuses_a_file_that_is_not_safetensors(tmp_path):
+    pytest.importorskip("safetensors")
+    (tmp_path / "evil.safetensors").write_bytes(b"\xff" * 64)
+    with pytest.raises(ValueError, match="evil.safetensors is not a readable safetensors file"):
+        tg.load(tmp_path / "evil.safetensors")
 
 
 def test_every_name_of_the_pytorch_module_is_public_at_the_top_level():
