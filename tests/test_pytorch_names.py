@@ -346,3 +346,32 @@ for t in range(300):
     exec(compile(program, "tutorial", "exec"), theirs)
     np.testing.assert_allclose(ours["losses"], theirs["losses"], rtol=1e-4)
     assert ours["losses"][-1] < ours["losses"][0] / 4
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, t: t.tril(), lambda m, t: t.triu(-1), lambda m, t: t.cumsum(0), lambda m, t: t.logsumexp(1),
+    lambda m, t: t.split(2), lambda m, t: t.split([1, 2], dim=1), lambda m, t: t.chunk(2, 1),
+    lambda m, t: t.repeat(2, 1), lambda m, t: t.repeat(1, 2, 1), lambda m, t: t.t(), lambda m, t: t.clamp(-0.5, 0.5),
+], ids=lambda f: "")
+def test_tensor_methods_compute_and_differentiate_as_pytorchs(torch, call):
+    test_functions_compute_and_differentiate_as_pytorchs(torch, call)
+
+
+def test_reductions_without_gradients_as_pytorchs(torch):
+    a = np.random.default_rng(5).standard_normal((4, 3))
+    for call in (lambda t: t.argmin(), lambda t: t.argmin(1), lambda t: t.argmin(0, keepdim=True),
+                 lambda t: (t > 0).all(), lambda t: (t > 0).any(1), lambda t: (t > -3).all(0, keepdim=True)):
+        ours, theirs = call(tg.tensor(a)), call(torch.tensor(a))
+        assert ours.tolist() == theirs.tolist() and ours.shape == tuple(theirs.shape)
+
+
+def test_clamp_in_place_as_pytorchs(torch):
+    a = np.random.default_rng(6).standard_normal((4, 3))
+    grads = []
+    for m in (tg, torch):
+        x = m.tensor(a, requires_grad=True)
+        y = x * 2
+        y.clamp_(-1.0, 1.0)
+        (y * m.tensor(a)).sum().backward()
+        grads.append(np.asarray(x.grad.data if m is tg else x.grad.numpy()))
+    np.testing.assert_array_equal(*grads)

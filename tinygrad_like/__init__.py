@@ -19,6 +19,7 @@ from .pytorch import (  # PyTorch's function names, with PyTorch's signatures
     any,
     arange,
     argmax,
+    argmin,
     bool,
     cat,
     chunk,
@@ -113,5 +114,5 @@ __all__ = [
     "int32", "int64", "linspace", "load", "log", "log10", "log2", "log_softmax", "logsumexp", "long", "matmul", "max",
     "mean", "min", "multinomial", "ones", "ones_like", "outer", "rand", "rand_like", "randint", "randn", "randn_like",
     "randperm", "relu", "save", "set_default_device", "sigmoid", "sin", "softmax", "split", "sqrt", "stack", "sum",
-    "tanh", "tensor", "tril", "triu", "where", "zeros", "zeros_like", "sort", "topk",
+    "tanh", "tensor", "tril", "triu", "where", "zeros", "zeros_like", "sort", "topk", "argmin",
 ]

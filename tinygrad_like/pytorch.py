@@ -25,7 +25,7 @@ __all__ = [
     "rand", "rand_like", "randint", "randn", "randn_like", "randperm", "relu", "save", "set_default_device",
     "sigmoid", "softmax", "split", "sqrt", "stack", "sum", "tanh", "tensor", "where", "zeros", "zeros_like",
     "abs", "clamp", "all", "any", "multinomial", "no_grad", "enable_grad", "is_grad_enabled", "sin", "cos",
-    "log2", "log10", "tril", "triu", "cumsum", "einsum", "outer", "logsumexp", "sort", "topk",
+    "log2", "log10", "tril", "triu", "cumsum", "einsum", "outer", "logsumexp", "sort", "topk", "argmin",
 ]
 
 # dtypes: NumPy's underneath, PyTorch's names
@@ -280,32 +280,6 @@ def stack(tensors_: Sequence[Tensor], dim: builtins.int = 0) -> Tensor:
     return Tensor.stack(list(tensors_), dim=dim)
 
 
-def split(t: Tensor, split_size_or_sections: Any, dim: builtins.int = 0) -> tuple[Tensor, ...]:
-    """Pieces of ``split_size_or_sections`` along ``dim`` (the last may be smaller), or of the listed sizes."""
-    size = t.shape[dim]
-    if isinstance(split_size_or_sections, builtins.int):
-        step = split_size_or_sections
-        if step <= 0:
-            raise ValueError(f"split: split_size must be positive, got {step}")
-        sizes = [builtins.min(step, size - start) for start in range(0, size, step)]
-    else:
-        sizes = list(split_size_or_sections)
-        if builtins.sum(sizes) != size:
-            raise ValueError(f"split: sections {sizes} do not add up to {size}, the size of dim {dim}")
-    lead, start, parts = (slice(None),) * (dim % t.ndim), 0, []
-    for n in sizes:
-        parts.append(t[lead + (slice(start, start + n),)])
-        start += n
-    return tuple(parts)
-
-
-def chunk(t: Tensor, chunks: builtins.int, dim: builtins.int = 0) -> tuple[Tensor, ...]:
-    """At most ``chunks`` pieces of equal size along ``dim`` (the last may be smaller), as PyTorch's."""
-    if chunks <= 0:
-        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    return split(t, -(-t.shape[dim] // chunks) or 1, dim)
-
-
 def where(condition: Any, input: Any, other: Any) -> Tensor:  # noqa: A002 - PyTorch's names
     return Tensor.where(condition, input, other)
 
@@ -330,20 +304,6 @@ softmax, log_softmax, sum, mean, argmax = (  # noqa: A001
     _method(n) for n in ("softmax", "log_softmax", "sum", "mean", "argmax"))
 
 
-def tril(input: Tensor, diagonal: builtins.int = 0) -> Tensor:  # noqa: A002
-    """The lower triangle (at and below ``diagonal``) of the last two axes, zeros above."""
-    return np.tril(input, diagonal)
-
-
-def triu(input: Tensor, diagonal: builtins.int = 0) -> Tensor:  # noqa: A002
-    """The upper triangle (at and above ``diagonal``) of the last two axes, zeros below."""
-    return np.triu(input, diagonal)
-
-
-def cumsum(input: Tensor, dim: builtins.int) -> Tensor:  # noqa: A002
-    return np.cumsum(input, axis=dim)
-
-
 def einsum(equation: str, *operands: Any) -> Tensor:
     return np.einsum(equation, *(operands[0] if len(operands) == 1 and isinstance(operands[0], (list, tuple))
                                  else operands))
@@ -353,15 +313,8 @@ def outer(input: Tensor, vec2: Tensor) -> Tensor:  # noqa: A002
     return np.outer(input, vec2)
 
 
-def logsumexp(input: Tensor, dim: Any, keepdim: builtins.bool = False) -> Tensor:  # noqa: A002
-    """log(sum(exp(x))) over ``dim``, computed stably (the maximum taken out first, as a constant)."""
-    peak = Tensor(np.max(input.data, axis=dim, keepdims=True))
-    peak = Tensor(np.where(np.isfinite(peak.data), peak.data, 0))
-    out = (input - peak).exp().sum(dim, keepdim=True).log() + peak
-    return out if keepdim else out.squeeze(dim)
-
-
-sort, topk = _method("sort"), _method("topk")
+sort, topk, split, chunk, tril, triu, cumsum, logsumexp, argmin = (
+    _method(n) for n in ("sort", "topk", "split", "chunk", "tril", "triu", "cumsum", "logsumexp", "argmin"))
 
 
 def _extreme(name: str) -> Any:

@@ -565,6 +565,64 @@ class Tensor:
         keep = (slice(None),) * (dim % self.ndim) + (slice(0, k),)
         return ValuesIndices(values[keep], Tensor._from_array(indices._data[keep]))
 
+    def t(self) -> Tensor:
+        """PyTorch's ``t()``: a matrix transposed (a tensor of at most 2 dimensions)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: expects a tensor of at most 2 dimensions, got shape {self.shape}; use "
+                             "transpose(dim0, dim1) or .mT")
+        return self.T
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        """The lower triangle (at and below ``diagonal``) of the last two axes, zeros above."""
+        return np.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        """The upper triangle (at and above ``diagonal``) of the last two axes, zeros below."""
+        return np.triu(self, diagonal)
+
+    def cumsum(self, dim: int) -> Tensor:
+        """Running sums along ``dim``."""
+        return np.cumsum(self, axis=dim)
+
+    def logsumexp(self, dim: Axis, keepdim: bool = False) -> Tensor:
+        """log(sum(exp(x))) over ``dim``, computed stably (the maximum taken out first, as a constant)."""
+        peak = np.max(self._data, axis=dim, keepdims=True)
+        peak = Tensor._from_array(np.where(np.isfinite(peak), peak, 0))
+        out = (self - peak).exp().sum(dim, keepdim=True).log() + peak
+        return out if keepdim else out.squeeze(dim)
+
+    def split(self, split_size_or_sections: int | Sequence[int], dim: int = 0) -> tuple[Tensor, ...]:
+        """PyTorch's ``split``: pieces of ``split_size_or_sections`` along ``dim`` (the last may be smaller), or
+        of the listed sizes; each a view."""
+        size = self.shape[dim]
+        if isinstance(split_size_or_sections, (int, np.integer)):
+            step = int(split_size_or_sections)
+            if step <= 0:
+                raise ValueError(f"split: split_size must be positive, got {step}")
+            sizes = [min(step, size - start) for start in range(0, size, step)]
+        else:
+            sizes = list(split_size_or_sections)
+            if sum(sizes) != size:
+                raise ValueError(f"split: sections {sizes} do not add up to {size}, the size of dim {dim}")
+        lead, start, parts = (slice(None),) * (dim % self.ndim), 0, []
+        for n in sizes:
+            parts.append(self[lead + (slice(start, start + n),)])
+            start += n
+        return tuple(parts)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """At most ``chunks`` pieces of equal size along ``dim`` (the last may be smaller), as PyTorch's."""
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        return self.split(-(-self.shape[dim] // chunks) or 1, dim)
+
+    def repeat(self, *sizes: int) -> Tensor:
+        """PyTorch's ``repeat``: the tensor tiled ``sizes[i]`` times along each axis (NumPy's ``tile``)."""
+        sizes = _shape_arg(sizes, "repeat")
+        if len(sizes) < self.ndim:
+            raise ValueError(f"repeat: give at least one count per dimension ({self.ndim}), got {sizes}")
+        return np.tile(self, sizes)
+
     def gather(self, dim: int, index: Any) -> Tensor:
         """PyTorch's ``gather``: ``out[i][j] = self[index[i][j]][j]`` for dim 0 (likewise for any dim); ``index``
         has this tensor's number of dimensions and may be smaller along the others. Its gradient adds up at
@@ -810,6 +868,10 @@ class Tensor:
 
     clamp = clip  # PyTorch's name
 
+    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """In place: ``clamp``."""  # clip saves its input: a copy, since this tensor's values are then replaced
+        return self._in_place("clamp_", ops.SetItem, self.clone().clip(min, max), index=...)
+
     def leaky_relu(self, neg_slope: float = 0.01) -> Tensor:
         """x where x > 0, else ``neg_slope * x``."""
         return ops.LeakyRelu.apply(self, slope=neg_slope)
@@ -1040,6 +1102,20 @@ class Tensor:
         if self._data.size == 0:
             raise ValueError(f"argmax: cannot take the argmax of an empty tensor of shape {self.shape}")
         return Tensor._from_array(np.argmax(self._data, axis=axis, keepdims=keepdim))
+
+    def argmin(self, axis: int | None = None, keepdim: bool = False) -> Tensor:
+        axis = None if axis is None else _one_axis(axis, self.ndim, "argmin")
+        if self._data.size == 0:
+            raise ValueError(f"argmin: cannot take the argmin of an empty tensor of shape {self.shape}")
+        return Tensor._from_array(np.argmin(self._data, axis=axis, keepdims=keepdim))
+
+    def all(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """True where every value (along ``dim``) is nonzero; a bool tensor off the graph."""
+        return Tensor._from_array(np.all(self._data, axis=dim, keepdims=keepdim))
+
+    def any(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """True where some value (along ``dim``) is nonzero; a bool tensor off the graph."""
+        return Tensor._from_array(np.any(self._data, axis=dim, keepdims=keepdim))
 
     def _compare(self, other: Any, ufunc: np.ufunc, op: str) -> Tensor:
         other = other._data if isinstance(other, Tensor) else other
