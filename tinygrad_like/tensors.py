@@ -707,6 +707,10 @@ class Tensor:
         self. Recorded as the other in-place changes are."""
         return self._in_place("assign", ops.SetItem, value, index=...)
 
+    def copy_(self, src: Any, non_blocking: bool = False) -> Tensor:
+        """PyTorch's name for ``assign``: ``src``'s values copied into this tensor's memory; returns self."""
+        return self.assign(src)
+
     def add_(self, other: Any) -> Tensor:
         """In place: ``self += other``."""
         return self._in_place("add_", ops.Add, other)
