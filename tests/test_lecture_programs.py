@@ -1,7 +1,7 @@
-"""Learners' lecture programs (tests/lectures/: PyTorch's beginner lessons on tensors, autograd, nn, optim and
-custom Functions and modules, and makemore's bigram model, written as those lessons write them, ``import torch`` and all) run
-unchanged with ``torch`` mapped to tinygrad_like, and train as they do in PyTorch: the same losses at every step,
-given the same initial weights.
+"""Learners' lecture programs (tests/lectures/: PyTorch's beginner lessons on tensors, autograd, custom Functions,
+nn, optim and custom modules, and makemore's bigram model, written as those lessons write them, ``import torch``
+and all) run unchanged with ``torch`` mapped to tinygrad_like, and train as they do in PyTorch: the same losses at
+every step, given the same initial weights.
 
 The same weights: both runs draw ``torch.randn`` and ``nn.Linear``'s initial values from one NumPy stream (the
 two libraries' own generators differ, as they may); everything else is the programs' own.
