@@ -3,7 +3,9 @@ with the same weights (float64): outputs and final states, gradients of inputs, 
 parameter under random upstream gradients, second order; parameter names, state_dict, saving and loading,
 refusals, and an LSTM trained as a lecture does."""
 
+import json
 import math
+import re
 import warnings
 
 import numpy as np
@@ -222,6 +224,21 @@ def test_save_and_load_rebuild_the_layer_and_its_numbers(tmp_path, name, kwargs)
     x = Tensor(normal(4, 3).astype(np.float32))
     with no_grad():
         np.testing.assert_array_equal(flat(loaded(x))[0].data, flat(layer(x))[0].data)
+
+
+@pytest.mark.parametrize("layer, argument, value, message", [
+    (nn.GRU(3, 5), "hidden_size", "5", "GRU: hidden_size should be of type int, got: str"),
+    (nn.RNN(3, 5), "nonlinearity", "exec", "RNN: Unknown nonlinearity 'exec'"),
+    (nn.LSTMCell(3, 5), "dtype", "object", "LSTMCell: parameters must have a floating dtype, got object"),
+    (nn.MultiheadAttention(4, 2), "kdim", True, "MultiheadAttention: kdim should be of type int, got: bool")])
+def test_a_crafted_config_is_refused_by_name(tmp_path, layer, argument, value, message):
+    path = layer.save(tmp_path / "layer.npz")
+    arrays = dict(np.load(path))
+    config = json.loads(str(arrays[nn.CONFIG_KEY]))
+    config["args"][argument] = value
+    np.savez(path, **{**arrays, nn.CONFIG_KEY: np.array(json.dumps(config))})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        nn.Module.load(path)
 
 
 def test_config_holds_pytorchs_constructor_arguments(torch):

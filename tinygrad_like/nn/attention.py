@@ -191,8 +191,8 @@ class MultiheadAttention(Module):
         if sizes != (self.embed_dim, self.kdim, self.vdim):
             raise ValueError(f"{owner}: query, key and value must have {self.embed_dim}, {self.kdim} and "
                              f"{self.vdim} features, got shapes {query.shape}, {key.shape} and {value.shape}")
-        if key.shape[:-1] != value.shape[:-1] or (batched and query.shape[1 - self.batch_first] !=
-                                                  key.shape[1 - self.batch_first]):
+        batch_axis = 0 if self.batch_first else 1
+        if key.shape[:-1] != value.shape[:-1] or (batched and query.shape[batch_axis] != key.shape[batch_axis]):
             raise ValueError(f"{owner}: key of shape {key.shape} and value of shape {value.shape} do not fit each "
                              f"other or the query's batch (query shape {query.shape})")
         for t in (query, key, value):

@@ -149,7 +149,7 @@ class _CellBase(Module):
     def _run(self, input: Tensor, hx: tuple[Tensor, ...] | None, states: int) -> tuple[Tensor, ...]:  # noqa: A002
         """The new state(s) from a (N, input_size) or unbatched (input_size,) input and the state(s) ``hx``
         (zeros when None) of shape (N, hidden_size) or (hidden_size,)."""
-        owner = type(self).__name__
+        owner, input = type(self).__name__, input if isinstance(input, Tensor) else Tensor(input)
         if input.ndim not in (1, 2):
             raise ValueError(f"{owner}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:
@@ -174,7 +174,7 @@ class _CellBase(Module):
         return new if batched else tuple(s.squeeze(0) for s in new)
 
     @staticmethod
-    def _dims(hx: Tensor, owner: str, what: str) -> Tensor:
+    def _check_dims(hx: Tensor, owner: str, what: str) -> Tensor:
         if hx.ndim not in (1, 2):
             raise ValueError(f"{owner}: Expected {what} to be 1D or 2D, got {hx.ndim}D instead")
         return hx
@@ -204,7 +204,7 @@ class RNNCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, _MODES[nonlinearity], device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002 - PyTorch's name
-        return self._run(input, None if hx is None else (self._dims(hx, "RNNCell", "hidden"),), 1)[0]
+        return self._run(input, None if hx is None else (self._check_dims(hx, "RNNCell", "hidden"),), 1)[0]
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
@@ -226,7 +226,7 @@ class LSTMCell(_CellBase):
         if hx is not None:
             if not (isinstance(hx, (tuple, list)) and len(hx) == 2):
                 raise ValueError(f"LSTMCell: hx must be the pair (h, c), got {type(hx).__name__}")
-            hx = tuple(self._dims(h, "LSTMCell", f"hx[{i}]") for i, h in enumerate(hx))
+            hx = tuple(self._check_dims(h, "LSTMCell", f"hx[{i}]") for i, h in enumerate(hx))
         h, c = self._run(input, hx, 2)
         return h, c
 
@@ -243,7 +243,7 @@ class GRUCell(_CellBase):
         super().__init__(input_size, hidden_size, bias, "GRU", device, dtype)
 
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # noqa: A002 - PyTorch's name
-        return self._run(input, None if hx is None else (self._dims(hx, "GRUCell", "hidden"),), 1)[0]
+        return self._run(input, None if hx is None else (self._check_dims(hx, "GRUCell", "hidden"),), 1)[0]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ class _RNNBase(Module):
 
     def _run(self, input: Tensor, hx: Any) -> tuple[Tensor, list[Tensor]]:  # noqa: A002 - PyTorch's name
         """(output, [h_n] or [h_n, c_n]) in PyTorch's layouts."""
-        owner = type(self).__name__
+        owner, input = type(self).__name__, input if isinstance(input, Tensor) else Tensor(input)
         if input.ndim not in (2, 3):
             raise ValueError(f"{owner}: Expected input to be 2D or 3D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:
@@ -337,7 +337,8 @@ class _RNNBase(Module):
         _check_input_dtype(input, self.weight_ih_l0, owner)
         batched = input.ndim == 3
         # inside, the sequence runs along axis 0: (L, N, features)
-        x = input.permute(1, 0, 2) if batched and self.batch_first else input if batched else input.unsqueeze(1)
+        swap = batched and self.batch_first
+        x = input.permute(1, 0, 2) if swap else input if batched else input.unsqueeze(1)
         if x.shape[0] == 0:
             raise ValueError(f"{owner}: Expected sequence length to be larger than 0 (input shape {input.shape})")
         states = self._initial_states(hx, batched, x.shape[1], input.dtype)
@@ -359,7 +360,7 @@ class _RNNBase(Module):
                 for final, state in zip(finals, (h, c)):
                     final.append(state)
             x = outputs[0] if len(outputs) == 1 else Tensor.cat(outputs, dim=-1)
-        output = x.permute(1, 0, 2) if batched and self.batch_first else x if batched else x.squeeze(1)
+        output = x.permute(1, 0, 2) if swap else x if batched else x.squeeze(1)
         final_states = [Tensor.stack(f) for f in finals]
         return output, final_states if batched else [s.squeeze(1) for s in final_states]
 
