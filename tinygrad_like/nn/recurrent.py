@@ -61,9 +61,10 @@ def check_probability(value: Any, name: str, owner: str) -> float:
 
 def factory_dtype(dtype: Any, device: Any, owner: str) -> np.dtype:
     """The parameters' dtype (float32 unless ``dtype`` names a floating type); ``device`` must be the CPU."""
-    if device is not None:
-        from ..pytorch import _cpu_only  # the one place devices are refused by name
-        _cpu_only(device, owner)
+    name = str(getattr(device, "type", device))  # a string or a ``device`` (its ``type``)
+    if device is not None and name.split(":")[0] != "cpu":
+        raise RuntimeError(f"{owner}: device {name!r} is not available: tinygrad_like computes with NumPy on the "
+                           "CPU; use 'cpu' (or leave the device out)")
     try:
         dt = np.dtype(np.float32 if dtype is None else dtype)
     except TypeError:
