@@ -23,3 +23,9 @@ __all__ = [
     "ACTIVATIONS", "CONFIG_KEY", "MLP", "Conv2d", "Dropout", "Flatten", "Identity", "Linear", "LogSoftmax",
     "MaxPool2d", "Module", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init", "read_npz",
 ]
+
+# -- recurrent layers and attention (nn/recurrent.py, nn/attention.py) ------------------------------------------
+from .attention import MultiheadAttention  # noqa: E402
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
+
+__all__ += ["GRU", "GRUCell", "LSTM", "LSTMCell", "MultiheadAttention", "RNN", "RNNCell"]

@@ -104,3 +104,9 @@ def binary_cross_entropy(x: Tensor, target: Any, reduction: str = "mean") -> Ten
     (``Tensor.binary_crossentropy``)."""
     return _tensor(x).binary_crossentropy(target, reduction)
 
+
+
+# -- attention (nn/attention.py) -------------------------------------------------------------------------------
+from .attention import scaled_dot_product_attention  # noqa: E402 - attention.py builds on the functions above
+
+__all__ += ["scaled_dot_product_attention"]
