@@ -944,11 +944,7 @@ class Tensor:
         for ``reduction="mean"``. ``reduction="sum"`` sums over the samples, ``"none"`` gives one per sample.
         The output of ``softmax`` is refused: softmax would be applied twice, which trains, silently, worse.
         """
-        if self.op == "softmax":
-            raise ValueError(
-                f"cross_entropy: the input (shape {self.shape}) is the output of softmax, but cross_entropy takes "
-                "logits and applies log_softmax itself; pass the logits, e.g. mlp.logits(x) instead of mlp(x)"
-            )
+        refuse_probabilities(self, "cross_entropy")
         if self.ndim != 2:
             raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
         n, classes = self.shape
@@ -1088,6 +1084,16 @@ def _tensor_list(first: Any, others: Sequence[Any], op: str) -> list[Tensor]:
     if not items:
         raise ValueError(f"{op}: expects at least one tensor")
     return [t if isinstance(t, Tensor) else Tensor(t) for t in items]
+
+
+def refuse_probabilities(logits: Tensor, op: str) -> None:
+    """Refuse the output of ``softmax`` where a loss takes logits: softmax would be applied twice, which trains,
+    silently, worse."""
+    if logits.op == "softmax":
+        raise ValueError(
+            f"{op}: the input (shape {logits.shape}) is the output of softmax, but {op} takes logits and applies "
+            "log_softmax itself; pass the logits, e.g. mlp.logits(x) instead of mlp(x)"
+        )
 
 
 def reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:

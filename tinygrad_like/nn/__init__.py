@@ -1,6 +1,6 @@
 """Networks built from Tensors: ``Module`` (module.py), the layers (layers.py), ``init`` and ``functional``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .layers import (
     ACTIVATIONS,
     MLP,
@@ -17,9 +17,14 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
 from .module import CONFIG_KEY, Module, read_npz
 
 __all__ = [
     "ACTIVATIONS", "CONFIG_KEY", "MLP", "Conv2d", "Dropout", "Flatten", "Identity", "Linear", "LogSoftmax",
     "MaxPool2d", "Module", "ReLU", "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init", "read_npz",
 ]
+# -- losses and gradient clipping -------------------------------------------------------------------------
+__all__ += ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss",
+            "utils"]
+# -- end losses and gradient clipping ---------------------------------------------------------------------
