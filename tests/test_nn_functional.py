@@ -44,15 +44,15 @@ def test_functional_linear_matches_pytorch(dtype, torch):
 def test_losses_match_pytorch_for_every_reduction(reduction, torch):
     rng = np.random.default_rng(0)
     x, target = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
-    compare_with_torch(torch, lambda t: F.mse_loss(t, target, reduction),
+    compare_with_torch(torch, lambda t: F.mse_loss(t, target, reduction=reduction),
                        lambda t: torch.nn.functional.mse_loss(t, torch.tensor(target), reduction=reduction),
                        [x], np.float64)
     p, y = rng.uniform(0.05, 0.95, (5, 3)), rng.uniform(0, 1, (5, 3))
-    compare_with_torch(torch, lambda t: F.binary_cross_entropy(t, y, reduction),
+    compare_with_torch(torch, lambda t: F.binary_cross_entropy(t, y, reduction=reduction),
                        lambda t: torch.nn.functional.binary_cross_entropy(t, torch.tensor(y), reduction=reduction),
                        [p], np.float64)
     labels = rng.integers(0, 3, 5)
-    compare_with_torch(torch, lambda t: F.cross_entropy(t, labels, reduction),
+    compare_with_torch(torch, lambda t: F.cross_entropy(t, labels, reduction=reduction),
                        lambda t: torch.nn.functional.cross_entropy(t, torch.tensor(labels), reduction=reduction),
                        [x], np.float64)
 

@@ -641,20 +641,22 @@ class Tensor:
         return self + ops.ScatterAdd.apply(part, shape=self.shape, index=at)
 
     def one_hot(self, num_classes: int = -1) -> Tensor:
-        """PyTorch's ``F.one_hot``: int64 class indices to an int64 tensor with a last axis of ``num_classes``
-        (one more than the largest index when -1), a 1 at each index."""
+        """PyTorch's ``F.one_hot``: int64 zeros of shape (*shape, num_classes) with a 1 at each class index
+        (num_classes=-1: the largest index + 1); off the graph (indices are not differentiable). Refusals are
+        PyTorch's RuntimeErrors."""
         labels = self._data
         if labels.dtype.kind not in "iu":
-            raise TypeError(f"one_hot: expects int64 class indices, got a {labels.dtype} tensor")
-        if labels.size and labels.min() < 0:
-            raise ValueError(f"one_hot: class values must be non-negative, got {labels.min()}")
+            raise RuntimeError(f"one_hot: expects integer class indices, got {labels.dtype} (shape {labels.shape})")
         if num_classes == -1:
-            if labels.size == 0:
-                raise ValueError("one_hot: cannot infer the number of classes from an empty tensor")
+            if not labels.size:
+                raise RuntimeError("one_hot: cannot infer the number of classes from an empty tensor; pass "
+                                   "num_classes")
             num_classes = int(labels.max()) + 1
-        elif labels.size and labels.max() >= num_classes:
-            raise ValueError(f"one_hot: class values must be smaller than num_classes ({num_classes}), got "
-                             f"{labels.max()}")
+        if labels.size and labels.min() < 0:
+            raise RuntimeError(f"one_hot: class values must be non-negative, got {labels.min()}")
+        if labels.size and labels.max() >= num_classes:
+            raise RuntimeError(f"one_hot: class values must be smaller than num_classes ({num_classes}), got "
+                               f"{labels.max()}")
         return Tensor._from_array((labels[..., None] == np.arange(num_classes)).astype(np.int64))
 
     def masked_fill(self, mask: Any, value: Any) -> Tensor:
@@ -1073,11 +1075,7 @@ class Tensor:
         for ``reduction="mean"``. ``reduction="sum"`` sums over the samples, ``"none"`` gives one per sample.
         The output of ``softmax`` is refused: softmax would be applied twice, which trains, silently, worse.
         """
-        if self.op == "softmax":
-            raise ValueError(
-                f"cross_entropy: the input (shape {self.shape}) is the output of softmax, but cross_entropy takes "
-                "logits and applies log_softmax itself; pass the logits, e.g. mlp.logits(x) instead of mlp(x)"
-            )
+        refuse_probabilities(self, "cross_entropy")
         if self.ndim != 2:
             raise ValueError(f"cross_entropy: expects (N, C) logits, got shape {self.shape}")
         n, classes = self.shape
@@ -1231,6 +1229,16 @@ def _tensor_list(first: Any, others: Sequence[Any], op: str) -> list[Tensor]:
     if not items:
         raise ValueError(f"{op}: expects at least one tensor")
     return [t if isinstance(t, Tensor) else Tensor(t) for t in items]
+
+
+def refuse_probabilities(logits: Tensor, op: str) -> None:
+    """Refuse the output of ``softmax`` where a loss takes logits: softmax would be applied twice, which trains,
+    silently, worse."""
+    if logits.op == "softmax":
+        raise ValueError(
+            f"{op}: the input (shape {logits.shape}) is the output of softmax, but {op} takes logits and applies "
+            "log_softmax itself; pass the logits, e.g. mlp.logits(x) instead of mlp(x)"
+        )
 
 
 def reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:

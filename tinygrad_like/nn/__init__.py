@@ -1,6 +1,6 @@
 """Networks built from Tensors: ``Module`` (module.py), the layers (layers.py), ``init`` and ``functional``."""
 
-from . import functional, init
+from . import functional, init, utils
 from .layers import (
     ACTIVATIONS,
     MLP,
@@ -17,6 +17,7 @@ from .layers import (
     Softmax,
     Tanh,
 )
+from .loss import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss
 from .module import CONFIG_KEY, Module, read_npz
 
 __all__ = [
@@ -29,3 +30,9 @@ from .attention import MultiheadAttention  # noqa: E402
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell  # noqa: E402
 
 __all__ += ["GRU", "GRUCell", "LSTM", "LSTMCell", "MultiheadAttention", "RNN", "RNNCell"]
+
+# -- losses and gradient clipping -------------------------------------------------------------------------
+__all__ += ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss", "SmoothL1Loss",
+            "utils"]
+# -- end losses and gradient clipping ---------------------------------------------------------------------
+
