@@ -251,8 +251,8 @@ def linspace(start: builtins.float, end: builtins.float, steps: builtins.int, *,
     """``steps`` evenly spaced values from ``start`` to ``end`` (both included), float32 unless ``dtype``."""
     if steps < 0:
         raise ValueError(f"linspace: steps must be non-negative, got {steps}")
-    return _made(np.linspace(start, end, steps, dtype=np.float64).astype(np.float32), dtype, requires_grad, device,
-                 "linspace")
+    values = np.linspace(start, end, steps, dtype=np.float64)  # computed in float64, then cast once to the dtype
+    return _made(values if dtype is not None else values.astype(np.float32), dtype, requires_grad, device, "linspace")
 
 
 def zeros_like(t: Tensor, *, dtype: Any = None, requires_grad: builtins.bool = False) -> Tensor:
