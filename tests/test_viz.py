@@ -248,6 +248,8 @@ def test_collapsed_blocks_are_one_box_each_with_the_edges_around_them() -> None:
     assert sorted(touching) == sorted([(x, box[first]), (box[first], box[second]), (box[second], f"op{total[1:]}")])
     assert "weight" not in source and "bias" not in source and "linear" not in source  # hidden in the boxes
     assert source.count("subgraph cluster_") == 1 and "label=Sequential" in source  # the model stays open
+    again, same_model, _ = blocks_loss()  # other objects, the same DOT text
+    assert draw(again, params=same_model, collapse=1, legend=False).source == source
 
 
 def test_expanded_blocks_show_every_op_and_parameter() -> None:
@@ -306,6 +308,14 @@ def test_a_box_has_edges_to_every_output_that_leaves_it_and_named_params_stay() 
     assert sorted(e for e in edges(source) if box in e) == sorted([(x_id, box), (box, mul), (box, top)])
     assert (x_id, exp) in edges(source) and (scale_id, mul) in edges(source)  # inputs from outside stay
     assert "fillcolor=palegreen" in node_attrs(source, x_id) and "fillcolor=palegreen" in node_attrs(source, scale_id)
+
+
+def test_a_box_hiding_a_disagreeing_parameter_is_marked() -> None:
+    loss, mlp = blog_loss([4, 3, 2])
+    source = draw(loss, params=mlp, report={"layers.0.weight": (0.42, False)}, collapse=1).source
+    bad, good = (node_id(source, f"layers.{i} (Linear") for i in (0, 1))
+    assert "color=red" in node_attrs(source, bad) and "color=red" not in node_attrs(source, good)
+    assert "legend_disagrees" in source and "layers.0.weight" not in source
 
 
 def test_past_the_limit_the_outer_calls_stay_open_and_the_inner_ones_collapse() -> None:

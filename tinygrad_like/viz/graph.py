@@ -114,20 +114,22 @@ def _module_calls(order: list[Tensor], index: dict[int, int]) -> list[_Call]:
     for i, module, inputs in tagged:
         given = {index[id(x)] for x in inputs if id(x) in index}  # an input the module ignored is not in the graph
         start = max((j for j in given if order[j].grad_fn is not None), default=-1)
-        members = _members(order, index, i, given | (outputs[id(module)] - {i}), start)
+        members = _members(order, index, i, given, start, outputs[id(module)])
         if members:
             calls.append(_Call(i, module, members))
     return sorted(calls, key=lambda c: (-len(c.members), c.out))  # stable: of two equal calls the outer stays first
 
 
-def _members(order: list[Tensor], index: dict[int, int], out: int, stop: set[int], start: int) -> set[int]:
-    """The nodes from ``out`` back to ``stop``, leaving out ops recorded at or before index ``start``."""
+def _members(order: list[Tensor], index: dict[int, int], out: int, given: set[int], start: int,
+             same: set[int]) -> set[int]:
+    """The nodes from ``out`` back to the ``given`` inputs, leaving out ops recorded at or before index ``start``
+    and the outputs of other calls of the same module (``same``, the outputs of all its calls)."""
     members: set[int] = set()
     stack = [out]
     while stack:
         i = stack.pop()
         fn = order[i].grad_fn
-        if i in members or i in stop or (fn is not None and i <= start):
+        if i in members or i in given or (fn is not None and i <= start) or (i != out and i in same):
             continue
         members.add(i)
         if fn is not None:
@@ -346,13 +348,14 @@ def _leaf_title(t: Tensor) -> str:
 _PLAIN_SHAPES = ("op", "collapsed")  # categories drawn as an ellipse or a box3d, not a record
 
 
-def _node_line(node_id: str, label: str, category: str) -> str:
+def _node_line(node_id: str, label: str, category: str, disagrees: bool = False) -> str:
+    """A node statement; ``disagrees`` (or that category) gives it a red border."""
     attrs = f"label={_quote(label)} fillcolor={LEGEND[category][0]}"
     if category == "op":
         attrs += " shape=ellipse"
     elif category == "collapsed":
         attrs += " shape=box3d"
-    elif category == "disagrees":
+    if disagrees or category == "disagrees":
         attrs += " color=red penwidth=2"
     return f"\t{node_id} [{attrs}]\n"
 
@@ -455,8 +458,7 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     box = _hidden_in(shown, collapsed_calls(parts, collapse) if clusters else [])
     bodies = _cluster_bodies(shown, box)
     used, edges = _add_nodes(graph, parts, owner, box, bodies, style)
-    if _add_boxes(graph, parts, box, bodies):
-        used.add("collapsed")
+    _add_boxes(graph, parts, box, bodies, used)
     _nest_clusters(graph, shown, bodies)
     graph.body.extend(edges)
     if legend:
@@ -531,14 +533,16 @@ def graph_parts(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None 
 
 
 def collapsed_calls(parts: GraphParts, collapse: bool | int | None = None) -> list[bool]:
-    """Which module calls (``parts.clusters``) are drawn as one box each.
+    """Which module calls (``parts.clusters``) are collapsed, each drawn as one box (with what it encloses).
 
-    ``collapse``: False, none; True (or 0), every outermost call; ``n``, every call nested ``n`` calls deep (the
-    ``n`` outer levels stay open: ``1`` opens the model's call and shows each layer it calls as a box); None, by
-    size, as the HTML view opens a graph: all collapsed, then level by level from the outside every call of a
-    level is opened while at most ``EXPAND_LIMIT`` nodes and boxes are shown (so a graph of up to that many nodes
-    is fully expanded). A call holding most of the graph (the model itself, the Sequential of a GPT's blocks)
-    is always opened: as one box it would hide everything.
+    - ``False``: none.
+    - ``True`` or ``0``: every outermost call.
+    - ``n``: the calls nested ``n`` calls deep; the ``n`` outer levels stay open (``1`` opens the model's call and
+      shows each layer it calls as a box).
+    - ``None``: by size, the rule both ``draw`` and the HTML view use. All start collapsed; then, level by level
+      from the outside, every call of a level is opened while at most ``EXPAND_LIMIT`` nodes and boxes are shown
+      (so a graph of up to that many nodes is fully expanded). A level with a call holding most of the graph
+      (the model itself, the Sequential of a GPT's blocks) is always opened: as one box it would hide everything.
     """
     clusters = parts.clusters
     depth = _depths([parent for _, _, parent in clusters])
@@ -615,16 +619,18 @@ def _add_nodes(graph: graphviz.Digraph, parts: GraphParts, owner: list[int | Non
 
 
 def _add_boxes(graph: graphviz.Digraph, parts: GraphParts, box: list[int | None],
-               bodies: list[graphviz.Digraph | None]) -> bool:
-    """One box per outermost collapsed call, in the cluster enclosing it; returns whether there are any."""
+               bodies: list[graphviz.Digraph | None], used: set[str]) -> None:
+    """One box per outermost collapsed call, in the cluster enclosing it (red-bordered when it hides a parameter
+    whose gradients disagree); adds the categories it shows to ``used``."""
     for k in [k for k, hidden in enumerate(box) if hidden == k]:
         _, members, parent = parts.clusters[k]
         out = parts.order[max(members)]  # the call's output: the last node it made
         ops = sum(parts.order[i].grad_fn is not None for i in members)
         text = [f"{parts.boxes[k]} -> {tuple(out.shape)}", f"{ops} op{'s' if ops != 1 else ''}"]
         label = "\\n".join(line.replace("\\", "\\\\") for line in text)  # a plain label: \n breaks the line
-        (graph if parent is None else bodies[parent]).body.append(_node_line(f"c{k}", label, "collapsed"))
-    return any(box[k] == k for k in range(len(box)))
+        disagrees = any(parts.categories[i] == "disagrees" for i in members)  # a wrong gradient inside shows
+        (graph if parent is None else bodies[parent]).body.append(_node_line(f"c{k}", label, "collapsed", disagrees))
+        used.update(("collapsed", "disagrees") if disagrees else ("collapsed",))
 
 
 def _cluster_bodies(clusters: list[tuple[str, set[int], int | None]],
