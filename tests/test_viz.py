@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from helpers import PNG_MAGIC, hide_dot, listing, needs_dot, svg_cluster_labels, svg_nodes
 
-from tinygrad_like import Tensor, blog, draw, nn, viz
+from tinygrad_like import Tensor, blog, cat, draw, nn, viz
 from tinygrad_like import train as T
 from tinygrad_like.blog import NN, blog_graph, compare_gradients
+from tinygrad_like.engine import toposort
 from tinygrad_like.viz import LEGEND, GraphvizNotFound, save
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -191,6 +192,251 @@ def test_a_100000_node_chain_draws_in_seconds() -> None:
     seconds = time.perf_counter() - start
     assert "\top100000 [" in source and "\tt99999 -> op100000\n" in source
     assert seconds < 20, f"drawing 100,000 ops took {seconds:.1f} s"
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Collapsing module calls
+# ----------------------------------------------------------------------------------------------------------
+
+
+class Block(nn.Module):
+    """Linear + Tanh, then a Linear: a layer of a learner's own, from the library's layers."""
+
+    def __init__(self, width: int, rng: np.random.Generator) -> None:
+        self.net = nn.Sequential(nn.Linear(width, width, rng=rng), nn.Tanh())
+        self.out = nn.Linear(width, width, rng=rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(self.net(x))  # Block's output is also out's: the Block is drawn around the Linear
+
+
+def blocks_loss(n: int = 2, batch: int = 3, width: int = 4) -> tuple[Tensor, nn.Sequential, Tensor]:
+    """sum(Sequential of ``n`` Blocks (x)): (loss, model, x)."""
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(*[Block(width, rng) for _ in range(n)])
+    x = Tensor(rng.standard_normal((batch, width)), dtype=np.float32)
+    return model(x).sum(), model, x
+
+
+def boxes(source: str) -> dict[str, str]:
+    """Box id (``c<k>``) -> label of every collapsed module call in DOT text."""
+    return dict(re.findall(r'^\s*(c\d+) \[label="([^"]*)"[^\n]*shape=box3d', source, re.MULTILINE))
+
+
+def edges(source: str) -> list[tuple[str, str]]:
+    return re.findall(r"^\s*(\w+) -> (\w+)$", source, re.MULTILINE)
+
+
+def node_id(source: str, label_start: str) -> str:
+    """The id of the one node whose label starts with ``label_start``."""
+    (found,) = re.findall(rf'^\s*(\w+) \[label="{re.escape(label_start)}', source, re.MULTILINE)
+    return found
+
+
+def module_name(model: nn.Module, module: nn.Module) -> str:
+    return next(name for name, m in model.named_modules() if m is module)
+
+
+def test_collapsed_blocks_are_one_box_each_with_the_edges_around_them() -> None:
+    loss, model, _ = blocks_loss()
+    source = draw(loss, params=model, collapse=1, legend=False).source
+    first, second = (module_name(model, block) for block in model)
+    assert sorted(boxes(source).values()) == [f"{name} (Block) -> (3, 4)\\n3 ops" for name in (first, second)]
+    box = {label.split(" ")[0]: box_id for box_id, label in boxes(source).items()}
+    x, total = node_id(source, "input|(3, 4)"), node_id(source, "sum|")
+    touching = [e for e in edges(source) if "c" in (e[0][0], e[1][0])]
+    assert sorted(touching) == sorted([(x, box[first]), (box[first], box[second]), (box[second], f"op{total[1:]}")])
+    assert "weight" not in source and "bias" not in source and "linear" not in source  # hidden in the boxes
+    assert source.count("subgraph cluster_") == 1 and "label=Sequential" in source  # the model stays open
+    again, same_model, _ = blocks_loss()  # other objects, the same DOT text
+    assert draw(again, params=same_model, collapse=1, legend=False).source == source
+
+
+def test_expanded_blocks_show_every_op_and_parameter() -> None:
+    loss, model, _ = blocks_loss()
+    order = toposort(loss)
+    source = draw(loss, params=model, collapse=False, legend=False).source
+    assert boxes(source) == {}
+    assert len(re.findall(r"^\s*op\d+ \[", source, re.MULTILINE)) == sum(t.grad_fn is not None for t in order)
+    for name, _ in model.named_parameters():
+        assert f'label="{name}|' in source
+    # Sequential > Block > (Sequential > Linear, Tanh), Linear: 1 + 2 * 5 clusters, the Block around its Linear
+    assert source.count("subgraph cluster_") == 11
+    assert draw(loss, params=model).source == draw(loss, params=model, collapse=False).source  # small: all open
+
+
+def test_collapse_depths_true_and_false() -> None:
+    loss, model, _ = blocks_loss()
+
+    def labels(collapse: bool | int) -> list[str]:
+        source = draw(loss, params=model, collapse=collapse).source
+        return sorted(label.split("\\n")[0] for label in boxes(source).values())
+
+    first, second = (module_name(model, block) for block in model)
+    assert labels(True) == labels(0) == ["Sequential -> (3, 4)"]  # the model's own call: one box
+    assert labels(2) == sorted(f"{b}.{part}" for b in (first, second)
+                               for part in ("net (Sequential) -> (3, 4)", "out (Linear(4, 4)) -> (3, 4)"))
+    assert labels(3) == sorted(f"{module_name(model, layer)} ({kind}) -> (3, 4)" for block in model
+                               for layer, kind in zip(block.net, ("Linear(4, 4)", "Tanh")))
+    assert labels(4) == labels(False) == []
+    with pytest.raises(ValueError, match="draw: collapse must be .* at least 0, got -1"):
+        draw(loss, collapse=-1)
+    with pytest.raises(TypeError, match="draw: collapse must be None, True, False or a nesting depth, got str"):
+        draw(loss, collapse="blocks")
+
+
+def test_a_box_has_edges_to_every_output_that_leaves_it_and_named_params_stay() -> None:
+    class Keeps(nn.Module):
+        """Keeps its hidden activation, which the caller uses too."""
+
+        def __init__(self) -> None:
+            self.linear = nn.Linear(2, 2, rng=np.random.default_rng(0))
+
+        def forward(self, x: Tensor) -> Tensor:
+            self.hidden = self.linear(x).tanh()
+            return self.hidden * 2
+
+    keeps = Keeps()
+    x = Tensor(np.ones((1, 2), np.float32), requires_grad=True)
+    scale = Tensor(np.float32(3.0), requires_grad=True)
+    loss = (keeps(x) * scale).sum() + keeps.hidden.max() + x.exp().sum()
+    source = draw(loss, params={"scale": scale, "x": x}, collapse=True, legend=False).source
+    ((box, label),) = boxes(source).items()
+    assert label == "Keeps -> (1, 2)\\n3 ops"  # linear, tanh, mul; the Linear's weight and bias hidden
+    x_id, scale_id = node_id(source, "x|"), node_id(source, "scale|")
+    mul, top, exp = (node_id(source, f"{op}|").replace("t", "op") for op in ("mul", "max", "exp"))
+    assert sorted(e for e in edges(source) if box in e) == sorted([(x_id, box), (box, mul), (box, top)])
+    assert (x_id, exp) in edges(source) and (scale_id, mul) in edges(source)  # inputs from outside stay
+    assert "fillcolor=palegreen" in node_attrs(source, x_id) and "fillcolor=palegreen" in node_attrs(source, scale_id)
+
+
+def test_a_box_hiding_a_disagreeing_parameter_is_marked() -> None:
+    loss, mlp = blog_loss([4, 3, 2])
+    source = draw(loss, params=mlp, report={"layers.0.weight": (0.42, False)}, collapse=1).source
+    bad, good = (node_id(source, f"layers.{i} (Linear") for i in (0, 1))
+    assert "color=red" in node_attrs(source, bad) and "color=red" not in node_attrs(source, good)
+    assert "legend_disagrees" in source and "layers.0.weight" not in source
+
+
+def test_past_the_limit_the_outer_calls_stay_open_and_the_inner_ones_collapse() -> None:
+    loss, model, _ = blocks_loss(n=50, batch=1, width=2)
+    parts = viz.graph_parts(loss, params=model)
+    assert len(parts.order) > viz.EXPAND_LIMIT
+    source = draw(loss, params=model).source
+    # Sequential, its Blocks and their parts open (at most EXPAND_LIMIT nodes and boxes), each Block's net collapsed
+    assert source == draw(loss, params=model, collapse=3).source
+    assert len(boxes(source)) == 100 and "legend_collapsed" in source
+    shown = len(re.findall(r"^\s*t\d+ \[", source, re.MULTILINE)) + len(boxes(source))
+    assert shown <= viz.EXPAND_LIMIT
+    few, few_model, _ = blocks_loss(n=2, batch=1, width=2)
+    assert "shape=box3d" not in draw(few, params=few_model, legend=False).source
+
+
+def test_each_step_of_an_rnn_is_its_own_cluster_with_the_shared_weights_outside() -> None:
+    class Cell(nn.Module):
+        def __init__(self) -> None:
+            rng = np.random.default_rng(0)
+            self.ih, self.hh = nn.Linear(3, 4, rng=rng), nn.Linear(4, 4, rng=rng)
+
+        def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+            return (self.ih(x) + self.hh(h)).tanh()
+
+    cell, steps = Cell(), 200
+    xs = Tensor(np.ones((2, steps, 3), np.float32))
+    h = Tensor(np.zeros((2, 4), np.float32))
+    for t in range(steps):
+        h = cell(xs[:, t], h=h)  # the state given by keyword: not recorded as the call's input
+    parts = viz.graph_parts(h.sum(), params=cell)
+    calls = [(members, parent) for label, members, parent in parts.clusters if label == "Cell"]
+    assert len(calls) == steps and all(parent is None for _, parent in calls)  # side by side, not nested
+    assert sorted(len(members) for members, _ in calls) == [4] * (steps - 1) + [5]  # 4 ops (+ h0 at the start)
+    weight = next(i for i, name in enumerate(parts.names) if name == "ih.weight")
+    assert parts.owner[weight] is None  # used by every step: beside them, not inside the last one
+    source = draw(h.sum(), params=cell, collapse=True, legend=False).source
+    assert len(boxes(source)) == steps and "ih.weight" in source
+
+class LayerNorm(nn.Module):
+    """Normalise the last axis, then scale and shift."""
+
+    def __init__(self, width: int) -> None:
+        self.weight = Tensor(np.ones(width, np.float32), requires_grad=True)
+        self.bias = Tensor(np.zeros(width, np.float32), requires_grad=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        centred = x - x.mean(-1, keepdim=True)
+        return centred / ((centred**2).mean(-1, keepdim=True) + 1e-5).sqrt() * self.weight + self.bias
+
+
+class Head(nn.Module):
+    """One causal self-attention head."""
+
+    def __init__(self, width: int, size: int, rng: np.random.Generator) -> None:
+        self.key, self.query, self.value = (nn.Linear(width, size, bias=False, rng=rng) for _ in range(3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        k, q, v = self.key(x), self.query(x), self.value(x)
+        future = np.triu(np.ones((x.shape[1], x.shape[1]), bool), 1)
+        return (q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5).masked_fill(future, float("-inf")).softmax(-1) @ v
+
+
+class GPTBlock(nn.Module):
+    def __init__(self, width: int, heads: int, rng: np.random.Generator) -> None:
+        self.ln1, self.ln2 = LayerNorm(width), LayerNorm(width)
+        self.heads = nn.Sequential(*[Head(width, width // heads, rng) for _ in range(heads)])
+        self.proj = nn.Linear(width, width, rng=rng)
+        self.ffwd = nn.Sequential(nn.Linear(width, 4 * width, rng=rng), nn.ReLU(), nn.Linear(4 * width, width, rng=rng))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.ln1(x)
+        x = x + self.proj(cat([head(h) for head in self.heads], dim=-1))
+        return x + self.ffwd(self.ln2(x))
+
+
+class Embedding(nn.Module):
+    def __init__(self, n: int, width: int, rng: np.random.Generator) -> None:
+        self.weight = Tensor(rng.standard_normal((n, width), dtype=np.float32), requires_grad=True)
+
+    def forward(self, idx: np.ndarray) -> Tensor:
+        return self.weight[idx]
+
+
+class GPT(nn.Module):
+    """Token and position embeddings, Blocks (LayerNorm, attention heads, feed-forward), a LayerNorm, logits."""
+
+    def __init__(self, layers: int, vocab: int = 6, width: int = 8, heads: int = 4, context: int = 3) -> None:
+        rng = np.random.default_rng(0)
+        self.tokens, self.positions = Embedding(vocab, width, rng), Embedding(context, width, rng)
+        self.blocks = nn.Sequential(*[GPTBlock(width, heads, rng) for _ in range(layers)])
+        self.ln_f, self.lm_head = LayerNorm(width), nn.Linear(width, vocab, rng=rng)
+
+    def forward(self, idx: np.ndarray) -> Tensor:
+        x = self.tokens(idx) + self.positions(np.arange(idx.shape[1]))
+        return self.lm_head(self.ln_f(self.blocks(x)))
+
+
+def gpt_loss(layers: int) -> tuple[Tensor, GPT]:
+    """A GPT's cross-entropy on one random sequence of 3 tokens: about 100 nodes per layer."""
+    gpt = GPT(layers)
+    idx = np.random.default_rng(1).integers(0, 6, (1, 3))
+    return gpt(idx).reshape(-1, 6).cross_entropy(Tensor(idx.reshape(-1))), gpt
+
+
+@needs_dot
+def test_a_5000_node_gpt_draws_collapsed_and_renders(tmp_path: Path) -> None:
+    loss, gpt = gpt_loss(layers=48)
+    order = toposort(loss)
+    assert len(order) > 5000
+    full = draw(loss, params=gpt, collapse=False).source
+    assert all(f"\tt{i} [" in full for i in range(len(order)))
+    graph = draw(loss, params=gpt)  # collapsed by size: the model and its Sequential open, each Block a box
+    labels = boxes(graph.source)
+    names = [module_name(gpt, block) for block in gpt.blocks]
+    assert sorted(labels.values()) == sorted(f"{name} (GPTBlock) -> (1, 3, 8)\\n65 ops" for name in names)
+    assert len(re.findall(r"^\s*t\d+ \[", graph.source, re.MULTILINE)) < 40  # embeddings, ln_f, lm_head, loss
+    nodes = svg_nodes(save(graph, tmp_path / "gpt.svg"))
+    drawn = sorted(nodes[box] for box in labels)
+    assert drawn == sorted([f"{name} (GPTBlock) -> (1, 3, 8)", "65 ops"] for name in names)
+    assert "blocks: Sequential" in svg_cluster_labels(tmp_path / "gpt.svg")
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import graphviz
 import numpy as np
 import pytest
 from helpers import page_data
+from test_viz import blocks_loss, boxes, gpt_loss, module_name
 
 from tinygrad_like import Tensor, blog, draw, nn, viz
 from tinygrad_like.blog import compare_gradients
@@ -196,6 +197,20 @@ def test_big_graphs_open_with_clusters_collapsed_but_the_model_itself_open() -> 
     data = page_data(viz.to_html(loss, params=model))
     assert len(data["nodes"]) > 300
     assert data["collapsed"] == [False] + [True] * 120  # Sequential open, every Linear a box
+
+
+def test_the_page_opens_collapsed_the_calls_draw_collapses() -> None:
+    loss, model, _ = blocks_loss(n=50, batch=1, width=2)  # past EXPAND_LIMIT: collapsed by size
+    data = page_data(viz.to_html(loss, params=model))
+    folded, clusters = data["collapsed"], data["clusters"]
+    opened, shown = [], set()  # clusters drawn open; collapsed ones drawn as a box (not inside another box)
+    for k, cluster in enumerate(clusters):  # parents come first
+        visible = cluster["parent"] is None or opened[cluster["parent"]]
+        opened.append(visible and not folded[k])
+        if visible and folded[k]:
+            shown.add(f"c{k}")
+    assert shown and shown == set(boxes(draw(loss, params=model).source))
+    assert folded == viz.collapsed_calls(viz.graph_parts(loss, params=model))
 
 
 def test_to_html_writes_the_page_it_returns(tmp_path: Path) -> None:
@@ -405,6 +420,15 @@ def test_big_graphs_open_collapsed_and_expand(open_view: Any) -> None:
     view.page.click("#expand-all")
     view.page.wait_for_function("document.body.dataset.rendered === '2'")
     assert len(view.node_ids()) == len(toposort(loss))
+
+
+def test_a_5000_node_gpt_opens_with_its_blocks_collapsed(open_view: Any) -> None:
+    loss, gpt = gpt_loss(layers=48)
+    view = open_view(viz.to_html(loss, params=gpt))
+    shown = view.node_ids()
+    assert len(toposort(loss)) > 5000 and len(shown) < 100
+    assert len([i for i in shown if i.startswith("c")]) == 48  # one box per Block
+    assert f"{module_name(gpt, gpt.blocks[47])}: GPTBlock" in view.page.inner_text("#graph")
 
 
 def test_the_dot_fallback_page_lays_out_draws_source(open_view: Any) -> None:

@@ -11,8 +11,8 @@ from typing import Any
 from .plots import plot_gradient_flow, plot_history
 
 _LAZY = {
-    "graph": ("INSTALL_HINT", "LEGEND", "RANKDIRS", "RENDERED_FORMATS", "SOURCE_FORMATS", "Drawing", "GraphParts",
-              "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"),
+    "graph": ("EXPAND_LIMIT", "INSTALL_HINT", "LEGEND", "RANKDIRS", "RENDERED_FORMATS", "SOURCE_FORMATS", "Drawing",
+              "GraphParts", "GraphvizNotFound", "collapsed_calls", "draw", "graph_parts", "report_verdicts", "save"),
     "html": ("BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "show", "to_html"),
     "page": ("dot_to_html", "notebook_frame"),
 }

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from ..engine import ReleasedGraph, quiet, toposort
 from ..tensors import Tensor
 from .page import dot_to_html, notebook_frame
 
-__all__ = ["LEGEND", "Drawing", "GraphParts", "GraphvizNotFound", "draw", "graph_parts", "report_verdicts", "save"]
+__all__ = ["EXPAND_LIMIT", "LEGEND", "Drawing", "GraphParts", "GraphvizNotFound", "collapsed_calls", "draw",
+           "graph_parts", "report_verdicts", "save"]
 
 # Category -> (fill colour, meaning). The order is the legend's order; ``draw``'s docstring repeats it.
 LEGEND: dict[str, tuple[str, str]] = {
@@ -35,12 +36,14 @@ LEGEND: dict[str, tuple[str, str]] = {
     "intermediate": ("white", "intermediate result"),
     "op": ("lightyellow", "operation"),
     "disagrees": ("salmon", "parameter whose gradients disagree"),
+    "collapsed": ("lavender", "collapsed module call: path (type) -> output shape"),
 }
 
 Verdict = tuple[float, bool, str | None]  # a parameter's max relative gradient difference, agreement, cause
 
 RENDERED_FORMATS = ("svg", "png", "pdf", "jpg", "jpeg")
 RANKDIRS = ("TB", "LR", "BT", "RL")  # graphviz's layout directions
+EXPAND_LIMIT = 300  # nodes and boxes shown at most before module calls are collapsed (draw and the HTML view)
 SOURCE_FORMATS = ("gv", "dot")
 
 INSTALL_HINT = """install Graphviz, for example:
@@ -85,44 +88,106 @@ def _topological(root: Tensor, caller: str = "draw") -> list[Tensor]:
 
 @dataclass
 class _Call:
-    """One recorded module call: its output's index, the module, and the indices of the nodes it made."""
+    """One recorded module call: its output's index, the module, the indices of the nodes it holds and the index
+    of the call enclosing it (in the list of calls, outer ones first)."""
 
     out: int
     module: nn.Module
     members: set[int]
-    parent: _Call | None = None
+    parent: int | None = None
 
 
 def _module_calls(order: list[Tensor], index: dict[int, int]) -> list[_Call]:
-    """The module calls whose outputs are in this graph, with the nodes each one made (back to its inputs)."""
+    """The module calls whose outputs are in this graph, outer ones first, with the nodes each one made.
+
+    A call's nodes are found walking back from its output. The walk stops at the tensors passed to it, at nodes
+    made before the last of them (a call makes its nodes after its inputs exist; this catches inputs passed in a
+    tuple or by keyword, which the tag does not hold) and at the outputs of other calls of the same module (an
+    RNN cell's previous step): so each node is walked by the calls holding it only, not by every later one.
+    """
+    tagged = [(i, module, inputs) for i, t in enumerate(order)  # a node's tags are innermost first
+              for module, inputs in reversed(getattr(t.grad_fn, "module_calls", ()))]  # set by nn.Module.__call__
+    outputs: dict[int, set[int]] = {}
+    for i, module, _ in tagged:
+        outputs.setdefault(id(module), set()).add(i)
     calls = []
-    for i, t in enumerate(order):
-        for module, inputs in getattr(t.grad_fn, "module_calls", ()):  # tagged by nn.Module.__call__
-            calls.append(_Call(i, module, _members(t, {id(x) for x in inputs}, index)))
-    return calls
+    for i, module, inputs in tagged:
+        given = {index[id(x)] for x in inputs if id(x) in index}  # an input the module ignored is not in the graph
+        start = max((j for j in given if order[j].grad_fn is not None), default=-1)
+        members = _members(order, index, i, given, start, outputs[id(module)])
+        if members:
+            calls.append(_Call(i, module, members))
+    return sorted(calls, key=lambda c: (-len(c.members), c.out))  # stable: of two equal calls the outer stays first
 
 
-def _members(out: Tensor, stop: set[int], index: dict[int, int]) -> set[int]:
+def _members(order: list[Tensor], index: dict[int, int], out: int, given: set[int], start: int,
+             same: set[int]) -> set[int]:
+    """The nodes from ``out`` back to the ``given`` inputs, leaving out ops recorded at or before index ``start``
+    and the outputs of other calls of the same module (``same``, the outputs of all its calls)."""
     members: set[int] = set()
     stack = [out]
     while stack:
-        t = stack.pop()
-        i = index[id(t)]
-        if id(t) in stop or i in members:
+        i = stack.pop()
+        fn = order[i].grad_fn
+        if i in members or i in given or (fn is not None and i <= start) or (i != out and i in same):
             continue
         members.add(i)
-        stack.extend(t.grad_fn.inputs if t.grad_fn is not None else ())
+        if fn is not None:
+            stack.extend(index[id(x)] for x in fn.inputs)
     return members
 
 
-def _assign_clusters(calls: list[_Call]) -> dict[int, _Call]:
-    """Node index -> innermost call that made it; also links each call to the call that encloses it."""
-    owner: dict[int, _Call] = {}
-    for call in sorted(calls, key=lambda c: (-len(c.members), c.out)):  # outer calls first, inner ones override
-        call.parent = owner.get(call.out)
+def _assign_clusters(calls: list[_Call], order: list[Tensor], index: dict[int, int]) -> list[int | None]:
+    """``owner[i]``: the innermost call holding node ``i`` (an index into ``calls``), or None.
+
+    An op belongs to the innermost call that made it. A leaf (a parameter, a constant) belongs to the innermost
+    call holding all its uses, so a weight shared by the steps of an RNN sits beside them, not in one of them.
+    Each call gets its ``parent`` and, as ``members``, the nodes it holds with its inner calls: a tree.
+    """
+    owner: list[int | None] = [None] * len(order)
+    for k, call in enumerate(calls):  # outer calls first, inner ones override
+        call.parent = owner[call.out]
         for i in call.members:
-            owner[i] = call
+            if order[i].grad_fn is not None:
+                owner[i] = k
+    depth = _depths([c.parent for c in calls])
+    uses: dict[int, int | None] = {}  # leaf -> the innermost call holding every op using it
+    for i, t in enumerate(order):
+        for x in t.grad_fn.inputs if t.grad_fn is not None else ():
+            j = index[id(x)]
+            if order[j].grad_fn is None:
+                uses[j] = _common(uses[j], owner[i], calls, depth) if j in uses else owner[i]
+    for j, k in uses.items():
+        while k is not None and j not in calls[k].members:  # an input given to the call stays outside it
+            k = calls[k].parent
+        owner[j] = k
+    for call in calls:
+        call.members = set()
+    for i, k in enumerate(owner):
+        while k is not None:
+            calls[k].members.add(i)
+            k = calls[k].parent
     return owner
+
+
+def _depths(parents: list[int | None]) -> list[int]:
+    """How many calls enclose each call (0 for an outermost one); parents come before their children."""
+    depth: list[int] = []
+    for parent in parents:
+        depth.append(0 if parent is None else depth[parent] + 1)
+    return depth
+
+
+def _common(a: int | None, b: int | None, calls: list[_Call], depth: list[int]) -> int | None:
+    """The innermost call enclosing both calls ``a`` and ``b`` (None: only the top level does)."""
+    while a != b:
+        if a is None or b is None:
+            return None
+        if depth[a] >= depth[b]:
+            a = calls[a].parent
+        else:
+            b = calls[b].parent
+    return a
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -134,9 +199,12 @@ def _names(params: Mapping[str, Tensor] | nn.Module | None,
            calls: list[_Call]) -> tuple[dict[int, str], dict[int, str]]:
     """(id(tensor) -> name, id(module) -> name) from a module in ``params``, else from the outermost modules
     called in the graph; names in a ``params`` dict come on top."""
-    modules = {id(c.module): c.module for c in calls}
-    inner = {id(sub) for m in modules.values() for name, sub in m.named_modules() if name}
-    roots = [m for key, m in modules.items() if key not in inner]
+    covered: set[int] = set()  # the modules found so far, and all the modules inside them
+    roots: list[nn.Module] = []
+    for call in calls:  # outer calls first: a model's call covers all the modules inside it in one walk
+        if id(call.module) not in covered:
+            roots.append(call.module)
+            covered.update(id(sub) for _, sub in call.module.named_modules())
     if isinstance(params, nn.Module):
         roots = [params]
     tensor_names: dict[int, str] = {}
@@ -277,18 +345,24 @@ def _leaf_title(t: Tensor) -> str:
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _node_line(node_id: str, label: str, category: str) -> str:
+_PLAIN_SHAPES = ("op", "collapsed")  # categories drawn as an ellipse or a box3d, not a record
+
+
+def _node_line(node_id: str, label: str, category: str, disagrees: bool = False) -> str:
+    """A node statement; ``disagrees`` (or that category) gives it a red border."""
     attrs = f"label={_quote(label)} fillcolor={LEGEND[category][0]}"
     if category == "op":
         attrs += " shape=ellipse"
-    elif category == "disagrees":
+    elif category == "collapsed":
+        attrs += " shape=box3d"
+    if disagrees or category == "disagrees":
         attrs += " color=red penwidth=2"
     return f"\t{node_id} [{attrs}]\n"
 
 
-def _cluster_label(module: nn.Module, name: str | None) -> str:
-    kind = type(module).__name__ + (f"({module.extra_repr()})" if module.extra_repr() else "")
-    return f"{name}: {kind}" if name else kind
+def _module_kind(module: nn.Module) -> str:
+    """The module's type and settings, e.g. ``Linear(4, 3)``."""
+    return type(module).__name__ + (f"({module.extra_repr()})" if module.extra_repr() else "")
 
 
 def _legend(categories: Iterable[str], vertical_fields: bool) -> graphviz.Digraph:
@@ -296,16 +370,18 @@ def _legend(categories: Iterable[str], vertical_fields: bool) -> graphviz.Digrap
     legend = graphviz.Digraph(name="cluster_legend", graph_attr={"label": "legend", "style": "rounded"})
     shown = [c for c in LEGEND if c in categories]
     for category in shown:
-        text = LEGEND[category][1].translate(_RECORD_ESCAPES)
-        label = text if vertical_fields or category == "op" else "{" + text + "}"
-        legend.body.append(_node_line(f"legend_{category}", label, category))
+        text = LEGEND[category][1]
+        if category not in _PLAIN_SHAPES:  # a record: its special characters are escaped, its fields laid out
+            text = text.translate(_RECORD_ESCAPES) if vertical_fields else "{" + text.translate(_RECORD_ESCAPES) + "}"
+        legend.body.append(_node_line(f"legend_{category}", text, category))
     legend.body.extend(f"\tlegend_{a} -> legend_{b} [style=invis]\n" for a, b in zip(shown, shown[1:]))
     return legend
 
 
 def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None, show_data: bool = True,
          show_grad: bool = True, rankdir: str = "LR", report: Any = None, *, clusters: bool = True,
-         legend: bool = True, max_values: int = 8, show_constants: bool = True) -> graphviz.Digraph:
+         legend: bool = True, max_values: int = 8, show_constants: bool = True,
+         collapse: bool | int | None = None) -> graphviz.Digraph:
     """Draw the computation graph that made ``tensor`` as a ``graphviz.Digraph`` (shows inline in Jupyter).
 
     Tensors are boxes listing their op (or leaf name), shape and dtype, then their values and gradient when
@@ -323,6 +399,12 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     - white: intermediate result
     - lightyellow ellipse: an operation
     - salmon with a red border: a parameter whose gradients disagree in ``report``
+    - lavender 3-D box: a collapsed module call, ``blocks.0 (Block) -> (4, 8, 32)`` (its path, type and output
+      shape) and how many ops it hides
+
+    Big graphs (a GPT's forward records thousands of ops) are drawn with module calls collapsed: each collapsed
+    call is one box, with edges from the tensors entering it (its parameters are hidden inside; inputs from
+    outside stay) and to the ops using what it made (its output and anything else that leaves it).
 
     Args:
         tensor: the result to draw back from.
@@ -340,6 +422,12 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         max_values: tensors with at most this many elements show all their values.
         show_constants: False leaves out the inputs and constants (leaves without grad) and their edges, so a
             big graph shows only what is differentiated.
+        collapse: which module calls are drawn as one box. None (the default): by size, as the HTML view opens
+            a graph: everything open up to ``EXPAND_LIMIT`` (300) nodes, else the outer levels of calls open as
+            far as that limit allows (see ``collapsed_calls``). True: every outermost call is a box. An int
+            ``n``: the ``n`` outer levels of calls stay open and calls nested ``n`` deep are boxes (``1`` opens
+            the model's call and shows each layer it calls as a box, ``0`` is True). False: nothing collapsed.
+            Only with ``clusters=True``.
 
     Returns:
         The ``graphviz.Digraph`` (a ``Drawing``: in Jupyter it shows inline even without ``dot``); ``.source`` is
@@ -352,6 +440,10 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
         raise ValueError(f"draw: rankdir must be one of {', '.join(RANKDIRS)}, got {rankdir!r}")
     if max_values < 0:
         raise ValueError(f"draw: max_values must be at least 0, got {max_values}")
+    if not (collapse is None or isinstance(collapse, bool | int | np.integer)):
+        raise TypeError(f"draw: collapse must be None, True, False or a nesting depth, got {type(collapse).__name__}")
+    if collapse is not None and collapse < 0:
+        raise ValueError(f"draw: collapse must be None, True, False or a nesting depth of at least 0, got {collapse}")
     parts = graph_parts(tensor, params, report)
     style = _Style(show_data, show_grad, max_values, vertical_fields=rankdir in ("LR", "RL"),
                    show_constants=show_constants)
@@ -363,8 +455,10 @@ def draw(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None,
     )
     shown = parts.clusters if clusters else []
     owner = parts.owner if clusters else [None] * len(parts.order)
-    bodies = _cluster_bodies(shown)
-    used, edges = _add_nodes(graph, parts, owner, bodies, style)
+    box = _hidden_in(shown, collapsed_calls(parts, collapse) if clusters else [])
+    bodies = _cluster_bodies(shown, box)
+    used, edges = _add_nodes(graph, parts, owner, box, bodies, style)
+    _add_boxes(graph, parts, box, bodies, used)
     _nest_clusters(graph, shown, bodies)
     graph.body.extend(edges)
     if legend:
@@ -395,8 +489,9 @@ class GraphParts:
     ``order`` is the engine's toposort (inputs first, the output last); ``titles``, ``categories`` (keys of
     ``LEGEND``), ``names`` (parameter names or None) and ``verdicts`` (from ``report``, or None) are per node.
     ``clusters`` are the recorded module calls, outer ones first: ``(label, members, parent)`` with the node
-    indices each call made and the index of the enclosing cluster (or None); ``owner[i]`` is the innermost
-    cluster holding node ``i`` (or None).
+    indices each call holds (its inner calls' too) and the index of the enclosing cluster (or None); ``owner[i]``
+    is the innermost cluster holding node ``i`` (or None). ``boxes`` label each call drawn collapsed, e.g.
+    ``blocks.0 (Block) -> (4, 8, 32)``: the module's name and type, and its output's shape.
     """
 
     order: list[Tensor]
@@ -406,6 +501,7 @@ class GraphParts:
     verdicts: list[Verdict | None]
     clusters: list[tuple[str, set[int], int | None]]
     owner: list[int | None]
+    boxes: list[str] = field(default_factory=list)
 
 
 def graph_parts(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None = None, report: Any = None,
@@ -416,13 +512,13 @@ def graph_parts(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None 
         raise TypeError(f"{caller}: expects a Tensor, got {type(tensor).__name__}")
     order = _topological(tensor, caller)
     index = {id(t): i for i, t in enumerate(order)}
-    calls = sorted(_module_calls(order, index), key=lambda c: (-len(c.members), c.out))  # outer ones first
+    calls = _module_calls(order, index)
     tensor_names, module_names = _names(params, calls)
-    owner = _assign_clusters(calls)
-    position = {id(call): k for k, call in enumerate(calls)}
+    owner = _assign_clusters(calls, order, index)
     diffs = report_verdicts(report)
     names = [tensor_names.get(id(t)) for t in order]
     verdicts = [diffs.get(name) if name is not None else None for name in names]
+    kinds = [(module_names.get(id(c.module)), _module_kind(c.module)) for c in calls]
     return GraphParts(
         order=order,
         titles=[_title(t, name) for t, name in zip(order, names)],
@@ -430,53 +526,140 @@ def graph_parts(tensor: Tensor, params: Mapping[str, Tensor] | nn.Module | None 
                     for i, (t, name, diff) in enumerate(zip(order, names, verdicts))],
         names=names,
         verdicts=verdicts,
-        clusters=[(_cluster_label(c.module, module_names.get(id(c.module))), c.members,
-                   None if c.parent is None else position[id(c.parent)]) for c in calls],
-        owner=[position[id(owner[i])] if i in owner else None for i in range(len(order))],
+        clusters=[(f"{name}: {kind}" if name else kind, c.members, c.parent) for c, (name, kind) in zip(calls, kinds)],
+        owner=owner,
+        boxes=[f"{name} ({kind})" if name else kind for name, kind in kinds],
     )
 
 
-def _add_nodes(graph: graphviz.Digraph, parts: GraphParts, owner: list[int | None], bodies: list[graphviz.Digraph],
-               style: _Style) -> tuple[set[str], list[str]]:
-    """Append every tensor and op node to its cluster's body; return the categories used and the edge lines."""
+def collapsed_calls(parts: GraphParts, collapse: bool | int | None = None) -> list[bool]:
+    """Which module calls (``parts.clusters``) are collapsed, each drawn as one box (with what it encloses).
+
+    - ``False``: none.
+    - ``True`` or ``0``: every outermost call.
+    - ``n``: the calls nested ``n`` calls deep; the ``n`` outer levels stay open (``1`` opens the model's call and
+      shows each layer it calls as a box).
+    - ``None``: by size, the rule both ``draw`` and the HTML view use. All start collapsed; then, level by level
+      from the outside, every call of a level is opened while at most ``EXPAND_LIMIT`` nodes and boxes are shown
+      (so a graph of up to that many nodes is fully expanded). A level with a call holding most of the graph
+      (the model itself, the Sequential of a GPT's blocks) is always opened: as one box it would hide everything.
+    """
+    clusters = parts.clusters
+    depth = _depths([parent for _, _, parent in clusters])
+    if collapse is not None:
+        level = 0 if collapse is True else len(clusters) if collapse is False else collapse
+        return [d >= level for d in depth]
+    inside = [0] * len(clusters)  # what each cluster shows when open: its own nodes and its child clusters' boxes
+    for k in [k for k in parts.owner if k is not None] + [p for _, _, p in clusters if p is not None]:
+        inside[k] += 1
+    collapsed = [True] * len(clusters)
+    shown = parts.owner.count(None) + depth.count(0)
+    for level in range(max(depth, default=-1) + 1):
+        opened = [k for k in range(len(clusters)) if depth[k] == level]
+        grow = sum(inside[k] - 1 for k in opened)
+        most = any(2 * len(clusters[k][1]) > len(parts.order) for k in opened)
+        if shown + grow > EXPAND_LIMIT and not most:
+            break
+        for k in opened:
+            collapsed[k] = False
+        shown += grow
+    return collapsed
+
+
+def _hidden_in(clusters: list[tuple[str, set[int], int | None]], collapsed: list[bool]) -> list[int | None]:
+    """Per cluster: the outermost collapsed call it is drawn in as one box (itself, an enclosing call) or None."""
+    box: list[int | None] = []
+    for k, (_, _, parent) in enumerate(clusters):  # parents come first
+        outer = None if parent is None else box[parent]
+        box.append(outer if outer is not None else k if collapsed[k] else None)
+    return box
+
+
+def _add_nodes(graph: graphviz.Digraph, parts: GraphParts, owner: list[int | None], box: list[int | None],
+               bodies: list[graphviz.Digraph | None], style: _Style) -> tuple[set[str], list[str]]:
+    """Append every shown tensor and op node to its cluster's body; return the categories used and the edge lines.
+
+    A node hidden in a collapsed call is drawn as the call's box ``c<k>``: edges into the box come from the
+    tensors entering it, edges out of it go to the ops using what it made; each such edge is drawn once.
+    """
     used: set[str] = set()
     edges: list[str] = []
+    seen: set[str] = set()
     index = {id(t): i for i, t in enumerate(parts.order)}
+    drawn_as = [None if k is None else box[k] for k in owner]
     for i, t in enumerate(parts.order):
         category = parts.categories[i]
         if category == "constant" and not style.show_constants:
             continue
-        body = graph.body if owner[i] is None else bodies[owner[i]].body
-        body.append(_node_line(f"t{i}", _tensor_label(t, parts.titles[i], parts.verdicts[i], style), category))
-        used.add(category)
-        if t.grad_fn is not None:
-            body.append(_node_line(f"op{i}", _op_label(t), "op"))
-            used.add("op")
-            edges.extend(f"\tt{index[id(x)]} -> op{i}\n" for x in t.grad_fn.inputs
-                         if style.show_constants or x.requires_grad or x.grad_fn is not None)
+        hidden = drawn_as[i]
+        if hidden is None:
+            body = graph.body if owner[i] is None else bodies[owner[i]].body
+            body.append(_node_line(f"t{i}", _tensor_label(t, parts.titles[i], parts.verdicts[i], style), category))
+            used.add(category)
+            if t.grad_fn is not None:
+                body.append(_node_line(f"op{i}", _op_label(t), "op"))
+                used.add("op")
+        if t.grad_fn is None:
+            continue
+        target = f"op{i}" if hidden is None else f"c{hidden}"
+        for x in t.grad_fn.inputs:
+            if not (style.show_constants or x.requires_grad or x.grad_fn is not None):
+                continue
+            j = index[id(x)]
+            source = f"t{j}" if drawn_as[j] is None else f"c{drawn_as[j]}"
+            line = f"\t{source} -> {target}\n"
+            if source == target or (line in seen):
+                continue
+            if "c" in (source[0], target[0]):  # a box meets the same tensor or op once, however many edges it hides
+                seen.add(line)
+            edges.append(line)
+        if hidden is None:
             edges.append(f"\top{i} -> t{i}\n")
     return used, edges
 
 
-def _cluster_bodies(clusters: list[tuple[str, set[int], int | None]]) -> list[graphviz.Digraph]:
-    """An empty labelled cluster per module call (``GraphParts.clusters``, outer ones first); nested ones
-    alternate shades so the nesting shows. A call's output is its last member in topological order."""
-    bodies, depths = [], []
-    for label, members, parent in clusters:
-        depth = 0 if parent is None else depths[parent] + 1
-        depths.append(depth)
-        bodies.append(graphviz.Digraph(name=f"cluster_{max(members)}", graph_attr={
+def _add_boxes(graph: graphviz.Digraph, parts: GraphParts, box: list[int | None],
+               bodies: list[graphviz.Digraph | None], used: set[str]) -> None:
+    """One box per outermost collapsed call, in the cluster enclosing it (red-bordered when it hides a parameter
+    whose gradients disagree); adds the categories it shows to ``used``."""
+    for k in [k for k, hidden in enumerate(box) if hidden == k]:
+        _, members, parent = parts.clusters[k]
+        out = parts.order[max(members)]  # the call's output: the last node it made
+        ops = sum(parts.order[i].grad_fn is not None for i in members)
+        text = [f"{parts.boxes[k]} -> {tuple(out.shape)}", f"{ops} op{'s' if ops != 1 else ''}"]
+        label = "\\n".join(line.replace("\\", "\\\\") for line in text)  # a plain label: \n breaks the line
+        disagrees = any(parts.categories[i] == "disagrees" for i in members)  # a wrong gradient inside shows
+        (graph if parent is None else bodies[parent]).body.append(_node_line(f"c{k}", label, "collapsed", disagrees))
+        used.update(("collapsed", "disagrees") if disagrees else ("collapsed",))
+
+
+def _cluster_bodies(clusters: list[tuple[str, set[int], int | None]],
+                    box: list[int | None]) -> list[graphviz.Digraph | None]:
+    """An empty labelled cluster per open module call (``GraphParts.clusters``, outer ones first; None for the
+    collapsed ones); nested ones alternate shades so the nesting shows."""
+    bodies: list[graphviz.Digraph | None] = []
+    for (label, _, _), depth, hidden in zip(clusters, _depths([p for _, _, p in clusters]), box):
+        bodies.append(None if hidden is not None else graphviz.Digraph(name=f"cluster_{len(bodies)}", graph_attr={
             "label": label, "style": "rounded,filled", "fillcolor": "#f4f4f4" if depth % 2 else "#e8eef7",
             "color": "grey50", "fontname": "Helvetica", "fontsize": "11"}))
     return bodies
 
 
 def _nest_clusters(graph: graphviz.Digraph, clusters: list[tuple[str, set[int], int | None]],
-                   bodies: list[graphviz.Digraph]) -> None:
-    """Put each cluster in the one enclosing it; inner clusters go first, as subgraph() copies their lines."""
-    for k in sorted(range(len(clusters)), key=lambda k: (len(clusters[k][1]), -max(clusters[k][1]))):
+                   bodies: list[graphviz.Digraph | None]) -> None:
+    """Put each open cluster in the one enclosing it, in the order of the calls. subgraph() copies lines, so a
+    cluster gets its inner clusters before it is copied into its parent (children come after their parents)."""
+    children: list[list[int]] = [[] for _ in clusters]
+    top: list[int] = []
+    for k in sorted(range(len(clusters)), key=lambda k: max(clusters[k][1])):  # by output: call order
         parent = clusters[k][2]
-        (bodies[parent] if parent is not None else graph).subgraph(bodies[k])
+        if bodies[k] is not None:
+            (top if parent is None else children[parent]).append(k)
+    for k in reversed(range(len(clusters))):
+        for child in children[k]:
+            bodies[k].subgraph(bodies[child])
+    for k in top:
+        graph.subgraph(bodies[k])
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -23,14 +23,13 @@ import numpy as np
 from .. import nn
 from ..engine import walk
 from ..tensors import Tensor
-from .graph import LEGEND, GraphParts, graph_parts
+from .graph import LEGEND, GraphParts, collapsed_calls, graph_parts
 from .page import notebook_frame, page_with, write_page
 
 __all__ = ["BackwardPass", "BackwardStep", "HTMLGraph", "backward_pass", "show", "to_html"]
 
 SMALL = 16  # tensors with at most this many elements show every value; bigger ones a summary and a histogram
 BINS = 20  # histogram bars of a summary
-EXPAND_LIMIT = 300  # nodes and boxes drawn at most when a page opens: bigger graphs open with clusters collapsed
 DIGITS = 4  # significant digits of every number on the page
 
 
@@ -162,35 +161,9 @@ def _view_data(parts: GraphParts, walk: BackwardPass) -> dict[str, Any]:
     clusters = [{"label": label, "parent": parent, "size": len(members)} for label, members, parent in parts.clusters]
     return {
         "nodes": nodes, "clusters": clusters, "contributions": contributions, "steps": steps,
-        "seededWithOnes": walk.seeded_with_ones, "collapsed": _collapsed(parts),
+        "seededWithOnes": walk.seeded_with_ones, "collapsed": collapsed_calls(parts),
         "legend": {category: list(entry) for category, entry in LEGEND.items()},
     }
-
-
-def _collapsed(parts: GraphParts) -> list[bool]:
-    """Which clusters the page opens collapsed: all of them, then level by level from the outside, every cluster
-    of a level is opened while at most ``EXPAND_LIMIT`` nodes and boxes are drawn (so a graph of up to that many
-    nodes opens fully expanded). An outermost cluster holding most of the graph (the model itself) is always
-    opened: as one box it would hide everything."""
-    clusters = parts.clusters
-    depth: list[int] = []
-    for _, _, parent in clusters:  # outer clusters come first
-        depth.append(0 if parent is None else depth[parent] + 1)
-    inside = [0] * len(clusters)  # what each cluster draws when open: its own nodes and its child clusters' boxes
-    for k in [k for k in parts.owner if k is not None] + [p for _, _, p in clusters if p is not None]:
-        inside[k] += 1
-    collapsed = [True] * len(clusters)
-    drawn = parts.owner.count(None) + depth.count(0)
-    for level in range(max(depth, default=-1) + 1):
-        opened = [k for k in range(len(clusters)) if depth[k] == level]
-        grow = sum(inside[k] - 1 for k in opened)
-        whole_model = level == 0 and any(2 * len(clusters[k][1]) > len(parts.order) for k in opened)
-        if drawn + grow > EXPAND_LIMIT and not whole_model:
-            break
-        for k in opened:
-            collapsed[k] = False
-        drawn += grow
-    return collapsed
 
 
 def to_html(tensor: Tensor, path: str | os.PathLike | None = None,
@@ -200,9 +173,10 @@ def to_html(tensor: Tensor, path: str | os.PathLike | None = None,
     The page needs no network and no ``dot``: Graphviz runs in the browser (WebAssembly), so the file opens from
     disk in Chromium or Firefox. Every node shows its op, shape and dtype; clicking one shows its values and its
     gradient (all values up to 16 elements, else mean/min/max/norm and a histogram) and what each consumer sent
-    it. Module clusters collapse and expand (a click on the cluster; graphs of more than 300 nodes open
-    collapsed). ``next`` / ``previous`` / ``play`` step through the backward pass in the engine's order: which
-    rule runs, the gradient it receives and what it sends to each input.
+    it. Module clusters collapse and expand (a click on the cluster; graphs of more than ``EXPAND_LIMIT`` (300)
+    nodes open collapsed, by the rule of ``draw(collapse=None)``). ``next`` / ``previous`` / ``play`` step through
+    the backward pass in the engine's order: which rule runs, the gradient it receives and what it sends to each
+    input.
 
     Gradients are computed while the page is built (``backward_pass``), so ``tensor`` need not have been
     backpropagated, but its graph must not have been released (use ``backward(retain_graph=True)``). ``params``
