@@ -284,7 +284,8 @@ def test_cosine_annealing_follows_its_formula():
     scheduler = CosineAnnealingLR(opt, T_max=10, eta_min=0.001)
     for epoch in range(1, 11):
         scheduler.step()
-        assert opt.param_groups[0]["lr"] == pytest.approx(0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * epoch / 10)) / 2, rel=1e-12)
+        expected = 0.001 + (0.1 - 0.001) * (1 + math.cos(math.pi * epoch / 10)) / 2
+        assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
 
 
 def test_schedulers_refuse_bad_arguments():

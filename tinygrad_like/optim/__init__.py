@@ -4,8 +4,8 @@ RMSprop and Adagrad, decoupled for AdamW); ``optim.lr_scheduler`` sets each grou
 """
 
 from . import lr_scheduler
-from .optimizer import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .lr_scheduler import CosineAnnealingLR, LRScheduler, StepLR  # also at this level, as before
+from .optimizer import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "CosineAnnealingLR", "LRScheduler", "Optimizer", "RMSprop", "StepLR",
            "lr_scheduler"]

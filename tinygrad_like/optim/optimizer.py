@@ -355,23 +355,32 @@ class RMSprop(Optimizer):
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al.), as PyTorch's: the sum of squared gradients s += g^2 (from
     ``initial_accumulator_value``), then p -= clr * g / (sqrt(s) + eps) with clr = lr / (1 + (t - 1) * lr_decay),
-    t the step count. g = grad + weight_decay * p. The state exists from the start, as PyTorch's."""
+    t the step count. g = grad + weight_decay * p. The state exists from the start, as PyTorch's; as there, the
+    groups given here start from the ``initial_accumulator_value`` given here (a group's own value counts for a
+    group added later by ``add_param_group``)."""
+
+    _ready = False  # True once built: add_param_group then starts the new group's sums from its own value
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]] | Any, lr: float = 1e-2,
                  lr_decay: float = 0, weight_decay: float = 0, initial_accumulator_value: float = 0,
                  eps: float = 1e-10, *, maximize: bool = False) -> None:
         super().__init__(params, {"lr": lr, "lr_decay": lr_decay, "eps": eps, "weight_decay": weight_decay,
                                   "initial_accumulator_value": initial_accumulator_value, "maximize": maximize})
+        for group in self.param_groups:
+            self._start_sums(group, initial_accumulator_value)
+        self._ready = True
 
     def _check_settings(self, group: dict[str, Any]) -> None:
         self._at_least_zero(group, "lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
+    def _start_sums(self, group: dict[str, Any], value: float) -> None:
+        for p in group["params"]:
+            self.state[p] = {"step": 0.0, "sum": np.full_like(p.data, value)}
+
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        for p in group["params"]:
-            self.state[p] = {"step": 0.0,
-                             "sum": np.full_like(p.data, group["initial_accumulator_value"])}
+        if self._ready:
+            self._start_sums(self.param_groups[-1], self.param_groups[-1]["initial_accumulator_value"])
 
     def _update(self, p: Tensor, grad: np.ndarray, state: dict[str, Any], group: dict[str, Any]) -> None:
         state["step"] += 1
