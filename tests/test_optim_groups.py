@@ -309,3 +309,13 @@ def test_load_state_dict_refuses_other_groups():
 def test_lr_lives_in_the_groups_only():
     opt = optim.SGD([_p(2)], lr=0.1)
     assert not hasattr(opt, "lr") and opt.defaults["lr"] == 0.1 and opt.param_groups[0]["lr"] == 0.1
+
+
+def test_adagrad_state_exists_from_the_start_and_a_later_group_uses_its_own_accumulator():
+    a, b = _p(2), _p(3)
+    opt = optim.Adagrad([{"params": [a], "initial_accumulator_value": 5.0}], initial_accumulator_value=0.1)
+    assert opt.state[a]["sum"].tolist() == [0.1, 0.1]  # the constructor's value, as PyTorch (tested above)
+    opt.add_param_group({"params": [b], "initial_accumulator_value": 2.0})
+    assert opt.state[b]["sum"].tolist() == [2.0, 2.0, 2.0]
+    assert opt.state_dict()["state"] == {0: {"step": 0.0, "sum": pytest.approx(np.full(2, 0.1))},
+                                         1: {"step": 0.0, "sum": pytest.approx(np.full(3, 2.0))}}
