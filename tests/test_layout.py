@@ -19,6 +19,7 @@ LEVELS = [
     {"numpy_protocol"},  # the Tensor API's NumPy protocol: tensors.py installs it
     {"tensors"},
     {"nn", "optim", "gradcheck", "autograd", "pytorch"},
+    {"utils"},  # utils.data: datasets and loaders, on Tensors and the PyTorch face's Generator
     {"viz", "data", "check", "export"},  # check is a package: run, graph, causes, report
     {"train"},
     {"__init__"},  # the public names; the study is named there (loaded lazily), never imported

@@ -89,7 +89,7 @@ from .tensors import Tensor
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = ("viz", "data", "train", "cli", "export", "blog")
+_LAZY_MODULES = ("viz", "data", "train", "cli", "export", "blog", "utils")
 
 
 def draw(*args: Any, **kwargs: Any) -> Any:
@@ -114,5 +114,5 @@ __all__ = [
     "int32", "int64", "linspace", "load", "log", "log10", "log2", "log_softmax", "logsumexp", "long", "matmul", "max",
     "mean", "min", "multinomial", "ones", "ones_like", "outer", "rand", "rand_like", "randint", "randn", "randn_like",
     "randperm", "relu", "save", "set_default_device", "sigmoid", "sin", "softmax", "split", "sqrt", "stack", "sum",
-    "tanh", "tensor", "tril", "triu", "where", "zeros", "zeros_like", "sort", "topk", "argmin",
+    "tanh", "tensor", "tril", "triu", "where", "zeros", "zeros_like", "sort", "topk", "argmin", "utils",
 ]

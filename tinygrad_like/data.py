@@ -2,6 +2,9 @@
 uint8 arrays (Keras' layout). Looked for in ``path``, ``$TINYGRAD_LIKE_DATA``, the user cache, Keras' cache and
 Debian's ``dataset-fashion-mnist``; otherwise downloaded, checked against pinned SHA-256 digests and renamed into
 the cache only when whole. Local files are validated structurally, within caps. See docs/training.md.
+
+Mini-batches: ``batches`` (NumPy arrays), or ``DataLoader`` with ``TensorDataset`` (Tensors, as PyTorch's; the
+names of ``tinygrad_like.utils.data``, also here).
 """
 
 from __future__ import annotations
@@ -27,10 +30,14 @@ import numpy as np
 
 from ._files import _NPZ_ERRORS, _MissingArrays, _read_npz, atomic_write
 from ._progress import progress_bar
+from .tensors import default_generator
+from .utils.data import DataLoader, Dataset, Subset, TensorDataset, random_split  # also here, as data.DataLoader
 
 __all__ = [
     "DATASETS",
+    "DataLoader",
     "DataSource",
+    "Dataset",
     "DatasetError",
     "DatasetNotFoundError",
     "DownloadError",
@@ -41,7 +48,10 @@ __all__ = [
     "load_fashion_mnist",
     "load_mnist",
     "read_idx",
+    "random_split",
     "search_locations",
+    "Subset",
+    "TensorDataset",
     "write_idx",
 ]
 
@@ -732,7 +742,15 @@ def load_mnist(
     deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
     """MNIST as ``(x_train, y_train), (x_test, y_test)``: (60000, 28, 28), (60000,), (10000, 28, 28), (10000,)
-    uint8. See ``load_dataset`` for the search order, the keyword arguments and the errors."""
+    uint8. See ``load_dataset`` for the search order, the keyword arguments and the errors.
+
+    Into a ``DataLoader`` (pixels scaled to [0, 1] as float32, labels int64 as ``cross_entropy`` expects)::
+
+        (x_train, y_train), _ = load_mnist()
+        train_set = TensorDataset(Tensor(x_train.reshape(-1, 784).astype(np.float32) / 255),
+                                  Tensor(y_train.astype(np.int64)))
+        for xb, yb in DataLoader(train_set, batch_size=64, shuffle=True): ...
+    """
     return load_dataset("mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
                         progress=progress, deadline=deadline)
 
@@ -747,8 +765,9 @@ def load_fashion_mnist(
     progress: bool = True,
     deadline: float = DEFAULT_DEADLINE,
 ) -> Arrays:
-    """Fashion-MNIST, same layout as ``load_mnist``; also found in Debian's ``dataset-fashion-mnist`` package.
-    See ``load_dataset`` for the search order, the keyword arguments and the errors."""
+    """Fashion-MNIST, same layout as ``load_mnist`` (and into a ``DataLoader`` the same way); also found in
+    Debian's ``dataset-fashion-mnist`` package. See ``load_dataset`` for the search order, the keyword arguments
+    and the errors."""
     return load_dataset("fashion-mnist", path, download, mirrors=mirrors, checksums=checksums, timeout=timeout,
                         progress=progress, deadline=deadline)
 
@@ -770,8 +789,6 @@ def batches(x: Any, y: Any, batch_size: int, shuffle: bool = False, seed: int | 
         raise ValueError(f"batches: batch_size must be a positive int, got {batch_size!r}")
     order = None
     if shuffle:
-        from .tensors import default_generator  # here: loading data needs nothing of the engine otherwise
-
         order = (default_generator() if seed is None else np.random.default_rng(seed)).permutation(len(x))
     stop = len(x) - len(x) % batch_size if drop_last else len(x)
 

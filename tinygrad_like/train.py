@@ -236,7 +236,8 @@ class AutogradStepper:
         return {name: p.data for name, p in self.named}
 
     def step(self, x: np.ndarray, y: np.ndarray, lr: float) -> None:
-        self.optimizer.lr = lr
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         loss = self.model.logits(Tensor(x, dtype=self.dtype)).cross_entropy(y, reduction=self.recipe.reduction)
         self.optimizer.zero_grad()
         loss.backward()
