@@ -17,7 +17,7 @@ import pytest
 import tinygrad_like
 
 LECTURES = Path(__file__).parent / "lectures"
-SUBMODULES = ("nn", "nn.functional", "optim")
+SUBMODULES = ("nn", "nn.functional", "optim", "utils", "utils.data")
 
 
 def same_draws(monkeypatch, module, seed=0):
