@@ -41,7 +41,7 @@ PRINTS = {
     "docs/checking-gradients.md": ["missing tanh derivative", "missing sigmoid derivative", "False layers.1"],
     "docs/higher-order.md": ["[0.75, 3.0, 12.0] [3.0, -6.0, 12.0]", "mul", "1.5 [4.0, 7.0]", "True", "12.0 12.0"],
     "docs/numpy-on-tensors.md": ["Tensor sum"],
-    "docs/export.md": ["nn.Conv2d(1, 8, kernel_size=(3, 3)"],
+    "docs/export.md": ["nn.Conv2d(in_channels=1, out_channels=8, kernel_size=(3, 3)"],
 }
 
 
