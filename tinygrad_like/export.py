@@ -16,7 +16,7 @@ import numpy as np
 
 from . import nn
 from ._files import atomic_write
-from .engine import enable_grad, rules, toposort
+from .engine import enable_grad, rules, seen_by, toposort
 from .tensors import Tensor
 
 __all__ = ["load_safetensors", "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
@@ -272,7 +272,7 @@ class _OnnxGraph:
     def add(self, t: Tensor) -> None:
         """Translate the op that made ``t`` by its rule's ``onnx`` (an op type, or a method building the nodes)."""
         fn = t.grad_fn
-        ins = [self.name_of(x) for x in fn.inputs]
+        ins = [self.name_of(seen_by(fn, x)) for x in fn.inputs]  # an input changed in place since: as it was
         if fn.onnx is None:
             mapped = sorted(name for name, rule in rules().items() if rule.onnx is not None)
             raise NotImplementedError(f"to_onnx: no ONNX mapping for the op '{fn.name}' (output shape {t.shape}); "

@@ -298,6 +298,7 @@ class Clone(Function):
     __slots__ = ()
     name = "clone"
     saves_values = False
+    onnx = "Identity"
 
     def forward(self, x):
         return x.copy()
@@ -1044,6 +1045,24 @@ class GetItem(Function):
     linear = True
     saves_values = False
 
+    def onnx(self, g, ins, out):
+        """Slices (a Slice node) or slices then one integer array (a Gather along that axis); other indices are
+        not mapped."""
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        *lead, last = parts
+        if parts and all(p == slice(None) for p in lead) and isinstance(last, np.ndarray) and last.dtype.kind in "iu":
+            return g.node("Gather", [ins[0], g.constant(last)], axis=len(lead))
+        if not all(isinstance(p, slice) for p in parts):
+            raise NotImplementedError(f"to_onnx: no ONNX mapping for getitem with index {self.index!r} (output shape "
+                                      f"{out.shape}); slices, or slices then one integer array, are mapped")
+        cut = [(axis, p.indices(size)) for axis, (p, size) in enumerate(zip(parts, self.in_shape)) if p != slice(None)]
+        if not cut:
+            return g.node("Identity", ins)
+        ends = [stop if stop >= 0 else -size - 1 for (axis, (_, stop, _)), size in
+                zip(cut, [self.in_shape[a] for a, _ in cut])]  # a negative step's end before index 0
+        return g.node("Slice", [ins[0], g.constant([c[1][0] for c in cut]), g.constant(ends),
+                                g.constant([c[0] for c in cut]), g.constant([c[1][2] for c in cut])])
+
     def into_source(self, new):
         """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
         return self.index, new
@@ -1135,6 +1154,16 @@ class SetItem(Function):
     __slots__ = ("index", "shape")
     name = "setitem"
     saves_values = False
+
+    def onnx(self, g, ins, out):
+        """A whole overwrite (``assign``, an activation with ``inplace=True``): the new values, as its dtype."""
+        if self.index is not Ellipsis:
+            raise NotImplementedError(f"to_onnx: no ONNX mapping for setitem at an index (output shape {out.shape}); "
+                                      "only a whole overwrite (t.assign(v), t[...] = v) is mapped")
+        value = self.inputs[1]
+        same = value.shape == out.shape
+        new = g.node("Identity", [ins[1]]) if same else g.node("Expand", [ins[1], g.constant(list(out.shape))])
+        return new if value.dtype == out.dtype else g.node("Cast", [new], to=g.dtype_code(out.dtype))
 
     def forward(self, x, v, index=None):
         out = x.copy()

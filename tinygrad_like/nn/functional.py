@@ -7,7 +7,7 @@ these. Arguments that are not Tensors (NumPy arrays, lists) are wrapped as const
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,12 @@ def _tensor(x: Any) -> Tensor:
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:
     """max(x, 0); ``inplace=True`` writes the result into ``input`` (recorded, see ``_inplace``)."""
-    return _inplace(input, _tensor(input).relu(), inplace)
+    return _inplace(input, Tensor.relu, inplace)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     """x where x > 0, else ``negative_slope * x``."""
-    return _inplace(input, _tensor(input).leaky_relu(negative_slope), inplace)
+    return _inplace(input, lambda x: x.leaky_relu(negative_slope), inplace)
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -128,14 +128,15 @@ __all__ += [
 ]
 
 
-def _inplace(input: Any, out: Tensor, inplace: bool) -> Tensor:
-    """``out``, or with ``inplace=True`` ``input`` overwritten by it (PyTorch's ``inplace=``): recorded as every
-    in-place change, so gradients stay right; refused on a leaf that requires grad, as in PyTorch."""
+def _inplace(input: Any, fn: Callable[[Tensor], Tensor], inplace: bool) -> Tensor:
+    """``fn(input)``, or with ``inplace=True`` ``input`` overwritten by it (PyTorch's ``inplace=``): recorded as
+    every in-place change, so gradients stay right, and refused on a leaf that requires grad, as in PyTorch.
+    ``fn`` then reads a copy, which its backward may keep while ``input`` changes."""
     if not inplace:
-        return out
+        return fn(_tensor(input))
     if not isinstance(input, Tensor):
         raise TypeError(f"inplace=True needs a Tensor input, got {type(input).__name__}")
-    return input.assign(out)
+    return input.assign(fn(input.clone()))
 
 
 def _not_supported(op: str, **given: Any) -> None:
@@ -265,15 +266,13 @@ def rms_norm(input: Tensor, normalized_shape: int | Sequence[int], weight: Tenso
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     """x * sigmoid(x) (also called swish)."""
-    x = _tensor(input)
-    return _inplace(input, x * x.sigmoid(), inplace)
+    return _inplace(input, lambda x: x * x.sigmoid(), inplace)
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """x where x > 0, else alpha * (exp(x) - 1); written relu(x) + alpha * expm1(min(x, 0)), so that no branch
     overflows and the gradient at 0 is alpha, as PyTorch's."""
-    x = _tensor(input)
-    return _inplace(input, x.relu() + alpha * x.clip(None, 0).expm1(), inplace)
+    return _inplace(input, lambda x: x.relu() + alpha * x.clip(None, 0).expm1(), inplace)
 
 
 def _single(value: int | Sequence[int], what: str) -> int:
@@ -390,7 +389,7 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float 
                                                       range(len(widths) - 2, -1, -2)]
     if mode == "constant":
         if any(w < 0 for w in widths):  # negative widths cut the input
-            x = x[tuple(slice(-min(b, 0), n + min(a, 0)) for (b, a), n in zip(pairs, x.shape))]
+            x = x[tuple(slice(-b if b < 0 else None, a if a < 0 else None) for b, a in pairs)]
             pairs = [(max(b, 0), max(a, 0)) for b, a in pairs]
         return ops.Pad.apply(x, pad_width=tuple(pairs), constant_values=0 if value is None else value)
     if mode not in _PAD_MODES:

@@ -37,6 +37,11 @@ def check_real(value: Any, what: str, op: str) -> float:
     return float(value)
 
 
+def _as_json(value: Any) -> Any:
+    """Tuples (at any depth) as lists."""
+    return [_as_json(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
 class _Arguments(Module):
     """A layer whose constructor arguments are attributes of the same names, listed in ``arguments``: its
     ``config`` (what ``Module.load`` rebuilds it from, and ``export`` writes) and its repr come from them."""
@@ -44,8 +49,8 @@ class _Arguments(Module):
     arguments: tuple[str, ...] = ()
 
     def config(self) -> dict[str, Any]:
-        """The constructor arguments."""
-        return {name: getattr(self, name) for name in self.arguments}
+        """The constructor arguments (tuples as lists, as JSON keeps them)."""
+        return {name: _as_json(getattr(self, name)) for name in self.arguments}
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}={getattr(self, name)!r}" for name in self.arguments)
