@@ -54,8 +54,9 @@ def _class_key(cls: type) -> str:
 class Module:
     """Base class: subclasses set Tensors and Modules as attributes and define ``forward``.
 
-    No ``super().__init__()`` is needed: ``training`` (True until ``eval()``) and the buffer names have class
-    defaults, and the parameters are found among the attributes when asked for.
+    No ``super().__init__()`` is needed (PyTorch code that calls it works as well): ``training`` (True until
+    ``eval()``) and the buffer names have class defaults, and the parameters and sub-modules are found among the
+    attributes when asked for (no ``__setattr__`` bookkeeping).
     """
 
     training: bool = True
