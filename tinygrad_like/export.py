@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from . import nn
 from ._files import atomic_write
-from .engine import enable_grad, rules, toposort
+from .engine import enable_grad, rules, seen_by, toposort
 from .tensors import Tensor
 
 __all__ = ["load_safetensors", "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
@@ -38,38 +38,58 @@ def _require(module: str, purpose: str) -> Any:
 # PyTorch: the same structure, described once (source text), built from that description
 # ----------------------------------------------------------------------------------------------------------
 
-_ACTIVATION_MODULES = {"ReLU": "nn.ReLU()", "Sigmoid": "nn.Sigmoid()", "Tanh": "nn.Tanh()", "Identity": "nn.Identity()"}
 _TENSOR_METHODS = {"sigmoid": "nn.Sigmoid()", "relu": "nn.ReLU()", "tanh": "nn.Tanh()"}  # callables in a Sequential
 
 
+def _literal(value: Any, where: str) -> str:
+    """Python source for a constructor argument, written only from checked types: None, bools, ints, floats,
+    names (strings such as 'tanh' or 'zeros'), and tuples of them."""
+    if value is None or isinstance(value, (bool, int, np.integer)):
+        return repr(value if value is None or isinstance(value, bool) else int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value)) if np.isfinite(value) else f'float("{float(value)}")'
+    if isinstance(value, str) and value.isidentifier():
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        items = [_literal(v, where) for v in value]
+        return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+    raise TypeError(f"torch_source: {where} has an argument {value!r} of type {type(value).__name__} that cannot "
+                    "be written as PyTorch source")
+
+
+def _block(opening: str, items: list[str], closing: str) -> str:
+    """``opening`` + one indented item a line + ``closing`` (the items' own lines indented too)."""
+    if not items:
+        return opening + closing
+    return opening + "\n" + "".join("    " + item.replace("\n", "\n    ") + ",\n" for item in items) + closing
+
+
 def _layer_source(layer: Any, where: str) -> str:
-    """The PyTorch expression that builds ``layer`` (one of the library's layers, or a Tensor method)."""
+    """The PyTorch expression that builds ``layer``: a container of such expressions, one of the library's layers
+    (``nn.<Class>(**config())``: their constructor arguments and state_dict keys are PyTorch's), or a Tensor
+    method used as a layer in a Sequential."""
     kind = type(layer).__name__
-    if isinstance(layer, nn.Linear):
-        return f"nn.Linear({layer.in_features}, {layer.out_features}, bias={layer.bias is not None})"
-    if isinstance(layer, nn.Conv2d):
-        return (f"nn.Conv2d({layer.in_channels}, {layer.out_channels}, kernel_size={tuple(layer.kernel_size)}, "
-                f"stride={tuple(layer.stride)}, padding={tuple(layer.padding)}, bias={layer.bias is not None})")
-    if isinstance(layer, nn.MaxPool2d):
-        return f"nn.MaxPool2d(kernel_size={layer.kernel_size!r}, stride={layer.stride!r})"
-    if isinstance(layer, nn.Flatten):
-        return f"nn.Flatten({layer.start_dim}, {layer.end_dim})"
-    if isinstance(layer, nn.Dropout):
-        return f"nn.Dropout(p={layer.p!r})"
-    if kind in ("Softmax", "LogSoftmax"):
-        return f"nn.{kind}(dim={layer.dim})"
-    if kind in _ACTIVATION_MODULES:
-        return _ACTIVATION_MODULES[kind]
-    if isinstance(layer, nn.Sequential):
-        inner = ",\n".join("    " + _layer_source(sub, f"{where}[{i}]").replace("\n", "\n    ")
-                           for i, sub in enumerate(layer.layers))
-        return "nn.Sequential(\n" + inner + ",\n)" if layer.layers else "nn.Sequential()"
+    if isinstance(layer, (nn.Sequential, nn.ModuleDict)):
+        items = list(layer._modules.items())
+        sources = [_layer_source(sub, f"{where}.{key}") for key, sub in items]
+        if isinstance(layer, nn.ModuleDict):
+            return _block("nn.ModuleDict({", [f"{key!r}: {src}" for (key, _), src in zip(items, sources)], "})")
+        if [key for key, _ in items] == [str(i) for i in range(len(items))]:
+            return _block("nn.Sequential(", sources, ")")
+        return _block("nn.Sequential(OrderedDict([", [f"({key!r}, {src})" for (key, _), src in zip(items, sources)],
+                      "]))")
+    if isinstance(layer, nn.ModuleList):
+        return _block("nn.ModuleList([", [_layer_source(sub, f"{where}.{i}") for i, sub in enumerate(layer)], "])")
     method = getattr(layer, "__name__", None)
     if getattr(layer, "__qualname__", "").startswith("Tensor.") and method in _TENSOR_METHODS:
         return _TENSOR_METHODS[method]
-    raise TypeError(f"to_torch: no PyTorch equivalent for {where} ({kind}); supported: Linear, Conv2d, MaxPool2d, "
-                    "Flatten, Dropout, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, Identity, Sequential of them, MLP "
-                    "(to_onnx traces any forward)")
+    config = layer.config() if isinstance(layer, nn.Module) and not isinstance(layer, nn.MLP) else None
+    if config is not None and type(layer).__module__.startswith(f"{nn.__name__}."):
+        args = ", ".join(f"{name}={_literal(value, where)}" for name, value in config.items())
+        return f"nn.{kind}({args})"
+    raise TypeError(f"to_torch: no PyTorch equivalent for {where} ({kind}); supported: the layers of "
+                    "tinygrad_like.nn, Sequential, ModuleList and ModuleDict of them, MLP (to_onnx traces any "
+                    "forward)")
 
 
 _MLP_CLASS = '''
@@ -96,47 +116,34 @@ def torch_source(module: nn.Module) -> str:
     """Python source that builds a PyTorch module equivalent to ``module`` as ``model`` (parameters not included:
     load them with ``model.load_state_dict(safetensors.torch.load_file(path))``, see ``save_safetensors``)."""
     header = ('"""A PyTorch module equivalent to a tinygrad_like ' + type(module).__name__
-              + ' (written by tinygrad_like.export.torch_source)."""\n\nimport torch\nfrom torch import nn\n')
+              + ' (written by tinygrad_like.export.torch_source)."""\n\nfrom collections import OrderedDict\n\n'
+              'import torch\nfrom torch import nn\n')
     if isinstance(module, nn.MLP):
         return (header + _MLP_CLASS + f"\n\nmodel = MLP({list(module.sizes)}, activation={module.activation!r})\n")
     return header + f"\nmodel = {_layer_source(module, type(module).__name__)}\n"
 
 
 def torch_names(module: nn.Module) -> dict[str, str]:
-    """Our parameter name -> PyTorch's, for the module ``torch_source`` describes (``layers.0.weight`` of a
-    Sequential is PyTorch's ``0.weight``; an MLP keeps its names)."""
-    return {ours: theirs for ours, theirs, _ in _torch_named(module, "", "")}
-
-
-def _torch_named(module: Any, ours: str, theirs: str) -> Iterator[tuple[str, str, Tensor]]:
-    """(our name, PyTorch's name, parameter) for every parameter, walking both structures side by side."""
-    if isinstance(module, nn.Sequential):
-        for i, layer in enumerate(module.layers):
-            yield from _torch_named(layer, f"{ours}layers.{i}.", f"{theirs}{i}.")
-    elif isinstance(module, nn.MLP):
-        for i, layer in enumerate(module.layers):
-            yield from _torch_named(layer, f"{ours}layers.{i}.", f"{theirs}layers.{i}.")
-    elif isinstance(module, nn.Module):
-        for name, p in module.named_parameters():
-            if "." in name:
-                raise TypeError(f"to_torch: no PyTorch equivalent for {type(module).__name__} (parameter {name})")
-            yield f"{ours}{name}", f"{theirs}{name}", p
+    """Our state_dict name -> PyTorch's, for the module ``torch_source`` describes: the same names, parameters and
+    buffers (a Sequential's ``0.weight`` is PyTorch's ``0.weight``; an MLP's ``layers.0.weight`` its class's)."""
+    torch_source(module)  # refuses what PyTorch cannot rebuild
+    return {name: name for name in module.state_dict()}
 
 
 def to_torch(module: nn.Module) -> Any:
-    """A ``torch.nn.Module`` with the structure of ``module`` (built from ``torch_source``), its parameters
-    (names as ``torch_names``; dtype kept) and its training mode."""
+    """A ``torch.nn.Module`` with the structure of ``module`` (built from ``torch_source``), its parameters and
+    buffers (``state_dict``, the same names; dtype kept) and its training mode."""
     torch = _require("torch", "to_torch")
     scope: dict[str, Any] = {}
     exec(compile(torch_source(module), f"<torch_source of {type(module).__name__}>", "exec"), scope)  # noqa: S102
     model = scope["model"]
-    named = list(_torch_named(module, "", ""))
-    dtypes = {p.dtype for _, _, p in named}
+    state = module.state_dict()
+    dtypes = {a.dtype for a in state.values() if a.dtype.kind == "f"}
     if len(dtypes) > 1:
         raise TypeError(f"to_torch: the parameters mix dtypes {sorted(map(str, dtypes))}; PyTorch modules hold one")
     if dtypes:
         model = model.to(getattr(torch, str(dtypes.pop())))
-    model.load_state_dict({theirs: torch.from_numpy(np.array(p.data)) for _, theirs, p in named}, strict=True)
+    model.load_state_dict({name: torch.from_numpy(a) for name, a in state.items()}, strict=True)
     return model.train(getattr(module, "training", True))
 
 
@@ -146,12 +153,13 @@ def to_torch(module: nn.Module) -> Any:
 
 
 def save_safetensors(module: nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``module``'s parameters to ``path`` in the safetensors format, under PyTorch's names
-    (``torch_names``), atomically. Needs the ``safetensors`` package (no torch)."""
+    """Write ``module``'s ``state_dict`` (parameters and buffers) to ``path`` in the safetensors format,
+    atomically, under its names, which are PyTorch's for the structures ``torch_source`` describes. Needs the
+    ``safetensors`` package (no torch)."""
     st = _require("safetensors.numpy", "save_safetensors")
     if not str(path):
         raise ValueError("save_safetensors: empty path")
-    arrays = {theirs: np.ascontiguousarray(p.data) for _, theirs, p in _torch_named(module, "", "")}
+    arrays = {name: np.ascontiguousarray(a) for name, a in module.state_dict().items()}
     data = st.save(arrays, metadata={"format": "pt"})
     path = Path(path)
     with atomic_write(path) as f:
@@ -174,9 +182,7 @@ def load_safetensors(module: nn.Module, path: str | os.PathLike) -> nn.Module:
         arrays = st.load(path.read_bytes())
     except Exception as e:  # safetensors raises its own error types (SafetensorError, ...) for bad files
         raise ValueError(f"load_safetensors: {path} is not a readable safetensors file ({e})") from None
-    ours_of = {theirs: ours for ours, theirs in torch_names(module).items()}
-    state = {ours_of.get(name, name): value for name, value in arrays.items()}  # unknown names stay: unexpected
-    module.load_state_dict(state)
+    module.load_state_dict(arrays)
     return module
 
 
@@ -189,16 +195,19 @@ def to_onnx(module_or_fn: nn.Module | Callable[[Tensor], Tensor], example_input:
             path: str | os.PathLike) -> Path:
     """Trace ``module_or_fn`` on ``example_input`` and write the forward graph as an ONNX model to ``path``.
 
-    A module is traced in eval mode (dropout off) and put back in the mode it had. The first axis of the input
-    is the batch and stays free (``N``); every other size is the example's. Parameters become initializers
-    under their names. An op with no ONNX mapping raises ``NotImplementedError`` naming it. The model opens in
-    netron (netron.app) and runs in ONNX Runtime.
+    A module is traced in eval mode (dropout off, batch normalisation with its running statistics) and put back
+    in the mode it had. The input is a float tensor, or an integer one (indices, e.g. for an ``Embedding``,
+    which becomes a Gather). The first axis of the input is the batch and stays free (``N``); every other size
+    is the example's. Parameters and buffers become initializers under their names. An op with no ONNX mapping
+    raises ``NotImplementedError`` naming it. The model opens in netron (netron.app) and runs in ONNX Runtime.
     """
     onnx = _require("onnx", "to_onnx")
-    x = example_input if isinstance(example_input, Tensor) else Tensor(example_input)
-    if x.dtype.kind != "f":
-        raise TypeError(f"to_onnx: the example input must be a float tensor, got {x.dtype}")
-    traced_input = Tensor(x.data, requires_grad=True)  # so that every op on the input is recorded
+    x = example_input if isinstance(example_input, Tensor) else Tensor(np.asarray(example_input))
+    if x.dtype.kind not in "fiu":
+        raise TypeError(f"to_onnx: the example input must be a float or integer tensor, got {x.dtype}")
+    # a float input requires grad, so that every op on it is recorded; integer indices reach the graph through
+    # the ops that take them with a parameter (an embedding)
+    traced_input = Tensor(x.data, requires_grad=x.dtype.kind == "f")
     was_training = getattr(module_or_fn, "training", None)
     if was_training is not None:
         module_or_fn.eval()
@@ -210,7 +219,8 @@ def to_onnx(module_or_fn: nn.Module | Callable[[Tensor], Tensor], example_input:
             module_or_fn.train()
     if not isinstance(out, Tensor):
         raise TypeError(f"to_onnx: the forward must return a Tensor, got {type(out).__name__}")
-    names = {id(p): name for name, p in module_or_fn.named_parameters()} if isinstance(module_or_fn, nn.Module) else {}
+    names = ({id(t): name for name, t in [*module_or_fn.named_parameters(), *module_or_fn.named_buffers()]}
+             if isinstance(module_or_fn, nn.Module) else {})
     graph = _OnnxGraph(onnx, traced_input, names)
     for t in toposort(out):
         if t.grad_fn is not None:
@@ -262,7 +272,7 @@ class _OnnxGraph:
     def add(self, t: Tensor) -> None:
         """Translate the op that made ``t`` by its rule's ``onnx`` (an op type, or a method building the nodes)."""
         fn = t.grad_fn
-        ins = [self.name_of(x) for x in fn.inputs]
+        ins = [self.name_of(seen_by(fn, x)) for x in fn.inputs]  # an input changed in place since: as it was
         if fn.onnx is None:
             mapped = sorted(name for name, rule in rules().items() if rule.onnx is not None)
             raise NotImplementedError(f"to_onnx: no ONNX mapping for the op '{fn.name}' (output shape {t.shape}); "

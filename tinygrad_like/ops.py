@@ -298,6 +298,7 @@ class Clone(Function):
     __slots__ = ()
     name = "clone"
     saves_values = False
+    onnx = "Identity"
 
     def forward(self, x):
         return x.copy()
@@ -591,23 +592,40 @@ class LeakyRelu(Function):
 
 
 class Softplus(Function):
-    """z = log(1 + exp(x)), computed as logaddexp(0, x) so no x overflows;  dz/dx = sigmoid(x).
+    """z = log(1 + exp(beta x)) / beta, computed as logaddexp(0, beta x) / beta so no x overflows, and z = x where
+    beta x > threshold;  dz/dx = sigmoid(beta x), and 1 above the threshold.
 
-    Exact for every x (PyTorch returns x itself above its threshold 20, which differs by less than 2e-9).
+    ``t.softplus()`` is exact for every x (tinygrad's, no threshold); ``F.softplus`` passes PyTorch's threshold 20,
+    above which PyTorch returns x itself (less than 2e-9 away).
     """
 
-    __slots__ = ("x",)
+    __slots__ = ("x", "beta", "threshold")
     name = "softplus"
     methods = ("softplus",)
-    onnx = "Softplus"
     derivative = "sigmoid(z)"
 
-    def forward(self, x):
-        self.x = _floating(x)
-        return np.logaddexp(0, self.x)
+    def onnx(self, g, ins, out):
+        """Softplus(beta x) / beta, and x where beta x > threshold."""
+        beta, threshold = g.constant(self.beta, out.dtype), g.constant(self.threshold, out.dtype)
+        scaled = g.node("Mul", [ins[0], beta])
+        smooth = g.node("Div", [g.node("Softplus", [scaled]), beta])
+        return g.node("Where", [g.node("Greater", [scaled, threshold]), ins[0], smooth])
+
+    def forward(self, x, beta=1.0, threshold=math.inf):
+        self.x, self.beta, self.threshold = _floating(x), beta, threshold
+        scaled = self.x * beta
+        return np.where(scaled > threshold, self.x, np.logaddexp(0, scaled) / beta)
 
     def backward(self, grad):
-        return (grad * Sigmoid.on(self.x),)  # sigmoid's own rule: stable when differentiated again
+        scaled = self.x * self.beta
+        slope = Sigmoid.on(scaled)  # sigmoid's own rule: stable when differentiated again
+        if self.threshold != math.inf:
+            slope = np.where(scaled > self.threshold, 1.0, slope)
+        return (grad * slope,)
+
+    def label(self):
+        return "softplus" if (self.beta, self.threshold) == (1.0, math.inf) else \
+            f"softplus(beta={self.beta}, threshold={self.threshold})"
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to double precision (~0.2 us a value)
@@ -1030,6 +1048,24 @@ class GetItem(Function):
     linear = True
     saves_values = False
 
+    def onnx(self, g, ins, out):
+        """Slices (a Slice node) or slices then one integer array (a Gather along that axis); other indices are
+        not mapped."""
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        *lead, last = parts
+        if parts and all(p == slice(None) for p in lead) and isinstance(last, np.ndarray) and last.dtype.kind in "iu":
+            return g.node("Gather", [ins[0], g.constant(last)], axis=len(lead))
+        if not all(isinstance(p, slice) for p in parts):
+            raise NotImplementedError(f"to_onnx: no ONNX mapping for getitem with index {self.index!r} (output shape "
+                                      f"{out.shape}); slices, or slices then one integer array, are mapped")
+        cut = [(axis, p.indices(size)) for axis, (p, size) in enumerate(zip(parts, self.in_shape)) if p != slice(None)]
+        if not cut:
+            return g.node("Identity", ins)
+        ends = [stop if stop >= 0 else -size - 1 for (axis, (_, stop, _)), size in
+                zip(cut, [self.in_shape[a] for a, _ in cut])]  # a negative step's end before index 0
+        return g.node("Slice", [ins[0], g.constant([c[1][0] for c in cut]), g.constant(ends),
+                                g.constant([c[0] for c in cut]), g.constant([c[1][2] for c in cut])])
+
     def into_source(self, new):
         """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
         return self.index, new
@@ -1072,6 +1108,40 @@ class ScatterAdd(Function):
 
 
 
+class Embedding(Function):
+    """z = weight[indices]: the rows of weight (num_embeddings, dim) that integer indices of any shape pick
+    (PyTorch's embedding);  dz/dweight = g added up into the picked rows (repeated indices add up), the row
+    ``padding_idx`` getting none; the indices get no gradient."""
+
+    __slots__ = ("indices", "rows", "padding_idx")
+    name = "embedding"
+    linear = True
+    constants = ("indices",)  # they only say where the rows go
+
+    def onnx(self, g, ins, out):
+        return g.node("Gather", ins, axis=0)
+
+    def forward(self, weight, indices, padding_idx=None):
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype} (shape {indices.shape})")
+        if weight.ndim != 2:
+            raise ValueError(f"embedding: weight must be (num_embeddings, embedding_dim), got shape {weight.shape}")
+        bad = indices[(indices < 0) | (indices >= weight.shape[0])]
+        if bad.size:
+            raise IndexError(f"embedding: index {bad.flat[0]} is out of range for {weight.shape[0]} embeddings "
+                             f"(weight shape {weight.shape}, indices shape {indices.shape})")
+        self.indices, self.rows, self.padding_idx = indices, weight.shape, padding_idx
+        return weight[indices]
+
+    def backward(self, grad):
+        if self.padding_idx is not None:  # the padding row learns nothing, as PyTorch
+            grad = np.where((self.indices == self.padding_idx)[..., None], 0, grad)
+        return ScatterAdd.on(grad, shape=self.rows, index=self.indices), None
+
+    def label(self):
+        return "embedding" if self.padding_idx is None else f"embedding(padding_idx={self.padding_idx})"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Layers: convolution and pooling on (N, C, H, W) arrays, vectorised with im2col. A window view of the
 # input (no copy) gives every kh x kw patch; the convolution is then one matrix product for the whole batch,
@@ -1087,6 +1157,16 @@ class SetItem(Function):
     __slots__ = ("index", "shape")
     name = "setitem"
     saves_values = False
+
+    def onnx(self, g, ins, out):
+        """A whole overwrite (``assign``, an activation with ``inplace=True``): the new values, as its dtype."""
+        if self.index is not Ellipsis:
+            raise NotImplementedError(f"to_onnx: no ONNX mapping for setitem at an index (output shape {out.shape}); "
+                                      "only a whole overwrite (t.assign(v), t[...] = v) is mapped")
+        value = self.inputs[1]
+        same = value.shape == out.shape
+        new = g.node("Identity", [ins[1]]) if same else g.node("Expand", [ins[1], g.constant(list(out.shape))])
+        return new if value.dtype == out.dtype else g.node("Cast", [new], to=g.dtype_code(out.dtype))
 
     def forward(self, x, v, index=None):
         out = x.copy()
@@ -1156,6 +1236,12 @@ class Pad(Function):
     implements = np.pad
     linear = True
     saves_values = False
+
+    def onnx(self, g, ins, out):
+        begins = [s.start for s in self.inner]
+        ends = [size - s.stop for size, s in zip(out.shape, self.inner)]
+        value = getattr(self, "params", {}).get("constant_values", 0)
+        return g.node("Pad", [ins[0], g.constant(begins + ends), g.constant(value, out.dtype)], mode="constant")
 
     def forward(self, x, pad_width=0, mode="constant", constant_values=0):
         if mode != "constant":
@@ -1547,6 +1633,9 @@ class Expm1(Function):
     implements = np.expm1
     derivative = "exp(z)"
     hint = "expm1 overflows past 88 (float32) or 709 (float64)"
+
+    def onnx(self, g, ins, out):
+        return g.node("Sub", [g.node("Exp", ins), g.constant(1, out.dtype)])
 
     def forward(self, x):
         self.out = np.expm1(_floating(x))
