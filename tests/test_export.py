@@ -148,7 +148,8 @@ EXPORTABLE = {
     "div": lambda t: t / (t * t + 1), "sub": lambda t: 1 - t, "matmul": lambda t: t @ t.T,
     "softmax": lambda t: t.softmax(-1), "log_softmax": lambda t: t.log_softmax(0),
     "leaky_relu": lambda t: t.leaky_relu(0.1), "softplus": lambda t: t.softplus(), "gelu": lambda t: t.gelu(),
-    "where": lambda t: (t > 0).where(t, t * 2), "cat": lambda t: t.cat(t * 2, dim=1),
+    "where": lambda t: Tensor.where(np.array([True, False, False, True]), t, t * 2),
+    "cat": lambda t: t.cat(t * 2, dim=1),
     "expand": lambda t: t.reshape(t.shape[0], 1, -1).expand(t.shape[0], 3, t.shape[1]),
     "getitem": lambda t: t[:, ::2] + t[:, -1:0:-2] + t[:, np.array([3, 0])],
 }
@@ -174,3 +175,17 @@ def test_without_the_extra_the_functions_say_how_to_install_it(monkeypatch, tmp_
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed: import raises ImportError
     with pytest.raises(ImportError, match=r'to_onnx needs the onnx package: pip install "tinygrad_like\[export\]"'):
         export.to_onnx(lambda t: t.exp(), np.ones((1, 2), np.float32), tmp_path / "x.onnx")
+
+
+def test_a_mask_computed_from_the_input_is_refused_not_baked_into_the_model(tmp_path):
+    """A comparison is not recorded, so its mask would be the example's at every input: refused, naming it."""
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    with pytest.raises(NotImplementedError, match="a mask computed from the input's values by a comparison"):
+        export.to_onnx(lambda t: (t > 0).where(t, t * 2), x, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_mean_over_the_batch_is_refused_not_baked_into_the_model(tmp_path):
+    x = RNG.standard_normal((4, 2)).astype(np.float32)
+    with pytest.raises(NotImplementedError, match="depends on the input"):
+        export.to_onnx(lambda t: t - t.mean(axis=0), x, tmp_path / "model.onnx")

@@ -158,3 +158,56 @@ def test_save_and_load_rebuild_every_layer(make, tmp_path):
     assert loaded.state_dict().keys() == layer.state_dict().keys()
     for key, value in layer.state_dict().items():
         np.testing.assert_array_equal(loaded.state_dict()[key], value)
+
+
+SEQUENCE_LAYERS = {  # layer, its inputs for a batch of n (batch first where the layer has a batch axis first)
+    "lstm": (lambda: nn.LSTM(3, 4, num_layers=2, batch_first=True), lambda n: (RNG.standard_normal((n, 5, 3)),)),
+    "gru_bidirectional": (lambda: nn.GRU(3, 4, batch_first=True, bidirectional=True),
+                          lambda n: (RNG.standard_normal((n, 5, 3)),)),
+    "rnn_relu": (lambda: nn.RNN(3, 4, nonlinearity="relu", bias=False, batch_first=True),
+                 lambda n: (RNG.standard_normal((n, 4, 3)),)),
+    "lstm_cell": (lambda: nn.LSTMCell(3, 4), lambda n: (RNG.standard_normal((n, 3)),)),
+    "gru_cell": (lambda: nn.GRUCell(3, 4), lambda n: (RNG.standard_normal((n, 3)),)),
+    "attention": (lambda: nn.MultiheadAttention(8, 2, batch_first=True),
+                  lambda n: tuple(RNG.standard_normal((n, 5, 8)) for _ in range(3))),
+}
+
+
+def flat(result):
+    """The arrays of a (nested tuple) result, ours or PyTorch's, None left out."""
+    if result is None:
+        return []
+    if isinstance(result, (tuple, list)):
+        return [a for item in result for a in flat(item)]
+    return [result.data if isinstance(result, Tensor) else result.detach().numpy()]
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_LAYERS))
+def test_recurrent_and_attention_layers_go_to_pytorch_and_safetensors_with_our_numbers(name, tmp_path):
+    make, inputs = SEQUENCE_LAYERS[name]
+    layer = make().double()
+    theirs = export.to_torch(layer)
+    assert list(theirs.state_dict()) == list(layer.state_dict())
+    xs = inputs(3)
+    for ours_out, out in zip(flat(layer(*map(Tensor, xs))), flat(theirs(*map(torch.from_numpy, xs)))):
+        np.testing.assert_allclose(out, ours_out, rtol=1e-10, atol=1e-12)
+    export.save_safetensors(layer, tmp_path / "layer.safetensors")
+    again = export.load_safetensors(make().double(), tmp_path / "layer.safetensors")
+    for a, b in zip(flat(again(*map(Tensor, xs))), flat(layer(*map(Tensor, xs)))):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(SEQUENCE_LAYERS))
+def test_onnx_runtime_runs_recurrent_and_attention_layers_for_any_batch(name, tmp_path):
+    make, inputs = SEQUENCE_LAYERS[name]
+    layer = make()
+    path = export.to_onnx(layer, tuple(Tensor(x.astype(np.float32)) for x in inputs(2)), tmp_path / "layer.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    for n in (2, 5):  # the traced batch and another
+        xs = [x.astype(np.float32) for x in inputs(n)]
+        ours = flat(layer(*map(Tensor, xs)))
+        theirs = session.run(None, dict(zip(names, xs)))
+        assert len(theirs) == len(ours)
+        for a, b in zip(theirs, ours):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

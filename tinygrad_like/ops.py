@@ -923,10 +923,7 @@ class Reshape(Function):
     saves_values = False
 
     def onnx(self, g, ins, out):
-        shape, source = list(out.shape), self.inputs[0]
-        if shape and source.ndim and shape[0] == source.shape[0] == g.input.shape[0]:
-            shape[0] = 0  # ONNX: copy the (free) batch size from the input
-        return g.node("Reshape", [ins[0], g.constant(shape)])
+        return g.node("Reshape", [ins[0], g.constant(g.target_shape(out, self.label()))])
 
     def into_source(self, new):
         """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
@@ -993,7 +990,7 @@ class Expand(Function):
     saves_values = False
 
     def onnx(self, g, ins, out):
-        return g.node("Expand", [ins[0], g.constant(list(out.shape))])
+        return g.node("Expand", [ins[0], g.constant(g.expand_shape(self.inputs[0], out, self.label()))])
 
     def forward(self, x, shape=()):
         try:
@@ -1052,19 +1049,28 @@ class GetItem(Function):
         """Slices (a Slice node) or slices then one integer array (a Gather along that axis); other indices are
         not mapped."""
         parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        at = next((i for i, p in enumerate(parts) if p is Ellipsis), None)
+        if at is not None:  # the axes it stands for, whole
+            parts = parts[:at] + (slice(None),) * (len(self.in_shape) - len(parts) + 1) + parts[at + 1:]
         *lead, last = parts
         if parts and all(p == slice(None) for p in lead) and isinstance(last, np.ndarray) and last.dtype.kind in "iu":
             return g.node("Gather", [ins[0], g.constant(last)], axis=len(lead))
-        if not all(isinstance(p, slice) for p in parts):
+        if not all(isinstance(p, (slice, int, np.integer)) for p in parts):
             raise NotImplementedError(f"to_onnx: no ONNX mapping for getitem with index {self.index!r} (output shape "
-                                      f"{out.shape}); slices, or slices then one integer array, are mapped")
-        cut = [(axis, p.indices(size)) for axis, (p, size) in enumerate(zip(parts, self.in_shape)) if p != slice(None)]
+                                      f"{out.shape}); slices and integers, or slices then one integer array, are "
+                                      "mapped")
+        taken = [axis for axis, p in enumerate(parts) if not isinstance(p, slice)]  # integers: slices of one, squeezed
+        parts = [p if isinstance(p, slice) else slice(p % size, p % size + 1) for p, size in zip(parts, self.in_shape)]
+        free = g.free_axes(self.inputs[0])  # all of an axis that follows the batch: not a fixed range
+        cut = [(axis, p.indices(size)) for axis, (p, size) in enumerate(zip(parts, self.in_shape))
+               if p != slice(None) and not (axis in free and p.indices(size) == (0, size, 1))]
         if not cut:
             return g.node("Identity", ins)
         ends = [stop if stop >= 0 else -size - 1 for (axis, (_, stop, _)), size in
                 zip(cut, [self.in_shape[a] for a, _ in cut])]  # a negative step's end before index 0
-        return g.node("Slice", [ins[0], g.constant([c[1][0] for c in cut]), g.constant(ends),
-                                g.constant([c[0] for c in cut]), g.constant([c[1][2] for c in cut])])
+        sliced = g.node("Slice", [ins[0], g.constant([c[1][0] for c in cut]), g.constant(ends),
+                                  g.constant([c[0] for c in cut]), g.constant([c[1][2] for c in cut])])
+        return g.node("Squeeze", [sliced, g.constant(taken)]) if taken else sliced
 
     def into_source(self, new):
         """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
@@ -1165,7 +1171,8 @@ class SetItem(Function):
                                       "only a whole overwrite (t.assign(v), t[...] = v) is mapped")
         value = self.inputs[1]
         same = value.shape == out.shape
-        new = g.node("Identity", [ins[1]]) if same else g.node("Expand", [ins[1], g.constant(list(out.shape))])
+        new = g.node("Identity", [ins[1]]) if same else \
+            g.node("Expand", [ins[1], g.constant(g.expand_shape(value, out, self.label()))])
         return new if value.dtype == out.dtype else g.node("Cast", [new], to=g.dtype_code(out.dtype))
 
     def forward(self, x, v, index=None):
