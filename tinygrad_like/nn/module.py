@@ -51,6 +51,13 @@ def _class_key(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _tensors(out: Any) -> list[Tensor]:
+    """The Tensors of a forward's result: itself, or those in (nested) tuples and lists."""
+    if isinstance(out, Tensor):
+        return [out]
+    return [t for item in out for t in _tensors(item)] if isinstance(out, (tuple, list)) else []
+
+
 class Module:
     """Base class: subclasses set Tensors and Modules as attributes and define ``forward``.
 
@@ -73,16 +80,19 @@ class Module:
         return self.mark_call(self.forward(*args, **kwargs), *args)
 
     def mark_call(self, out: Any, *inputs: Any) -> Any:
-        """Tag the graph node that made ``out`` as this module's call on ``inputs``; returns ``out``.
+        """Tag the graph nodes that made ``out`` (a Tensor, or the Tensors in nested tuples and lists, as a
+        recurrent layer returns) as this module's call on ``inputs``; returns ``out``.
 
         ``__call__`` does it for every call, so drawings can group a layer's operations into a cluster without
-        any registry: the tag lives on the node and goes with it. Code that computes a module's output
-        without calling it (e.g. an unfused version of a layer) can call this itself.
+        any registry: the tag lives on the nodes and goes with them (one tag object for all the outputs of one
+        call). Code that computes a module's output without calling it (e.g. an unfused version of a layer) can
+        call this itself.
         """
-        fn = out.grad_fn if isinstance(out, Tensor) else None
-        if fn is not None and not any(a is out for a in inputs):  # a module that returns its input made nothing
+        outputs = [t for t in _tensors(out) if t.grad_fn is not None and not any(a is t for a in inputs)]
+        if outputs:  # a module that returns its input made nothing
             call = (self, tuple(a for a in inputs if isinstance(a, Tensor)))
-            fn.module_calls = getattr(fn, "module_calls", ()) + (call,)  # innermost call first
+            for t in outputs:
+                t.grad_fn.module_calls = getattr(t.grad_fn, "module_calls", ()) + (call,)  # innermost call first
         return out
 
     def extra_repr(self) -> str:

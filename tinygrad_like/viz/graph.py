@@ -105,18 +105,21 @@ def _module_calls(order: list[Tensor], index: dict[int, int]) -> list[_Call]:
     tuple or by keyword, which the tag does not hold) and at the outputs of other calls of the same module (an
     RNN cell's previous step): so each node is walked by the calls holding it only, not by every later one.
     """
-    tagged = [(i, module, inputs) for i, t in enumerate(order)  # a node's tags are innermost first
-              for module, inputs in reversed(getattr(t.grad_fn, "module_calls", ()))]  # set by nn.Module.__call__
+    tagged: dict[int, list] = {}  # one call (its tag object) -> [module, inputs, indices of its outputs]
+    for i, t in enumerate(order):
+        for call in reversed(getattr(t.grad_fn, "module_calls", ())):  # set by nn.Module.__call__, innermost first
+            tagged.setdefault(id(call), [*call, []])[2].append(i)
     outputs: dict[int, set[int]] = {}
-    for i, module, _ in tagged:
-        outputs.setdefault(id(module), set()).add(i)
+    for module, _, outs in tagged.values():
+        outputs.setdefault(id(module), set()).update(outs)
     calls = []
-    for i, module, inputs in tagged:
+    for module, inputs, outs in tagged.values():
         given = {index[id(x)] for x in inputs if id(x) in index}  # an input the module ignored is not in the graph
         start = max((j for j in given if order[j].grad_fn is not None), default=-1)
-        members = _members(order, index, i, given, start, outputs[id(module)])
+        members = set().union(*(_members(order, index, i, given, start, outputs[id(module)] - set(outs))
+                                for i in outs))
         if members:
-            calls.append(_Call(i, module, members))
+            calls.append(_Call(max(outs), module, members))
     return sorted(calls, key=lambda c: (-len(c.members), c.out))  # stable: of two equal calls the outer stays first
 
 
