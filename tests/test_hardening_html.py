@@ -105,6 +105,21 @@ def test_a_100000_op_chain_makes_a_page_under_20_mb_in_a_few_seconds() -> None:
     assert len(top) <= html.FAN and sum(c["size"] for c in top) == n - html.HEAD - html.TAIL
 
 
+def test_a_recurrence_unrolled_by_hand_over_3000_steps_opens_short_with_its_weight_kept() -> None:
+    # the way a lecture writes an RNN: a Python loop over time steps, one shared weight
+    rng = np.random.default_rng(0)
+    W = Tensor(rng.standard_normal((4, 4)) * 0.3, requires_grad=True)
+    xs = Tensor(rng.standard_normal((3000, 1, 4)))
+    h = Tensor.zeros(1, 4, dtype=np.float64)
+    for t in range(3000):
+        h = (h @ W + xs[t]).tanh()
+    data = page_data(viz.to_html((h ** 2).sum(), params={"W": W}))
+    assert len(data["nodes"]) > html.KEPT and len(drawn(data)) <= html.HEAD + html.TAIL + html.FAN
+    weight = next(n for n in data["nodes"] if n["name"] == "W")
+    assert weight["cat"] == "parameter" and weight["value"]["n"] == 16 and weight["grad"]["n"] == 16
+    assert drawn(data, [False] * len(data["clusters"])) == {f"n{i}" for i in range(len(data["nodes"]))}
+
+
 def test_a_graph_under_the_limit_keeps_every_value_and_its_parameters_always() -> None:
     model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(3)])
     loss = model(Tensor(np.ones((1, 2)))).sum()

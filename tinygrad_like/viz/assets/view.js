@@ -38,7 +38,8 @@
 
   function unpackNodes(columns) { // the page's columns (see html.py's _view_data) as one object per node
     const column = (c) => c.index.map((k) => c.values[k]);
-    const [title, cat, shape, dtype, cluster] = ["title", "cat", "shape", "dtype", "cluster"].map((k) => column(columns[k]));
+    const [title, cat, shape, dtype, cluster] = ["title", "cat", "shape", "dtype", "cluster"]
+      .map((k) => column(columns[k]));
     return columns.inputs.map((inputs, i) => ({
       title: title[i], name: columns.name[i] ?? null, cat: cat[i], op: inputs.length ? title[i] : null,
       shape: shape[i], dtype: dtype[i], cluster: cluster[i], inputs, value: columns.value[i],
@@ -53,7 +54,10 @@
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const printable = (s) => String(s).replace(/[\x00-\x08\x0b-\x1f\x7f]/g, // a NUL would end the DOT text early
     (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
-  const clip = (s) => (printable(s).length > LABEL_CHARS ? printable(s).slice(0, LABEL_CHARS - 1) + "\u2026" : printable(s));
+  const clip = (s) => {
+    const text = printable(s);
+    return text.length > LABEL_CHARS ? text.slice(0, LABEL_CHARS - 1) + "\u2026" : text;
+  };
   const escapeDOT = (s) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
   // Graphviz refuses a quoted string of more than 16,384 characters: longer text goes in pieces joined by `+`
   const quote = (s) => (printable(s).match(/[^]{1,4000}/g) || [""]).map((p) => `"${escapeDOT(p)}"`).join(" + ");
@@ -149,7 +153,8 @@
     const cluster = (k, depth) => {
       const c = clusters[k];
       if (state.collapsed[k]) { // a run reads "19,800 more ops", a module call its name and size
-        const text = c.box ? `${c.box}\n${c.label}\n(click to open)` : `${clip(c.label)}\n${c.size} nodes (click to expand)`;
+        const text = c.box ? `${c.box}\n${c.label}\n(click to open)`
+          : `${clip(c.label)}\n${c.size} nodes (click to expand)`;
         lines.push(`c${k} [id="c${k}" shape=box3d fillcolor="${c.box ? "#f3eefa" : "#e8eef7"}" ` +
           `label=${quote(text)}${tooltip(c.label)}];`);
         return;
@@ -391,7 +396,7 @@
     notice("");
     if (!collapsed) {
       const depth = clusters.map((c, k) => depthOf(k));
-      for (let d = 0; d <= Math.max(-1, ...depth); d++) {
+      for (let d = 0; d <= depth.reduce((a, b) => Math.max(a, b), -1); d++) {
         const trial = folded.map((c, k) => c && depth[k] > d);
         if (drawnCount(trial) > DRAW_LIMIT) {
           notice(`some boxes stay closed: the view draws at most ${DRAW_LIMIT} nodes at once`);
