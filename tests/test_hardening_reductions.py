@@ -253,3 +253,12 @@ def test_a_nan_in_a_batch_shows_where_it_came_from():
     scores = Tensor([[0.2, 0.9, 0.1], [0.3, NAN, 0.5]], requires_grad=True)
     scores.max(1).sum().backward()
     np.testing.assert_array_equal(scores.grad.data, [[0, 1, 0], [0, 1, 0]])
+
+
+def test_max_over_axis_0_of_a_0d_tensor_is_the_tensor_with_its_gradient(torch):
+    ours, theirs = Tensor(2.5, requires_grad=True), torch.tensor(2.5, requires_grad=True)
+    values, t_values = ours.max(0, keepdim=True), theirs.max(0, keepdim=True)
+    (values * 3).backward()
+    (t_values.values * 3).backward()
+    assert values.indices.item() == t_values.indices.item() == 0
+    assert ours.grad.item() == theirs.grad.item() == 3.0

@@ -941,9 +941,10 @@ class Tensor:
 
     def _extreme(self, rule: type[ops.Max], axis: Axis, keepdim: bool, keepdims: bool | None, dim: Axis) -> Tensor:
         axis, keepdim = _reduce_args(rule.name, axis, keepdim, keepdims, dim)
-        indexed = isinstance(axis, (int, np.integer)) and self._data.size > 0
-        values = rule.apply(self, axes=_axes(axis, self.ndim, rule.name), keepdim=keepdim, indexed=indexed)
-        if not indexed:
+        axes = _axes(axis, self.ndim, rule.name)
+        one = isinstance(axis, (int, np.integer)) and self._data.size > 0
+        values = rule.apply(self, axes=axes, keepdim=keepdim, indexed=one and len(axes) == 1)  # 0-d: axes ()
+        if not one:
             return values
         indices = rule.arg(self._data, axis=int(axis), keepdims=keepdim).astype(np.int64)
         return ExtremeValues._carrying(values, Tensor._from_array(indices))
