@@ -962,6 +962,8 @@ def unbroadcast(grad: Any, shape: tuple[int, ...], ctx: Function, t: Any) -> Any
                 raise RuntimeError(f"{ctx.name}: backward returned a gradient of shape {grad.shape} for input "
                                    f"{_position(ctx, t)} of shape {shape}")
             axes.append(extra + i)
+    if grad.dtype == np.float16 and not isinstance(grad, _tensor_type):  # added up in float32, as ops.Sum does
+        return grad.sum(axis=tuple(axes), dtype=np.float32).astype(np.float16).reshape(shape)
     return grad.sum(axis=tuple(axes)).reshape(shape)
 
 

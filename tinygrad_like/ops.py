@@ -29,6 +29,16 @@ def _floating(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
 
+HALF = np.dtype(np.float16)
+
+
+def _wide(x):
+    """float16 values as float32, for a rule that adds many of them up, as PyTorch accumulates half precision in
+    float: a float16 running sum overflows past 65,504 and stops growing by 1 past 2,048. Other dtypes as they
+    are. On arrays or Tensors."""
+    return x.astype(np.float32) if x.dtype == HALF else x
+
+
 def _column_major(a: np.ndarray) -> bool:
     """True for an array laid out column by column (a transposed view, nn.Linear's weight): a matrix product's
     gradient for it is computed in that layout, which is faster for BLAS and for the update."""
@@ -722,6 +732,8 @@ class Sum(Function):
 
     def forward(self, x, axes=None, keepdim=False):
         self.in_shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        if x.dtype == HALF:  # NumPy adds float16 columns in float16 (2,048 + 1 is 2,048); PyTorch in float32
+            return x.sum(axis=axes, keepdims=keepdim, dtype=np.float32).astype(HALF)
         return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(self, grad):
@@ -732,41 +744,53 @@ class Sum(Function):
 
 
 class Max(Function):
-    """z = max(x, axes);  dz/dx = 1 at the maximum; tied maxima share the gradient equally."""
+    """z = max(x, axes);  dz/dx = 1 at the maximum, as PyTorch: over one axis with ``indexed`` (``max(dim)``) at
+    the index it returns (the first maximum, or the first nan); otherwise (``max()``, ``amax``) tied maxima share
+    the gradient equally, and a slice holding nan gives it to its nans (its maximum is nan)."""
 
-    __slots__ = ("x", "out", "axes")
+    __slots__ = ("x", "out", "axes", "indexed")
     name = "max"
     onnx = _onnx_reduce("ReduceMax")
     constants = ("x", "out")  # they say where the maxima are: the gradient is selected, never differentiated
     reduce = staticmethod(np.maximum.reduce)
+    arg = staticmethod(np.argmax)  # the index max(dim) returns: NumPy's and PyTorch's agree, nan included
 
-    def forward(self, x, axes=None, keepdim=False):
+    def forward(self, x, axes=None, keepdim=False, indexed=False):
         reduced = x.shape if axes is None else [x.shape[a] for a in axes]
         if 0 in reduced:  # as NumPy and PyTorch: an empty axis has no max; other axes may be empty
             raise ValueError(f"{self.name}: cannot reduce over an empty axis of a tensor of shape {x.shape} "
                              f"(axis {axes})")
         out = self.reduce(x, axis=axes, keepdims=True)
-        self.x, self.out, self.axes = x, out, axes
+        self.x, self.out, self.axes, self.indexed = x, out, axes, indexed
         if keepdim:
             return out
         return out.reshape(() if axes is None else tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
     def backward(self, grad):
         grad = grad.reshape(self.out.shape)
-        winners = self.x == self.out
-        return (np.where(winners, grad / winners.sum(axis=self.axes, keepdims=True), 0),)  # selected, as relu
+        x, out = self.x, self.out
+        if self.indexed:
+            (axis,) = self.axes
+            place = np.arange(x.shape[axis]).reshape([-1 if i == axis else 1 for i in range(x.ndim)])
+            return (np.where(place == self.arg(x, axis=axis, keepdims=True), grad, 0),)  # selected, as relu
+        winners = x == out
+        if x.dtype.kind == "f" and np.isnan(out).any():  # nan == nan is False: the nans are the winners there
+            winners |= np.isnan(x) & np.isnan(out)
+        return (np.where(winners, grad / winners.sum(axis=self.axes, keepdims=True), 0),)
 
     def label(self):
         return self.name if self.axes is None else f"{self.name}(axis={self.axes})"
 
 
 class Min(Max):
-    """z = min(x, axes);  dz/dx = 1 at the minimum; tied minima share the gradient equally."""
+    """z = min(x, axes);  dz/dx = 1 at the minimum, placed as for ``max`` (at the index ``min(dim)`` returns, or
+    shared by tied minima, the nans of a slice holding nan taking it)."""
 
     __slots__ = ()
     name = "min"
     onnx = _onnx_reduce("ReduceMin")
     reduce = staticmethod(np.minimum.reduce)
+    arg = staticmethod(np.argmin)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -789,7 +813,9 @@ def _max_keepdims(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 class Softmax(Function):
-    """z = exp(x - max) / sum(exp(x - max));  dz/dx applied to g:  z * (g - sum(g * z))."""
+    """z = exp(x - max) / sum(exp(x - max));  dz/dx applied to g:  z * (g - sum(g * z)).
+
+    float16 is computed in float32 and rounded once (as PyTorch): 70,000 equal float16 logits still sum to 1."""
 
     __slots__ = ("out", "axis")
     name = "softmax"
@@ -803,12 +829,14 @@ class Softmax(Function):
         if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
             self.out, self.axis = x.copy(), axis
             return self.out
-        e = np.exp(x - _max_keepdims(x, axis))
-        self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
+        w = _wide(x)
+        e = np.exp(w - _max_keepdims(w, axis))
+        out = e / e.sum(axis=axis, keepdims=True)
+        self.out, self.axis = out if w is x else out.astype(x.dtype), axis
         return self.out
 
-    def backward(self, grad):
-        out = self.out
+    def backward(self, grad):  # a float32 gradient for float16: the engine rounds it to the input's dtype
+        out, grad = _wide(self.out), _wide(grad)
         return (out * (grad - (grad * out).sum(axis=self.axis, keepdims=True)),)
 
     def label(self):
@@ -816,7 +844,9 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """z = x - max - log(sum(exp(x - max)));  dz/dx applied to g:  g - softmax(x) * sum(g)."""
+    """z = x - max - log(sum(exp(x - max)));  dz/dx applied to g:  g - softmax(x) * sum(g).
+
+    float16 is computed in float32 and rounded once, as softmax."""
 
     __slots__ = ("out", "axis")
     name = "log_softmax"
@@ -830,13 +860,15 @@ class LogSoftmax(Function):
         if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
             self.out, self.axis = x.copy(), axis
             return self.out
-        shifted = x - _max_keepdims(x, axis)
-        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-        self.axis = axis
+        w = _wide(x)
+        shifted = w - _max_keepdims(w, axis)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.out, self.axis = out if w is x else out.astype(x.dtype), axis
         return self.out
 
-    def backward(self, grad):
-        return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+    def backward(self, grad):  # a float32 gradient for float16, as softmax's
+        grad = _wide(grad)
+        return (grad - np.exp(_wide(self.out)) * grad.sum(axis=self.axis, keepdims=True),)
 
     def label(self):
         return f"log_softmax(axis={self.axis})"
@@ -859,12 +891,15 @@ class CrossEntropy(Function):
         if target.ndim == 1:
             check_labels(target, x.shape[1], "cross_entropy")
         x = _floating(x)
-        shifted = x - _max_keepdims(x, 1)
+        w = _wide(x)  # float16 in float32, as log_softmax
+        shifted = w - _max_keepdims(w, 1)
         self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.target = target
         if target.ndim == 1:
-            return -self.log_probs[np.arange(len(target)), target]
-        return -(self.log_probs * target).sum(axis=1)
+            losses = -self.log_probs[np.arange(len(target)), target]
+        else:
+            losses = -(self.log_probs * target).sum(axis=1)
+        return losses if w is x else losses.astype(x.dtype)
 
     def backward(self, grad):
         need_x, need_t = self.needs_grad
