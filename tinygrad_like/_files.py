@@ -1,8 +1,9 @@
 """Files: written so that nothing is ever half-written, read so that a crafted file cannot exhaust memory.
 
-``atomic_write`` is the one writer every save goes through. ``read_npz`` and ``parse_config`` are the readers of
-untrusted input (weights files and the constructor arguments saved in them): every size is checked against a cap
-before anything is allocated, and every refusal is a ``ValueError`` naming the file.
+``atomic_write`` is the one writer every save goes through. ``read_npz``, ``read_safetensors`` and ``parse_config``
+are the readers of untrusted input (weights files and the constructor arguments saved in them): the headers are read
+first (``npz_headers``, ``safetensors_headers``), every size is checked against the file and a cap before anything
+is allocated, and every refusal is a ``ValueError`` naming the file and the entry.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["MAX_NPZ_BYTES", "NotARegularFileError", "atomic_write", "parse_config", "read_npz"]
+__all__ = ["MAX_NPZ_BYTES", "NotARegularFileError", "atomic_write", "npz_headers", "parse_config", "read_npz",
+           "read_safetensors", "safetensors_headers", "write_safetensors"]
 
 # ----------------------------------------------------------------------------------------------- atomic_write
 # The temporary's name: ".{name}.{pid}.{8 hex digits}.tmp". Only files matching this exactly are ever cleaned up.
@@ -198,11 +200,14 @@ def _sync_directory(directory: Path) -> None:
 MAX_NPZ_BYTES = 512 * 2**20  # default cap on the array data of one .npz (all members together)
 _MAX_ZIP_DIRECTORY = 4 * 2**20  # bytes of zip central directory: ~40,000 members, far beyond any weights file
 _MAX_DIMS = 64  # NumPy's own limit
+_MAX_DEFLATE_RATIO = 1032  # deflate's best: a 258-byte match per 2 bits; more output per input byte is a lie
 _CHUNK = 1 << 20
+
+Header = tuple[tuple[int, ...], np.dtype]  # an array's shape and dtype, as a file declares them
 
 
 class _Refused(ValueError):
-    """Why an .npz was refused (a phrase; the caller names the file)."""
+    """Why a weights file was refused (a phrase; the caller names the file)."""
 
 
 class _MissingArrays(_Refused):
@@ -233,49 +238,57 @@ def _header(fp: BinaryIO, name: str) -> tuple[tuple[int, ...], bool, np.dtype]:
     return shape, fortran, dtype
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int, max_bytes: int) -> np.ndarray:
-    """One member's array, read only after its declared size passed every check; ``budget`` is what is left
-    of ``max_bytes``."""
-    name = info.filename
-    if info.flag_bits & 0x1:
-        raise _Refused(f"member {name!r} is encrypted")
-    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):  # what np.savez writes
-        raise _Refused(f"member {name!r} uses compression method {info.compress_type}; "
-                       "only stored and deflated members are read")
-    with zf.open(info) as fp:
-        shape, fortran, dtype = _header(fp, name)
-        count = math.prod(shape)  # Python ints: a huge declared shape must not wrap around
-        nbytes = count * dtype.itemsize
-        header_size = fp.tell()
-        if header_size + nbytes != info.file_size:
-            raise _Refused(f"member {name!r} declares shape {shape} {dtype} ({nbytes} bytes of data) but the "
-                           f"zip directory lists {info.file_size - header_size} bytes of data")
-        if nbytes > budget:
-            raise _Refused(f"member {name!r} declares shape {shape} {dtype} ({nbytes} bytes): the arrays exceed "
-                           f"the limit of {max_bytes} bytes (max_bytes)")
-        flat = np.empty(count, dtype=dtype)
-        if nbytes:
-            view = memoryview(flat.view(np.uint8))
-            done = 0
-            while done < nbytes:  # bounded reads: never more than the declared size comes out of the stream
-                n = fp.readinto(view[done:done + _CHUNK])
-                if not n:
-                    raise _Refused(f"member {name!r} ends after {done} of its {nbytes} bytes of data")
-                done += n
-        if fp.read(1):  # also makes zipfile check the CRC
-            raise _Refused(f"member {name!r} holds more data than declared")
-    if fortran:  # as numpy.lib.format.read_array
-        return flat.reshape(shape[::-1]).transpose()
-    return flat.reshape(shape)
+class _Member:
+    """One array of an .npz as its zip directory and .npy header declare it, every declared size checked."""
+
+    def __init__(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+        name = self.name = info.filename
+        if info.flag_bits & 0x1:
+            raise _Refused(f"member {name!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):  # what np.savez writes
+            raise _Refused(f"member {name!r} uses compression method {info.compress_type}; "
+                           "only stored and deflated members are read")
+        with zf.open(info) as fp:  # decompresses only the header's first bytes
+            self.shape, self.fortran, self.dtype = _header(fp, name)
+            header_size = fp.tell()
+        self.count = math.prod(self.shape)  # Python ints: a huge declared shape must not wrap around
+        self.nbytes = self.count * self.dtype.itemsize
+        if header_size + self.nbytes != info.file_size:
+            raise _Refused(f"member {name!r} declares shape {self.shape} {self.dtype} ({self.nbytes} bytes of data) "
+                           f"but the zip directory lists {info.file_size - header_size} bytes of data")
+        most = info.compress_size if info.compress_type == zipfile.ZIP_STORED else (
+            _MAX_DEFLATE_RATIO * info.compress_size + 1024)
+        if info.file_size > most:  # a small file cannot hold it: refused before anything is allocated for it
+            raise _Refused(f"member {name!r} declares {info.file_size} bytes stored in {info.compress_size}, more "
+                           "than its compression can give")
+        self.info = info
+
+    def read(self, zf: zipfile.ZipFile) -> np.ndarray:
+        """The array, read in bounded chunks: never more than the declared size comes out of the stream."""
+        flat = np.empty(self.count, dtype=self.dtype)
+        with zf.open(self.info) as fp:
+            _header(fp, self.name)
+            if self.nbytes:
+                view = memoryview(flat.view(np.uint8))
+                done = 0
+                while done < self.nbytes:
+                    n = fp.readinto(view[done:done + _CHUNK])
+                    if not n:
+                        raise _Refused(f"member {self.name!r} ends after {done} of its {self.nbytes} bytes of data")
+                    done += n
+            if fp.read(1):  # also makes zipfile check the CRC
+                raise _Refused(f"member {self.name!r} holds more data than declared")
+        if self.fortran:  # as numpy.lib.format.read_array
+            return flat.reshape(self.shape[::-1]).transpose()
+        return flat.reshape(self.shape)
 
 
-def _read_npz(path: str | os.PathLike[str], max_bytes: int, keys: Collection[str] | None = None
-              ) -> dict[str, np.ndarray]:
-    """The arrays of an .npz (only ``keys``, all required, when given); raises ``_Refused`` (``_MissingArrays``)
-    or the zip, zlib or OS error."""
-    arrays: dict[str, np.ndarray] = {}
+@contextmanager
+def _open_npz(path: str | os.PathLike[str]) -> Iterator[tuple[zipfile.ZipFile, dict[str, _Member]]]:
+    """The open zip and its members by key (".npy" left out), every header read and checked, no data read."""
     with open(path, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
             raise _Refused("not a regular file")
         # zipfile reads the whole central directory into memory before anything else: bound it first.
         end = getattr(zipfile, "_EndRecData", None)
@@ -285,20 +298,39 @@ def _read_npz(path: str | os.PathLike[str], max_bytes: int, keys: Collection[str
                            f"{_MAX_ZIP_DIRECTORY}")
         f.seek(0)
         with zipfile.ZipFile(f) as zf:
-            members = [(info.filename[:-4] if info.filename.endswith(".npy") else info.filename, info)
-                       for info in zf.infolist()]
-            names = [key for key, _ in members]
-            if keys is not None and (missing := [k for k in keys if k not in names]):
-                raise _MissingArrays(missing, names)
-            budget = max_bytes
-            for key, info in members:
-                if key in arrays:
+            members: dict[str, _Member] = {}
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if key in members:
                     raise _Refused(f"member {info.filename!r} appears twice")
-                if keys is not None and key not in keys:
-                    continue
-                arrays[key] = _read_member(zf, info, budget, max_bytes)
-                budget -= arrays[key].nbytes
-    return arrays
+                members[key] = _Member(zf, info)
+            if sum(m.info.compress_size for m in members.values()) > st.st_size:
+                raise _Refused(f"its zip directory lists more compressed data than the file's {st.st_size} bytes")
+            yield zf, members
+
+
+def _chosen(members: dict[str, _Member], keys: Collection[str] | None, max_bytes: int) -> list[str]:
+    """``keys`` (all of them when None), each present, their declared data within ``max_bytes`` together."""
+    names = list(members)
+    if keys is not None and (missing := [k for k in keys if k not in members]):
+        raise _MissingArrays(missing, names)
+    chosen = [k for k in names if keys is None or k in keys]
+    total = 0
+    for key in chosen:
+        m = members[key]
+        total += m.nbytes
+        if total > max_bytes:
+            raise _Refused(f"member {m.name!r} declares shape {m.shape} {m.dtype} ({m.nbytes} bytes): the arrays "
+                           f"exceed the limit of {max_bytes} bytes (max_bytes)")
+    return chosen
+
+
+def _read_npz(path: str | os.PathLike[str], max_bytes: int, keys: Collection[str] | None = None
+              ) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (only ``keys``, all required, when given), read only after every header and the
+    total declared size passed the checks; raises ``_Refused`` (``_MissingArrays``) or the zip, zlib or OS error."""
+    with _open_npz(path) as (zf, members):
+        return {key: members[key].read(zf) for key in _chosen(members, keys, max_bytes)}
 
 
 # What a damaged or crafted zip can raise from zipfile, zlib or numpy's header parser.
@@ -306,21 +338,40 @@ _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, Ru
                OverflowError, SyntaxError)
 
 
-def read_npz(path: str | os.PathLike[str], max_bytes: int = MAX_NPZ_BYTES) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, as ``{name: ndarray}``; a drop-in for ``np.load`` without its risks.
-
-    Never unpickles (a crafted file cannot run code). Before allocating a member, checks the shape and dtype its
-    .npy header declares against its uncompressed size in the zip directory and against ``max_bytes`` (all
-    members together); decompression never yields more than that declared size, so neither a header declaring
-    10**12 floats nor a deflate bomb can exhaust memory. Raises ``FileNotFoundError`` for a missing file and
-    ``ValueError("load: {path} is not a readable .npz weights file (...)")`` for anything else.
-    """
+@contextmanager
+def _readable(path: str | os.PathLike[str], what: str, op: str = "load") -> Iterator[None]:
+    """Errors of reading ``path`` as ``ValueError("{op}: {path} is not a readable {what} (...)")``; a missing file
+    as ``FileNotFoundError``. MemoryError and the like pass unchanged."""
     if not Path(path).is_file():
-        raise FileNotFoundError(f"load: {path} does not exist or is not a file")
+        raise FileNotFoundError(f"{op}: {path} does not exist or is not a file")
     try:
-        return _read_npz(path, max_bytes)
+        yield
     except _NPZ_ERRORS as e:
-        raise ValueError(f"load: {path} is not a readable .npz weights file ({e})") from None
+        raise ValueError(f"{op}: {path} is not a readable {what} ({e})") from None
+
+
+def read_npz(path: str | os.PathLike[str], max_bytes: int = MAX_NPZ_BYTES, keys: Collection[str] | None = None
+             ) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` file (only ``keys`` when given), as ``{name: ndarray}``; a drop-in for
+    ``np.load`` without its risks.
+
+    Never unpickles (a crafted file cannot run code). Before allocating anything, checks the shape and dtype each
+    .npy header declares against its uncompressed size in the zip directory, that size against what its
+    compressed bytes can give, and the total against ``max_bytes``; decompression never yields more than the
+    declared size, so neither a header declaring 10**12 floats nor a deflate bomb can exhaust memory. Raises
+    ``FileNotFoundError`` for a missing file and ``ValueError("load: {path} is not a readable .npz weights file
+    (...)")`` for anything else.
+    """
+    with _readable(path, ".npz weights file"):
+        return _read_npz(path, max_bytes, keys)
+
+
+def npz_headers(path: str | os.PathLike[str], max_bytes: int = MAX_NPZ_BYTES) -> dict[str, Header]:
+    """The (shape, dtype) of every array of an ``.npz``, from the headers alone (no data read or allocated),
+    with every check of ``read_npz`` that needs no data; errors as ``read_npz``'s."""
+    with _readable(path, ".npz weights file"), _open_npz(path) as (_, members):
+        _chosen(members, None, max_bytes)
+        return {key: (m.shape, m.dtype) for key, m in members.items()}
 
 
 # ------------------------------------------------------------------------------------------------ parse_config
@@ -350,21 +401,168 @@ def _max_depth(text: str, limit: int) -> int | None:
     return None
 
 
-def parse_config(text: str, source: str | os.PathLike[str], *, max_depth: int = 32,
-                 max_chars: int = 1 << 20) -> Any:
-    """Parse the JSON ``text`` read from ``source`` (named in errors), refusing more than ``max_chars`` characters
-    or more than ``max_depth`` nested arrays and objects with a ``ValueError``, never a ``RecursionError``.
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) < len(keys):  # json.loads would keep the last silently: one file, two readings
+        raise ValueError(f"the key {next(k for k in keys if keys.count(k) > 1)!r} appears twice in one object")
+    return dict(pairs)
 
-    Used for the constructor arguments saved in a weights file, which are untrusted input like the file itself.
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_config(text: str, source: str | os.PathLike[str], *, max_depth: int = 32,
+                 max_chars: int = 1 << 20, what: str = "config") -> Any:
+    """Parse the JSON ``text`` read from ``source`` (named in errors), refusing more than ``max_chars`` characters,
+    more than ``max_depth`` nested arrays and objects, a key repeated in one object, and NaN or Infinity with a
+    ``ValueError`` (``"{what} in {source}: ..."``), never a ``RecursionError``.
+
+    Used for the constructor arguments saved in a weights file and for safetensors headers, which are untrusted
+    input like the file itself.
     """
     if len(text) > max_chars:
-        raise ValueError(f"config in {source}: {len(text)} characters, more than the limit of {max_chars}")
+        raise ValueError(f"{what} in {source}: {len(text)} characters, more than the limit of {max_chars}")
     at = _max_depth(text, max_depth)
     if at is not None:
-        raise ValueError(f"config in {source}: nested deeper than {max_depth} levels (at character {at})")
+        raise ValueError(f"{what} in {source}: nested deeper than {max_depth} levels (at character {at})")
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
     except RecursionError:  # cannot happen below the depth limit; kept so no input can ever raise it
-        raise ValueError(f"config in {source}: nested too deeply") from None
-    except ValueError as e:  # JSONDecodeError, and int() refusing a number of thousands of digits
-        raise ValueError(f"config in {source}: not valid JSON ({e})") from None
+        raise ValueError(f"{what} in {source}: nested too deeply") from None
+    except ValueError as e:  # JSONDecodeError, int() refusing a number of thousands of digits, the hooks' refusals
+        raise ValueError(f"{what} in {source}: not valid JSON ({e})") from None
+
+
+# ------------------------------------------------------------------------------------------------- safetensors
+# The format (as PyTorch's safetensors package writes it): an 8-byte little-endian header length, a JSON header
+# {name: {"dtype": code, "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {str: str}} padded with
+# spaces, then the tensors' bytes (C order, little-endian), back to back in the order of their offsets.
+_SAFETENSORS_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "U16": "<u2", "I16": "<i2", "F16": "<f2", "U32": "<u4",
+                       "I32": "<i4", "F32": "<f4", "U64": "<u8", "I64": "<i8", "F64": "<f8"}
+_SAFETENSORS_CODES = {np.dtype(v): k for k, v in _SAFETENSORS_DTYPES.items()}
+_MAX_SAFETENSORS_HEADER = 16 * 2**20  # bytes of JSON: ~150,000 tensors
+
+
+def _safetensors_entry(name: str, entry: Any, data_size: int) -> tuple[tuple[int, ...], np.dtype, int, int]:
+    """(shape, dtype, begin, end) of one header entry, every field checked against the file's data size."""
+    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
+        raise _Refused(f"entry {name!r} must hold exactly dtype, shape and data_offsets, got {_short(entry)}")
+    code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if code not in _SAFETENSORS_DTYPES:
+        raise _Refused(f"entry {name!r} has dtype {_short(code)}; readable: {', '.join(_SAFETENSORS_DTYPES)} "
+                       "(convert bfloat16 and float8 tensors to float32 in PyTorch first)")
+    if (not isinstance(shape, list) or len(shape) > _MAX_DIMS
+            or not all(type(n) is int and n >= 0 for n in shape)):
+        raise _Refused(f"entry {name!r} has an impossible shape {_short(shape)}")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
+            and 0 <= offsets[0] <= offsets[1] <= data_size):
+        raise _Refused(f"entry {name!r} has data_offsets {_short(offsets)} outside the file's {data_size} bytes "
+                       "of data")
+    dtype = np.dtype(_SAFETENSORS_DTYPES[code])
+    nbytes = math.prod(shape) * dtype.itemsize
+    if offsets[1] - offsets[0] != nbytes:
+        raise _Refused(f"entry {name!r} declares shape {tuple(shape)} {dtype} ({nbytes} bytes) but data_offsets "
+                       f"{offsets} hold {offsets[1] - offsets[0]} bytes")
+    return tuple(shape), dtype, offsets[0], offsets[1]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a crafted value may be a megabyte long)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _safetensors_header(f: BinaryIO, source: str | os.PathLike[str]
+                        ) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype, int, int]], int]:
+    """The entries of an open safetensors file (name -> shape, dtype, begin, end) and where its data starts."""
+    st = os.fstat(f.fileno())
+    if not stat.S_ISREG(st.st_mode):
+        raise _Refused("not a regular file")
+    prefix = f.read(8)
+    if len(prefix) < 8:
+        raise _Refused(f"{len(prefix)} bytes, too short for the 8-byte header length")
+    length = int.from_bytes(prefix, "little")
+    if length > min(_MAX_SAFETENSORS_HEADER, st.st_size - 8):
+        raise _Refused(f"a header of {length} bytes, more than the file's {st.st_size - 8} or the limit of "
+                       f"{_MAX_SAFETENSORS_HEADER}")
+    try:
+        text = f.read(length).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _Refused(f"the header is not UTF-8 ({e})") from None
+    header = parse_config(text, source, max_depth=3, max_chars=length, what="safetensors header")
+    if not isinstance(header, dict):
+        raise _Refused(f"the header is a JSON {type(header).__name__}, not an object")
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _Refused("__metadata__ must map names to strings")
+    data_size = st.st_size - 8 - length
+    entries = {name: _safetensors_entry(name, entry, data_size) for name, entry in header.items()}
+    at = 0  # the tensors must tile the data exactly (as the safetensors package checks): no overlap, no gap
+    for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
+        if begin != at:
+            raise _Refused(f"entry {name!r} starts at byte {begin} of the data, expected {at} (overlapping or "
+                           "missing data)")
+        at = end
+    if at != data_size:
+        raise _Refused(f"{data_size - at} bytes of data after the last tensor")
+    return entries, 8 + length
+
+
+def safetensors_headers(path: str | os.PathLike[str], op: str = "load") -> dict[str, Header]:
+    """The (shape, dtype) of every tensor of a safetensors file, from its header alone (no data read), every
+    entry checked against the file (dtype, shape, offsets tiling the data). Errors as ``read_safetensors``'s."""
+    with _readable(path, "safetensors file", op), open(path, "rb") as f:
+        return {name: (shape, dtype) for name, (shape, dtype, _, _) in _safetensors_header(f, path)[0].items()}
+
+
+def read_safetensors(path: str | os.PathLike[str], max_bytes: int = MAX_NPZ_BYTES,
+                     keys: Collection[str] | None = None, op: str = "load") -> dict[str, np.ndarray]:
+    """The tensors of a safetensors file (only ``keys`` when given: the others are never read), as NumPy arrays,
+    without the safetensors package and without reading the file whole.
+
+    The header is read and checked first (every entry, the total of the chosen tensors against ``max_bytes``);
+    then each tensor is read into its own array in bounded chunks. ``FileNotFoundError`` for a missing file,
+    ``ValueError("{op}: {path} is not a readable safetensors file (...)")`` for anything else; a MemoryError stays
+    one.
+    """
+    with _readable(path, "safetensors file", op), open(path, "rb") as f:
+        entries, start = _safetensors_header(f, path)
+        if keys is not None and (missing := [k for k in keys if k not in entries]):
+            raise _MissingArrays(missing, list(entries))
+        chosen = [name for name in entries if keys is None or name in keys]
+        total = sum(entries[name][3] - entries[name][2] for name in chosen)
+        if total > max_bytes:
+            raise _Refused(f"its tensors hold {total} bytes, more than the limit of {max_bytes} bytes (max_bytes)")
+        arrays = {}
+        for name in chosen:
+            shape, dtype, begin, end = entries[name]
+            array = np.empty(shape, dtype)
+            f.seek(start + begin)
+            view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
+            while done < end - begin:
+                n = f.readinto(view[done:done + _CHUNK])
+                if not n:
+                    raise _Refused(f"entry {name!r} ends after {done} of its {end - begin} bytes (the file shrank)")
+                done += n
+            arrays[name] = array.astype(dtype.newbyteorder("="), copy=False)  # native order, as NumPy computes
+        return arrays
+
+
+def write_safetensors(f: BinaryIO, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
+    """Write ``arrays`` to the open binary file ``f`` in the safetensors format, one array after another (no copy
+    of the whole file in memory). Dtypes: bool, (unsigned) ints of 8 to 64 bits, float16/32/64."""
+    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
+    at = 0
+    for name, a in arrays.items():
+        code = _SAFETENSORS_CODES.get(a.dtype.newbyteorder("<"))  # any byte order: written little-endian
+        if code is None:
+            raise TypeError(f"save_safetensors: {name} has dtype {a.dtype}, which safetensors files do not hold; "
+                            f"readable: {', '.join(_SAFETENSORS_DTYPES)}")
+        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [at, at + a.nbytes]}
+        at += a.nbytes
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-(8 + len(text)) % 8)  # the data starts 8-byte aligned, as the safetensors package writes
+    f.write(len(text).to_bytes(8, "little") + text)
+    for a in arrays.values():
+        f.write(np.ascontiguousarray(a, a.dtype.newbyteorder("<")).reshape(-1).view(np.uint8).data)

@@ -511,6 +511,21 @@ class _Container(Module):
         """Hold ``modules`` under the keys 0, 1, ... (after a deletion or an insertion, as PyTorch)."""
         self._modules = {str(i): m for i, m in enumerate(modules)}
 
+    def config(self) -> dict[str, Any] | None:
+        """The layers' saved descriptions (``{"class": ..., "args": ...}``), what ``Module.save`` writes and
+        ``Module.load`` rebuilds from: ``{"modules": [[key, description], ...]}`` (a ModuleList: a list of
+        descriptions); None when a layer has none (a function, a module of one's own) or a module is held twice
+        (a file holds its parameters once)."""
+        modules = [m for _, m in self.named_modules(remove_duplicate=False)]
+        if len({id(m) for m in modules}) < len(modules):
+            return None
+        described = [(key, m._description() if isinstance(m, Module) else None) for key, m in self._modules.items()]
+        if any(d is None for _, d in described):
+            return None
+        return {"modules": [[key, d] for key, d in described] if self._keyed else [d for _, d in described]}
+
+    _keyed = True  # config() keeps the keys (a ModuleList's are its positions)
+
     def __delitem__(self, index: int | slice) -> None:
         keys = list(self._modules)[index] if isinstance(index, slice) else [self._key(index)]
         for key in keys:
@@ -593,6 +608,8 @@ class ModuleList(_Container):
     """A list of Modules whose parameters the holder finds (``blocks.0.weight``), as PyTorch's: indexing,
     slicing (a ModuleList), ``len``, iteration, ``append``, ``extend``, ``insert``, ``pop``, ``del``, ``+=``.
     It has no forward: call its modules."""
+
+    _keyed = False
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         self._modules = {}

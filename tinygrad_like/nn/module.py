@@ -16,11 +16,35 @@ from typing import Any
 
 import numpy as np
 
-from .._files import atomic_write, parse_config, read_npz
+from .._files import Header, atomic_write, npz_headers, parse_config, read_npz
 from ..engine import no_grad
 from ..tensors import Tensor
 
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
+MAX_CONFIG_CHARS = 1 << 20  # of a saved description
+_MAX_PROBLEMS = 20  # listed in a mismatch error, then a count
+
+
+def _entry(name: str) -> str:
+    """An array's name as an error shows it: as it is, or quoted and cut when long or unprintable (a crafted
+    file's names are untrusted text)."""
+    if name.isprintable() and len(name) <= 120:
+        return name
+    text = repr(name)
+    return text[:120] + "..." if len(text) > 120 else text
+
+
+def state_problems(expected: dict[str, Header], found: dict[str, Any]) -> str:
+    """Every difference between the state a module has (name -> (shape, dtype)) and the one a file or dict holds
+    (name -> (shape, dtype)), one a line: missing, unexpected, mismatched entries ("" when they match; at most
+    ``_MAX_PROBLEMS`` listed). ``CONFIG_KEY`` is not state."""
+    problems = [f"missing {name} {shape} {dtype}" for name, (shape, dtype) in expected.items() if name not in found]
+    problems += [f"unexpected {_entry(name)}" for name in found if name not in expected and name != CONFIG_KEY]
+    for name, (shape, dtype) in expected.items():
+        if name in found and (tuple(found[name][0]), found[name][1]) != (tuple(shape), dtype):
+            problems.append(f"{name}: expected {tuple(shape)} {dtype}, got {tuple(found[name][0])} {found[name][1]}")
+    more = len(problems) - _MAX_PROBLEMS
+    return "\n  ".join(problems[:_MAX_PROBLEMS] + ([f"... and {more} more"] if more > 0 else []))
 
 
 class Parameter(Tensor):
@@ -44,10 +68,9 @@ def _is_parameter(value: Any) -> bool:
     return isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad)
 
 
-_registry: dict[str, type[Module]] = {}  # "module.QualName" -> class, for Module.load
-
-
 def _class_key(cls: type) -> str:
+    """The name a saved description gives a class: its module and qualified name
+    (``tinygrad_like.nn.layers.Linear``)."""
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
@@ -68,10 +91,6 @@ class Module:
 
     training: bool = True
     _buffer_names: tuple[str, ...] = ()
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        _registry[_class_key(cls)] = cls  # by full name: a user's class called MLP does not replace ours
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
@@ -336,48 +355,75 @@ class Module:
         """Copy arrays into the parameters and buffers; every missing, unexpected or mismatched entry is reported
         at once."""
         params = self._state_tensors()
-        problems = [f"missing {name} {tuple(p.shape)} {p.dtype}" for name, p in params.items() if name not in state]
-        problems += [f"unexpected {name}" for name in state if name not in params and name != CONFIG_KEY]
-        for name, p in params.items():
-            if name in state:
-                value = np.asarray(state[name].data if isinstance(state[name], Tensor) else state[name])
-                if value.shape != p.shape or value.dtype != p.dtype:
-                    problems.append(f"{name}: expected {p.shape} {p.dtype}, got {value.shape} {value.dtype}")
+        values = {name: np.asarray(v.data if isinstance(v, Tensor) else v) for name, v in state.items()}
+        problems = state_problems({name: (p.shape, p.dtype) for name, p in params.items()},
+                                  {name: (v.shape, v.dtype) for name, v in values.items()})
         if problems:
-            raise ValueError(f"load_state_dict: {type(self).__name__} does not match the state:\n  "
-                             + "\n  ".join(problems))
+            raise ValueError(f"load_state_dict: {type(self).__name__} does not match the state:\n  {problems}")
         with no_grad():  # into each parameter's own memory (and layout), as PyTorch's copy_
             for name, p in params.items():
                 p.assign(state[name])
 
+    def _description(self) -> dict[str, Any] | None:
+        """``{"class": ..., "args": config()}``, or None when ``config()`` is None (see ``_config.describe``)."""
+        config = self.config()
+        return None if config is None else {"class": _class_key(type(self)), "args": config}
+
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the parameters (and the constructor arguments) to an ``.npz`` file, atomically."""
+        """Write the parameters (and, for the layers of ``nn`` and containers of them, the constructor arguments
+        that ``Module.load`` rebuilds the module from) to an ``.npz`` file, atomically."""
+        from ._config import describe  # here: _config imports the layers, which import this module
+
         if not str(path):
             raise ValueError("save: empty path; give a file name such as model.npz")
         path = Path(path)
         arrays = self.state_dict()
-        config = self.config()
-        if config is not None:
-            arrays[CONFIG_KEY] = np.array(json.dumps({"class": _class_key(type(self)), "args": config}))
+        try:
+            description = describe(self)
+        except ValueError as e:
+            raise ValueError(f"save: {type(self).__name__} cannot be described for Module.load ({e})") from None
+        if description is not None:
+            arrays[CONFIG_KEY] = np.array(json.dumps(description))
         with atomic_write(path) as f:  # the old file stays intact until the new one is complete
             np.savez(f, **arrays)
         return path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Module:
-        """Rebuild a module saved by ``save`` (its class and constructor arguments are in the file)."""
-        state = read_npz(path)
-        if CONFIG_KEY not in state:
+        """Rebuild a module saved by ``save`` (its class and constructor arguments are in the file).
+
+        The file is untrusted input, checked before anything is built: the description must name a layer of
+        ``nn`` (or a container of them) with arguments of the documented types only, and the arrays' shapes and
+        dtypes (from their headers) must be those the arguments imply; only then are the arrays read and the
+        module built. Anything else is a ``ValueError`` naming the entry.
+        """
+        from ._config import plan  # here: _config imports the layers, which import this module
+
+        headers = npz_headers(path)
+        if CONFIG_KEY not in headers:
             raise ValueError(f"load: {path} holds no module description; build the module yourself and call "
                              "module.load_state_dict(nn.read_npz(path))")
+        shape, dtype = headers.pop(CONFIG_KEY)
         try:
-            config = parse_config(str(state.pop(CONFIG_KEY)), path)
-            module_cls = _registry.get(config["class"]) or _registry[f"{__package__}.layers.{config['class']}"]
-            module = module_cls(**config["args"])
+            if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_CONFIG_CHARS:
+                raise ValueError(f"it must be a text of at most {MAX_CONFIG_CHARS} characters, got a {dtype} array "
+                                 f"of shape {shape}")
+            text = str(read_npz(path, keys=[CONFIG_KEY])[CONFIG_KEY])
+            built = plan(parse_config(text, path, max_chars=MAX_CONFIG_CHARS))
+        except ValueError as e:
+            raise ValueError(f"load: {path} has an unusable module description ({e})") from None
+        if not issubclass(built.cls, cls):
+            raise TypeError(f"load: {path} holds a {built.cls.__name__}, not a {cls.__name__}")
+        expected = built.state()
+        problems = state_problems(expected, headers)
+        if problems:  # refused from the headers: nothing read, nothing built
+            raise ValueError(f"load: the arrays of {path} do not match the {built.cls.__name__} its description "
+                             f"builds:\n  {problems}")
+        state = read_npz(path, keys=list(expected))
+        try:
+            module = built.build()
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"load: {path} has an unusable module description ({e})") from None
-        if not isinstance(module, cls):
-            raise TypeError(f"load: {path} holds a {type(module).__name__}, not a {cls.__name__}")
         module.load_state_dict(state)
         return module
 
