@@ -114,7 +114,7 @@ def test_a_truncated_or_mismatched_file_is_refused_and_nothing_is_lost(tmp_path)
     with pytest.raises(ValueError, match="truncated.safetensors is not a readable safetensors file"):
         export.load_safetensors(target, truncated)
     other = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU())
-    with pytest.raises(ValueError, match=r"(?s)load_state_dict: .*missing 8.weight.*0.weight: "
+    with pytest.raises(ValueError, match=r"(?s)load_safetensors: .*missing 8.weight.*0.weight: "
                                          r"expected \(4, 1, 3, 3\) float32, got \(3, 1, 3, 3\)"):
         export.save_safetensors(other, tmp_path / "other.safetensors")
         export.load_safetensors(target, tmp_path / "other.safetensors")

@@ -1,11 +1,12 @@
 """Graduating to other engines: a network trained here, run by PyTorch or ONNX Runtime with the same numbers:
 ``to_torch``, ``torch_source``, ``save_safetensors`` / ``load_safetensors`` (no pickle), ``to_onnx`` (each rule
-says its ONNX mapping). torch, onnx, onnxruntime and safetensors are the ``export`` extra, imported when a
-function needs one. See docs/export.md.
+says its ONNX mapping). torch, onnx and onnxruntime (the ``export`` extra) are imported when a function needs one;
+safetensors files are read and written here, without their package. See docs/export.md.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 from collections.abc import Callable
@@ -15,8 +16,10 @@ from typing import Any
 import numpy as np
 
 from . import nn
-from ._files import atomic_write
+from ._files import atomic_write, read_safetensors, safetensors_headers, write_safetensors
 from .engine import enable_grad, rules, seen_by, toposort
+from .nn._config import LAYERS, check_key, checked_args
+from .nn.module import state_problems
 from .tensors import Tensor
 
 __all__ = ["load_safetensors", "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
@@ -42,8 +45,9 @@ _TENSOR_METHODS = {"sigmoid": "nn.Sigmoid()", "relu": "nn.ReLU()", "tanh": "nn.T
 
 
 def _literal(value: Any, where: str) -> str:
-    """Python source for a constructor argument, written only from checked types: None, bools, ints, floats,
-    names (strings such as 'tanh' or 'zeros'), and tuples of them."""
+    """Python source for a constructor argument already checked against its layer's documented type (see
+    nn/_config.py), written from its type alone: None, bools, ints, floats, names (strings such as 'tanh' or
+    'zeros'), and tuples of them."""
     if value is None or isinstance(value, (bool, int, np.integer)):
         return repr(value if value is None or isinstance(value, bool) else int(value))
     if isinstance(value, (float, np.floating)):
@@ -74,10 +78,12 @@ def _block(opening: str, items: list[str], closing: str) -> str:
 def _layer_source(layer: Any, where: str) -> str:
     """The PyTorch expression that builds ``layer``: a container of such expressions, one of the library's layers
     (``nn.<Class>(**config())``: their constructor arguments and state_dict keys are PyTorch's), or a Tensor
-    method used as a layer in a Sequential."""
+    method used as a layer in a Sequential. Only checked values are written: the class name and argument names
+    from the fixed table of loadable layers, each value checked against its documented type, container keys as
+    string literals."""
     kind = type(layer).__name__
     if isinstance(layer, (nn.Sequential, nn.ModuleDict)):
-        items = list(layer._modules.items())
+        items = [(check_key(key), sub) for key, sub in layer._modules.items()]
         sources = [_layer_source(sub, f"{where}.{key}") for key, sub in items]
         if isinstance(layer, nn.ModuleDict):
             return _block("nn.ModuleDict({", [f"{key!r}: {src}" for (key, _), src in zip(items, sources)], "})")
@@ -90,10 +96,11 @@ def _layer_source(layer: Any, where: str) -> str:
     method = getattr(layer, "__name__", None)
     if getattr(layer, "__qualname__", "").startswith("Tensor.") and method in _TENSOR_METHODS:
         return _TENSOR_METHODS[method]
-    config = layer.config() if isinstance(layer, nn.Module) and not isinstance(layer, nn.MLP) else None
-    if config is not None and type(layer).__module__.startswith(f"{nn.__name__}."):
-        args = ", ".join(f"{name}={_dtype_literal(value, where) if name == 'dtype' else _literal(value, where)}"
-                         for name, value in config.items())
+    if type(layer) in LAYERS and not isinstance(layer, nn.MLP):
+        config = layer.config()
+        checked = checked_args(type(layer), config, f"torch_source: {where}: ")
+        args = ", ".join(f"{name}={(_dtype_literal if name == 'dtype' else _literal)(checked[name], where)}"
+                         for name in config)
         return f"nn.{kind}({args})"
     raise TypeError(f"to_torch: no PyTorch equivalent for {where} ({kind}); supported: the layers of "
                     "tinygrad_like.nn, Sequential, ModuleList and ModuleDict of them, MLP (to_onnx traces any "
@@ -127,8 +134,63 @@ def torch_source(module: nn.Module) -> str:
               + ' (written by tinygrad_like.export.torch_source)."""\n\nfrom collections import OrderedDict\n\n'
               'import torch\nfrom torch import nn\n')
     if isinstance(module, nn.MLP):
-        return (header + _MLP_CLASS + f"\n\nmodel = MLP({list(module.sizes)}, activation={module.activation!r})\n")
+        checked = checked_args(nn.MLP, module.config(), "torch_source: ")
+        return (header + _MLP_CLASS + f"\n\nmodel = MLP({_literal(checked['layers'], 'MLP')}, "
+                f"activation={_literal(checked['activation'], 'MLP')})\n")
     return header + f"\nmodel = {_layer_source(module, type(module).__name__)}\n"
+
+
+_HEADER_IMPORTS = ast.dump(ast.parse("from collections import OrderedDict\nimport torch\nfrom torch import nn"))
+_MLP_CLASS_AST = ast.dump(ast.parse(_MLP_CLASS))
+_NN_NAMES = {cls.__name__ for cls in LAYERS} | {"ReLU", "Sigmoid", "Tanh"}
+_CONSTANT_CALLS = {"float": {"inf", "-inf", "nan"}}
+
+
+def _check_source(source: str) -> None:
+    """Refuse (RuntimeError) source that is not what ``torch_source`` writes: its docstring, its imports, the
+    fixed MLP class, and ``model = `` an expression made only of calls to ``nn.<Layer>`` of the loadable layers,
+    ``OrderedDict`` and ``MLP``, constants, tuples, lists, dicts with string keys, ``torch.float16/32/64`` and
+    ``float("inf")``. A second line of defence before ``to_torch``'s ``exec``: every value was checked already."""
+    body = ast.parse(source).body
+    if len(body) < 5 or not (isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)):
+        raise RuntimeError("to_torch: the PyTorch source does not start as torch_source writes it; not run")
+    imports, mlp, model = body[1:4], body[4:-1], body[-1]
+    ok = (ast.dump(ast.Module(body=imports, type_ignores=[])) == _HEADER_IMPORTS
+          and (not mlp or ast.dump(ast.Module(body=mlp, type_ignores=[])) == _MLP_CLASS_AST)
+          and isinstance(model, ast.Assign) and len(model.targets) == 1
+          and isinstance(model.targets[0], ast.Name) and model.targets[0].id == "model"
+          and _checked_expression(model.value, bool(mlp)))
+    if not ok:
+        raise RuntimeError("to_torch: the PyTorch source holds something torch_source never writes; not run")
+
+
+def _checked_expression(node: ast.AST, mlp: bool) -> bool:
+    """True when ``node`` is built only of the pieces ``_check_source`` allows."""
+    def ok(n: ast.AST) -> bool:
+        if isinstance(n, ast.Constant):
+            return n.value is None or isinstance(n.value, (bool, int, float, str))
+        if isinstance(n, ast.UnaryOp):
+            return isinstance(n.op, ast.USub) and isinstance(n.operand, ast.Constant) and isinstance(
+                n.operand.value, (int, float))
+        if isinstance(n, (ast.Tuple, ast.List)):
+            return all(map(ok, n.elts))
+        if isinstance(n, ast.Dict):
+            return all(isinstance(k, ast.Constant) and isinstance(k.value, str) for k in n.keys) and all(
+                map(ok, n.values))
+        if isinstance(n, ast.Attribute):
+            return isinstance(n.value, ast.Name) and n.value.id == "torch" and n.attr in (
+                "float16", "float32", "float64")
+        if isinstance(n, ast.Call):
+            func = n.func
+            if isinstance(func, ast.Name) and func.id in _CONSTANT_CALLS:
+                return (not n.keywords and len(n.args) == 1 and isinstance(n.args[0], ast.Constant)
+                        and n.args[0].value in _CONSTANT_CALLS[func.id])
+            known = (isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "nn"
+                     and func.attr in _NN_NAMES) or (isinstance(func, ast.Name) and (
+                         func.id == "OrderedDict" or (func.id == "MLP" and mlp)))
+            return known and all(map(ok, n.args)) and all(k.arg is not None and ok(k.value) for k in n.keywords)
+        return False
+    return ok(node)
 
 
 def torch_names(module: nn.Module) -> dict[str, str]:
@@ -142,8 +204,10 @@ def to_torch(module: nn.Module) -> Any:
     """A ``torch.nn.Module`` with the structure of ``module`` (built from ``torch_source``), its parameters and
     buffers (``state_dict``, the same names; dtype kept) and its training mode."""
     torch = _require("torch", "to_torch")
+    source = torch_source(module)
+    _check_source(source)
     scope: dict[str, Any] = {}
-    exec(compile(torch_source(module), f"<torch_source of {type(module).__name__}>", "exec"), scope)  # noqa: S102
+    exec(compile(source, f"<torch_source of {type(module).__name__}>", "exec"), scope)  # noqa: S102 - checked
     model = scope["model"]
     state = module.state_dict()
     dtypes = {a.dtype for a in state.values() if a.dtype.kind == "f"}
@@ -162,34 +226,35 @@ def to_torch(module: nn.Module) -> Any:
 
 def save_safetensors(module: nn.Module, path: str | os.PathLike) -> Path:
     """Write ``module``'s ``state_dict`` (parameters and buffers) to ``path`` in the safetensors format,
-    atomically, under its names, which are PyTorch's for the structures ``torch_source`` describes. Needs the
-    ``safetensors`` package (no torch)."""
-    st = _require("safetensors.numpy", "save_safetensors")
+    atomically, under its names, which are PyTorch's for the structures ``torch_source`` describes; one tensor
+    after another, without a copy of the whole file in memory (no package needed; ``safetensors.torch.load_file``
+    reads it)."""
     if not str(path):
         raise ValueError("save_safetensors: empty path")
-    arrays = {name: np.ascontiguousarray(a) for name, a in module.state_dict().items()}
-    data = st.save(arrays, metadata={"format": "pt"})
     path = Path(path)
     with atomic_write(path) as f:
-        f.write(data)
+        write_safetensors(f, module.state_dict(), metadata={"format": "pt"})
     return path
 
 
 def load_safetensors(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load parameters saved by ``save_safetensors`` (or by PyTorch under the same names) into ``module``.
 
-    Everything is checked before anything is copied: a file that is not safetensors, truncated or crafted, is a
-    ``ValueError`` naming it; missing, unexpected and mismatched entries are all reported at once, as
-    ``load_state_dict`` reports them, and the module is left as it was.
+    The file is untrusted input, checked before any data is read: its header (names, dtypes, shapes, offsets)
+    must describe a well-formed file, and exactly ``module``'s parameters and buffers with their shapes and
+    dtypes; every missing, unexpected (a tensor stored under two names too) or mismatched entry is reported at
+    once, as ``load_state_dict`` reports them. Only then are the tensors read, one at a time, never more than
+    the module's own size. Any refusal is a ``ValueError`` naming the file and the entry, and leaves the module
+    as it was.
     """
-    st = _require("safetensors.numpy", "load_safetensors")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"load_safetensors: {path} does not exist or is not a file")
-    try:
-        arrays = st.load(path.read_bytes())
-    except Exception as e:  # safetensors raises its own error types (SafetensorError, ...) for bad files
-        raise ValueError(f"load_safetensors: {path} is not a readable safetensors file ({e})") from None
+    state = module._state_tensors()
+    problems = state_problems({name: (t.shape, t.dtype) for name, t in state.items()},
+                              safetensors_headers(path, op="load_safetensors"))
+    if problems:
+        raise ValueError(f"load_safetensors: {path} does not match the {type(module).__name__} (nothing read or "
+                         f"changed):\n  {problems}")
+    arrays = read_safetensors(path, max_bytes=sum(t.data.nbytes for t in state.values()), op="load_safetensors")
     module.load_state_dict(arrays)
     return module
 

@@ -5,17 +5,16 @@ them. See docs/defining-networks.md."""
 from __future__ import annotations
 
 import builtins
-import importlib
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import tensors
-from ._files import atomic_write, read_npz
+from ._files import atomic_write, read_npz, read_safetensors, write_safetensors
 from .engine import enable_grad, is_grad_enabled, no_grad
+from .nn.module import CONFIG_KEY
 from .tensors import Tensor
 
 __all__ = [
@@ -356,14 +355,6 @@ def _is_safetensors(path: str | os.PathLike) -> builtins.bool:
     return str(path).endswith(".safetensors")
 
 
-def _safetensors(purpose: str) -> Any:
-    try:
-        return importlib.import_module("safetensors.numpy")
-    except ImportError:
-        raise ImportError(f"{purpose}: a .safetensors file needs the safetensors package (pip install "
-                          "safetensors); any other name is written as NumPy's .npz") from None
-
-
 def save(obj: Any, path: str | os.PathLike) -> None:
     """Save a state dict (names -> Tensors or arrays): as safetensors when ``path`` ends in ``.safetensors``,
     else as NumPy's ``.npz`` whatever the name (``model.pt`` too), atomically. Nothing is pickled, so only state
@@ -372,27 +363,23 @@ def save(obj: Any, path: str | os.PathLike) -> None:
         raise TypeError(f"save: expects a dict of names to Tensors (a state_dict), got {type(obj).__name__}; "
                         "nothing else is saved (no pickle)")
     arrays = {k: np.ascontiguousarray(v.data if isinstance(v, Tensor) else v) for k, v in obj.items()}
-    if _is_safetensors(path):
-        data = _safetensors("save").save(arrays)
-        with atomic_write(path) as f:
-            f.write(data)
-        return
     with atomic_write(path) as f:
-        np.savez(f, **arrays)
+        if _is_safetensors(path):
+            write_safetensors(f, arrays)
+        else:
+            np.savez(f, **arrays)
 
 
 def load(path: str | os.PathLike, map_location: Any = None, weights_only: builtins.bool = True) -> dict[str, Tensor]:
-    """A state dict saved by ``save`` (or a safetensors file), read without pickle: a crafted file is a
-    ``ValueError``, never code run."""
+    """A state dict saved by ``save`` (or ``Module.save``, or a safetensors file), read without pickle and with
+    every size checked before it is allocated (at most ``MAX_NPZ_BYTES`` of arrays): a crafted file is a
+    ``ValueError`` naming the entry, never code run. Numeric and boolean arrays only; a module description saved
+    beside the weights (``nn.CONFIG_KEY``) is not state and is left out."""
     if map_location is not None:
         _cpu_only(map_location, "load")
-    if not _is_safetensors(path):
-        return {k: Tensor(v) for k, v in read_npz(path).items()}
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"load: {path} does not exist or is not a file")
-    try:
-        arrays = _safetensors("load").load(Path(path).read_bytes())
-    except Exception as e:  # safetensors raises its own error types for bad files
-        raise ValueError(f"load: {path} is not a readable safetensors file ({e})") from None
+    arrays = read_safetensors(path) if _is_safetensors(path) else read_npz(path)
+    arrays.pop(CONFIG_KEY, None)
+    for name, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise ValueError(f"load: {path} holds {name!r} of dtype {a.dtype}, not a tensor of numbers")
     return {k: Tensor(v) for k, v in arrays.items()}
-
