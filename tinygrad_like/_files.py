@@ -248,6 +248,11 @@ class _Member:
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):  # what np.savez writes
             raise _Refused(f"member {name!r} uses compression method {info.compress_type}; "
                            "only stored and deflated members are read")
+        most = info.compress_size if info.compress_type == zipfile.ZIP_STORED else (
+            _MAX_DEFLATE_RATIO * info.compress_size + 1024)
+        if info.file_size > most:  # a small file cannot hold it: refused before anything is allocated for it
+            raise _Refused(f"member {name!r} declares {info.file_size} bytes stored in {info.compress_size}, more "
+                           "than its compression can give")
         with zf.open(info) as fp:  # decompresses only the header's first bytes
             self.shape, self.fortran, self.dtype = _header(fp, name)
             header_size = fp.tell()
@@ -256,11 +261,6 @@ class _Member:
         if header_size + self.nbytes != info.file_size:
             raise _Refused(f"member {name!r} declares shape {self.shape} {self.dtype} ({self.nbytes} bytes of data) "
                            f"but the zip directory lists {info.file_size - header_size} bytes of data")
-        most = info.compress_size if info.compress_type == zipfile.ZIP_STORED else (
-            _MAX_DEFLATE_RATIO * info.compress_size + 1024)
-        if info.file_size > most:  # a small file cannot hold it: refused before anything is allocated for it
-            raise _Refused(f"member {name!r} declares {info.file_size} bytes stored in {info.compress_size}, more "
-                           "than its compression can give")
         self.info = info
 
     def read(self, zf: zipfile.ZipFile) -> np.ndarray:

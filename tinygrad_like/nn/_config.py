@@ -408,7 +408,7 @@ def _children(cls: type[Module], modules: Any, where: str, depth: int) -> list[t
             raise ValueError(f"{where}{cls.__name__} argument modules: entry {i}: {e}") from None
         if any(key == k for k, _ in children):
             raise ValueError(f"{where}{cls.__name__} argument modules: the key {key!r} appears twice")
-        children.append((key, plan(pair[1], f"{where}{cls.__name__} layer {key!r}: ", depth + 1)))
+        children.append((key, plan(pair[1], f"{where}{cls.__name__} argument modules: layer {key!r}: ", depth + 1)))
     return children
 
 
