@@ -227,10 +227,11 @@ def test_save_and_load_rebuild_the_layer_and_its_numbers(tmp_path, name, kwargs)
 
 
 @pytest.mark.parametrize("layer, argument, value, message", [
-    (nn.GRU(3, 5), "hidden_size", "5", "GRU: hidden_size should be of type int, got: str"),
-    (nn.RNN(3, 5), "nonlinearity", "exec", "RNN: Unknown nonlinearity 'exec'"),
-    (nn.LSTMCell(3, 5), "dtype", "object", "LSTMCell: parameters must have a floating dtype, got object"),
-    (nn.MultiheadAttention(4, 2), "kdim", True, "MultiheadAttention: kdim should be of type int, got: bool")])
+    (nn.GRU(3, 5), "hidden_size", "5", "GRU argument hidden_size: must be an int, got '5'"),
+    (nn.RNN(3, 5), "nonlinearity", "exec", "RNN argument nonlinearity: must be one of 'tanh', 'relu', got 'exec'"),
+    (nn.LSTMCell(3, 5), "dtype", "object",
+     "LSTMCell argument dtype: must be one of 'float16', 'float32', 'float64', got 'object'"),
+    (nn.MultiheadAttention(4, 2), "kdim", True, "MultiheadAttention argument kdim: must be an int, got True")])
 def test_a_crafted_config_is_refused_by_name(tmp_path, layer, argument, value, message):
     path = layer.save(tmp_path / "layer.npz")
     arrays = dict(np.load(path))

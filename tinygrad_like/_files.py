@@ -25,8 +25,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-__all__ = ["MAX_NPZ_BYTES", "NotARegularFileError", "atomic_write", "npz_headers", "parse_config", "read_npz",
-           "read_safetensors", "safetensors_headers", "write_safetensors"]
+__all__ = ["CONFIG_KEY", "MAX_NPZ_BYTES", "NotARegularFileError", "atomic_write", "npz_headers", "parse_config",
+           "read_npz", "read_safetensors", "safetensors_headers", "write_safetensors"]
 
 # ----------------------------------------------------------------------------------------------- atomic_write
 # The temporary's name: ".{name}.{pid}.{8 hex digits}.tmp". Only files matching this exactly are ever cleaned up.
@@ -204,6 +204,7 @@ _MAX_DEFLATE_RATIO = 1032  # deflate's best: a 258-byte match per 2 bits; more o
 _CHUNK = 1 << 20
 
 Header = tuple[tuple[int, ...], np.dtype]  # an array's shape and dtype, as a file declares them
+CONFIG_KEY = "__config__"  # the array holding a module's description (``Module.save``): not state
 
 
 class _Refused(ValueError):

@@ -12,9 +12,8 @@ from typing import Any
 import numpy as np
 
 from . import tensors
-from ._files import atomic_write, read_npz, read_safetensors, write_safetensors
+from ._files import CONFIG_KEY, atomic_write, read_npz, read_safetensors, write_safetensors
 from .engine import enable_grad, is_grad_enabled, no_grad
-from .nn.module import CONFIG_KEY
 from .tensors import Tensor
 
 __all__ = [

@@ -16,11 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .._files import Header, atomic_write, npz_headers, parse_config, read_npz
+from .._files import CONFIG_KEY, Header, atomic_write, npz_headers, parse_config, read_npz
 from ..engine import no_grad
 from ..tensors import Tensor
 
-CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
 MAX_CONFIG_CHARS = 1 << 20  # of a saved description
 _MAX_PROBLEMS = 20  # listed in a mismatch error, then a count
 
