@@ -28,6 +28,7 @@ NOT_RUN = {"docs/training.md": 2}
 # What each page's examples write into the scratch directory (every other page writes nothing).
 WRITES = {
     "README.md": ["xor.gv", "xor.html", "xor.svg"],
+    "docs/defining-networks.md": ["crafted.npz", "makemore.npz"],
     "docs/export.md": ["model.onnx", "model.safetensors"],
     "docs/seeing-the-graph.md": ["loss.gv", "loss.html", "loss.svg"],
 }
@@ -39,7 +40,7 @@ PRINTS = {
     "docs/tensors.md": ["-1.1672241687774658", "[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]", "0.956 float16", "1.001"],
     "docs/defining-networks.md": ["epoch 30: mean loss", "test accuracy: 9",
                                   "['0.weight', '2.weight', '3.weight', '3.bias', '3.running_mean', "
-                                  "'3.running_var']"],
+                                  "'3.running_var']", "same predictions: True"],
     "docs/checking-gradients.md": ["missing tanh derivative", "missing sigmoid derivative", "False layers.1"],
     "docs/higher-order.md": ["[0.75, 3.0, 12.0] [3.0, -6.0, 12.0]", "mul", "1.5 [4.0, 7.0]", "True", "12.0 12.0"],
     "docs/numpy-on-tensors.md": ["Tensor sum"],
