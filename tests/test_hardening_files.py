@@ -28,7 +28,8 @@ RNG = np.random.default_rng(0)
 # One instance of every class a file can rebuild (containers included), small, away from the defaults.
 FACTORIES = {
     nn.Linear: lambda: nn.Linear(3, 2), nn.Conv1d: lambda: nn.Conv1d(2, 3, 2, stride=2, padding_mode="circular"),
-    nn.Conv2d: lambda: nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d: lambda: nn.MaxPool2d(2, stride=1),
+    nn.Conv2d: lambda: nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"),
+    nn.MaxPool2d: lambda: nn.MaxPool2d(2, stride=1),
     nn.AvgPool2d: lambda: nn.AvgPool2d((3, 2), stride=1, padding=1, divisor_override=2),
     nn.AdaptiveAvgPool2d: lambda: nn.AdaptiveAvgPool2d((2, None)), nn.Flatten: lambda: nn.Flatten(0, 1),
     nn.Dropout: lambda: nn.Dropout(0.2), nn.Identity: nn.Identity, nn.ReLU: lambda: nn.ReLU(inplace=True),

@@ -252,15 +252,16 @@ _SEQUENCE = {**_RECURRENT, "num_layers": integer(1, MAX_LAYERS), "batch_first": 
              "bidirectional": flag}
 _BATCH_NORM = Layer({"num_features": SIZE, "eps": real(), "momentum": optional(real()), "affine": flag,
                      "track_running_stats": flag, "bias": flag}, _batch_norm)
+_PADDING_MODE = choice("zeros", "reflect", "replicate", "circular")
 _CONTAINER = Layer({"modules": lambda value: value})  # checked entry by entry in ``_children``
 
 LAYERS: dict[type[Module], Layer] = {
     Linear: Layer({"in_features": SIZE0, "out_features": SIZE0, "bias": flag}, _linear),
     Conv1d: Layer({"in_channels": SIZE, "out_channels": SIZE, "kernel_size": several(SIZE, range(1, 2)),
                    "stride": several(SIZE, range(1, 2)), "padding": several(SIZE0, range(1, 2)), "bias": flag,
-                   "padding_mode": choice("zeros", "reflect", "replicate", "circular")}, _conv(1)),
+                   "padding_mode": _PADDING_MODE}, _conv(1)),
     Conv2d: Layer({"in_channels": SIZE, "out_channels": SIZE, "kernel_size": PAIR, "stride": PAIR,
-                   "padding": PAIR0, "bias": flag}, _conv(2)),
+                   "padding": PAIR0, "bias": flag, "padding_mode": _PADDING_MODE}, _conv(2)),
     MaxPool2d: Layer({"kernel_size": PAIR, "stride": optional(PAIR)}),
     AvgPool2d: Layer({"kernel_size": PAIR, "stride": optional(PAIR), "padding": PAIR0, "ceil_mode": flag,
                       "count_include_pad": flag, "divisor_override": optional(SIZE)}),
