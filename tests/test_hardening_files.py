@@ -6,6 +6,7 @@ and safetensors read header first, one tensor at a time (a 1 GiB file refused be
 from __future__ import annotations
 
 import ast
+import io
 import json
 import struct
 import time
@@ -508,15 +509,13 @@ def test_no_path_from_a_file_reaches_exec_eval_pickle_import_or_getattr():
 
 
 # ========================================================================================= safetensors files
-def _npy_header(shape, descr):
-    import io
+def _npy_header(shape: tuple[int, ...], descr: str) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
     return buf.getvalue()
 
 
 def _npy_member(array: np.ndarray) -> bytes:
-    import io
     buf = io.BytesIO()
     np.save(buf, array)
     return buf.getvalue()
@@ -559,7 +558,6 @@ ARRAYS = {"f32": np.arange(6, dtype=np.float32).reshape(2, 3), "f64": np.array(2
 
 def test_safetensors_written_here_are_read_by_the_package_and_back():
     st = pytest.importorskip("safetensors.numpy")
-    import io
     buf = io.BytesIO()
     _files.write_safetensors(buf, ARRAYS, metadata={"format": "pt"})
     theirs = st.load(buf.getvalue())

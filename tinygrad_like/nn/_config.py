@@ -291,7 +291,7 @@ LAYERS: dict[type[Module], Layer] = {
     LSTMCell: Layer(_RECURRENT, _cell(4)),
     GRUCell: Layer(_RECURRENT, _cell(3)),
     RNN: Layer({**_SEQUENCE, "nonlinearity": choice("tanh", "relu")}, _recurrent(1)),
-    LSTM: Layer({**_SEQUENCE, "proj_size": integer(0, MAX_SIZE)}, _recurrent(4)),
+    LSTM: Layer({**_SEQUENCE, "proj_size": SIZE0}, _recurrent(4)),
     GRU: Layer(_SEQUENCE, _recurrent(3)),
     MultiheadAttention: Layer({"embed_dim": SIZE, "num_heads": SIZE, "dropout": PROBABILITY, "bias": flag,
                                "add_bias_kv": flag, "add_zero_attn": flag, "kdim": optional(SIZE),
@@ -306,7 +306,8 @@ _BY_NAME = {cls.__name__: cls for cls in LAYERS}
 
 
 def layer_class(name: Any) -> type[Module]:
-    """The loadable class ``name`` stands for (``Linear`` or its ``class_key``); any other is refused."""
+    """The loadable class ``name`` stands for (``Linear``, or its full name ``tinygrad_like.nn.layers.Linear`` as
+    ``Module.save`` writes it); any other name, or anything but a str, is refused."""
     cls = _BY_NAME.get(name.rsplit(".", 1)[-1]) if isinstance(name, str) and len(name) <= MAX_NAME else None
     if cls is None or name not in (cls.__name__, _class_key(cls)):
         raise ValueError(f"class {_short(name)} is not a layer of tinygrad_like.nn that a file can rebuild "
@@ -365,7 +366,7 @@ class Plan:
 
     def build(self) -> Module:
         """The module (its parameters freshly initialised)."""
-        if not self.children and LAYERS[self.cls] is not _CONTAINER:
+        if LAYERS[self.cls] is not _CONTAINER:
             return self.cls(**self.args)
         built = [(key, child.build()) for key, child in self.children]
         if self.cls is ModuleList:
@@ -399,6 +400,7 @@ def _children(cls: type[Module], modules: Any, where: str, depth: int) -> list[t
         raise ValueError(f"{where}{cls.__name__} argument modules: must be a list, got {_short(modules)}")
     pairs = list(enumerate(modules)) if cls is ModuleList else modules
     children: list[tuple[str, Plan]] = []
+    keys: set[str] = set()
     for i, pair in enumerate(pairs):
         if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
             raise ValueError(f"{where}{cls.__name__} argument modules: entry {i} must be a [key, description] "
@@ -407,8 +409,9 @@ def _children(cls: type[Module], modules: Any, where: str, depth: int) -> list[t
             key = check_key(str(pair[0]) if cls is ModuleList else pair[0])
         except ValueError as e:
             raise ValueError(f"{where}{cls.__name__} argument modules: entry {i}: {e}") from None
-        if any(key == k for k, _ in children):
+        if key in keys:
             raise ValueError(f"{where}{cls.__name__} argument modules: the key {key!r} appears twice")
+        keys.add(key)
         children.append((key, plan(pair[1], f"{where}{cls.__name__} argument modules: layer {key!r}: ", depth + 1)))
     return children
 
