@@ -12,6 +12,7 @@ import importlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -432,11 +433,11 @@ _PROJECTION_SEED = 0  # the fixed random projection of the output that stands fo
 
 @dataclass
 class LayerDiffRow:
-    """One module call, ours against PyTorch's: the largest relative difference (see ``relative_difference``) of
-    its ``input`` and ``output`` values, of the gradient arriving at its output (``grad_output``), of the one it
-    passes to its inputs (``grad_input``) and of its parameters' gradients (``grad_params``, its sub-modules'
-    included); None where there is nothing to compare (no gradient on either side, or no PyTorch call under this
-    path: ``matched`` False). ``call`` numbers the calls of a module called ``calls`` times."""
+    """One module call, ours against PyTorch's: the relative difference (``relative_difference``) of its ``input``
+    and ``output`` values, of the gradient arriving at its output (``grad_output``), of the one it passes to its
+    inputs (``grad_input``) and of its parameters' gradients (``grad_params``, its sub-modules' included); None
+    where there is nothing to compare (no gradient on either side, or no PyTorch call under this path:
+    ``matched`` False). ``call`` numbers the calls of a module called ``calls`` times."""
 
     path: str
     type: str
@@ -494,13 +495,16 @@ def _module_name(path: str) -> str:
 
 
 def relative_difference(ours: list[Any], theirs: list[Any]) -> float | None:
-    """max |a - b| / max(|a|, |b|) over the pairs of arrays (taken over their finite values; 0 where both are
-    0): the largest difference as a fraction of the values' scale. None stands for a gradient that does not
-    arrive (zeros); inf when the numbers of arrays, their shapes or the places of their nan and inf differ; None
-    when there is nothing to compare."""
+    """max |a - b| / max(|a|, |b|), both maxima taken over all the pairs of arrays together (their finite values;
+    0 where all are 0): the largest difference as a fraction of the values' scale. Together, so that a value that
+    is zero but for rounding (the gradient of a bias before batch normalisation) is measured against its
+    companions' scale, not its own noise. None stands for a gradient that does not arrive (zeros); inf when the
+    numbers of arrays, their shapes or the places of their nan and inf differ; None when there is nothing to
+    compare."""
     if len(ours) != len(theirs):
         return float("inf")
-    worst = None
+    difference = scale = 0.0
+    compared = False
     for a, b in zip(ours, theirs):
         if a is None and b is None:
             continue
@@ -512,9 +516,12 @@ def relative_difference(ours: list[Any], theirs: list[Any]) -> float | None:
         if not np.array_equal(a[~finite], b[~finite], equal_nan=True):
             return float("inf")
         a, b = a[finite], b[finite]
-        scale = max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0))
-        worst = max(worst or 0.0, float(np.abs(a - b).max(initial=0.0) / scale) if scale > 0 else 0.0)
-    return worst
+        difference = max(difference, float(np.abs(a - b).max(initial=0.0)))
+        scale = max(scale, float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+        compared = True
+    if not compared:
+        return None
+    return difference / scale if scale > 0 else 0.0
 
 
 def _flat_tensors(value: Any, kinds: tuple[type, ...]) -> list[Any]:
@@ -649,10 +656,22 @@ def _twin(model: nn.Module, torch_model: Any) -> Any:
     return twin
 
 
-def _random_layers(model: nn.Module) -> list[str]:
-    """The paths of the modules that draw random numbers in training (dropout), whose draws cannot match."""
-    return [path for path, m in model.named_modules() if m.training and (
-        (isinstance(m, nn.Dropout) and m.p > 0) or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0))]
+@contextmanager
+def _dropout_off(model: nn.Module, twin: Any) -> Iterator[tuple[str, ...]]:
+    """Inside the ``with``, the modules that draw random numbers in training (dropout), whose draws cannot match
+    PyTorch's, are in evaluation mode on both sides; it gives their paths. Ours are back in training after it."""
+    paths = tuple(path for path, m in model.named_modules() if m.training and (
+        (isinstance(m, nn.Dropout) and m.p > 0) or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0)))
+    ours, theirs = dict(model.named_modules()), dict(twin.named_modules())
+    for path in paths:
+        ours[path].training = False
+        if path in theirs:
+            theirs[path].training = False
+    try:
+        yield paths
+    finally:
+        for path in paths:
+            ours[path].training = True
 
 
 def _both_inputs(torch: Any, inputs: tuple[Any, ...], dtype: Any) -> tuple[list[Any], list[Any]]:
@@ -706,50 +725,38 @@ def compare_with_torch(model: nn.Module, *inputs: Any, target: Any = None, loss_
     twin = _twin(model, torch_model)
     floating = [p.dtype for p in model.parameters() if p.dtype.kind == "f"]
     ours_in, theirs_in = _both_inputs(torch, inputs, floating[0] if floating else None)
-    random_paths = _random_layers(model)
-    their_modules = dict(twin.named_modules())
-    ours_modules = dict(model.named_modules())
-    for path in random_paths:
-        ours_modules[path].training = False
-        if path in their_modules:
-            their_modules[path].training = False
-    try:
+    with _dropout_off(model, twin) as dropout_off:
         with buffers_kept(model):
             calls, ours, seeds = _our_run(model, ours_in, target, loss_fn)
-    finally:
-        for path in random_paths:
-            ours_modules[path].training = True
-    theirs = _their_run(torch, twin, theirs_in, seeds)
-    return _diagnosis(calls, ours, theirs, rtol, tuple(random_paths))
+        theirs = _their_run(torch, twin, theirs_in, seeds)
+    return _diagnosis(calls, ours, theirs, rtol, dropout_off)
 
 
 def _diagnosis(calls: list[ModuleCall], ours: _Side, theirs: _Side, rtol: float, dropout_off: tuple[str, ...]
                ) -> LayerDiff:
     """The rows, and where the difference starts (see ``compare_with_torch``)."""
     per_module = Counter(id(c.module) for c in calls)
-    param_diffs = {name: relative_difference([g], [theirs.param_grads.get(name)])
-                   for name, g in ours.param_grads.items()}
     rows = []
     for c in calls:
         row = LayerDiffRow(c.path, type(c.module).__name__, c.number, per_module[id(c.module)], False,
                            None, None, None, None, None)
         if (c.path, c.number) in theirs.calls:
             (ins, outs), (their_ins, their_outs) = ours.calls[(c.path, c.number)], theirs.calls[(c.path, c.number)]
-            within = [d for name, d in param_diffs.items()
-                      if d is not None and (not c.path or name.startswith(c.path + "."))]
+            within = [name for name in ours.param_grads if not c.path or name.startswith(c.path + ".")]
             row.matched = True
             row.input = relative_difference(ours.arrays(ins), theirs.arrays(their_ins))
             row.output = relative_difference(ours.arrays(outs), theirs.arrays(their_outs))
             row.grad_output = relative_difference(ours.gradients(outs), theirs.gradients(their_outs))
             row.grad_input = relative_difference(ours.gradients(ins), theirs.gradients(their_ins))
-            row.grad_params = max(within, default=None)
+            row.grad_params = relative_difference([ours.param_grads[n] for n in within],
+                                                  [theirs.param_grads.get(n) for n in within])
         rows.append(row)
 
     def differs(value: float | None) -> bool:
         return value is not None and value > rtol
 
     def named(call: ModuleCall) -> str:
-        return f"{_module_name(call.path)} ({type(call.module).__name__})"
+        return f"{call.path or 'the model'} ({type(call.module).__name__})"
 
     def result(call: ModuleCall | None, direction: str | None, reason: str) -> LayerDiff:
         return LayerDiff(rows, None if call is None else call.path, direction, reason, rtol, dropout_off)
@@ -758,8 +765,8 @@ def _diagnosis(calls: list[ModuleCall], ours: _Side, theirs: _Side, rtol: float,
         if differs(row.output):
             if differs(row.input) and c.parent is not None:
                 return result(c.parent, "forward", (
-                    f"{named(c.parent)}, in its forward: the input it gives {named(c)} already differs (by "
-                    f"{row.input:.1e}) though no module before differs: its own code around its sub-modules "
+                    f"{named(c.parent)}, in its forward: the input it gives {named(c)} already differs by "
+                    f"{row.input:.1e} though no module before differs: its own code around its sub-modules "
                     "computes something else"))
             agreeing = ", its input agreeing" if row.input is not None else ""
             return result(c, "forward", f"{named(c)}, in its forward: its output differs by {row.output:.1e}"
