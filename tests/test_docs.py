@@ -30,6 +30,7 @@ WRITES = {
     "README.md": ["xor.gv", "xor.html", "xor.svg"],
     "docs/export.md": ["model.onnx", "model.safetensors"],
     "docs/seeing-the-graph.md": ["loss.gv", "loss.html", "loss.svg"],
+    "docs/training-doctor.md": ["training.html"],
 }
 
 # Some of what each page's examples print, as the page says they do.
@@ -42,6 +43,9 @@ PRINTS = {
     "docs/higher-order.md": ["[0.75, 3.0, 12.0] [3.0, -6.0, 12.0]", "mul", "1.5 [4.0, 7.0]", "True", "12.0 12.0"],
     "docs/numpy-on-tensors.md": ["Tensor sum"],
     "docs/export.md": ["nn.Conv2d(1, 8, kernel_size=(3, 3)"],
+    "docs/training-doctor.md": ["- saturated in layers.0 at step 24", "- vanishing_gradient in layers.0 at step 0",
+                                "Diagnosis of 48 recorded steps: nothing wrong found", "- stale_gradients in ",
+                                "('vanishing_gradient', 'layers.0')"],
 }
 
 

@@ -253,8 +253,27 @@ def test_bad_calls_are_refused() -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# tinygrad-like train --doctor / --record
+# train's hook, and tinygrad-like train --doctor / --record
 # ----------------------------------------------------------------------------------------------------------
+
+
+def test_train_calls_on_backward_after_each_backward_and_before_the_step() -> None:
+    x, y = train.prepare(*learnable_digits(64))
+    recipe = blog.modern_recipe(epochs=1, batch_size=32)
+    model = train.build_model(recipe, seed=0)
+    out = model.layers[-1]
+    seen = []
+
+    def hook(loss: Tensor) -> None:
+        seen.append((loss.item(), out.weight.grad.numpy().copy(), out.weight.numpy().copy()))
+
+    train.train(model, x, y, recipe, seed=0, progress=False, log=None, on_backward=hook)
+    assert len(seen) == 2 and seen[0][0] > 0
+    assert not np.array_equal(seen[0][2], seen[1][2])  # a step was taken between the two calls
+    assert not np.array_equal(seen[1][2], out.weight.numpy())  # and after the last one
+    with pytest.raises(ValueError, match="on_backward is called by autograd's stepper"):
+        train.train(model, x, y, recipe, stepper=object(), on_backward=hook)
+
 
 
 @pytest.fixture

@@ -323,6 +323,13 @@ def test_close_stops_watching_and_puts_the_previous_hook_back() -> None:
         engine.set_recorder(previous)
 
 
+def test_a_recorder_dropped_without_close_takes_its_hook_out() -> None:
+    model = nn.Linear(2, 2)
+    viz.TrainingRecorder(model)  # not kept: gone at once
+    model(Tensor(np.ones((1, 2)))).sum()  # the next op finds the hook's recorder gone
+    assert engine.set_recorder(None) is None
+
+
 def test_bad_arguments_are_refused() -> None:
     model = nn.Linear(2, 2)
     with pytest.raises(TypeError, match="must be an nn.Module"):

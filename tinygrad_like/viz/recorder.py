@@ -117,8 +117,8 @@ class _Seen:
 
 
 class _Hook:
-    """``engine.set_recorder`` hook: hands every recorded op to the recorder (held weakly: a recorder that is gone
-    records nothing) and to the hook it replaced."""
+    """``engine.set_recorder`` hook: hands every recorded op to the recorder and to the hook it replaced. The
+    recorder is held weakly: once it is gone (never closed), the hook takes itself out at the next op."""
 
     def __init__(self, recorder: TrainingRecorder) -> None:
         self.recorder = weakref.ref(recorder)
@@ -128,8 +128,16 @@ class _Hook:
         if self.previous is not None:
             self.previous(fn)
         recorder = self.recorder()
-        if recorder is not None and recorder.watching:
+        if recorder is None:
+            self.remove()
+        elif recorder.watching:
             recorder._see(fn)
+
+    def remove(self) -> None:
+        """Put back the hook this one replaced, unless another went in above it (which still hands ops on)."""
+        current = set_recorder(self.previous)
+        if current is not self:
+            set_recorder(current)
 
 
 def _innermost(ctx: Any) -> Any:
@@ -195,9 +203,7 @@ class TrainingRecorder:
     def close(self) -> None:
         """Stop watching forward passes (the records stay); the hook this recorder replaced is put back."""
         self.watching = False
-        current = set_recorder(self._hook.previous)
-        if current is not self._hook:  # another hook went in above ours: leave it, ours passes ops on unseen
-            set_recorder(current)
+        self._hook.remove()
 
     def __enter__(self) -> TrainingRecorder:
         return self

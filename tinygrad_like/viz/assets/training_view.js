@@ -3,8 +3,9 @@
    Reads the run from the JSON in #graph-data: the recorded steps, their losses and, per module, its numbers and
    histograms at each of them. The module graph is DOT text laid out once by viz.js (Graphviz compiled to
    WebAssembly, inlined above: no network, no server); choosing a step rewrites the numbers in its boxes, the
-   histograms and the markers on the curves (the loss, and one number per module, chosen in #metric). Module i is drawn as "m<i>", the model's input as "input".
-   Numbers that are not finite arrive as the strings "nan", "inf", "-inf". */
+   histograms and the markers on the curves (the loss, and one number per module, chosen in #metric). Module i
+   is drawn as "m<i>", the model's input as "input". Numbers that are not finite arrive as the strings "nan",
+   "inf", "-inf". */
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("graph-data").textContent);
@@ -14,7 +15,7 @@
   const FRAMES = 200; // a whole run plays in about this many frames, however many steps were recorded
   const escapeHTML = (s) => String(s).replace(/[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-  const quote = (s) => '"' + String(s).replace(/\\/g, "\\\\").replace(/"/g, '\\"') + '"';
+  const quote = (s) => '"' + String(s).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") + '"';
   const finite = (v) => typeof v === "number" && Number.isFinite(v);
 
   function fmt(v) { // 3 significant digits, the same width for every step of a box
@@ -162,7 +163,8 @@
         `fill="#7986cb"><title>${c}</title></rect>`;
     }).join("");
     return `<div class="hist"><div>${name}</div><svg width="${width}" height="${height + 12}" role="img" ` +
-      `aria-label="${name} histogram">${bars}<text x="0" y="${height + 10}" font-size="9">${escapeHTML(fmt(a))}</text>` +
+      `aria-label="${name} histogram">${bars}` +
+      `<text x="0" y="${height + 10}" font-size="9">${escapeHTML(fmt(a))}</text>` +
       `<text x="${width}" y="${height + 10}" font-size="9" text-anchor="end">${escapeHTML(fmt(b))}</text></svg></div>`;
   }
 
