@@ -215,7 +215,26 @@ def hide_dot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def page_data(page: str) -> dict:
-    """The graph JSON that a page of ``to_html`` carries."""
+    """The graph JSON that a page of ``to_html`` carries, its nodes unpacked as the page's script does (one dict
+    per node: title, name, cat, op, shape, dtype, cluster, inputs, value, grad, verdict) and its steps as
+    ``{"node", "sent": [contribution index, ...]}`` with ``contributions`` ``{"from", "pos", "to", "grad"}``."""
     match = re.search(r'<script id="graph-data" type="application/json">(.*?)</script>', page, re.DOTALL)
     assert match, "no graph data in the page"
-    return json.loads(match.group(1))
+    data = json.loads(match.group(1))
+    if not isinstance(data, dict):  # a dot_to_html page: the DOT text
+        return data
+    columns = data["nodes"]
+    unpacked = {k: [columns[k]["values"][i] for i in columns[k]["index"]]
+                for k in ("title", "cat", "shape", "dtype", "cluster")}
+    data["nodes"] = [{
+        **{k: unpacked[k][i] for k in unpacked}, "inputs": inputs, "op": unpacked["title"][i] if inputs else None,
+        "name": columns["name"].get(str(i)), "verdict": columns["verdict"].get(str(i)),
+        "value": columns["value"][i], "grad": columns["grad"][i],
+    } for i, inputs in enumerate(columns["inputs"])]
+    contributions, steps = [], []
+    for node, *positions in data["steps"]:
+        steps.append({"node": node, "sent": list(range(len(contributions), len(contributions) + len(positions)))})
+        contributions += [{"from": node, "pos": pos, "to": data["nodes"][node]["inputs"][pos],
+                           "grad": data["sent"][len(contributions) + k]} for k, pos in enumerate(positions)]
+    data["steps"], data["contributions"] = steps, contributions
+    return data

@@ -43,8 +43,9 @@ class Op:
 
     ``inf_and_nan``: the row takes part in the seeded random programs against PyTorch on zeros, infinities and nan
     (tests/test_ops.py), where its values and gradients must be PyTorch's, nan for nan and inf for inf. Rows stay
-    out where they differ: abs (0 where it is flat against an inf from downstream, nan in PyTorch), max (0 for
-    every input when a nan is among the compared values, nan in PyTorch), maximum and minimum (against a nan the
+    out where they differ: abs (0 where it is flat against an inf from downstream, nan in PyTorch), max and min
+    (reductions, which the programs do not chain; their nan and tie rules are tested in
+    tests/test_hardening_reductions.py), maximum and minimum (against a nan the
     gradient is split as for a tie, PyTorch gives each side all of it), pow of two tensors (a signed zero base
     with a negative exponent), rpow (0 where 2.5 ** x underflows), sin, cos and tan (values at huge arguments),
     and any row whose formula rounds differently from PyTorch's at extreme values. The known differences are

@@ -37,12 +37,14 @@ WRITES = {
 PRINTS = {
     "README.md": ["predictions [0, 1, 1, 0]", "missing sigmoid derivative",
                   "verdict: DISAGREE (first from the loss: W1)"],
-    "docs/tensors.md": ["-1.1672241687774658"],
-    "docs/defining-networks.md": ["epoch 30: mean loss", "test accuracy: 9"],
+    "docs/tensors.md": ["-1.1672241687774658", "[[0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]", "0.956 float16", "1.001"],
+    "docs/defining-networks.md": ["epoch 30: mean loss", "test accuracy: 9",
+                                  "['0.weight', '2.weight', '3.weight', '3.bias', '3.running_mean', "
+                                  "'3.running_var']"],
     "docs/checking-gradients.md": ["missing tanh derivative", "missing sigmoid derivative", "False layers.1"],
     "docs/higher-order.md": ["[0.75, 3.0, 12.0] [3.0, -6.0, 12.0]", "mul", "1.5 [4.0, 7.0]", "True", "12.0 12.0"],
     "docs/numpy-on-tensors.md": ["Tensor sum"],
-    "docs/export.md": ["nn.Conv2d(1, 8, kernel_size=(3, 3)"],
+    "docs/export.md": ["nn.Conv2d(in_channels=1, out_channels=8, kernel_size=(3, 3)"],
     "docs/training-doctor.md": ["- saturated in layers.0 at step 24", "- vanishing_gradient in layers.0 at step 0",
                                 "Diagnosis of 48 recorded steps: nothing wrong found", "- stale_gradients in ",
                                 "('vanishing_gradient', 'layers.0')"],

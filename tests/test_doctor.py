@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import learnable_digits, page_data, write_idx_dataset
+from helpers import learnable_digits, write_idx_dataset
+from test_training_recorder import run_data
 
 from tinygrad_like import Tensor, blog, cli, doctor, nn, optim, train, viz
 from tinygrad_like.nn import functional as F
@@ -300,7 +301,7 @@ def test_train_record_writes_the_runs_page(dataset: Path, tmp_path: Path, capsys
     assert run("--data-dir", str(dataset), "--seed", "1", "--recipe", "modern", "--epochs", "3",
                "--record", str(page)) == 0
     assert f"Wrote the training view to {page}" in capsys.readouterr().out
-    data = page_data(page.read_text(encoding="utf-8"))
+    data = run_data(page.read_text(encoding="utf-8"))
     assert data["steps"] == list(range(21)) and data["calls"] == 21
     assert [m["path"] for m in data["modules"]] == ["layers.0", "layers.1", "layers.2"]
     assert [m["activation"] for m in data["modules"]] == ["relu", "relu", None]

@@ -67,7 +67,8 @@ def test_a_cnn_gives_the_same_outputs_in_pytorch_in_eval_and_keeps_its_mode(dtyp
 
 def test_torch_source_is_runnable_and_names_the_layers():
     source = export.torch_source(cnn())
-    assert "nn.Conv2d(1, 4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=True)" in source
+    assert ("nn.Conv2d(in_channels=1, out_channels=4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=True, "
+            "padding_mode='zeros')" in source)
     scope: dict = {}
     exec(source, scope)
     assert isinstance(scope["model"], torch.nn.Sequential) and len(scope["model"]) == 10
@@ -113,7 +114,7 @@ def test_a_truncated_or_mismatched_file_is_refused_and_nothing_is_lost(tmp_path)
     with pytest.raises(ValueError, match="truncated.safetensors is not a readable safetensors file"):
         export.load_safetensors(target, truncated)
     other = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU())
-    with pytest.raises(ValueError, match=r"(?s)load_state_dict: .*missing layers.8.weight.*layers.0.weight: "
+    with pytest.raises(ValueError, match=r"(?s)load_state_dict: .*missing 8.weight.*0.weight: "
                                          r"expected \(4, 1, 3, 3\) float32, got \(3, 1, 3, 3\)"):
         export.save_safetensors(other, tmp_path / "other.safetensors")
         export.load_safetensors(target, tmp_path / "other.safetensors")
@@ -147,8 +148,10 @@ EXPORTABLE = {
     "div": lambda t: t / (t * t + 1), "sub": lambda t: 1 - t, "matmul": lambda t: t @ t.T,
     "softmax": lambda t: t.softmax(-1), "log_softmax": lambda t: t.log_softmax(0),
     "leaky_relu": lambda t: t.leaky_relu(0.1), "softplus": lambda t: t.softplus(), "gelu": lambda t: t.gelu(),
-    "where": lambda t: (t > 0).where(t, t * 2), "cat": lambda t: t.cat(t * 2, dim=1),
+    "where": lambda t: Tensor.where(np.array([True, False, False, True]), t, t * 2),
+    "cat": lambda t: t.cat(t * 2, dim=1),
     "expand": lambda t: t.reshape(t.shape[0], 1, -1).expand(t.shape[0], 3, t.shape[1]),
+    "getitem": lambda t: t[:, ::2] + t[:, -1:0:-2] + t[:, np.array([3, 0])],
 }
 
 
@@ -161,8 +164,8 @@ def test_every_exportable_op_runs_in_onnx_runtime(name, tmp_path):
 
 
 def test_an_op_without_onnx_mapping_is_named(tmp_path):
-    with pytest.raises(NotImplementedError, match="to_onnx: no ONNX mapping for the op 'getitem'"):
-        export.to_onnx(lambda t: t[:, ::2], np.ones((2, 4), np.float32), tmp_path / "x.onnx")
+    with pytest.raises(NotImplementedError, match="to_onnx: no ONNX mapping for the op 'cumsum'"):
+        export.to_onnx(lambda t: np.cumsum(t, axis=1), np.ones((2, 4), np.float32), tmp_path / "x.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -172,3 +175,17 @@ def test_without_the_extra_the_functions_say_how_to_install_it(monkeypatch, tmp_
     monkeypatch.setitem(sys.modules, "onnx", None)  # as if not installed: import raises ImportError
     with pytest.raises(ImportError, match=r'to_onnx needs the onnx package: pip install "tinygrad_like\[export\]"'):
         export.to_onnx(lambda t: t.exp(), np.ones((1, 2), np.float32), tmp_path / "x.onnx")
+
+
+def test_a_mask_computed_from_the_input_is_refused_not_baked_into_the_model(tmp_path):
+    """A comparison is not recorded, so its mask would be the example's at every input: refused, naming it."""
+    x = RNG.standard_normal((3, 4)).astype(np.float32)
+    with pytest.raises(NotImplementedError, match="a mask computed from the input's values by a comparison"):
+        export.to_onnx(lambda t: (t > 0).where(t, t * 2), x, tmp_path / "model.onnx")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_a_mean_over_the_batch_is_refused_not_baked_into_the_model(tmp_path):
+    x = RNG.standard_normal((4, 2)).astype(np.float32)
+    with pytest.raises(NotImplementedError, match="depends on the input"):
+        export.to_onnx(lambda t: t - t.mean(axis=0), x, tmp_path / "model.onnx")

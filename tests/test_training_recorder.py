@@ -7,6 +7,7 @@ Set UPDATE_SCREENSHOTS=1 to write the docs' picture (docs/images/training-view.p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers import ROOT, page_data
+from helpers import ROOT
 from test_docs import blocks, run
 from test_viz_html import browser, open_view  # noqa: F401 - the browser fixtures, shared
 
@@ -351,13 +352,20 @@ def test_bad_arguments_are_refused() -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def run_data(page: str) -> dict[str, Any]:
+    """The JSON a recorder's page carries: steps, losses, per module its numbers and histograms, the edges."""
+    match = re.search(r'<script id="graph-data" type="application/json">(.*?)</script>', page, re.DOTALL)
+    assert match, "no data in the page"
+    return json.loads(match.group(1))
+
+
 def test_the_page_carries_every_recorded_step_and_is_written_where_asked(tmp_path: Path) -> None:
     rec = train_small(steps=6)
     path = tmp_path / "run.html"
     page = rec.to_html(path, title="a <b>run</b>")
     assert path.read_text(encoding="utf-8") == page
     assert "<title>a &lt;b&gt;run&lt;/b&gt;</title>" in page
-    data = page_data(page)
+    data = run_data(page)
     assert data["steps"] == [0, 1, 2, 3, 4, 5]
     assert data["loss"] == [pytest.approx(s.loss, rel=1e-3) for s in rec.steps]
     paths = list(rec.steps[0].modules)
@@ -393,7 +401,7 @@ def test_the_page_plays_pauses_and_scrubs_in_a_browser(open_view: Any, tmp_path:
     view = open_view(docs_page(tmp_path, monkeypatch))
     page = view.page
     page.wait_for_selector("body[data-rendered='1']")
-    n = len(page_data(page.content())["steps"])
+    n = len(run_data(page.content())["steps"])
     start = shown(view)
     assert start["step"] == "0" and start["status"].startswith("step 0 (1 of ") and "layers.0" in start["box"]
     assert "saturated" in start["box"] and page.locator("#panel svg").count() == 6  # activations, gradients

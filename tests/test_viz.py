@@ -355,6 +355,25 @@ def test_each_step_of_an_rnn_is_its_own_cluster_with_the_shared_weights_outside(
     source = draw(h.sum(), params=cell, collapse=True, legend=False).source
     assert len(boxes(source)) == steps and "ih.weight" in source
 
+
+def test_a_layer_returning_several_tensors_is_one_cluster_holding_all_of_them() -> None:
+    """An LSTM cell returns (h, c): one call, one cluster, the ops of both outputs inside."""
+    cell = nn.LSTMCell(3, 4)
+    h, c = cell(Tensor(np.ones((2, 3), np.float32)))
+    parts = viz.graph_parts(h.sum() + c.sum(), params=cell)
+    ((label, members, parent),) = [cluster for cluster in parts.clusters if cluster[0].startswith("LSTMCell(")]
+    at = {id(t): i for i, t in enumerate(parts.order)}
+    assert at[id(h)] in members and at[id(c)] in members and parent is None
+    assert [parts.order[i].op for i in members].count("tanh") == 2  # the cell's candidate and tanh(c)
+
+    lstm = nn.LSTM(3, 4, num_layers=2)
+    out, (h_n, c_n) = lstm(Tensor(np.ones((5, 2, 3), np.float32)))
+    parts = viz.graph_parts(out.sum() + c_n.sum(), params=lstm)
+    (members,) = [m for label, m, _ in parts.clusters if label.startswith("LSTM(")]
+    at = {id(t): i for i, t in enumerate(parts.order)}
+    assert at[id(out)] in members and at[id(c_n)] in members
+
+
 class LayerNorm(nn.Module):
     """Normalise the last axis, then scale and shift."""
 

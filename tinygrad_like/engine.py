@@ -508,6 +508,7 @@ def _latest_first(roots: Sequence[Any], grad_only: bool) -> list[Any]:
         ctx = node._ctx
         for t, need in zip(ctx.inputs, ctx.needs_grad):
             if need or every:
+                t = seen_by(ctx, t)
                 t_ctx = t._ctx
                 if t_ctx is not None and type(t_ctx) is not released:
                     push(heap, (-t_ctx.seq, t))
@@ -701,6 +702,15 @@ def _as_seen(ctx: Function, t: Any) -> Any:
     names = _input_names(type(ctx))
     if isinstance(position, int) and position < len(names) and _saved(ctx, names[position]):
         raise _modified_error(ctx, f"input {position}", t)
+    return seen_by(ctx, t)
+
+
+def seen_by(ctx: Function, t: Any) -> Any:
+    """The state of ``t`` that the op ``ctx`` used as an input: ``t`` itself, or, when a recorded in-place change
+    came since, the earlier state it left behind (``h[:] = h.exp()`` makes ``h`` the output of an op whose graph
+    reaches ``h`` as it was). Every walk over the graph follows inputs through this."""
+    if t._version <= ctx.seq:
+        return t
     while True:  # back through its recorded changes to the state it had when this op was recorded
         history = _history(t)
         if history is None or history[1] < ctx.seq:
@@ -899,10 +909,11 @@ def _leading_to(order: list[Any], wanted: set) -> tuple[set, set]:
     useful = set(wanted)
     for node in reversed(order):  # inputs before the ops that use them
         ctx = node._ctx
-        for t, need in zip(ctx.inputs, ctx.needs_grad):
+        inputs = [seen_by(ctx, t) for t in ctx.inputs]
+        for t, need in zip(inputs, ctx.needs_grad):
             if need and type(t._ctx) is ReleasedGraph:
                 useful.add(t)  # walked into, so that the released-graph error is raised there
-        if any(need and t in useful for t, need in zip(ctx.inputs, ctx.needs_grad)):
+        if any(need and t in useful for t, need in zip(inputs, ctx.needs_grad)):
             runs.add(node)
             useful.add(node)
     return runs, useful
@@ -951,6 +962,8 @@ def unbroadcast(grad: Any, shape: tuple[int, ...], ctx: Function, t: Any) -> Any
                 raise RuntimeError(f"{ctx.name}: backward returned a gradient of shape {grad.shape} for input "
                                    f"{_position(ctx, t)} of shape {shape}")
             axes.append(extra + i)
+    if grad.dtype == np.float16 and not isinstance(grad, _tensor_type):  # added up in float32, as ops.Sum does
+        return grad.sum(axis=tuple(axes), dtype=np.float32).astype(np.float16).reshape(shape)
     return grad.sum(axis=tuple(axes)).reshape(shape)
 
 

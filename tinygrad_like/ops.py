@@ -29,6 +29,16 @@ def _floating(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float32)
 
 
+HALF = np.dtype(np.float16)
+
+
+def _wide(x):
+    """float16 values as float32, for a rule that adds many of them up, as PyTorch accumulates half precision in
+    float: a float16 running sum overflows past 65,504 and stops growing by 1 past 2,048. Other dtypes as they
+    are. On arrays or Tensors."""
+    return x.astype(np.float32) if x.dtype == HALF else x
+
+
 def _column_major(a: np.ndarray) -> bool:
     """True for an array laid out column by column (a transposed view, nn.Linear's weight): a matrix product's
     gradient for it is computed in that layout, which is faster for BLAS and for the update."""
@@ -298,6 +308,7 @@ class Clone(Function):
     __slots__ = ()
     name = "clone"
     saves_values = False
+    onnx = "Identity"
 
     def forward(self, x):
         return x.copy()
@@ -591,23 +602,40 @@ class LeakyRelu(Function):
 
 
 class Softplus(Function):
-    """z = log(1 + exp(x)), computed as logaddexp(0, x) so no x overflows;  dz/dx = sigmoid(x).
+    """z = log(1 + exp(beta x)) / beta, computed as logaddexp(0, beta x) / beta so no x overflows, and z = x where
+    beta x > threshold;  dz/dx = sigmoid(beta x), and 1 above the threshold.
 
-    Exact for every x (PyTorch returns x itself above its threshold 20, which differs by less than 2e-9).
+    ``t.softplus()`` is exact for every x (tinygrad's, no threshold); ``F.softplus`` passes PyTorch's threshold 20,
+    above which PyTorch returns x itself (less than 2e-9 away).
     """
 
-    __slots__ = ("x",)
+    __slots__ = ("x", "beta", "threshold")
     name = "softplus"
     methods = ("softplus",)
-    onnx = "Softplus"
     derivative = "sigmoid(z)"
 
-    def forward(self, x):
-        self.x = _floating(x)
-        return np.logaddexp(0, self.x)
+    def onnx(self, g, ins, out):
+        """Softplus(beta x) / beta, and x where beta x > threshold."""
+        beta, threshold = g.constant(self.beta, out.dtype), g.constant(self.threshold, out.dtype)
+        scaled = g.node("Mul", [ins[0], beta])
+        smooth = g.node("Div", [g.node("Softplus", [scaled]), beta])
+        return g.node("Where", [g.node("Greater", [scaled, threshold]), ins[0], smooth])
+
+    def forward(self, x, beta=1.0, threshold=math.inf):
+        self.x, self.beta, self.threshold = _floating(x), beta, threshold
+        scaled = self.x * beta
+        return np.where(scaled > threshold, self.x, np.logaddexp(0, scaled) / beta)
 
     def backward(self, grad):
-        return (grad * Sigmoid.on(self.x),)  # sigmoid's own rule: stable when differentiated again
+        scaled = self.x * self.beta
+        slope = Sigmoid.on(scaled)  # sigmoid's own rule: stable when differentiated again
+        if self.threshold != math.inf:
+            slope = np.where(scaled > self.threshold, 1.0, slope)
+        return (grad * slope,)
+
+    def label(self):
+        return "softplus" if (self.beta, self.threshold) == (1.0, math.inf) else \
+            f"softplus(beta={self.beta}, threshold={self.threshold})"
 
 
 _erf = np.frompyfunc(math.erf, 1, 1)  # NumPy has no erf; math.erf is exact to double precision (~0.2 us a value)
@@ -704,6 +732,8 @@ class Sum(Function):
 
     def forward(self, x, axes=None, keepdim=False):
         self.in_shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        if x.dtype == HALF:  # NumPy adds float16 columns in float16 (2,048 + 1 is 2,048); PyTorch in float32
+            return x.sum(axis=axes, keepdims=keepdim, dtype=np.float32).astype(HALF)
         return x.sum(axis=axes, keepdims=keepdim)
 
     def backward(self, grad):
@@ -714,41 +744,53 @@ class Sum(Function):
 
 
 class Max(Function):
-    """z = max(x, axes);  dz/dx = 1 at the maximum; tied maxima share the gradient equally."""
+    """z = max(x, axes);  dz/dx = 1 at the maximum, as PyTorch: over one axis with ``indexed`` (``max(dim)``) at
+    the index it returns (the first maximum, or the first nan); otherwise (``max()``, ``amax``) tied maxima share
+    the gradient equally, and a slice holding nan gives it to its nans (its maximum is nan)."""
 
-    __slots__ = ("x", "out", "axes")
+    __slots__ = ("x", "out", "axes", "indexed")
     name = "max"
     onnx = _onnx_reduce("ReduceMax")
     constants = ("x", "out")  # they say where the maxima are: the gradient is selected, never differentiated
     reduce = staticmethod(np.maximum.reduce)
+    arg = staticmethod(np.argmax)  # the index max(dim) returns: NumPy's and PyTorch's agree, nan included
 
-    def forward(self, x, axes=None, keepdim=False):
+    def forward(self, x, axes=None, keepdim=False, indexed=False):
         reduced = x.shape if axes is None else [x.shape[a] for a in axes]
         if 0 in reduced:  # as NumPy and PyTorch: an empty axis has no max; other axes may be empty
             raise ValueError(f"{self.name}: cannot reduce over an empty axis of a tensor of shape {x.shape} "
                              f"(axis {axes})")
         out = self.reduce(x, axis=axes, keepdims=True)
-        self.x, self.out, self.axes = x, out, axes
+        self.x, self.out, self.axes, self.indexed = x, out, axes, indexed
         if keepdim:
             return out
         return out.reshape(() if axes is None else tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
     def backward(self, grad):
         grad = grad.reshape(self.out.shape)
-        winners = self.x == self.out
-        return (np.where(winners, grad / winners.sum(axis=self.axes, keepdims=True), 0),)  # selected, as relu
+        x, out = self.x, self.out
+        if self.indexed:
+            (axis,) = self.axes
+            place = np.arange(x.shape[axis]).reshape([-1 if i == axis else 1 for i in range(x.ndim)])
+            return (np.where(place == self.arg(x, axis=axis, keepdims=True), grad, 0),)  # selected, as relu
+        winners = x == out
+        if x.dtype.kind == "f" and np.isnan(out).any():  # nan == nan is False: the nans are the winners there
+            winners |= np.isnan(x) & np.isnan(out)
+        return (np.where(winners, grad / winners.sum(axis=self.axes, keepdims=True), 0),)
 
     def label(self):
         return self.name if self.axes is None else f"{self.name}(axis={self.axes})"
 
 
 class Min(Max):
-    """z = min(x, axes);  dz/dx = 1 at the minimum; tied minima share the gradient equally."""
+    """z = min(x, axes);  dz/dx = 1 at the minimum, placed as for ``max`` (at the index ``min(dim)`` returns, or
+    shared by tied minima, the nans of a slice holding nan taking it)."""
 
     __slots__ = ()
     name = "min"
     onnx = _onnx_reduce("ReduceMin")
     reduce = staticmethod(np.minimum.reduce)
+    arg = staticmethod(np.argmin)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -771,7 +813,9 @@ def _max_keepdims(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 class Softmax(Function):
-    """z = exp(x - max) / sum(exp(x - max));  dz/dx applied to g:  z * (g - sum(g * z))."""
+    """z = exp(x - max) / sum(exp(x - max));  dz/dx applied to g:  z * (g - sum(g * z)).
+
+    float16 is computed in float32 and rounded once (as PyTorch): 70,000 equal float16 logits still sum to 1."""
 
     __slots__ = ("out", "axis")
     name = "softmax"
@@ -785,12 +829,14 @@ class Softmax(Function):
         if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
             self.out, self.axis = x.copy(), axis
             return self.out
-        e = np.exp(x - _max_keepdims(x, axis))
-        self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
+        w = _wide(x)
+        e = np.exp(w - _max_keepdims(w, axis))
+        out = e / e.sum(axis=axis, keepdims=True)
+        self.out, self.axis = out if w is x else out.astype(x.dtype), axis
         return self.out
 
-    def backward(self, grad):
-        out = self.out
+    def backward(self, grad):  # a float32 gradient for float16: the engine rounds it to the input's dtype
+        out, grad = _wide(self.out), _wide(grad)
         return (out * (grad - (grad * out).sum(axis=self.axis, keepdims=True)),)
 
     def label(self):
@@ -798,7 +844,9 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
-    """z = x - max - log(sum(exp(x - max)));  dz/dx applied to g:  g - softmax(x) * sum(g)."""
+    """z = x - max - log(sum(exp(x - max)));  dz/dx applied to g:  g - softmax(x) * sum(g).
+
+    float16 is computed in float32 and rounded once, as softmax."""
 
     __slots__ = ("out", "axis")
     name = "log_softmax"
@@ -812,13 +860,15 @@ class LogSoftmax(Function):
         if x.size == 0:  # nothing to normalise (and np.max refuses empty input)
             self.out, self.axis = x.copy(), axis
             return self.out
-        shifted = x - _max_keepdims(x, axis)
-        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-        self.axis = axis
+        w = _wide(x)
+        shifted = w - _max_keepdims(w, axis)
+        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.out, self.axis = out if w is x else out.astype(x.dtype), axis
         return self.out
 
-    def backward(self, grad):
-        return (grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True),)
+    def backward(self, grad):  # a float32 gradient for float16, as softmax's
+        grad = _wide(grad)
+        return (grad - np.exp(_wide(self.out)) * grad.sum(axis=self.axis, keepdims=True),)
 
     def label(self):
         return f"log_softmax(axis={self.axis})"
@@ -841,12 +891,15 @@ class CrossEntropy(Function):
         if target.ndim == 1:
             check_labels(target, x.shape[1], "cross_entropy")
         x = _floating(x)
-        shifted = x - _max_keepdims(x, 1)
+        w = _wide(x)  # float16 in float32, as log_softmax
+        shifted = w - _max_keepdims(w, 1)
         self.log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.target = target
         if target.ndim == 1:
-            return -self.log_probs[np.arange(len(target)), target]
-        return -(self.log_probs * target).sum(axis=1)
+            losses = -self.log_probs[np.arange(len(target)), target]
+        else:
+            losses = -(self.log_probs * target).sum(axis=1)
+        return losses if w is x else losses.astype(x.dtype)
 
     def backward(self, grad):
         need_x, need_t = self.needs_grad
@@ -905,10 +958,7 @@ class Reshape(Function):
     saves_values = False
 
     def onnx(self, g, ins, out):
-        shape, source = list(out.shape), self.inputs[0]
-        if shape and source.ndim and shape[0] == source.shape[0] == g.input.shape[0]:
-            shape[0] = 0  # ONNX: copy the (free) batch size from the input
-        return g.node("Reshape", [ins[0], g.constant(shape)])
+        return g.node("Reshape", [ins[0], g.constant(g.target_shape(out, self.label()))])
 
     def into_source(self, new):
         """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
@@ -975,7 +1025,7 @@ class Expand(Function):
     saves_values = False
 
     def onnx(self, g, ins, out):
-        return g.node("Expand", [ins[0], g.constant(list(out.shape))])
+        return g.node("Expand", [ins[0], g.constant(g.expand_shape(self.inputs[0], out, self.label()))])
 
     def forward(self, x, shape=()):
         try:
@@ -1030,6 +1080,33 @@ class GetItem(Function):
     linear = True
     saves_values = False
 
+    def onnx(self, g, ins, out):
+        """Slices (a Slice node) or slices then one integer array (a Gather along that axis); other indices are
+        not mapped."""
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        at = next((i for i, p in enumerate(parts) if p is Ellipsis), None)
+        if at is not None:  # the axes it stands for, whole
+            parts = parts[:at] + (slice(None),) * (len(self.in_shape) - len(parts) + 1) + parts[at + 1:]
+        *lead, last = parts
+        if parts and all(p == slice(None) for p in lead) and isinstance(last, np.ndarray) and last.dtype.kind in "iu":
+            return g.node("Gather", [ins[0], g.constant(last)], axis=len(lead))
+        if not all(isinstance(p, (slice, int, np.integer)) for p in parts):
+            raise NotImplementedError(f"to_onnx: no ONNX mapping for getitem with index {self.index!r} (output shape "
+                                      f"{out.shape}); slices and integers, or slices then one integer array, are "
+                                      "mapped")
+        taken = [axis for axis, p in enumerate(parts) if not isinstance(p, slice)]  # integers: slices of one, squeezed
+        parts = [p if isinstance(p, slice) else slice(p % size, p % size + 1) for p, size in zip(parts, self.in_shape)]
+        free = g.free_axes(self.inputs[0])  # all of an axis that follows the batch: not a fixed range
+        cut = [(axis, p.indices(size)) for axis, (p, size) in enumerate(zip(parts, self.in_shape))
+               if p != slice(None) and not (axis in free and p.indices(size) == (0, size, 1))]
+        if not cut:
+            return g.node("Identity", ins)
+        ends = [stop if stop >= 0 else -size - 1 for (axis, (_, stop, _)), size in
+                zip(cut, [self.in_shape[a] for a, _ in cut])]  # a negative step's end before index 0
+        sliced = g.node("Slice", [ins[0], g.constant([c[1][0] for c in cut]), g.constant(ends),
+                                  g.constant([c[0] for c in cut]), g.constant([c[1][2] for c in cut])])
+        return g.node("Squeeze", [sliced, g.constant(taken)]) if taken else sliced
+
     def into_source(self, new):
         """Where a view's new values ``new`` go in its source, for a change made through the view: (index, values)."""
         return self.index, new
@@ -1072,6 +1149,40 @@ class ScatterAdd(Function):
 
 
 
+class Embedding(Function):
+    """z = weight[indices]: the rows of weight (num_embeddings, dim) that integer indices of any shape pick
+    (PyTorch's embedding);  dz/dweight = g added up into the picked rows (repeated indices add up), the row
+    ``padding_idx`` getting none; the indices get no gradient."""
+
+    __slots__ = ("indices", "rows", "padding_idx")
+    name = "embedding"
+    linear = True
+    constants = ("indices",)  # they only say where the rows go
+
+    def onnx(self, g, ins, out):
+        return g.node("Gather", ins, axis=0)
+
+    def forward(self, weight, indices, padding_idx=None):
+        if indices.dtype.kind not in "iu":
+            raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype} (shape {indices.shape})")
+        if weight.ndim != 2:
+            raise ValueError(f"embedding: weight must be (num_embeddings, embedding_dim), got shape {weight.shape}")
+        bad = indices[(indices < 0) | (indices >= weight.shape[0])]
+        if bad.size:
+            raise IndexError(f"embedding: index {bad.flat[0]} is out of range for {weight.shape[0]} embeddings "
+                             f"(weight shape {weight.shape}, indices shape {indices.shape})")
+        self.indices, self.rows, self.padding_idx = indices, weight.shape, padding_idx
+        return weight[indices]
+
+    def backward(self, grad):
+        if self.padding_idx is not None:  # the padding row learns nothing, as PyTorch
+            grad = np.where((self.indices == self.padding_idx)[..., None], 0, grad)
+        return ScatterAdd.on(grad, shape=self.rows, index=self.indices), None
+
+    def label(self):
+        return "embedding" if self.padding_idx is None else f"embedding(padding_idx={self.padding_idx})"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Layers: convolution and pooling on (N, C, H, W) arrays, vectorised with im2col. A window view of the
 # input (no copy) gives every kh x kw patch; the convolution is then one matrix product for the whole batch,
@@ -1087,6 +1198,17 @@ class SetItem(Function):
     __slots__ = ("index", "shape")
     name = "setitem"
     saves_values = False
+
+    def onnx(self, g, ins, out):
+        """A whole overwrite (``assign``, an activation with ``inplace=True``): the new values, as its dtype."""
+        if self.index is not Ellipsis:
+            raise NotImplementedError(f"to_onnx: no ONNX mapping for setitem at an index (output shape {out.shape}); "
+                                      "only a whole overwrite (t.assign(v), t[...] = v) is mapped")
+        value = self.inputs[1]
+        same = value.shape == out.shape
+        new = g.node("Identity", [ins[1]]) if same else \
+            g.node("Expand", [ins[1], g.constant(g.expand_shape(value, out, self.label()))])
+        return new if value.dtype == out.dtype else g.node("Cast", [new], to=g.dtype_code(out.dtype))
 
     def forward(self, x, v, index=None):
         out = x.copy()
@@ -1156,6 +1278,12 @@ class Pad(Function):
     implements = np.pad
     linear = True
     saves_values = False
+
+    def onnx(self, g, ins, out):
+        begins = [s.start for s in self.inner]
+        ends = [size - s.stop for size, s in zip(out.shape, self.inner)]
+        value = getattr(self, "params", {}).get("constant_values", 0)
+        return g.node("Pad", [ins[0], g.constant(begins + ends), g.constant(value, out.dtype)], mode="constant")
 
     def forward(self, x, pad_width=0, mode="constant", constant_values=0):
         if mode != "constant":
@@ -1547,6 +1675,9 @@ class Expm1(Function):
     implements = np.expm1
     derivative = "exp(z)"
     hint = "expm1 overflows past 88 (float32) or 709 (float64)"
+
+    def onnx(self, g, ins, out):
+        return g.node("Sub", [g.node("Exp", ins), g.constant(1, out.dtype)])
 
     def forward(self, x):
         self.out = np.expm1(_floating(x))

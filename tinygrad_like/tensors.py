@@ -8,6 +8,7 @@ flatten, transpose, ...) are compositions of the primitives and so need no backw
 from __future__ import annotations
 
 import contextvars
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
@@ -148,6 +149,19 @@ def _binary_method(rule: type[Function], op: str, formula: str, reverse: bool = 
 def _cast(t: Tensor, dtype: np.dtype) -> Tensor:
     """``t`` as ``dtype``: an op (recorded when ``t`` needs a gradient); too big a value becomes inf, as in PyTorch."""
     return t if t._data.dtype == dtype else ops.Cast.apply(t, dtype=dtype)
+
+
+def _half_in_float32(method: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """A reduction that, on float16, runs in float32 and rounds its result to float16 (two casts on the graph), as
+    PyTorch accumulates half precision in float: the variance of 1,000 float16 values near 100 is finite."""
+
+    @functools.wraps(method)
+    def run(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        if self._data.dtype != ops.HALF:
+            return method(self, *args, **kwargs)
+        return _cast(method(_cast(self, np.dtype(np.float32)), *args, **kwargs), ops.HALF)
+
+    return run
 
 
 def _axes(axis: Axis, ndim: int, op: str) -> tuple[int, ...] | None:
@@ -584,6 +598,7 @@ class Tensor:
         """Running sums along ``dim``."""
         return np.cumsum(self, axis=dim)
 
+    @_half_in_float32
     def logsumexp(self, dim: Axis, keepdim: bool = False) -> Tensor:
         """log(sum(exp(x))) over ``dim``, computed stably (the maximum taken out first, as a constant)."""
         peak = np.max(self._data, axis=dim, keepdims=True)
@@ -901,6 +916,7 @@ class Tensor:
         axis, keepdim = _reduce_args("sum", axis, keepdim, keepdims, dim)
         return ops.Sum.apply(self, axes=_axes(axis, self.ndim, "sum"), keepdim=keepdim)
 
+    @_half_in_float32
     def mean(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
              dim: Axis = None) -> Tensor:
         axis, keepdim = _reduce_args("mean", axis, keepdim, keepdims, dim)
@@ -908,30 +924,32 @@ class Tensor:
         count = self.size if axes is None else math.prod(self.shape[a] for a in axes)
         if count == 0:  # nothing to average: nan, as PyTorch and tinygrad (and no warning)
             return self.sum(axes, keepdim) * math.nan
-        if self.dtype == np.float16:  # sum in float32, as PyTorch: a float16 sum of 65,505 ones is inf
-            return _cast(_cast(self, np.dtype(np.float32)).sum(axes, keepdim) / count, self.dtype)
         return self.sum(axes, keepdim) / count
 
     def max(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
-        """The largest value over ``axis`` (all axes by default). Over one axis, the values Tensor also carries
-        ``.values`` (itself) and ``.indices`` (the first position of each maximum), as PyTorch's ``max(dim)``."""
-        return self._extreme(ops.Max, np.argmax, axis, keepdim, keepdims, dim)
+        """The largest value over ``axis`` (all axes by default). Over one axis (an int), as PyTorch's
+        ``max(dim)``: the values Tensor also carries ``.values`` (itself) and ``.indices`` (the first position of
+        each maximum, or of its first nan), and the gradient goes to those positions. Over all axes or a tuple
+        of them, as ``max()`` and ``amax``: tied maxima share the gradient equally (nans take it)."""
+        return self._extreme(ops.Max, axis, keepdim, keepdims, dim)
 
     def min(self, axis: Axis = None, keepdim: bool = False, *, keepdims: bool | None = None,
             dim: Axis = None) -> Tensor:
         """The smallest value over ``axis``; over one axis with ``.values`` and ``.indices`` as ``max``."""
-        return self._extreme(ops.Min, np.argmin, axis, keepdim, keepdims, dim)
+        return self._extreme(ops.Min, axis, keepdim, keepdims, dim)
 
-    def _extreme(self, rule: type[Function], pick: Callable, axis: Axis, keepdim: bool, keepdims: bool | None,
-                 dim: Axis) -> Tensor:
+    def _extreme(self, rule: type[ops.Max], axis: Axis, keepdim: bool, keepdims: bool | None, dim: Axis) -> Tensor:
         axis, keepdim = _reduce_args(rule.name, axis, keepdim, keepdims, dim)
-        values = rule.apply(self, axes=_axes(axis, self.ndim, rule.name), keepdim=keepdim)
-        if not isinstance(axis, (int, np.integer)) or self._data.size == 0:
+        axes = _axes(axis, self.ndim, rule.name)
+        one = isinstance(axis, (int, np.integer)) and self._data.size > 0
+        values = rule.apply(self, axes=axes, keepdim=keepdim, indexed=one and len(axes) == 1)  # 0-d: axes ()
+        if not one:
             return values
-        indices = pick(self._data, axis=int(axis), keepdims=keepdim).astype(np.int64)
+        indices = rule.arg(self._data, axis=int(axis), keepdims=keepdim).astype(np.int64)
         return ExtremeValues._carrying(values, Tensor._from_array(indices))
 
+    @_half_in_float32
     def var(self, *args: Any, **kwargs: Any) -> Tensor:
         """sum((x - mean)^2) / (n - correction) over the axes given, PyTorch's ``var(dim=None, keepdim=False,
         correction=1)`` (``unbiased=`` too) and NumPy's ``var(axis=None, ddof=0, keepdims=False)``.
@@ -945,6 +963,7 @@ class Tensor:
         centred = self - self.sum(axes, keepdim=True) / count
         return centred.square().sum(axes, keepdim) / max(count - correction, 0)
 
+    @_half_in_float32
     def std(self, *args: Any, **kwargs: Any) -> Tensor:
         """The square root of ``var`` (the same arguments and meanings)."""
         return self.var(*_variance_args("std", args, kwargs)).sqrt()

@@ -20,7 +20,7 @@ from . import functional as F
 from . import init
 from .layers import Linear
 from .module import Module
-from .recurrent import check_flag, check_probability, check_size, dtype_config, factory_dtype
+from .recurrent import check_flag, check_probability, check_size, dtype_config, factory_dtype, parameter_dtype
 
 __all__ = ["MultiheadAttention", "scaled_dot_product_attention"]
 
@@ -138,11 +138,11 @@ class MultiheadAttention(Module):
         self.kdim = embed_dim if kdim is None else check_size(kdim, "kdim", owner)
         self.vdim = embed_dim if vdim is None else check_size(vdim, "vdim", owner)
         self.batch_first = check_flag(batch_first, "batch_first", owner)
-        self.head_dim, self._dtype = embed_dim // num_heads, factory_dtype(dtype, device, owner)
+        self.head_dim, dtype = embed_dim // num_heads, factory_dtype(dtype, device, owner)
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
 
         def weight(*shape: int) -> Tensor:
-            return init.xavier_uniform_(Tensor.zeros(*shape, dtype=self._dtype, requires_grad=True))
+            return init.xavier_uniform_(Tensor.zeros(*shape, dtype=dtype, requires_grad=True))
 
         # attributes in PyTorch's state_dict order
         if self._qkv_same_embed_dim:
@@ -151,16 +151,16 @@ class MultiheadAttention(Module):
             self.q_proj_weight = weight(embed_dim, embed_dim)
             self.k_proj_weight = weight(embed_dim, self.kdim)
             self.v_proj_weight = weight(embed_dim, self.vdim)
-        self.in_proj_bias = Tensor.zeros(3 * embed_dim, dtype=self._dtype, requires_grad=True) if bias else None
+        self.in_proj_bias = Tensor.zeros(3 * embed_dim, dtype=dtype, requires_grad=True) if bias else None
         self.bias_k = self.bias_v = None
         if add_bias_kv:  # xavier_normal_ of a (1, 1, E) tensor: fan_in = fan_out = E, std = sqrt(2 / (2 E))
-            self.bias_k, self.bias_v = (init.normal_(Tensor.zeros(1, 1, embed_dim, dtype=self._dtype,
+            self.bias_k, self.bias_v = (init.normal_(Tensor.zeros(1, 1, embed_dim, dtype=dtype,
                                                                   requires_grad=True), 0.0, math.sqrt(1 / embed_dim))
                                         for _ in range(2))
         self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
         with no_grad():
             for p in self.out_proj.parameters():
-                p.data = p.data.astype(self._dtype)
+                p.data = p.data.astype(dtype)
             if bias:
                 init.zeros_(self.out_proj.bias)
 
@@ -195,9 +195,10 @@ class MultiheadAttention(Module):
         if key.shape[:-1] != value.shape[:-1] or (batched and query.shape[batch_axis] != key.shape[batch_axis]):
             raise ValueError(f"{owner}: key of shape {key.shape} and value of shape {value.shape} do not fit each "
                              f"other or the query's batch (query shape {query.shape})")
+        dtype = parameter_dtype(self)
         for t in (query, key, value):
-            if t.dtype != self._dtype:
-                raise ValueError(f"{owner}: input dtype ({t.dtype}) does not match the parameters' ({self._dtype})")
+            if t.dtype != dtype:
+                raise ValueError(f"{owner}: input dtype ({t.dtype}) does not match the parameters' ({dtype})")
         return batched
 
     def _additive_mask(self, mask: Any, name: str) -> Tensor | None:
@@ -206,7 +207,7 @@ class MultiheadAttention(Module):
             return None
         values = _mask_values(mask)
         if values.dtype == np.bool_:
-            return Tensor(np.where(values, -np.inf, 0.0).astype(self._dtype))
+            return Tensor(np.where(values, -np.inf, 0.0).astype(parameter_dtype(self)))
         if values.dtype.kind != "f":
             raise TypeError(f"MultiheadAttention: only bool and floating types of masks are supported, got {name} "
                             f"of dtype {values.dtype}")
@@ -289,4 +290,4 @@ class MultiheadAttention(Module):
         """The constructor arguments, saved with the weights."""
         return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "dropout": self.dropout, "bias": self.bias,
                 "add_bias_kv": self.add_bias_kv, "add_zero_attn": self.add_zero_attn, "kdim": self.kdim,
-                "vdim": self.vdim, "batch_first": self.batch_first, **dtype_config(self._dtype)}
+                "vdim": self.vdim, "batch_first": self.batch_first, **dtype_config(parameter_dtype(self))}

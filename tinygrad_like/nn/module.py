@@ -1,16 +1,16 @@
-"""``Module``: the base of every layer and network, with its parameters, state, saving and loading.
+"""``Module``: the base of every layer and network, with its parameters, state, saving and loading; ``Parameter``.
 
-Parameters are the Tensor attributes that require grad of a module (and of its sub-modules, lists and tuples),
-named by their attribute path, e.g. ``layers.0.weight``. Constant Tensors are not parameters; those registered with
-``register_buffer`` are saved with them. ``train()`` / ``eval()`` set ``training`` on the whole tree.
-``save``/``load`` use NumPy ``.npz`` files without pickle.
+Parameters are the ``Parameter`` attributes and the Tensor attributes that require grad of a module (and of its
+sub-modules, lists, tuples and dicts), named by their attribute path, e.g. ``layers.0.weight``. Constant Tensors
+are not parameters; those registered with ``register_buffer`` are saved with them. ``train()`` / ``eval()`` set
+``training`` on the whole tree. ``save``/``load`` use NumPy ``.npz`` files without pickle.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,26 @@ from ..tensors import Tensor
 CONFIG_KEY = "__config__"  # the constructor arguments, saved next to the weights so ``Module.load`` can rebuild
 
 
+class Parameter(Tensor):
+    """A Tensor that is a module's parameter (PyTorch's ``nn.Parameter(data=None, requires_grad=True)``).
+
+    A leaf with memory of its own (``data`` is copied, as every Tensor that requires grad). As a module attribute
+    it is a parameter even when frozen (``requires_grad=False``), so it stays in ``parameters()`` and
+    ``state_dict()``; results of operations on it are plain Tensors.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
+        super().__init__(np.zeros(0, np.float32) if data is None else data, requires_grad=requires_grad)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+def _is_parameter(value: Any) -> bool:
+    return isinstance(value, Parameter) or (isinstance(value, Tensor) and value.requires_grad)
+
 
 _registry: dict[str, type[Module]] = {}  # "module.QualName" -> class, for Module.load
 
@@ -31,11 +51,19 @@ def _class_key(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _tensors(out: Any) -> list[Tensor]:
+    """The Tensors of a forward's result: itself, or those in (nested) tuples and lists."""
+    if isinstance(out, Tensor):
+        return [out]
+    return [t for item in out for t in _tensors(item)] if isinstance(out, (tuple, list)) else []
+
+
 class Module:
     """Base class: subclasses set Tensors and Modules as attributes and define ``forward``.
 
-    No ``super().__init__()`` is needed: ``training`` (True until ``eval()``) and the buffer names have class
-    defaults, and the parameters are found among the attributes when asked for.
+    No ``super().__init__()`` is needed (PyTorch code that calls it works as well): ``training`` (True until
+    ``eval()``) and the buffer names have class defaults, and the parameters and sub-modules are found among the
+    attributes when asked for (no ``__setattr__`` bookkeeping).
     """
 
     training: bool = True
@@ -52,16 +80,19 @@ class Module:
         return self.mark_call(self.forward(*args, **kwargs), *args)
 
     def mark_call(self, out: Any, *inputs: Any) -> Any:
-        """Tag the graph node that made ``out`` as this module's call on ``inputs``; returns ``out``.
+        """Tag the graph nodes that made ``out`` (a Tensor, or the Tensors in nested tuples and lists, as a
+        recurrent layer returns) as this module's call on ``inputs``; returns ``out``.
 
         ``__call__`` does it for every call, so drawings can group a layer's operations into a cluster without
-        any registry: the tag lives on the node and goes with it. Code that computes a module's output
-        without calling it (e.g. an unfused version of a layer) can call this itself.
+        any registry: the tag lives on the nodes and goes with them (one tag object for all the outputs of one
+        call). Code that computes a module's output without calling it (e.g. an unfused version of a layer) can
+        call this itself.
         """
-        fn = out.grad_fn if isinstance(out, Tensor) else None
-        if fn is not None and not any(a is out for a in inputs):  # a module that returns its input made nothing
+        outputs = [t for t in _tensors(out) if t.grad_fn is not None and not any(a is t for a in inputs)]
+        if outputs:  # a module that returns its input made nothing
             call = (self, tuple(a for a in inputs if isinstance(a, Tensor)))
-            fn.module_calls = getattr(fn, "module_calls", ()) + (call,)  # innermost call first
+            for t in outputs:
+                t.grad_fn.module_calls = getattr(t.grad_fn, "module_calls", ()) + (call,)  # innermost call first
         return out
 
     def extra_repr(self) -> str:
@@ -86,33 +117,93 @@ class Module:
         """
         return self.train(False)
 
-    # -- parameters -----------------------------------------------------------------------------------------
+    # -- the tree: children, modules, parameters, buffers ---------------------------------------------------
     def _children(self) -> Iterator[tuple[str, Any]]:
+        """Every Tensor and Module directly held, with its name: attributes, the items of list, tuple and dict
+        attributes (``blocks.0``, ``heads.key``), and a container's modules (its ``_modules``, under their keys)."""
         for name, value in vars(self).items():
-            if isinstance(value, (list, tuple)):
-                for i, item in enumerate(value):
-                    if isinstance(item, (Tensor, Module)):
-                        yield f"{name}.{i}", item
-            elif isinstance(value, (Tensor, Module)):
+            if name == "_modules":  # a container's own modules: named by their keys alone, as PyTorch's
+                items: Any = value.items()
+                name = ""
+            elif isinstance(value, (list, tuple)):
+                items = enumerate(value)
+            elif isinstance(value, dict):
+                items = value.items()
+            else:
+                if isinstance(value, (Tensor, Module)):
+                    yield name, value
+                continue
+            for key, item in items:
+                if isinstance(item, (Tensor, Module)):
+                    yield (f"{name}.{key}" if name else str(key)), item
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The direct sub-modules with their names (a module held twice comes once)."""
+        seen: set[int] = set()
+        for name, value in self._children():
+            if isinstance(value, Module) and id(value) not in seen:
+                seen.add(id(value))
                 yield name, value
 
-    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
-        """This module (named ``prefix``) and every sub-module, depth first."""
+    def children(self) -> Iterator[Module]:
+        """The direct sub-modules."""
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, memo: set | None = None, prefix: str = "",
+                      remove_duplicate: bool = True) -> Iterator[tuple[str, Module]]:
+        """This module (named ``prefix``) and every sub-module, depth first; a module held in several places
+        comes once (under its first name) unless ``remove_duplicate=False``."""
+        memo = set() if memo is None else memo
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, value in self._children():
             if isinstance(value, Module):
-                yield from value.named_modules(f"{prefix}.{name}" if prefix else name)
+                yield from value.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """Every parameter (a Tensor attribute with ``requires_grad``, also inside sub-modules, lists and tuples,
-        buffers excepted) with its dotted name; a Tensor shared by several modules comes once."""
+    def modules(self) -> Iterator[Module]:
+        """This module and every sub-module, depth first (as ``named_modules``)."""
+        for _, module in self.named_modules():
+            yield module
+
+    def _own_state(self) -> Iterator[tuple[str, Tensor, bool]]:
+        """(name, tensor, is_buffer) for this module's own parameters then buffers, sub-modules left out."""
+        for name, value in self._children():
+            if _is_parameter(value) and name not in self._buffer_names:
+                yield name, value, False
+        for name in self._buffer_names:
+            value = getattr(self, name)
+            if isinstance(value, Tensor):
+                yield name, value, True
+
+    def _named_state(self, prefix: str, recurse: bool, kinds: tuple[bool, ...]) -> Iterator[tuple[str, Tensor]]:
+        """Parameters (``kinds`` holding False) and/or buffers (True) with dotted names, module by module as
+        PyTorch's ``state_dict``; a Tensor held in several places comes once."""
         seen: set[int] = set()
-        for module_name, module in self.named_modules(prefix):
-            for name, value in module._children():
-                if (isinstance(value, Tensor) and value.requires_grad and name not in module._buffer_names
-                        and id(value) not in seen):
+        modules = self.named_modules(prefix=prefix) if recurse else iter([(prefix, self)])
+        for module_name, module in modules:
+            for name, value, is_buffer in module._own_state():
+                if is_buffer in kinds and id(value) not in seen:
                     seen.add(id(value))
                     yield (f"{module_name}.{name}" if module_name else name), value
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Every parameter (a ``Parameter`` or a Tensor attribute with ``requires_grad``, also inside
+        sub-modules, lists, tuples and dicts; buffers excepted) with its dotted name; a Tensor shared by several
+        modules comes once. ``recurse=False``: this module's own only."""
+        return self._named_state(prefix, recurse, (False,))
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+        """Every registered buffer (see ``register_buffer``) with its dotted name, sub-modules included."""
+        return self._named_state(prefix, recurse, (True,))
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """The tensors of ``named_buffers``."""
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
 
     def register_buffer(self, name: str, tensor: Tensor | None) -> None:
         """Keep a constant Tensor (running statistics, a fixed mask, ...) as attribute ``name`` and in
@@ -131,13 +222,90 @@ class Module:
             self._buffer_names = (*self._buffer_names, name)
         setattr(self, name, tensor)
 
-    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
-        """Every registered buffer (see ``register_buffer``) with its dotted name, sub-modules included."""
-        for module_name, module in self.named_modules(prefix):
-            for name in module._buffer_names:
-                value = getattr(module, name)
-                if isinstance(value, Tensor):
-                    yield (f"{module_name}.{name}" if module_name else name), value
+    def _check_new_name(self, name: Any, op: str, kind: type) -> None:
+        """PyTorch's rules for a new parameter's or sub-module's name: a non-empty str without '.', not the name
+        of another attribute or method (replacing one of the same kind is allowed)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{op}: name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise KeyError(f"{op}: name must be non-empty and without '.', got {name!r}")
+        current = vars(self).get(name, getattr(type(self), name, None))
+        if (name in vars(self) or hasattr(type(self), name)) and not (current is None or isinstance(current, kind)):
+            raise KeyError(f"{op}: {type(self).__name__} already has an attribute {name!r}")
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Add ``param`` (an ``nn.Parameter``, or None for an absent one) as parameter ``name``."""
+        self._check_new_name(name, "register_parameter", Tensor)
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name} must be an nn.Parameter or None, got "
+                            f"{type(param).__name__}; wrap it: nn.Parameter(tensor)")
+        setattr(self, name, param)
+
+    def add_module(self, name: str, module: Module | None) -> None:
+        """Add ``module`` (or None) as sub-module ``name``; ``register_module`` is the same."""
+        self._check_new_name(name, "add_module", Module)
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: {name} must be a Module or None, got {type(module).__name__}")
+        self._set_child(name, module)
+
+    register_module = add_module
+
+    def _set_child(self, name: str, module: Module | None) -> None:
+        setattr(self, name, module)  # containers keep theirs in ``_modules``
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every sub-module (children first, depth first) and then on this module; returns self.
+        E.g. ``model.apply(init_weights)`` with ``def init_weights(m): if isinstance(m, nn.Linear): ...``."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` on every parameter (``False`` freezes them: they keep their values under an
+        optimizer, and stay parameters); returns self."""
+        for p in self.parameters():
+            if not isinstance(p, Parameter):
+                p.__class__ = Parameter  # the same object (optimizers hold it), now a parameter even when frozen
+            p.requires_grad_(requires_grad)
+        return self
+
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """``to(dtype)``, ``to(tensor)`` (its dtype), ``to("cpu")`` / ``to(device)``, also as ``device=``,
+        ``dtype=`` keywords: floating-point parameters and buffers (and their gradients) are cast to the dtype,
+        in place; the one device is the CPU, any other is refused by name. Returns self."""
+        dtype = None
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif isinstance(arg, (np.dtype, type)):
+                dtype = np.dtype(arg)
+            elif isinstance(arg, bool):  # non_blocking=, copy=: nothing to wait for or copy here
+                continue
+            elif str(getattr(arg, "type", arg)).split(":")[0] != "cpu":
+                raise RuntimeError(f"to: device {str(getattr(arg, 'type', arg))!r} is not available: tinygrad_like "
+                                   "computes with NumPy on the CPU; use 'cpu'")
+        if dtype is not None:
+            if dtype.kind != "f":
+                raise TypeError(f"to: nn.Module.to only accepts floating point dtypes, got {dtype}")
+            for _, t in self._named_state("", True, (False, True)):
+                if t.dtype.kind == "f":
+                    t.data = t.data.astype(dtype)
+                    if t.grad is not None:
+                        t.grad.data = t.grad.data.astype(dtype)
+        return self
+
+    def cpu(self) -> Module:
+        """This module (it is on the CPU)."""
+        return self
+
+    def double(self) -> Module:
+        """Floating-point parameters and buffers as float64 (``to(np.float64)``)."""
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        """Floating-point parameters and buffers as float32 (``to(np.float32)``)."""
+        return self.to(np.float32)
 
     def parameters(self) -> list[Tensor]:
         """The tensors of ``named_parameters``, in the same order."""
@@ -157,10 +325,11 @@ class Module:
         return None
 
     def _state_tensors(self) -> dict[str, Tensor]:
-        return {**dict(self.named_parameters()), **dict(self.named_buffers())}
+        return dict(self._named_state("", True, (False, True)))
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Copies of every parameter's and buffer's array, by name."""
+        """Copies of every parameter's and buffer's array, by name, in PyTorch's order (module by module: its
+        parameters, then its buffers)."""
         return {name: p.data.copy() for name, p in self._state_tensors().items()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

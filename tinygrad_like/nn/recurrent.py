@@ -59,6 +59,11 @@ def check_probability(value: Any, name: str, owner: str) -> float:
     return float(value)
 
 
+def parameter_dtype(module: Module) -> np.dtype:
+    """The dtype of ``module``'s parameters (they share one; ``module.to(dtype)`` changes it)."""
+    return next(p for _, p in module.named_parameters()).dtype
+
+
 def factory_dtype(dtype: Any, device: Any, owner: str) -> np.dtype:
     """The parameters' dtype (float32 unless ``dtype`` names a floating type); ``device`` must be the CPU."""
     name = str(getattr(device, "type", device))  # a string or a ``device`` (its ``type``)
@@ -140,12 +145,12 @@ class _CellBase(Module):
         self.input_size = check_size(input_size, "input_size", owner)
         self.hidden_size = check_size(hidden_size, "hidden_size", owner)
         self.bias = check_flag(bias, "bias", owner)
-        self._mode, self._dtype = mode, factory_dtype(dtype, device, owner)
+        self._mode, dtype = mode, factory_dtype(dtype, device, owner)
         rows, bound = _GATES[mode] * hidden_size, 1 / math.sqrt(hidden_size)
-        self.weight_ih = _parameter((rows, input_size), bound, self._dtype)
-        self.weight_hh = _parameter((rows, hidden_size), bound, self._dtype)
-        self.bias_ih = _parameter((rows,), bound, self._dtype) if bias else None
-        self.bias_hh = _parameter((rows,), bound, self._dtype) if bias else None
+        self.weight_ih = _parameter((rows, input_size), bound, dtype)
+        self.weight_hh = _parameter((rows, hidden_size), bound, dtype)
+        self.bias_ih = _parameter((rows,), bound, dtype) if bias else None
+        self.bias_hh = _parameter((rows,), bound, dtype) if bias else None
 
     def _run(self, input: Tensor, hx: tuple[Tensor, ...] | None, states: int) -> tuple[Tensor, ...]:  # noqa: A002
         """The new state(s) from a (N, input_size) or unbatched (input_size,) input and the state(s) ``hx``
@@ -187,7 +192,7 @@ class _CellBase(Module):
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias,
-                **dtype_config(self._dtype)}
+                **dtype_config(parameter_dtype(self))}
 
 
 class RNNCell(_CellBase):
@@ -279,19 +284,19 @@ class _RNNBase(Module):
             warnings.warn(f"{owner}: dropout option adds dropout after all but last recurrent layer, so non-zero "
                           f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
                           f"num_layers={num_layers}", stacklevel=3)
-        self._mode, self._dtype = mode, factory_dtype(dtype, device, owner)
+        self._mode, dtype = mode, factory_dtype(dtype, device, owner)
         rows, out, bound = _GATES[mode] * hidden_size, self.proj_size or hidden_size, 1 / math.sqrt(hidden_size)
         # created in PyTorch's order, which is the state_dict's order and the order initial values are drawn in
         for layer in range(num_layers):
             for suffix in self._suffixes(layer):
                 fan_in = input_size if layer == 0 else out * self._directions
-                setattr(self, f"weight_ih{suffix}", _parameter((rows, fan_in), bound, self._dtype))
-                setattr(self, f"weight_hh{suffix}", _parameter((rows, out), bound, self._dtype))
+                setattr(self, f"weight_ih{suffix}", _parameter((rows, fan_in), bound, dtype))
+                setattr(self, f"weight_hh{suffix}", _parameter((rows, out), bound, dtype))
                 if bias:
-                    setattr(self, f"bias_ih{suffix}", _parameter((rows,), bound, self._dtype))
-                    setattr(self, f"bias_hh{suffix}", _parameter((rows,), bound, self._dtype))
+                    setattr(self, f"bias_ih{suffix}", _parameter((rows,), bound, dtype))
+                    setattr(self, f"bias_hh{suffix}", _parameter((rows,), bound, dtype))
                 if self.proj_size:
-                    setattr(self, f"weight_hr{suffix}", _parameter((self.proj_size, hidden_size), bound, self._dtype))
+                    setattr(self, f"weight_hr{suffix}", _parameter((self.proj_size, hidden_size), bound, dtype))
 
     @property
     def _directions(self) -> int:
@@ -378,7 +383,7 @@ class _RNNBase(Module):
         """The constructor arguments, saved with the weights."""
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "bias": self.bias, "batch_first": self.batch_first, "dropout": self.dropout,
-                "bidirectional": self.bidirectional, **dtype_config(self._dtype)}
+                "bidirectional": self.bidirectional, **dtype_config(parameter_dtype(self))}
 
 
 class RNN(_RNNBase):

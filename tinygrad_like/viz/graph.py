@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,7 @@ Verdict = tuple[float, bool, str | None]  # a parameter's max relative gradient 
 RENDERED_FORMATS = ("svg", "png", "pdf", "jpg", "jpeg")
 RANKDIRS = ("TB", "LR", "BT", "RL")  # graphviz's layout directions
 EXPAND_LIMIT = 300  # nodes and boxes shown at most before module calls are collapsed (draw and the HTML view)
+LABEL_CHARS = 60  # a name or op label longer than this is cut in the drawing; the node's tooltip holds all of it
 SOURCE_FORMATS = ("gv", "dot")
 
 INSTALL_HINT = """install Graphviz, for example:
@@ -105,18 +107,21 @@ def _module_calls(order: list[Tensor], index: dict[int, int]) -> list[_Call]:
     tuple or by keyword, which the tag does not hold) and at the outputs of other calls of the same module (an
     RNN cell's previous step): so each node is walked by the calls holding it only, not by every later one.
     """
-    tagged = [(i, module, inputs) for i, t in enumerate(order)  # a node's tags are innermost first
-              for module, inputs in reversed(getattr(t.grad_fn, "module_calls", ()))]  # set by nn.Module.__call__
+    tagged: dict[int, list] = {}  # one call (its tag object) -> [module, inputs, indices of its outputs]
+    for i, t in enumerate(order):
+        for call in reversed(getattr(t.grad_fn, "module_calls", ())):  # set by nn.Module.__call__, innermost first
+            tagged.setdefault(id(call), [*call, []])[2].append(i)
     outputs: dict[int, set[int]] = {}
-    for i, module, _ in tagged:
-        outputs.setdefault(id(module), set()).add(i)
+    for module, _, outs in tagged.values():
+        outputs.setdefault(id(module), set()).update(outs)
     calls = []
-    for i, module, inputs in tagged:
+    for module, inputs, outs in tagged.values():
         given = {index[id(x)] for x in inputs if id(x) in index}  # an input the module ignored is not in the graph
         start = max((j for j in given if order[j].grad_fn is not None), default=-1)
-        members = _members(order, index, i, given, start, outputs[id(module)])
+        members = set().union(*(_members(order, index, i, given, start, outputs[id(module)] - set(outs))
+                                for i in outs))
         if members:
-            calls.append(_Call(i, module, members))
+            calls.append(_Call(max(outs), module, members))
     return sorted(calls, key=lambda c: (-len(c.members), c.out))  # stable: of two equal calls the outer stays first
 
 
@@ -254,12 +259,47 @@ def report_verdicts(report: Any) -> dict[str, Verdict]:
 # Labels
 # ----------------------------------------------------------------------------------------------------------
 
+# Text reaches a DOT label in three steps: ``_shown`` (control characters written out, cut to LABEL_CHARS), an
+# escaping (backslashes doubled, and in a record its field separators), then ``_quote``.
 _RECORD_ESCAPES = str.maketrans({c: "\\" + c for c in "\\{}|<>"})
+_PLAIN_ESCAPES = str.maketrans({"\\": "\\\\"})  # outside records only the backslash is special
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_PIECE = 8000  # Graphviz refuses a quoted string longer than 16,384 characters: longer ones go in pieces
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters written out as ``\\x00``: a NUL ends the string inside Graphviz."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _shown(text: str) -> str:
+    """``text`` as a label shows it: printable, and cut to LABEL_CHARS characters (ending in an ellipsis)."""
+    text = _printable(text)
+    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1] + "\u2026"
+
+
+def _plain(text: str) -> str:
+    """Any text as a plain (not record) DOT label: shown, its backslashes escaped."""
+    return _shown(text).translate(_PLAIN_ESCAPES)
+
+
+def _tooltip(text: str) -> str | None:
+    """The whole of a text that ``_shown`` cuts, escaped for a DOT tooltip; None when the label holds all of it."""
+    return None if len(_printable(text)) <= LABEL_CHARS else _printable(text).translate(_PLAIN_ESCAPES)
 
 
 def _quote(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + text.replace('"', '\\"') + '"'
+    """A DOT double-quoted string of escaped label text; text longer than _PIECE goes in pieces joined by DOT's
+    ``+``, never cut inside a backslash escape."""
+    pieces, start = [], 0
+    while True:
+        end = min(start + _PIECE, len(text))
+        trailing = len(text[start:end]) - len(text[start:end].rstrip("\\"))
+        end -= trailing % 2 if end < len(text) else 0  # an odd backslash at the cut starts an escape: keep it whole
+        pieces.append('"' + text[start:end].replace('"', '\\"') + '"')
+        if end == len(text):
+            return " + ".join(pieces)
+        start = end
 
 
 def _number(v: Any) -> str:
@@ -309,7 +349,7 @@ def _dtype_name(dtype: np.dtype) -> str:
 
 
 def _tensor_label(t: Tensor, title: str, diff: Verdict | None, style: _Style) -> str:
-    fields = [title, f"{tuple(t.shape)} {_dtype_name(t.dtype)}"]
+    fields = [_shown(title), f"{tuple(t.shape)} {_dtype_name(t.dtype)}"]
     if style.show_data:
         fields.append(("data " if t.size <= style.max_values else "") + _values(t.data, style.max_values))
     if style.show_grad and t.grad is not None:
@@ -348,9 +388,12 @@ def _leaf_title(t: Tensor) -> str:
 _PLAIN_SHAPES = ("op", "collapsed")  # categories drawn as an ellipse or a box3d, not a record
 
 
-def _node_line(node_id: str, label: str, category: str, disagrees: bool = False) -> str:
-    """A node statement; ``disagrees`` (or that category) gives it a red border."""
+def _node_line(node_id: str, label: str, category: str, disagrees: bool = False, tooltip: str | None = None) -> str:
+    """A node statement (``label`` and ``tooltip`` escaped); ``disagrees`` (or that category) gives it a red
+    border."""
     attrs = f"label={_quote(label)} fillcolor={LEGEND[category][0]}"
+    if tooltip is not None:
+        attrs += f" tooltip={_quote(tooltip)}"
     if category == "op":
         attrs += " shape=ellipse"
     elif category == "collapsed":
@@ -594,10 +637,12 @@ def _add_nodes(graph: graphviz.Digraph, parts: GraphParts, owner: list[int | Non
         hidden = drawn_as[i]
         if hidden is None:
             body = graph.body if owner[i] is None else bodies[owner[i]].body
-            body.append(_node_line(f"t{i}", _tensor_label(t, parts.titles[i], parts.verdicts[i], style), category))
+            title = parts.titles[i]
+            body.append(_node_line(f"t{i}", _tensor_label(t, title, parts.verdicts[i], style), category,
+                                   tooltip=_tooltip(title)))
             used.add(category)
             if t.grad_fn is not None:
-                body.append(_node_line(f"op{i}", _op_label(t), "op"))
+                body.append(_node_line(f"op{i}", _plain(_op_label(t)), "op", tooltip=_tooltip(_op_label(t))))
                 used.add("op")
         if t.grad_fn is None:
             continue
@@ -626,10 +671,11 @@ def _add_boxes(graph: graphviz.Digraph, parts: GraphParts, box: list[int | None]
         _, members, parent = parts.clusters[k]
         out = parts.order[max(members)]  # the call's output: the last node it made
         ops = sum(parts.order[i].grad_fn is not None for i in members)
-        text = [f"{parts.boxes[k]} -> {tuple(out.shape)}", f"{ops} op{'s' if ops != 1 else ''}"]
-        label = "\\n".join(line.replace("\\", "\\\\") for line in text)  # a plain label: \n breaks the line
+        call = f"{parts.boxes[k]} -> {tuple(out.shape)}"
+        label = f"{_plain(call)}\\n{ops} op{'s' if ops != 1 else ''}"  # a plain label: \n breaks the line
         disagrees = any(parts.categories[i] == "disagrees" for i in members)  # a wrong gradient inside shows
-        (graph if parent is None else bodies[parent]).body.append(_node_line(f"c{k}", label, "collapsed", disagrees))
+        (graph if parent is None else bodies[parent]).body.append(
+            _node_line(f"c{k}", label, "collapsed", disagrees, tooltip=_tooltip(call)))
         used.update(("collapsed", "disagrees") if disagrees else ("collapsed",))
 
 
@@ -639,9 +685,16 @@ def _cluster_bodies(clusters: list[tuple[str, set[int], int | None]],
     collapsed ones); nested ones alternate shades so the nesting shows."""
     bodies: list[graphviz.Digraph | None] = []
     for (label, _, _), depth, hidden in zip(clusters, _depths([p for _, _, p in clusters]), box):
-        bodies.append(None if hidden is not None else graphviz.Digraph(name=f"cluster_{len(bodies)}", graph_attr={
-            "label": label, "style": "rounded,filled", "fillcolor": "#f4f4f4" if depth % 2 else "#e8eef7",
-            "color": "grey50", "fontname": "Helvetica", "fontsize": "11"}))
+        if hidden is not None:
+            bodies.append(None)
+            continue
+        body = graphviz.Digraph(name=f"cluster_{len(bodies)}", graph_attr={
+            "label": graphviz.nohtml(_plain(label)),  # nohtml: graphviz would read a name in <...> as HTML
+            "style": "rounded,filled", "fillcolor": "#f4f4f4" if depth % 2 else "#e8eef7", "color": "grey50",
+            "fontname": "Helvetica", "fontsize": "11"})
+        if _tooltip(label) is not None:  # in pieces (see _quote), which graphviz's own quoting does not make
+            body.body.append(f"\ttooltip={_quote(_tooltip(label))}\n")
+        bodies.append(body)
     return bodies
 
 

@@ -2,13 +2,22 @@
 
    Reads the graph from the JSON in #graph-data, writes it as DOT text and lets viz.js (Graphviz compiled to
    WebAssembly, inlined above) lay it out as SVG: no network, no server, so the page works opened from disk.
-   Node i is drawn as "n<i>", a collapsed module cluster k as "c<k>"; the edge into input `pos` of node i is
-   "e<i>_<pos>" (edges between collapsed clusters are "e<from>_<to>").
+   Node i is drawn as "n<i>", a collapsed cluster k (a module call, or a run folding part of a long graph) as
+   "c<k>"; the edge into input `pos` of node i is "e<i>_<pos>" (edges between collapsed clusters are
+   "e<from>_<to>"). At most DRAW_LIMIT nodes and boxes are drawn at once.
    The step control walks data.steps: the rules in the order the engine runs them. */
 (function () {
   "use strict";
   const data = JSON.parse(document.getElementById("graph-data").textContent);
-  const { nodes, clusters, contributions, steps, legend } = data;
+  const { clusters, legend } = data;
+  const nodes = unpackNodes(data.nodes);
+  const contributions = []; // every gradient sent along an edge: {from, pos, to, grad}
+  const steps = data.steps.map(([node, ...positions]) => ({ node, sent: positions.map((pos) => {
+    const c = contributions.length, to = nodes[node].inputs[pos];
+    contributions.push({ from: node, pos, to, grad: data.sent[c] });
+    nodes[to].recv.push(c);
+    return c;
+  }) }));
   const state = {
     collapsed: data.collapsed.slice(),
     rankdir: "TB",
@@ -19,17 +28,40 @@
   };
   const FAST_LAYOUT = 150; // nodes
   const FANOUT = 4; // in graphs bigger than FAST_LAYOUT, a leaf feeding more drawn nodes is drawn beside each one
+  const DRAW_LIMIT = data.drawLimit; // nodes and boxes drawn at once at most (html.py's DRAW_LIMIT)
+  const LABEL_CHARS = 60; // a longer name is cut in the drawing (its tooltip and the side panel show all of it)
+  const RECEIVED_SHOWN = 50; // contributions listed in the panel at most
   const graphDiv = document.getElementById("graph");
   const panel = document.getElementById("panel");
   const $ = (id) => document.getElementById(id);
   let viz = null;
+
+  function unpackNodes(columns) { // the page's columns (see html.py's _view_data) as one object per node
+    const column = (c) => c.index.map((k) => c.values[k]);
+    const [title, cat, shape, dtype, cluster] = ["title", "cat", "shape", "dtype", "cluster"]
+      .map((k) => column(columns[k]));
+    return columns.inputs.map((inputs, i) => ({
+      title: title[i], name: columns.name[i] ?? null, cat: cat[i], op: inputs.length ? title[i] : null,
+      shape: shape[i], dtype: dtype[i], cluster: cluster[i], inputs, value: columns.value[i],
+      grad: columns.grad[i], recv: [], verdict: columns.verdict[i] ?? null,
+    }));
+  }
 
   // ---------------------------------------------------------------------------------------------------
   // Text helpers
   // ---------------------------------------------------------------------------------------------------
   const escapeHTML = (s) => String(s).replace(/[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
-  const quote = (s) => '"' + String(s).replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n") + '"';
+  const printable = (s) => String(s).replace(/[\x00-\x08\x0b-\x1f\x7f]/g, // a NUL would end the DOT text early
+    (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
+  const clip = (s) => {
+    const text = printable(s);
+    return text.length > LABEL_CHARS ? text.slice(0, LABEL_CHARS - 1) + "\u2026" : text;
+  };
+  const escapeDOT = (s) => s.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+  // Graphviz refuses a quoted string of more than 16,384 characters: longer text goes in pieces joined by `+`
+  const quote = (s) => (printable(s).match(/[^]{1,4000}/g) || [""]).map((p) => `"${escapeDOT(p)}"`).join(" + ");
+  const tooltip = (s) => (clip(s) === printable(s) ? "" : ` tooltip=${quote(s)}`);
   const shapeText = (shape) => (shape.length === 1 ? `(${shape[0]},)` : `(${shape.join(", ")})`);
   const nodeName = (i) => `t${i} ${nodes[i].title}`;
   const link = (i) => `<a href="#" data-node="${i}">${escapeHTML(nodeName(i))}</a>`;
@@ -77,10 +109,16 @@
   // ---------------------------------------------------------------------------------------------------
   // The graph as DOT text
   // ---------------------------------------------------------------------------------------------------
-  function drawnAs(i) { // "n<i>", or "c<k>" for the outermost collapsed cluster holding node i
+  function drawnAs(i, collapsed = state.collapsed) { // "n<i>", or "c<k>": the outermost collapsed cluster holding i
     let shown = `n${i}`;
-    for (let c = nodes[i].cluster; c !== null; c = clusters[c].parent) if (state.collapsed[c]) shown = `c${c}`;
+    for (let c = nodes[i].cluster; c !== null; c = clusters[c].parent) if (collapsed[c]) shown = `c${c}`;
     return shown;
+  }
+
+  function drawnCount(collapsed) { // how many nodes and boxes a drawing with these clusters collapsed has
+    const shown = new Set();
+    for (let i = 0; i < nodes.length; i++) shown.add(drawnAs(i, collapsed));
+    return shown.size;
   }
 
   function edgeId(i, pos) { // the drawn edge carrying node i's input pos, or null inside a collapsed cluster
@@ -91,8 +129,8 @@
 
   function nodeLine(i, copy) { // copy: the drawn node this copy of leaf i stands beside
     const n = nodes[i];
-    let label = `${n.title}\n${shapeText(n.shape)} ${n.dtype}`;
-    let attrs = `fillcolor="${legend[n.cat][0]}"`;
+    let label = `${clip(n.title)}\n${shapeText(n.shape)} ${n.dtype}`;
+    let attrs = `fillcolor="${legend[n.cat][0]}"${tooltip(n.title)}`;
     if (n.verdict) {
       label += `\ngrad rel diff ${n.verdict.rel} ${n.verdict.agrees ? "ok" : "DISAGREES"}`;
       if (!n.verdict.agrees) attrs += ` color="red" penwidth=2.5`;
@@ -114,13 +152,16 @@
     clusters.forEach((c, k) => (c.parent === null ? topClusters : children[c.parent]).push(k));
     const cluster = (k, depth) => {
       const c = clusters[k];
-      if (state.collapsed[k]) {
-        lines.push(`c${k} [id="c${k}" shape=box3d fillcolor="#e8eef7" ` +
-          `label=${quote(`${c.label}\n${c.size} nodes (click to expand)`)}];`);
+      if (state.collapsed[k]) { // a run reads "19,800 more ops", a module call its name and size
+        const text = c.box ? `${c.box}\n${c.label}\n(click to open)`
+          : `${clip(c.label)}\n${c.size} nodes (click to expand)`;
+        lines.push(`c${k} [id="c${k}" shape=box3d fillcolor="${c.box ? "#f3eefa" : "#e8eef7"}" ` +
+          `label=${quote(text)}${tooltip(c.label)}];`);
         return;
       }
-      lines.push(`subgraph cluster_${k} { id="c${k}"; label=${quote(c.label)}; style="rounded,filled"; ` +
-        `fillcolor="${depth % 2 ? "#f4f4f4" : "#e8eef7"}"; color="grey50"; fontname="Helvetica"; fontsize=11;`);
+      lines.push(`subgraph cluster_${k} { id="c${k}"; label=${quote(clip(c.label))};${tooltip(c.label)} ` +
+        `style="rounded,filled${c.box ? ",dashed" : ""}"; fillcolor="${depth % 2 ? "#f4f4f4" : "#e8eef7"}"; ` +
+        `color="grey50"; fontname="Helvetica"; fontsize=11;`);
       members[k].forEach((i) => lines.push(nodeLine(i)));
       children[k].forEach((j) => cluster(j, depth + 1));
       lines.push("}");
@@ -129,9 +170,13 @@
     topClusters.forEach((k) => cluster(k, 0));
     // Edges from a leaf used all over a big graph (a shared weight) would cross every rank between; laying out
     // those long edges is what makes such graphs slow, so the leaf is drawn again (dashed) beside each consumer.
-    const consumers = nodes.map(() => new Set());
-    nodes.forEach((n, i) => n.inputs.forEach((j) => consumers[j].add(drawnAs(i))));
-    const copied = (j) => nodes.length > FAST_LAYOUT && !nodes[j].inputs.length && consumers[j].size > FANOUT &&
+    const consumers = new Map(); // leaf -> the drawn nodes using it
+    nodes.forEach((n, i) => n.inputs.forEach((j) => {
+      if (nodes[j].inputs.length) return;
+      if (!consumers.has(j)) consumers.set(j, new Set());
+      consumers.get(j).add(drawnAs(i));
+    }));
+    const copied = (j) => nodes.length > FAST_LAYOUT && !nodes[j].inputs.length && consumers.get(j).size > FANOUT &&
       drawnAs(j)[0] === "n";
     const seen = new Set();
     nodes.forEach((n, i) => n.inputs.forEach((j, pos) => {
@@ -139,7 +184,7 @@
       if (id === null || seen.has(id)) return;
       seen.add(id);
       let from = drawnAs(j);
-      if (copied(j) && to !== [...consumers[j]][0]) { // the first consumer keeps the leaf itself
+      if (copied(j) && to !== consumers.get(j).values().next().value) { // the first consumer keeps the leaf itself
         from = `k${j}_${to.slice(1)}`;
         if (!seen.has(from)) lines.push(nodeLine(j, to.slice(1)));
         seen.add(from);
@@ -189,7 +234,9 @@
   function highlight() {
     graphDiv.querySelectorAll(".current, .target, .done, .selected, .active")
       .forEach((el) => el.classList.remove("current", "target", "done", "selected", "active"));
-    for (let s = 0; s < state.step; s++) mark(drawnAs(steps[s].node), "done");
+    const done = new Set();
+    for (let s = 0; s < state.step; s++) done.add(drawnAs(steps[s].node));
+    done.forEach((id) => mark(id, "done"));
     if (state.step >= 0) {
       const step = steps[state.step];
       step.sent.forEach((c) => {
@@ -223,7 +270,11 @@
   function contributionText(c, side) {
     const k = contributions[c];
     const who = side === "from" ? `from ${link(k.from)} (its input ${k.pos})` : `to input ${k.pos}: ${link(k.to)}`;
-    return `<div class="contrib">${who}${summary(k.grad, nodes[k.to].shape)}</div>`;
+    return `<div class="contrib">${who}${numbers(k.grad, nodes[k.to].shape)}</div>`;
+  }
+
+  function numbers(s, shape) { // a summary, or why there is none
+    return s ? summary(s, shape) : `<p class="muted">values ${escapeHTML(data.omitted)}</p>`;
   }
 
   function received(i) { // what reached node i, contribution by contribution, and their sum
@@ -233,7 +284,8 @@
     }
     if (!n.recv.length) return "";
     let out = `<h3>received from ${n.recv.length} consumer${n.recv.length > 1 ? "s" : ""}</h3>`;
-    out += n.recv.map((c) => contributionText(c, "from")).join("");
+    out += n.recv.slice(0, RECEIVED_SHOWN).map((c) => contributionText(c, "from")).join("");
+    if (n.recv.length > RECEIVED_SHOWN) out += `<p class="muted">and ${n.recv.length - RECEIVED_SHOWN} more</p>`;
     if (n.recv.length > 1) out += `<p>the gradient above is the sum of these ${n.recv.length} contributions</p>`;
     return out;
   }
@@ -264,8 +316,9 @@
     if (n.cluster !== null) out += `<p class="muted">in ${escapeHTML(clusterPath(i))}</p>`;
     if (n.inputs.length) out += `<p>inputs: ${n.inputs.map(link).join(", ")}</p>`;
     out += verdictText(n);
-    out += `<h3>value</h3>${summary(n.value, n.shape)}`;
-    out += `<h3>gradient</h3>` + (n.grad ? summary(n.grad, n.shape) : '<p class="muted">none (no gradient flows here)</p>');
+    out += `<h3>value</h3>${numbers(n.value, n.shape)}`;
+    out += `<h3>gradient</h3>` + (n.grad || !n.value ? numbers(n.grad, n.shape) :
+      '<p class="muted">none (no gradient flows here)</p>');
     out += received(i);
     panel.innerHTML = out;
   }
@@ -281,7 +334,7 @@
     status.textContent = `step ${state.step + 1} of ${steps.length}: ${n.op} (t${i})`;
     let out = `<h2>step ${state.step + 1} of ${steps.length}: the rule of ${link(i)} runs</h2>`;
     out += `<p>op <b>${escapeHTML(n.op)}</b> &middot; ${shapeText(n.shape)} ${escapeHTML(n.dtype)}</p>` + verdictText(n);
-    out += `<h3>gradient it receives</h3>${summary(n.grad, n.shape)}` + received(i);
+    out += `<h3>gradient it receives</h3>${numbers(n.grad, n.shape)}` + received(i);
     out += `<h3>what it sends</h3>`;
     out += step.sent.length ? "" : '<p class="muted">nothing: no input needs a gradient</p>';
     step.sent.forEach((c) => {
@@ -290,7 +343,7 @@
       if (all.length > 1) {
         const others = all.filter((d) => d !== c).map((d) => link(contributions[d].from)).join(", ");
         out += `<p>contribution ${r} of ${all.length} to ${link(to)} (the others come from ${others}); ` +
-          (r === all.length ? `it is now complete, the sum:</p>${summary(nodes[to].grad, nodes[to].shape)}` : "more to come</p>");
+          (r === all.length ? `it is now complete, the sum:</p>${numbers(nodes[to].grad, nodes[to].shape)}` : "more to come</p>");
       }
     });
     panel.innerHTML = out;
@@ -328,8 +381,46 @@
     showNode(i);
   }
 
-  function setAll(collapsed) {
-    state.collapsed = clusters.map(() => collapsed);
+  function notice(text) {
+    $("notice").textContent = text;
+  }
+
+  function depthOf(k) {
+    let depth = 0;
+    for (let c = clusters[k].parent; c !== null; c = clusters[c].parent) depth++;
+    return depth;
+  }
+
+  function setAll(collapsed) { // expand all: level by level from the outside, as far as DRAW_LIMIT allows
+    let folded = clusters.map(() => true);
+    notice("");
+    if (!collapsed) {
+      const depth = clusters.map((c, k) => depthOf(k));
+      for (let d = 0; d <= depth.reduce((a, b) => Math.max(a, b), -1); d++) {
+        const trial = folded.map((c, k) => c && depth[k] > d);
+        if (drawnCount(trial) > DRAW_LIMIT) {
+          notice(`some boxes stay closed: the view draws at most ${DRAW_LIMIT} nodes at once`);
+          break;
+        }
+        folded = trial;
+      }
+    }
+    state.collapsed = folded;
+    render();
+  }
+
+  function toggle(k) { // a click on a cluster's box opens it, unless the drawing would pass DRAW_LIMIT
+    state.collapsed[k] = !state.collapsed[k];
+    if (!state.collapsed[k]) {
+      const count = drawnCount(state.collapsed);
+      if (count > DRAW_LIMIT) {
+        state.collapsed[k] = true;
+        notice(`not opened: the drawing would have ${count} nodes, and the view draws at most ${DRAW_LIMIT}; ` +
+          "close other boxes first");
+        return;
+      }
+    }
+    notice("");
     render();
   }
 
@@ -353,7 +444,7 @@
       const g = e.target.closest("g.node, g.cluster");
       if (!g) return;
       const k = Number(g.id.slice(1).split("_")[0]); // n<i>, c<k> or k<i>_<consumer>
-      if (g.id[0] === "c") { state.collapsed[k] = !state.collapsed[k]; render(); } else select(k);
+      if (g.id[0] === "c") toggle(k); else select(k);
     });
     panel.addEventListener("click", (e) => {
       const a = e.target.closest("[data-node]");
@@ -368,6 +459,7 @@
   }
 
   wire();
+  if (drawnCount(state.collapsed) > DRAW_LIMIT) state.collapsed = clusters.map(() => true);
   go(-1);
   Viz.instance().then((instance) => { viz = instance; render(); }).catch((error) => {
     graphDiv.innerHTML = `<div id="error">could not lay out the graph: ${escapeHTML(error)}</div>`;
