@@ -46,8 +46,8 @@ PRINTS = {
     "docs/numpy-on-tensors.md": ["Tensor sum"],
     "docs/export.md": ["nn.Conv2d(in_channels=1, out_channels=8, kernel_size=(3, 3)"],
     "docs/training-doctor.md": ["- saturated in layers.0 at step 24", "- vanishing_gradient in layers.0 at step 0",
-                                "Diagnosis of 48 recorded steps: nothing wrong found", "- stale_gradients in ",
-                                "('vanishing_gradient', 'layers.0')"],
+                                "Diagnosis of 48 recorded steps: nothing wrong found",
+                                "- stale_gradients in 0 at step 1", "('vanishing_gradient', 'layers.0')"],
 }
 
 
