@@ -9,7 +9,7 @@ The forwards avoid in-place changes of Tensors (``total = total + loss``, not ``
 import numpy as np
 import pytest
 
-from tinygrad_like import check_gradients, nn, watch
+from tinygrad_like import Tensor, check_gradients, nn, watch
 
 THIS_FILE = "test_check_teaching_code.py line"
 
@@ -698,3 +698,55 @@ def test_the_blogs_loop_with_total_loss_plus_equals_is_diagnosed_at_its_line():
                                 BLOG_X, BLOG_Y)
     assert causes(published) == {name: ("missing_derivative", "sigmoid") for name in ("W0", "b0", "W1", "b1")}
     assert "network.py line" in published["W0"].advice
+
+
+def makemore_layers():
+    """makemore's MLP in today's nn layers: an embedding table, Linear, LayerNorm, Tanh, Linear."""
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Embedding(27, 4), nn.Flatten(), nn.Linear(12, 8), nn.LayerNorm(8), nn.Tanh(),
+                          nn.Linear(8, 27))
+    with_values = {name: rng.standard_normal(p.shape) * 0.5 for name, p in model.named_parameters()}
+    model.load_state_dict({name: v.astype(np.float32) for name, v in with_values.items()})
+    return model, rng.integers(0, 27, (5, 3)), rng.integers(0, 27, 5)
+
+
+def layer_forward(m, X, Y):
+    return nn.functional.cross_entropy(m(Tensor(X)), Tensor(Y))
+
+
+def layer_backward(m, X, Y, skip_tanh=False):
+    """Backprop Ninja's way: every layer's backward by hand, on the module's own arrays."""
+    C, W1, b1 = m[0].weight.data, m[2].weight.data, m[2].bias.data
+    gamma, beta, W2, b2 = m[3].weight.data, m[3].bias.data, m[5].weight.data, m[5].bias.data
+    n = len(Y)
+    x = C[X].reshape(n, -1)
+    h = x @ W1.T + b1
+    sigma = np.sqrt(h.var(1, keepdims=True) + 1e-5)
+    xhat = (h - h.mean(1, keepdims=True)) / sigma
+    a = np.tanh(xhat * gamma + beta)
+    logits = a @ W2.T + b2
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    dlogits = p.copy()
+    dlogits[np.arange(n), Y] -= 1
+    dlogits /= n
+    da = dlogits @ W2
+    dln = da if skip_tanh else da * (1 - a ** 2)
+    dxhat = dln * gamma
+    dh = (dxhat - dxhat.mean(1, keepdims=True) - xhat * (dxhat * xhat).mean(1, keepdims=True)) / sigma
+    dC = np.zeros_like(C)
+    np.add.at(dC, X, (dh @ W1).reshape(X.shape + (-1,)))
+    return {"5.weight": dlogits.T @ a, "5.bias": dlogits.sum(0), "3.weight": (dln * xhat).sum(0),
+            "3.bias": dln.sum(0), "2.weight": dh.T @ x, "2.bias": dh.sum(0), "0.weight": dC}
+
+
+def test_a_hand_written_backward_of_todays_layers_is_checked_and_its_mistake_named():
+    """check_gradients takes a module built from Embedding, LayerNorm and friends: a correct Backprop Ninja
+    backward agrees everywhere, one that skips tanh's derivative is named at the LayerNorm's parameters."""
+    model, X, Y = makemore_layers()
+    report = check_gradients(layer_forward, layer_backward, model, X, Y)
+    assert report.ok, report
+    wrong = check_gradients(layer_forward, lambda m, X, Y: layer_backward(m, X, Y, skip_tanh=True), model, X, Y)
+    assert not wrong.ok and wrong.first_disagreeing.name == "3.bias"
+    assert wrong["3.bias"].cause_kind == "missing_derivative" and wrong["3.bias"].cause_op == "tanh"
+    assert wrong["5.weight"].agree

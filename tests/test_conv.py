@@ -9,7 +9,7 @@ from helpers import compare_with_torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_like import Tensor, gradcheck
+from tinygrad_like import Tensor, gradcheck, nn
 
 SWEEP = settings(max_examples=15, deadline=None)
 DTYPES = [np.float32, np.float64]
@@ -153,3 +153,17 @@ def test_conv2d_and_pool_keep_float32_and_promote_as_pytorch():
 def test_inputs_that_do_not_fit_are_refused_naming_the_op_and_shapes(call, exc, pattern):
     with pytest.raises(exc, match=pattern):
         call()
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "circular"])
+def test_conv2d_takes_pytorchs_signature_and_padding_modes(torch, mode):
+    ours = nn.Conv2d(2, 3, 3, 1, 1, 1, 1, True, mode)  # positional as PyTorch's: ..., dilation, groups, bias, mode
+    theirs = torch.nn.Conv2d(2, 3, 3, 1, 1, 1, 1, True, mode).double()
+    with torch.no_grad():
+        theirs.weight.copy_(torch.from_numpy(ours.weight.data.astype(np.float64)))
+        theirs.bias.copy_(torch.from_numpy(ours.bias.data.astype(np.float64)))
+    x = np.random.default_rng(0).standard_normal((2, 2, 5, 6))
+    np.testing.assert_allclose(ours.double()(Tensor(x)).data, theirs(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-10)
+    with pytest.raises(NotImplementedError, match="Conv2d: dilation=.* is not supported"):
+        nn.Conv2d(2, 3, 3, dilation=2)

@@ -30,6 +30,7 @@ WRITES = {
     "README.md": ["xor.gv", "xor.html", "xor.svg"],
     "docs/export.md": ["model.onnx", "model.safetensors"],
     "docs/seeing-the-graph.md": ["loss.gv", "loss.html", "loss.svg"],
+    "docs/training-doctor.md": ["training.html"],
 }
 
 # Some of what each page's examples print, as the page says they do.
@@ -49,6 +50,9 @@ PRINTS = {
                                        "first divergent: 4 (Tanh), in its forward: its output differs by 2.8e-02"],
     "docs/model-summary.md": ["7        Linear      (64, 128)         200,832", "total parameters: 110,529",
                               "blocks.0.attn.proj  Linear               (4, 32, 64)     4,160"],
+    "docs/training-doctor.md": ["- saturated in layers.0 at step 24", "- vanishing_gradient in layers.0 at step 0",
+                                "Diagnosis of 48 recorded steps: nothing wrong found",
+                                "- stale_gradients in 0 at step 1", "('vanishing_gradient', 'layers.0')"],
 }
 
 

@@ -67,8 +67,8 @@ def test_a_cnn_gives_the_same_outputs_in_pytorch_in_eval_and_keeps_its_mode(dtyp
 
 def test_torch_source_is_runnable_and_names_the_layers():
     source = export.torch_source(cnn())
-    assert ("nn.Conv2d(in_channels=1, out_channels=4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=True)"
-            in source)
+    assert ("nn.Conv2d(in_channels=1, out_channels=4, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=True, "
+            "padding_mode='zeros')" in source)
     scope: dict = {}
     exec(source, scope)
     assert isinstance(scope["model"], torch.nn.Sequential) and len(scope["model"]) == 10

@@ -164,29 +164,38 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
-                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0, bias: bool = True, *,
+                 stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *,
                  rng: np.random.Generator | None = None) -> None:
+        _not_supported("Conv2d", dilation=(int_pair(dilation, "dilation", "Conv2d", 1), (1, 1)), groups=(groups, 1))
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"Conv2d: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got "
+                             f"{padding_mode!r}")
         self.kernel_size = int_pair(kernel_size, "kernel_size", "Conv2d", 1)
         self.stride, self.padding = int_pair(stride, "stride", "Conv2d", 1), int_pair(padding, "padding", "Conv2d", 0)
         if min(in_channels, out_channels) < 1:
             raise ValueError(f"Conv2d: in_channels and out_channels must be positive, got {in_channels} and "
                              f"{out_channels}")
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels, self.out_channels, self.padding_mode = in_channels, out_channels, padding_mode
         self.weight, self.bias = _conv_parameters(in_channels, out_channels, self.kernel_size, bias, rng)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        if self.padding_mode == "zeros":
+            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        (ph, pw) = self.padding
+        return F.conv2d(F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode), self.weight, self.bias, self.stride, 0)
 
     def extra_repr(self) -> str:
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         text += f", padding={self.padding}" if any(self.padding) else ""
+        text += f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
         return text + ("" if self.bias is not None else ", bias=False")
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
-                "bias": self.bias is not None}
+                "bias": self.bias is not None, "padding_mode": self.padding_mode}
 
 
 class MaxPool2d(Module):

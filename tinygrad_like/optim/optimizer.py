@@ -104,8 +104,6 @@ class Optimizer:
         for i, p in enumerate(group["params"]):
             if not isinstance(p, Tensor):
                 raise TypeError(f"{self._name}: parameter {i} is a {type(p).__name__}, not a Tensor")
-            if not p.requires_grad:
-                raise ValueError(f"{self._name}: parameter {i} (shape {p.shape}) does not require grad")
             if not p.is_leaf:
                 raise ValueError(f"{self._name}: parameter {i} (shape {p.shape}) is not a leaf (made by "
                                  f"{type(p.grad_fn).__name__}): an optimizer updates leaves only")
