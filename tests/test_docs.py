@@ -31,6 +31,7 @@ WRITES = {
     "docs/defining-networks.md": ["crafted.npz", "makemore.npz"],
     "docs/export.md": ["model.onnx", "model.safetensors"],
     "docs/seeing-the-graph.md": ["loss.gv", "loss.html", "loss.svg"],
+    "docs/training-doctor.md": ["training.html"],
 }
 
 # Some of what each page's examples print, as the page says they do.
@@ -45,6 +46,14 @@ PRINTS = {
     "docs/higher-order.md": ["[0.75, 3.0, 12.0] [3.0, -6.0, 12.0]", "mul", "1.5 [4.0, 7.0]", "True", "12.0 12.0"],
     "docs/numpy-on-tensors.md": ["Tensor sum"],
     "docs/export.md": ["nn.Conv2d(in_channels=1, out_channels=8, kernel_size=(3, 3)"],
+    "docs/comparing-with-pytorch.md": ["first divergent: 1 (Tanh), in its backward: the gradient at its output agrees",
+                                       "none: every output and gradient agrees",
+                                       "first divergent: 4 (Tanh), in its forward: its output differs by 2.8e-02"],
+    "docs/model-summary.md": ["7        Linear      (64, 128)         200,832", "total parameters: 110,529",
+                              "blocks.0.attn.proj  Linear               (4, 32, 64)     4,160"],
+    "docs/training-doctor.md": ["- saturated in layers.0 at step 24", "- vanishing_gradient in layers.0 at step 0",
+                                "Diagnosis of 48 recorded steps: nothing wrong found",
+                                "- stale_gradients in 0 at step 1", "('vanishing_gradient', 'layers.0')"],
 }
 
 

@@ -21,7 +21,7 @@ LEVELS = [
     {"nn", "optim", "gradcheck", "autograd", "pytorch"},
     {"utils"},  # utils.data: datasets and loaders, on Tensors and the PyTorch face's Generator
     {"viz", "data", "check", "export"},  # check is a package: run, graph, causes, report
-    {"train"},
+    {"train", "doctor"},  # doctor reads viz's training recorder
     {"__init__"},  # the public names; the study is named there (loaded lazily), never imported
     {"blog"},
     {"cli"},

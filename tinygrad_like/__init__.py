@@ -89,7 +89,7 @@ from .tensors import Tensor
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = ("viz", "data", "train", "cli", "export", "blog", "utils")
+_LAZY_MODULES = ("viz", "data", "train", "cli", "export", "blog", "utils", "doctor")
 
 
 def draw(*args: Any, **kwargs: Any) -> Any:

@@ -6,6 +6,7 @@ Choices and defaults shown in the help come from the modules that define them (d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -21,9 +22,11 @@ from .blog import blog_recipe
 
 BLOG_LAYERS, BLOG_LR = blog_recipe().layers, blog_recipe().lr
 PLOT_FORMATS = ("png", "svg", "pdf")  # what viz.plot_history writes
+RECORDED = 250  # steps that --doctor and --record look at (evenly spaced over the run)
 
 if TYPE_CHECKING:  # annotations only: train is imported when a command needs it
     from .train import Recipe, TrainResult
+    from .viz import TrainingRecorder
 
 
 
@@ -66,6 +69,12 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves (needs matplotlib)")
     p.add_argument("--save", metavar="NPZ", help="save the trained weights (nn.Module.load reads them)")
     p.add_argument("--json", metavar="FILE", help="write a JSON summary with the per-epoch history")
+    p.add_argument("--doctor", action="store_true",
+                   help="after training, print the training doctor's diagnosis of the run: dead or saturated "
+                        "units, vanishing or exploding gradients, updates too large or too small, ... with fixes")
+    p.add_argument("--record", metavar="FILE.html",
+                   help="write the run as a page that plays it back step by step (loss, per-layer statistics and "
+                        "histograms, the layer graph); it needs only a browser")
     p.set_defaults(run=_run_train)
 
 
@@ -175,7 +184,7 @@ def _run_train(args: argparse.Namespace) -> int:
     """Load the data, train, then write what was asked for (--save, --plot, --json)."""
     import numpy as np
 
-    from . import blog, data
+    from . import blog, data, doctor, viz
     from . import train as training
 
     if args.plot:
@@ -186,7 +195,7 @@ def _run_train(args: argparse.Namespace) -> int:
                          "(or pip install matplotlib)", 2)
     try:
         recipe = _train_recipe(args)
-        _check_outputs(args, {"save": ("npz",), "plot": PLOT_FORMATS, "json": None})
+        _check_outputs(args, {"save": ("npz",), "plot": PLOT_FORMATS, "json": None, "record": ("html",)})
     except ValueError as err:
         return _fail("train", str(err), 2)
     if args.data_dir is not None and not Path(args.data_dir).exists():  # a typo must not train on other data
@@ -207,11 +216,20 @@ def _run_train(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else int(np.random.SeedSequence().entropy % 2**32)
     print(f"{source or data.find_dataset(args.dataset, args.data_dir)}: {len(x)} training / {len(test[0])} test "
           f"samples; {recipe.name} recipe, {args.backend} backend, {recipe.dtype}, seed {seed}")
-    result = blog.train(training.build_model(recipe, seed), x, y, recipe, test=test, backend=args.backend,
-                        seed=seed, per_sample=args.per_sample, progress=not args.no_progress)
+    model = training.build_model(recipe, seed)
+    recorder = None
+    if args.doctor or args.record:  # about RECORDED steps kept, whatever the run's length: each costs about a step
+        steps = recipe.epochs * math.ceil(len(x) / recipe.batch_size)
+        recorder = viz.TrainingRecorder(model, every=max(1, steps // RECORDED))
+    with recorder or contextlib.nullcontext():
+        result = blog.train(model, x, y, recipe, test=test, backend=args.backend, seed=seed,
+                            per_sample=args.per_sample, progress=not args.no_progress,
+                            on_backward=recorder.record if recorder else None)
     print(f"Training took {result.seconds:.1f} s ({result.seconds / recipe.epochs:.2f} s per epoch)")
+    if args.doctor:
+        print(doctor.diagnose(recorder))
     try:
-        _write_outputs(args, result)
+        _write_outputs(args, result, recorder)
     except OSError as err:
         return _fail("train", f"cannot write output: {err}", 1)
     return 1 if result.diverged else 0
@@ -225,6 +243,9 @@ def _train_recipe(args: argparse.Namespace) -> Recipe:
         raise ValueError(f"--backend {args.backend} is the blog's hand-written backward, for --recipe blog only")
     if args.per_sample and args.backend == "autograd":
         raise ValueError("--per-sample is for --backend manual|published (autograd always runs batched)")
+    if args.backend != "autograd" and (args.doctor or args.record):
+        raise ValueError(f"--doctor and --record watch autograd's graph; --backend {args.backend} has none "
+                         "(drop --backend)")
     if args.backend != "autograd" and args.dtype == "float32":
         raise ValueError(f"--backend {args.backend} computes in float64 like the blog; drop --dtype float32")
     changes = {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "dtype": args.dtype}
@@ -233,7 +254,7 @@ def _train_recipe(args: argparse.Namespace) -> Recipe:
     return RECIPES[args.recipe](**{k: v for k, v in changes.items() if v is not None})
 
 
-def _write_outputs(args: argparse.Namespace, result: TrainResult) -> None:
+def _write_outputs(args: argparse.Namespace, result: TrainResult, recorder: TrainingRecorder | None) -> None:
     from .viz import plot_history
 
     if args.save:
@@ -245,6 +266,9 @@ def _write_outputs(args: argparse.Namespace, result: TrainResult) -> None:
     if args.json:
         _write_json(args.json, result.to_dict(dataset=args.dataset, per_sample=args.per_sample))
         print(f"Wrote the summary to {args.json}")
+    if args.record:
+        recorder.to_html(args.record, title=f"{args.dataset}: {result.recipe.name} recipe, seed {result.seed}")
+        print(f"Wrote the training view to {args.record} (open it in a browser)")
 
 
 def add_compare_command(commands: argparse._SubParsersAction) -> None:

@@ -1,15 +1,20 @@
 """Graduating to other engines: a network trained here, run by PyTorch or ONNX Runtime with the same numbers:
 ``to_torch``, ``torch_source``, ``save_safetensors`` / ``load_safetensors`` (no pickle), ``to_onnx`` (each rule
-says its ONNX mapping). torch, onnx and onnxruntime (the ``export`` extra) are imported when a function needs one;
-safetensors files are read and written here, without their package. See docs/export.md.
+says its ONNX mapping); ``compare_with_torch``, which runs a model here and in PyTorch side by side and names the
+first module where they part. torch, onnx and onnxruntime (the ``export`` extra) are imported when a function needs
+one; safetensors files are read and written here, without their package. See docs/export.md.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import importlib
 import os
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +22,14 @@ import numpy as np
 
 from . import nn
 from ._files import atomic_write, read_safetensors, safetensors_headers, write_safetensors
-from .engine import enable_grad, rules, seen_by, toposort
+from .engine import enable_grad, grad, rules, seen_by, toposort
 from .nn._config import LAYERS, check_key, checked_args
 from .nn.module import state_problems
+from .nn.summary import ModuleCall, buffers_kept, recorded_calls
 from .tensors import Tensor
 
-__all__ = ["load_safetensors", "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
+__all__ = ["LayerDiff", "LayerDiffRow", "compare_with_torch", "load_safetensors", "relative_difference",
+           "save_safetensors", "to_onnx", "to_torch", "torch_names", "torch_source"]
 
 INSTALL = 'pip install "tinygrad_like[export]"'
 ONNX_OPSET = 18
@@ -480,3 +487,371 @@ class _OnnxGraph:
         return new
 
 
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Layer by layer against PyTorch: where our numbers and PyTorch's part
+# ----------------------------------------------------------------------------------------------------------
+
+_PROJECTION_SEED = 0  # the fixed random projection of the output that stands for a loss when none is given
+
+
+@dataclass
+class LayerDiffRow:
+    """One module call, ours against PyTorch's: the relative difference (``relative_difference``) of its ``input``
+    and ``output`` values, of the gradient arriving at its output (``grad_output``), of the one it passes to its
+    inputs (``grad_input``) and of its parameters' gradients (``grad_params``, its sub-modules' included); None
+    where there is nothing to compare (no gradient on either side, or no PyTorch call under this path:
+    ``matched`` False). ``call`` numbers the calls of a module called ``calls`` times."""
+
+    path: str
+    type: str
+    call: int
+    calls: int
+    matched: bool
+    input: float | None
+    output: float | None
+    grad_output: float | None
+    grad_input: float | None
+    grad_params: float | None
+
+
+@dataclass
+class LayerDiff:
+    """``rows`` (one per module call, in the order the calls returned: a module after the ones it called),
+    ``first_divergent`` (the path of the module where the difference starts, '' for the model's own code, or
+    None), ``direction`` ("forward", "backward" or None), ``reason`` (a sentence saying what was seen) and
+    ``rtol``; ``ok`` when nothing diverges. ``print(diff)`` shows the table."""
+
+    rows: list[LayerDiffRow]
+    first_divergent: str | None
+    direction: str | None
+    reason: str
+    rtol: float
+    dropout_off: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every output and gradient agrees within ``rtol``."""
+        return self.direction is None
+
+    def __str__(self) -> str:
+        def cell(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1e}" + ("!" if value > self.rtol else "")
+
+        header = ["module", "type", "output", "grad at output", "grad at input", "grad of params"]
+        table = [[_module_name(row.path) + (f" [{row.call}]" if row.calls > 1 else ""), row.type,
+                  *(map(cell, (row.output, row.grad_output, row.grad_input, row.grad_params)) if row.matched
+                    else ["(no PyTorch call)", "", "", ""])] for row in self.rows]
+        widths = [max(len(h), *(len(r[i]) for r in table)) for i, h in enumerate(header)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+                 for cells in [header, ["-" * w for w in widths], *table]]
+        lines += ["", f"relative differences, ours against PyTorch's ('!': above rtol={self.rtol:g})"]
+        if self.dropout_off:
+            lines.append(f"dropout off on both sides (random masks cannot match): {', '.join(self.dropout_off)}")
+        lines.append(("first divergent: " if self.first_divergent is not None else "") + self.reason)
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+def _module_name(path: str) -> str:
+    return path or "(model)"
+
+
+def relative_difference(ours: list[Any], theirs: list[Any]) -> float | None:
+    """max |a - b| / max(|a|, |b|), both maxima taken over all the pairs of arrays together (their finite values;
+    0 where all are 0): the largest difference as a fraction of the values' scale. Together, so that a value that
+    is zero but for rounding (the gradient of a bias before batch normalisation) is measured against its
+    companions' scale, not its own noise. None stands for a gradient that does not arrive (zeros); inf when the
+    numbers of arrays, their shapes or the places of their nan and inf differ; None when there is nothing to
+    compare."""
+    if len(ours) != len(theirs):
+        return float("inf")
+    difference = scale = 0.0
+    compared = False
+    for a, b in zip(ours, theirs):
+        if a is None and b is None:
+            continue
+        a = np.zeros(np.shape(b)) if a is None else np.asarray(a, dtype=np.float64)
+        b = np.zeros(a.shape) if b is None else np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            return float("inf")
+        finite = np.isfinite(a) & np.isfinite(b)
+        if not np.array_equal(a[~finite], b[~finite], equal_nan=True):
+            return float("inf")
+        a, b = a[finite], b[finite]
+        difference = max(difference, float(np.abs(a - b).max(initial=0.0)))
+        scale = max(scale, float(np.abs(a).max(initial=0.0)), float(np.abs(b).max(initial=0.0)))
+        compared = True
+    if not compared:
+        return None
+    return difference / scale if scale > 0 else 0.0
+
+
+def _flat_tensors(value: Any, kinds: tuple[type, ...]) -> list[Any]:
+    """The arrays or tensors (of ``kinds``) in a call's arguments or result, in order, through tuples, lists and
+    dicts (keyword arguments)."""
+    if isinstance(value, kinds):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    return [t for item in value for t in _flat_tensors(item, kinds)] if isinstance(value, (tuple, list)) else []
+
+
+@dataclass
+class _Side:
+    """One library's run: per (module path, call number) the call's (inputs, outputs) tensors, the gradients by
+    tensor id, the parameters' gradients by name, and how to read a tensor's values."""
+
+    calls: dict[tuple[str, int], tuple[list[Any], list[Any]]]
+    grads: dict[int, np.ndarray | None]
+    param_grads: dict[str, np.ndarray | None]
+    values: Callable[[Any], np.ndarray]
+
+    def arrays(self, tensors: list[Any]) -> list[np.ndarray]:
+        return [self.values(t) for t in tensors]
+
+    def gradients(self, tensors: list[Any]) -> list[np.ndarray | None]:
+        return [self.grads.get(id(t)) for t in tensors]
+
+
+def _gradients(side_calls: dict[tuple[str, int], tuple[list[Any], list[Any]]], params: dict[str, Any],
+               takes_grad: Callable[[Any], bool], backward: Callable[[list[Any]], list[Any]],
+               values: Callable[[Any], np.ndarray]) -> _Side:
+    """A side from its calls: the gradients ``backward`` gives at every call's inputs and outputs and at the
+    parameters (those that take one, each once)."""
+    params = {name: p for name, p in params.items() if takes_grad(p)}  # frozen ones are not compared
+    tensors = [t for ins, outs in side_calls.values() for t in (*ins, *outs)] + list(params.values())
+    seen: set[int] = set()
+    wanted = [t for t in tensors if takes_grad(t) and not (id(t) in seen or seen.add(id(t)))]
+    found = backward(wanted) if wanted else []
+    grads = {id(t): None if g is None else values(g) for t, g in zip(wanted, found)}
+    return _Side(side_calls, grads, {name: grads.get(id(p)) for name, p in params.items()}, values)
+
+
+def _our_values(t: Any) -> np.ndarray:
+    return np.asarray(t.data if isinstance(t, Tensor) else t)
+
+
+def _our_run(model: nn.Module, inputs: list[Any], target: Any, loss_fn: Callable[..., Any] | None
+             ) -> tuple[list[ModuleCall], _Side, list[np.ndarray]]:
+    """Our forward, every module call recorded, and backward; also the gradient seeds at the outputs, so that
+    PyTorch's backward starts from the same ones."""
+    with recorded_calls(model) as calls, enable_grad():
+        out = model(*inputs)
+        outs = [t for t in _flat_tensors(out, (Tensor,)) if t.requires_grad and t.dtype.kind == "f"]
+        if loss_fn is None:
+            rng = np.random.default_rng(_PROJECTION_SEED)
+            seeds = [rng.standard_normal(t.shape).astype(t.dtype) for t in outs]
+        else:
+            loss = loss_fn(out) if target is None else loss_fn(out, target)
+            found = grad(loss, outs, retain_graph=True, allow_unused=True) if outs else ()
+            seeds = [np.zeros(t.shape, t.dtype) if g is None else g.data for t, g in zip(outs, found)]
+    recorded = {(c.path, c.number): (_flat_tensors((c.args, c.kwargs), (Tensor, np.ndarray)),
+                                     _flat_tensors(c.output, (Tensor, np.ndarray))) for c in calls}
+    side = _gradients(recorded, dict(model.named_parameters()),
+                      lambda t: isinstance(t, Tensor) and t.requires_grad and t.dtype.kind == "f",
+                      lambda wanted: grad(outs, wanted, seeds, allow_unused=True) if outs else [None] * len(wanted),
+                      _our_values)
+    return calls, side, seeds
+
+
+def _their_run(torch: Any, twin: Any, inputs: list[Any], seeds: list[np.ndarray]) -> _Side:
+    """PyTorch's forward (forward hooks record each module call) and its backward from ``seeds``."""
+    calls: dict[tuple[str, int], tuple[list[Any], list[Any]]] = {}
+    counts: dict[str, int] = {}
+    kinds = (torch.Tensor,)
+
+    def recorder(path: str) -> Callable[..., None]:
+        def hook(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
+            counts[path] = counts.get(path, 0) + 1
+            calls[(path, counts[path])] = (_flat_tensors((args, kwargs), kinds), _flat_tensors(output, kinds))
+        return hook
+
+    handles = [module.register_forward_hook(recorder(path), with_kwargs=True) for path, module in twin.named_modules()]
+    try:
+        with torch.enable_grad():
+            out = twin(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+    outs = [t for t in _flat_tensors(out, kinds) if t.requires_grad and t.dtype.is_floating_point]
+    same = len(outs) == len(seeds)  # else the outputs differ, which the forward's comparison says
+
+    def backward(wanted: list[Any]) -> list[Any]:
+        if not (outs and same):
+            return [None] * len(wanted)
+        return torch.autograd.grad(outs, wanted, [torch.from_numpy(s) for s in seeds], allow_unused=True)
+
+    return _gradients(calls, dict(twin.named_parameters()),
+                      lambda t: t.requires_grad and t.dtype.is_floating_point, backward,
+                      lambda t: t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t))
+
+
+def _twin(model: nn.Module, torch_model: Any) -> Any:
+    """PyTorch's version of ``model`` with its parameters and buffers: ``to_torch(model)``, or a copy of
+    ``torch_model`` (left untouched) with them loaded; each module's training mode set as ours."""
+    torch = _require("torch", "compare_with_torch")
+    if torch_model is None:
+        try:
+            twin = to_torch(model)
+        except TypeError as e:
+            raise TypeError(f"compare_with_torch: {e}. For a module of your own, write its PyTorch version with the "
+                            "same sub-module and parameter names and pass it as torch_model=") from None
+    else:
+        twin = copy.deepcopy(torch_model)
+        ours, theirs = dict(model.named_parameters()), dict(twin.named_parameters())
+        if set(ours) != set(theirs):
+            raise ValueError(f"compare_with_torch: torch_model's parameters are not named as ours: only ours "
+                             f"{sorted(set(ours) - set(theirs))}, only PyTorch's {sorted(set(theirs) - set(ours))}")
+        floating = [p.dtype for p in ours.values() if p.dtype.kind == "f"]
+        if floating:
+            twin = twin.to(getattr(torch, str(floating[0])))
+        their_state = twin.state_dict()
+        try:  # the parameters, and the buffers both sides have (running statistics)
+            twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items() if k in their_state},
+                                 strict=False)
+        except RuntimeError as e:
+            raise ValueError(f"compare_with_torch: torch_model does not take our parameters: {e}") from None
+    their_modules = dict(twin.named_modules())
+    for path, module in model.named_modules():
+        if path in their_modules:
+            their_modules[path].training = module.training
+    return twin
+
+
+@contextmanager
+def _dropout_off(model: nn.Module, twin: Any) -> Iterator[tuple[str, ...]]:
+    """Inside the ``with``, the modules that draw random numbers in training (dropout), whose draws cannot match
+    PyTorch's, are in evaluation mode on both sides; it gives their paths. Ours are back in training after it."""
+    paths = tuple(path for path, m in model.named_modules() if m.training and (
+        (isinstance(m, nn.Dropout) and m.p > 0) or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0)))
+    ours, theirs = dict(model.named_modules()), dict(twin.named_modules())
+    for path in paths:
+        ours[path].training = False
+        if path in theirs:
+            theirs[path].training = False
+    try:
+        yield paths
+    finally:
+        for path in paths:
+            ours[path].training = True
+
+
+def _both_inputs(torch: Any, inputs: tuple[Any, ...], dtype: Any) -> tuple[list[Any], list[Any]]:
+    """The inputs as our Tensors and as PyTorch's (copies; floating point ones in the model's dtype and
+    requiring grad, so the first layer's input gradient is compared too); anything else given to both as is."""
+    ours, theirs = [], []
+    for x in inputs:
+        if isinstance(x, (Tensor, np.ndarray)):
+            a = np.array(x.data if isinstance(x, Tensor) else x)
+            if a.dtype.kind == "f" and dtype is not None:
+                a = a.astype(dtype)
+            ours.append(Tensor(a, requires_grad=a.dtype.kind == "f"))
+            theirs.append(torch.from_numpy(a.copy()).requires_grad_(a.dtype.kind == "f"))
+        else:
+            ours.append(x)
+            theirs.append(x)
+    return ours, theirs
+
+
+def compare_with_torch(model: nn.Module, *inputs: Any, target: Any = None, loss_fn: Callable[..., Any] | None = None,
+                       rtol: float = 1e-4, torch_model: Any = None) -> LayerDiff:
+    """Run ``model`` and PyTorch's version of it (``to_torch(model)``: the same structure and parameters) side by
+    side on ``inputs`` and say, module by module in the order their calls return, how far apart they are: the
+    largest relative difference of each call's output, of the gradient arriving at its output, of the gradient
+    it passes to its inputs and of its parameters' gradients.
+
+    The backward starts from the gradient of a loss at the model's output: ``loss_fn(output, target)`` (or
+    ``loss_fn(output)`` without a target), computed by our library with our ``loss_fn``, or else a fixed random
+    projection of the output (sum(output * R), R drawn from a seeded generator); PyTorch's backward starts from
+    the same gradient, so it is the model alone that is compared.
+
+    ``first_divergent`` names where the difference starts: the first module (in the order calls return) whose
+    output differs by more than ``rtol`` while its input agrees (its forward is wrong; if its input already
+    differed, the code around it in the module that called it is, and that module is named); else the innermost
+    module whose backward breaks it, the one at whose output the gradient agrees and whose gradient to its inputs
+    or parameters does not (with several, the last in forward order: the first the backward meets).
+
+    A module of your own (a ``forward`` of your own, a ``Function`` of your own) has no PyTorch equivalent that
+    ``to_torch`` could build: write one and pass it as ``torch_model``; its sub-modules and parameters must have
+    our names (``named_parameters``), as ``to_torch``'s do. It is copied, our parameters and the buffers both
+    have (running statistics) are loaded into the copy, and modules are matched by path (``named_modules``).
+    Floating point inputs are copied in the model's dtype. Each module runs in its training mode, except dropout
+    (``nn.Dropout``, ``MultiheadAttention``'s), switched off on both sides for the run, as random masks cannot
+    match. Our buffers (running statistics) are left as they were.
+    """
+    torch = _require("torch", "compare_with_torch")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"compare_with_torch: expected an nn.Module, got {type(model).__name__}")
+    if target is not None and loss_fn is None:
+        raise ValueError("compare_with_torch: a target needs a loss_fn, e.g. loss_fn=nn.functional.cross_entropy")
+    twin = _twin(model, torch_model)
+    floating = [p.dtype for p in model.parameters() if p.dtype.kind == "f"]
+    ours_in, theirs_in = _both_inputs(torch, inputs, floating[0] if floating else None)
+    with _dropout_off(model, twin) as dropout_off:
+        with buffers_kept(model):
+            calls, ours, seeds = _our_run(model, ours_in, target, loss_fn)
+        theirs = _their_run(torch, twin, theirs_in, seeds)
+    return _diagnosis(calls, ours, theirs, rtol, dropout_off)
+
+
+def _diagnosis(calls: list[ModuleCall], ours: _Side, theirs: _Side, rtol: float, dropout_off: tuple[str, ...]
+               ) -> LayerDiff:
+    """The rows, and where the difference starts (see ``compare_with_torch``)."""
+    per_module = Counter(id(c.module) for c in calls)
+    rows = []
+    for c in calls:
+        row = LayerDiffRow(c.path, type(c.module).__name__, c.number, per_module[id(c.module)], False,
+                           None, None, None, None, None)
+        if (c.path, c.number) in theirs.calls:
+            (ins, outs), (their_ins, their_outs) = ours.calls[(c.path, c.number)], theirs.calls[(c.path, c.number)]
+            within = [name for name in ours.param_grads if not c.path or name.startswith(c.path + ".")]
+            row.matched = True
+            row.input = relative_difference(ours.arrays(ins), theirs.arrays(their_ins))
+            row.output = relative_difference(ours.arrays(outs), theirs.arrays(their_outs))
+            row.grad_output = relative_difference(ours.gradients(outs), theirs.gradients(their_outs))
+            row.grad_input = relative_difference(ours.gradients(ins), theirs.gradients(their_ins))
+            row.grad_params = relative_difference([ours.param_grads[n] for n in within],
+                                                  [theirs.param_grads.get(n) for n in within])
+        rows.append(row)
+
+    def differs(value: float | None) -> bool:
+        return value is not None and value > rtol
+
+    def named(call: ModuleCall) -> str:
+        return f"{call.path or 'the model'} ({type(call.module).__name__})"
+
+    def result(call: ModuleCall | None, direction: str | None, reason: str) -> LayerDiff:
+        return LayerDiff(rows, None if call is None else call.path, direction, reason, rtol, dropout_off)
+
+    for c, row in zip(calls, rows):  # forward: the first output that differs
+        if differs(row.output):
+            if differs(row.input) and c.parent is not None:
+                return result(c.parent, "forward", (
+                    f"{named(c.parent)}, in its forward: the input it gives {named(c)} already differs by "
+                    f"{row.input:.1e} though no module before differs: its own code around its sub-modules "
+                    "computes something else"))
+            agreeing = ", its input agreeing" if row.input is not None else ""
+            return result(c, "forward", f"{named(c)}, in its forward: its output differs by {row.output:.1e}"
+                          f"{agreeing}")
+    breaking = [i for i, row in enumerate(rows) if row.matched and not differs(row.grad_output)
+                and (differs(row.grad_input) or differs(row.grad_params))]
+    enclosing = {id(p) for i in breaking for p in _callers(calls[i])}
+    innermost = [i for i in breaking if id(calls[i]) not in enclosing]
+    if innermost:  # the last in forward order: the first the backward pass reaches
+        c, row = calls[innermost[-1]], rows[innermost[-1]]
+        where, value = ("input", row.grad_input) if differs(row.grad_input) else ("parameters", row.grad_params)
+        return result(c, "backward", f"{named(c)}, in its backward: the gradient at its output agrees, the gradient "
+                      f"it gives its {where} differs by {value:.1e} (its forward agrees)")
+    if any(differs(v) for row in rows for v in (row.grad_output, row.grad_input, row.grad_params)):
+        return result(None, "backward", "gradients differ, but no module's backward alone breaks them")
+    return result(None, None, f"none: every output and gradient agrees within rtol={rtol:g}")
+
+
+def _callers(call: ModuleCall) -> Iterator[ModuleCall]:
+    """The calls ``call`` happened in, innermost first."""
+    while call.parent is not None:
+        call = call.parent
+        yield call

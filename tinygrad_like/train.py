@@ -33,6 +33,7 @@ INITS = ("uniform", "default")
 ACTIVATIONS = ("sigmoid", "relu", "tanh")
 OPTIMIZERS = ("sgd", "adam")
 Log = Callable[[str], None]
+OnBackward = Callable[[Tensor], Any]  # called with the loss between backward and the optimizer's step
 DIVERGED = 100  # a loss this many times the initial one (or nan, inf) ends the run as diverged
 
 
@@ -218,11 +219,12 @@ class AutogradStepper:
     A stepper (this one, or any object with the same four methods, e.g. a hand-written backward) makes the
     steps of ``run_epoch``: ``step(x, y, lr)``, ``sync()`` at the end of an epoch (copy its parameters into the
     model), ``gradients()`` (the last step's gradients by parameter name) and ``parameters()`` (the current
-    values by name), the last two for the gradient flow.
+    values by name), the last two for the gradient flow. ``on_backward(loss)``, when given, is called after each
+    backward and before the optimizer's step (e.g. ``viz.TrainingRecorder.record``).
     """
 
-    def __init__(self, model: MLP, recipe: Recipe) -> None:
-        self.model, self.recipe = model, recipe
+    def __init__(self, model: MLP, recipe: Recipe, on_backward: OnBackward | None = None) -> None:
+        self.model, self.recipe, self.on_backward = model, recipe, on_backward
         self.optimizer = _make_optimizer(recipe, model)
         self.dtype = model.layers[0].weight.dtype
         self.named = list(model.named_parameters())
@@ -241,6 +243,8 @@ class AutogradStepper:
         loss = self.model.logits(Tensor(x, dtype=self.dtype)).cross_entropy(y, reduction=self.recipe.reduction)
         self.optimizer.zero_grad()
         loss.backward()
+        if self.on_backward is not None:
+            self.on_backward(loss)
         self.optimizer.step()
 
     def sync(self) -> None:
@@ -296,20 +300,26 @@ def _relative_change(after: np.ndarray, before: np.ndarray) -> float:
 
 def train(model: MLP, x: np.ndarray, y: np.ndarray, recipe: Recipe, *,
           test: tuple[np.ndarray, np.ndarray] | None = None, stepper: Any = None, seed: int | None = None,
-          progress: bool = True, log: Log | None = print, label: str = "autograd") -> TrainResult:
+          progress: bool = True, log: Log | None = print, label: str = "autograd",
+          on_backward: OnBackward | None = None) -> TrainResult:
     """Train ``model`` on rows ``x`` (see ``prepare``) and integer labels ``y`` following ``recipe``.
 
     Prints through ``log`` (``None`` for silence): ``Epoch n, current loss: L`` before each epoch (L is the
     training-set loss at that point, in the recipe's reduction), ``Final loss: L``, then ``Score: a / b = x%``
     for the training set and for ``test``. ``seed`` drives the shuffling only (the model is already
     initialised, see ``build_model``). ``stepper`` makes the steps (default ``AutogradStepper``); ``label``
-    names it in the result.
+    names it in the result. ``on_backward(loss)`` is called at every step between the backward and the
+    optimizer's step, e.g. ``viz.TrainingRecorder(model).record`` (autograd's stepper only: a hand-written
+    backward has no graph to watch).
     """
     say = log or (lambda line: None)
     _check_data(model, x, y, "x, y")
     if test is not None:
         _check_data(model, *test, "test")
-    stepper = AutogradStepper(model, recipe) if stepper is None else stepper
+    if stepper is not None and on_backward is not None:
+        raise ValueError("train: on_backward is called by autograd's stepper; a stepper of your own calls what it "
+                         "needs itself")
+    stepper = AutogradStepper(model, recipe, on_backward) if stepper is None else stepper
     # A child of the seed: build_model draws the initial weights from the seed itself, shuffling gets its own stream.
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0]) if recipe.shuffle else None
     shift, scale = (float(x.mean()), float(x.std()) or 1.0) if recipe.standardize else (0.0, 1.0)

@@ -80,6 +80,51 @@ def _tensors(out: Any) -> list[Tensor]:
     return [t for item in out for t in _tensors(item)] if isinstance(out, (tuple, list)) else []
 
 
+_PATH_KEY = "_tinygrad_like_module_path"  # on an exception: [modules it left, innermost first; message; note]
+
+
+def _path_in(outer: Module, inner: Module) -> str | None:
+    """``inner``'s path among ``outer``'s sub-modules ('' for ``outer`` itself), or None if it is not one."""
+    return next((path for path, module in outer.named_modules() if module is inner), None)
+
+
+def _name_module_path(e: Exception, module: Module) -> None:
+    """Say in ``e`` which module it was raised in, by its path from ``module``, the call it is now leaving.
+
+    Run on the way out of every ``Module.__call__`` (only when something was raised): the exception collects the
+    modules it leaves, so the outermost call, the last to run this, writes the whole path (``blocks.1`` from a
+    ModuleList that was indexed, not called). The exception stays the same object (its type, attributes and
+    traceback kept): a message that is its one string argument becomes ``path (Type): message``; any other
+    exception (a KeyError's key, say) gets the path as a note instead (Python 3.11+).
+    """
+    try:
+        state = e.__dict__.setdefault(_PATH_KEY, [[], None, None])
+    except AttributeError:  # an exception type without attributes of its own: left as it is
+        return
+    chain, message, note = state
+    chain.append(module)
+    path, inner = "", chain[0]
+    for outer, nested in zip(chain[:0:-1], chain[-2::-1]):  # from the outermost call inwards
+        name = _path_in(outer, nested)
+        if name is None:  # called without being held (e.g. passed in as an argument): named from it
+            path = ""
+        elif name:
+            path = f"{path}.{name}" if path else name
+    if not path:  # raised in the called module's own code: nothing to add
+        return
+    where = f"{path} ({type(inner).__name__})"
+    if message is None and len(e.args) == 1 and isinstance(e.args[0], str) and str(e) == e.args[0]:
+        message = state[1] = e.args[0]
+    if message is not None:
+        prefix = f"{type(inner).__name__}: "  # "Type: message" from the module itself says its type once
+        e.args = (f"{where}: {message[len(prefix):] if message.startswith(prefix) else message}",)
+    elif hasattr(e, "add_note"):
+        if note is not None and note in getattr(e, "__notes__", ()):
+            e.__notes__.remove(note)
+        state[2] = f"in the module {where}"
+        e.add_note(state[2])
+
+
 class Module:
     """Base class: subclasses set Tensors and Modules as attributes and define ``forward``.
 
@@ -95,7 +140,15 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__}.forward is not defined")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.mark_call(self.forward(*args, **kwargs), *args)
+        """``forward`` on the arguments, its result tagged as this call (``mark_call``). An exception raised
+        inside names the module where it happened by its path from this one (``blocks.1.attn.proj (Linear): ...``,
+        see ``_name_module_path``)."""
+        try:
+            out = self.forward(*args, **kwargs)
+        except Exception as e:
+            _name_module_path(e, self)
+            raise
+        return self.mark_call(out, *args)
 
     def mark_call(self, out: Any, *inputs: Any) -> Any:
         """Tag the graph nodes that made ``out`` (a Tensor, or the Tensors in nested tuples and lists, as a

@@ -1,6 +1,7 @@
 """Seeing what autodiff does: the graphviz drawing (graph.py: ``draw``, ``save``), the self-contained HTML view
-that needs no ``dot`` program (html.py: ``to_html``, ``show``; page.py builds the pages), and plots of a training
-run with its gradient flow (plots.py).
+that needs no ``dot`` program (html.py: ``to_html``, ``show``; page.py builds the pages), plots of a training
+run with its gradient flow (plots.py), and a training run recorded step by step and played back in a page
+(recorder.py: ``TrainingRecorder``).
 
 graph.py and html.py need the ``graphviz`` package, so they load on first use of one of their names.
 """
@@ -9,6 +10,7 @@ import importlib
 from typing import Any
 
 from .plots import plot_gradient_flow, plot_history
+from .recorder import TrainingRecorder
 
 _LAZY = {
     "graph": ("EXPAND_LIMIT", "INSTALL_HINT", "LEGEND", "RANKDIRS", "RENDERED_FORMATS", "SOURCE_FORMATS", "Drawing",
@@ -25,4 +27,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'tinygrad_like.viz' has no attribute {name!r}")
 
 
-__all__ = [*_MODULE_OF, "plot_gradient_flow", "plot_history"]
+__all__ = [*_MODULE_OF, "TrainingRecorder", "plot_gradient_flow", "plot_history"]

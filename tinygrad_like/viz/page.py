@@ -37,11 +37,11 @@ def _json_for_script(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
 
 
-def page_with(template: str, title: str, data: Any) -> str:
-    """An asset page with viz.js, ``data`` (as JSON) and the page's script inlined; one pass, so nothing that is
-    inlined is read as a placeholder."""
+def page_with(template: str, title: str, data: Any, script: str = "view.js") -> str:
+    """An asset page with viz.js, ``data`` (as JSON) and the page's script (the asset ``script``) inlined; one
+    pass, so nothing that is inlined is read as a placeholder."""
     fields = {"title": lambda: html.escape(title), "viz_js": lambda: _script("viz-global.js"),
-              "data": lambda: _json_for_script(data), "script": lambda: _script("view.js")}
+              "data": lambda: _json_for_script(data), "script": lambda: _script(script)}
     return re.sub(r"\{\{(\w+)\}\}", lambda m: fields[m.group(1)](), _asset(template))
 
 
