@@ -38,7 +38,7 @@ TEXT = Path(__file__).resolve().parent / "data" / "sonnets.txt"
 
 # Hyperparameters: the command line's defaults (a GPT small enough to train in minutes on two CPU cores)
 DEFAULTS = dict(batch_size=32, block_size=64, max_iters=1500, eval_interval=250, eval_iters=10,
-                learning_rate=1e-3, n_embd=64, n_head=4, n_layer=3, dropout=0.1, seed=1337, new_tokens=300)
+                learning_rate=1e-3, n_embd=64, n_head=4, n_layer=3, dropout=0.2, seed=1337, new_tokens=300)
 
 
 # -- the data ----------------------------------------------------------------------------------------------------
