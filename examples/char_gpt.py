@@ -11,7 +11,7 @@ head masks the future with ``tril`` and ``masked_fill(-inf)`` before its softmax
 ``torch.randint``; ``estimate_loss`` averages a few batches under ``no_grad``; ``generate`` samples with
 ``torch.multinomial``. The last line is the validation loss over the whole validation split (its last 10%).
 
-Measured at the defaults (1500 steps, seed 1337, 2 cores): see docs/lessons.md, where each run's validation
+Measured at the defaults (1200 steps, seed 1337, 2 cores): see docs/lessons.md, where each run's validation
 loss and time are stated.
 """
 
@@ -37,7 +37,7 @@ else:  # the very same lesson on real PyTorch
 TEXT = Path(__file__).resolve().parent / "data" / "sonnets.txt"
 
 # Hyperparameters: the command line's defaults (a GPT small enough to train in minutes on two CPU cores)
-DEFAULTS = dict(batch_size=32, block_size=64, max_iters=1500, eval_interval=250, eval_iters=10,
+DEFAULTS = dict(batch_size=32, block_size=64, max_iters=1200, eval_interval=200, eval_iters=10,
                 learning_rate=1e-3, n_embd=64, n_head=4, n_layer=3, dropout=0.2, seed=1337, new_tokens=300)
 
 

@@ -336,6 +336,18 @@ def test_char_gpt_data_and_batches(torch):
         assert row_x[1:] == row_y[:-1] and vocab.decode(row_x) in text
 
 
+def test_a_one_element_integer_tensor_is_an_index_as_in_pytorch(torch):
+    """get_batch slices the text with the 0-d tensors of torch.randint: Tensor.__index__, PyTorch's refusals."""
+    letters = list("abcdef")
+    for lib in (tinygrad_like, torch):
+        i = lib.tensor(2)
+        assert letters[i:i + 2] == ["c", "d"] and letters[lib.tensor([4])] == "e" and letters[lib.tensor(True)] == "b"
+        assert list(range(lib.tensor(3))) == [0, 1, 2]
+        for bad in (lib.tensor(1.0), lib.tensor([1, 2])):
+            with pytest.raises(TypeError, match="only integer tensors of a single element can be converted"):
+                letters[bad]
+
+
 @needs(*GPT_NEEDS)
 def test_char_gpt_trains_as_in_pytorch(torch):
     """Same weights (PyTorch's state_dict loaded into ours), same batches, no dropout, float64: the same
