@@ -11,7 +11,8 @@ its last hidden state to the prediction; Adam, nn.MSELoss, mini-batches from a D
 It prints the test loss (mean squared error), next to that of repeating the last value as the prediction, and then
 lets the model run free: each prediction fed back as the next input, for one period.
 
-Measured at the defaults (25 epochs of 13 batches: 325 steps): see docs/lessons.md.
+Measured at the defaults (25 epochs of 13 batches: 325 steps): test loss 3.3e-6 on tinygrad_like (8 s), 3.2e-6 on
+PyTorch (2 s), where repeating the last value gives 3.1e-2. More in docs/lessons.md.
 """
 
 from __future__ import annotations
