@@ -27,29 +27,6 @@ SONNETS = EXAMPLES / "data" / "sonnets.txt"
 RTOL = 1e-10  # float64 on both sides: only the order of the additions differs
 
 
-def has(name: str) -> bool:
-    """Whether tinygrad_like has the dotted name (``nn.Embedding``, ``utils.data.DataLoader``)."""
-    obj, path = tinygrad_like, "tinygrad_like"
-    for part in name.split("."):
-        path += "." + part
-        try:
-            obj = getattr(obj, part) if hasattr(obj, part) else importlib.import_module(path)
-        except ImportError:
-            return False
-    return True
-
-
-def needs(*names: str) -> pytest.MarkDecorator:
-    """Skip, naming what is missing, until tinygrad_like has every one of ``names``."""
-    absent = [name for name in names if not has(name)]
-    return pytest.mark.skipif(bool(absent), reason=f"tinygrad_like lacks {', '.join(absent)}")
-
-
-GPT_NEEDS = ("nn.Embedding", "nn.LayerNorm", "nn.ModuleList", "nn.Module.apply")
-MAKEMORE_NN_NEEDS = ("nn.Embedding", "nn.BatchNorm1d")
-LSTM_NEEDS = ("nn.LSTM", "nn.MSELoss", "utils.data.DataLoader", "utils.data.TensorDataset")
-
-
 @functools.cache
 def lesson(name: str, backend: str):
     """examples/<name>.py imported afresh with ``torch`` being ``backend`` ("tinygrad_like" or "torch")."""
@@ -70,6 +47,15 @@ def lesson(name: str, backend: str):
 
 def both(name: str):
     return lesson(name, "tinygrad_like"), lesson(name, "torch")
+
+
+@pytest.fixture
+def one_thread(torch):
+    """PyTorch on one thread for the test (two threads fighting other jobs for two cores are many times slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run_example(script: str, *args: str, cwd, timeout: float = 300, **env: str) -> str:
@@ -238,6 +224,7 @@ def make_mlps(ours, theirs, torch, vocab_size=27, block_size=3, n_embd=5, n_hidd
     return m_o, m_t
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_makemore_mlp_trains_as_in_pytorch(torch):
     """Part 3's loop (emb = C[Xb], batch norm by hand, F.cross_entropy, p.data += -lr * p.grad): the same losses,
     gradients, running statistics and evaluation losses, step after step."""
@@ -263,7 +250,7 @@ def test_makemore_mlp_trains_as_in_pytorch(torch):
     assert not m_o.bnmean_running.requires_grad  # updated under no_grad
 
 
-@needs(*MAKEMORE_NN_NEEDS)
+@pytest.mark.usefixtures("one_thread")
 def test_makemore_from_nn_layers_trains_as_in_pytorch(torch):
     """The same network from nn.Embedding, nn.Flatten, nn.Linear, nn.BatchNorm1d, nn.Tanh: PyTorch's state_dict
     loads into ours, and training agrees, running statistics included."""
@@ -305,11 +292,11 @@ def check_gpt_output(out: str) -> None:
     assert final and float(final.group(2)) < float(evals[0][2]), out
 
 
-@needs(*GPT_NEEDS)
 def test_char_gpt_trains_and_generates_on_small_settings(tmp_path):
     check_gpt_output(run_example("char_gpt.py", *SMALL_GPT, cwd=tmp_path))
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_char_gpt_on_pytorch_on_small_settings(torch, capsys):
     lesson("char_gpt", "torch").main(SMALL_GPT)
     check_gpt_output(capsys.readouterr().out)
@@ -348,7 +335,7 @@ def test_a_one_element_integer_tensor_is_an_index_as_in_pytorch(torch):
                 letters[bad]
 
 
-@needs(*GPT_NEEDS)
+@pytest.mark.usefixtures("one_thread")
 def test_char_gpt_trains_as_in_pytorch(torch):
     """Same weights (PyTorch's state_dict loaded into ours), same batches, no dropout, float64: the same
     state_dict keys, losses and gradients over AdamW steps, and the same validation loss after them."""
@@ -396,11 +383,11 @@ def check_lstm_output(out: str) -> None:
     assert re.search(r"running free for one period \(25 steps, each prediction fed back\): largest error [\d.]+", out)
 
 
-@needs(*LSTM_NEEDS)
 def test_lstm_sine_learns_the_wave_on_small_settings(tmp_path):
     check_lstm_output(run_example("lstm_sine.py", *SMALL_LSTM, cwd=tmp_path))
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_lstm_sine_on_pytorch_learns_the_wave_on_small_settings(torch, capsys):
     lesson("lstm_sine", "torch").main(SMALL_LSTM)
     check_lstm_output(capsys.readouterr().out)
@@ -416,7 +403,7 @@ def test_lstm_sine_windows():
     close(array(y)[:, 0], wave[20:], rtol=1e-5)
 
 
-@needs(*LSTM_NEEDS)
+@pytest.mark.usefixtures("one_thread")
 def test_lstm_sine_trains_as_in_pytorch(torch):
     """nn.LSTM(batch_first) + nn.Linear, Adam, MSELoss: the same losses and gradients over epochs of the same
     batches, and the same free-running predictions."""
@@ -456,7 +443,6 @@ def test_the_lessons_notebook_is_stored_without_outputs():
 
 
 @pytest.mark.slow
-@needs(*GPT_NEEDS, *LSTM_NEEDS)
 def test_the_lessons_notebook_runs_top_to_bottom(tmp_path, monkeypatch):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
