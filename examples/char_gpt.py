@@ -11,9 +11,9 @@ head masks the future with ``tril`` and ``masked_fill(-inf)`` before its softmax
 ``torch.randint``; ``estimate_loss`` averages a few batches under ``no_grad``; ``generate`` samples with
 ``torch.multinomial``. The last line is the validation loss over the whole validation split (its last 10%).
 
-Measured at the defaults (1200 steps, seed 1337, one BLAS thread): validation loss 1.872 on tinygrad_like in 184 s
-of CPU time (about 3 minutes on a quiet 2-core machine), 1.819 on PyTorch in 130 s (the two draw different initial
-weights, batches and dropout masks). More in docs/lessons.md.
+Measured at the defaults (1200 steps, seed 1337, one BLAS thread): validation loss 1.872 on tinygrad_like in 171 s
+of CPU time (186 s on the clock: about 3 minutes on two cores), 1.819 on PyTorch in 125 s (the two draw different
+initial weights, batches and dropout masks). More in docs/lessons.md.
 """
 
 from __future__ import annotations

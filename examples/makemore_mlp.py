@@ -15,7 +15,7 @@ with the learning rate divided by 10 halfway. It prints the losses of the train,
 of the shuffled words) and 20 made-up words sampled with ``torch.multinomial``.
 
 Measured at the defaults (20000 steps, seed 2147483647, Debian's 63875 words): dev loss 2.1475 on tinygrad_like
-(50 s), 2.1497 on PyTorch (36 s); with --model nn 2.1214 and 2.1197. More in docs/lessons.md.
+(under a minute), 2.1497 on PyTorch; with --model nn 2.1214 and 2.1197. More in docs/lessons.md.
 """
 
 from __future__ import annotations
