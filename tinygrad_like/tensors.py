@@ -474,6 +474,13 @@ class Tensor:
     def __int__(self) -> int:
         return int(self.item())
 
+    def __index__(self) -> int:
+        """A one-element integer tensor is an index, as in PyTorch: ``data[i:i + n] for i in torch.randint(...)``."""
+        if self._data.size != 1 or self._data.dtype.kind not in "iub":  # bool too, as PyTorch (True is 1)
+            raise TypeError(f"index: only integer tensors of a single element can be converted to an index, got "
+                            f"shape {self.shape} {self.dtype}")
+        return int(self._data.item())
+
     def __bool__(self) -> bool:
         if self._data.size != 1:
             raise ValueError(f"bool: the truth value of a tensor of shape {self.shape} is ambiguous")
