@@ -3,7 +3,8 @@
 ``atomic_write`` is the one writer every save goes through. ``read_npz``, ``read_safetensors`` and ``parse_config``
 are the readers of untrusted input (weights files and the constructor arguments saved in them): the headers are read
 first (``npz_headers``, ``safetensors_headers``), every size is checked against the file and a cap before anything
-is allocated, and every refusal is a ``ValueError`` naming the file and the entry.
+is allocated, and every refusal is a ``ValueError`` naming the file and the entry. Safetensors files are read and
+written by the safetensors package (optional: the ``export`` extra).
 """
 
 from __future__ import annotations
@@ -340,14 +341,15 @@ _NPZ_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, Ru
 
 
 @contextmanager
-def _readable(path: str | os.PathLike[str], what: str, op: str = "load") -> Iterator[None]:
-    """Errors of reading ``path`` as ``ValueError("{op}: {path} is not a readable {what} (...)")``; a missing file
-    as ``FileNotFoundError``. MemoryError and the like pass unchanged."""
+def _readable(path: str | os.PathLike[str], what: str, op: str = "load",
+              errors: tuple[type[BaseException], ...] = _NPZ_ERRORS) -> Iterator[None]:
+    """``errors`` raised reading ``path`` as ``ValueError("{op}: {path} is not a readable {what} (...)")``; a
+    missing file as ``FileNotFoundError``. MemoryError and the like pass unchanged."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{op}: {path} does not exist or is not a file")
     try:
         yield
-    except _NPZ_ERRORS as e:
+    except errors as e:
         raise ValueError(f"{op}: {path} is not a readable {what} ({e})") from None
 
 
@@ -414,156 +416,116 @@ def _constant(name: str) -> Any:
 
 
 def parse_config(text: str, source: str | os.PathLike[str], *, max_depth: int = 32,
-                 max_chars: int = 1 << 20, what: str = "config") -> Any:
+                 max_chars: int = 1 << 20) -> Any:
     """Parse the JSON ``text`` read from ``source`` (named in errors), refusing more than ``max_chars`` characters,
     more than ``max_depth`` nested arrays and objects, a key repeated in one object, and NaN or Infinity with a
-    ``ValueError`` (``"{what} in {source}: ..."``), never a ``RecursionError``.
+    ``ValueError`` (``"config in {source}: ..."``), never a ``RecursionError``.
 
-    Used for the constructor arguments saved in a weights file and for safetensors headers, which are untrusted
-    input like the file itself.
+    Used for the constructor arguments saved in a weights file, which are untrusted input like the file itself.
     """
     if len(text) > max_chars:
-        raise ValueError(f"{what} in {source}: {len(text)} characters, more than the limit of {max_chars}")
+        raise ValueError(f"config in {source}: {len(text)} characters, more than the limit of {max_chars}")
     at = _max_depth(text, max_depth)
     if at is not None:
-        raise ValueError(f"{what} in {source}: nested deeper than {max_depth} levels (at character {at})")
+        raise ValueError(f"config in {source}: nested deeper than {max_depth} levels (at character {at})")
     try:
         return json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
     except RecursionError:  # cannot happen below the depth limit; kept so no input can ever raise it
-        raise ValueError(f"{what} in {source}: nested too deeply") from None
+        raise ValueError(f"config in {source}: nested too deeply") from None
     except ValueError as e:  # JSONDecodeError, int() refusing a number of thousands of digits, the hooks' refusals
-        raise ValueError(f"{what} in {source}: not valid JSON ({e})") from None
+        raise ValueError(f"config in {source}: not valid JSON ({e})") from None
 
 
 # ------------------------------------------------------------------------------------------------- safetensors
-# The format (as PyTorch's safetensors package writes it): an 8-byte little-endian header length, a JSON header
-# {name: {"dtype": code, "shape": [...], "data_offsets": [begin, end]}, "__metadata__": {str: str}} padded with
-# spaces, then the tensors' bytes (C order, little-endian), back to back in the order of their offsets.
-_SAFETENSORS_DTYPES = {"BOOL": "?", "U8": "u1", "I8": "i1", "U16": "<u2", "I16": "<i2", "F16": "<f2", "U32": "<u4",
-                       "I32": "<i4", "F32": "<f4", "U64": "<u8", "I64": "<i8", "F64": "<f8"}
-_SAFETENSORS_CODES = {np.dtype(v): k for k, v in _SAFETENSORS_DTYPES.items()}
-_MAX_SAFETENSORS_HEADER = 16 * 2**20  # bytes of JSON: ~150,000 tensors
+# The safetensors package does the format's work (an optional dependency: the ``export`` extra): it checks the header
+# against the file (dtypes, shapes, offsets tiling the data, sizes) before giving any name, and reads one tensor at a
+# time. Added here: the dtypes a Tensor holds, every name and size checked before any data is read, and a name given
+# twice in the header refused (the package keeps the last one silently: one file, two readings).
+_SAFETENSORS_DTYPES = {code: np.dtype(t) for code, t in (
+    ("BOOL", "?"), ("U8", "u1"), ("I8", "i1"), ("U16", "u2"), ("I16", "i2"), ("F16", "f2"), ("U32", "u4"),
+    ("I32", "i4"), ("F32", "f4"), ("U64", "u8"), ("I64", "i8"), ("F64", "f8"))}
+_MAX_SAFETENSORS_HEADER = 16 * 2**20  # bytes of JSON (~150,000 tensors) parsed again here; the package allows 100 MB
 
 
-def _safetensors_entry(name: str, entry: Any, data_size: int) -> tuple[tuple[int, ...], np.dtype, int, int]:
-    """(shape, dtype, begin, end) of one header entry, every field checked against the file's data size."""
-    if not isinstance(entry, dict) or set(entry) != {"dtype", "shape", "data_offsets"}:
-        raise _Refused(f"entry {name!r} must hold exactly dtype, shape and data_offsets, got {_short(entry)}")
-    code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
-    if code not in _SAFETENSORS_DTYPES:
-        raise _Refused(f"entry {name!r} has dtype {_short(code)}; readable: {', '.join(_SAFETENSORS_DTYPES)} "
-                       "(convert bfloat16 and float8 tensors to float32 in PyTorch first)")
-    if (not isinstance(shape, list) or len(shape) > _MAX_DIMS
-            or not all(type(n) is int and n >= 0 for n in shape)):
-        raise _Refused(f"entry {name!r} has an impossible shape {_short(shape)}")
-    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(n) is int for n in offsets)
-            and 0 <= offsets[0] <= offsets[1] <= data_size):
-        raise _Refused(f"entry {name!r} has data_offsets {_short(offsets)} outside the file's {data_size} bytes "
-                       "of data")
-    dtype = np.dtype(_SAFETENSORS_DTYPES[code])
-    nbytes = math.prod(shape) * dtype.itemsize
-    if offsets[1] - offsets[0] != nbytes:
-        raise _Refused(f"entry {name!r} declares shape {tuple(shape)} {dtype} ({nbytes} bytes) but data_offsets "
-                       f"{offsets} hold {offsets[1] - offsets[0]} bytes")
-    return tuple(shape), dtype, offsets[0], offsets[1]
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    """``repr(value)``, cut to ``limit`` characters (a crafted value may be a megabyte long)."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _safetensors_header(f: BinaryIO, source: str | os.PathLike[str]
-                        ) -> tuple[dict[str, tuple[tuple[int, ...], np.dtype, int, int]], int]:
-    """The entries of an open safetensors file (name -> shape, dtype, begin, end) and where its data starts."""
-    st = os.fstat(f.fileno())
-    if not stat.S_ISREG(st.st_mode):
-        raise _Refused("not a regular file")
-    prefix = f.read(8)
-    if len(prefix) < 8:
-        raise _Refused(f"{len(prefix)} bytes, too short for the 8-byte header length")
-    length = int.from_bytes(prefix, "little")
-    if length > min(_MAX_SAFETENSORS_HEADER, st.st_size - 8):
-        raise _Refused(f"a header of {length} bytes, more than the file's {st.st_size - 8} or the limit of "
-                       f"{_MAX_SAFETENSORS_HEADER}")
+def _safetensors(op: str) -> Any:
+    """The safetensors package, or ImportError saying how to install it."""
     try:
-        text = f.read(length).decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise _Refused(f"the header is not UTF-8 ({e})") from None
-    header = parse_config(text, source, max_depth=3, max_chars=length, what="safetensors header")
-    if not isinstance(header, dict):
-        raise _Refused(f"the header is a JSON {type(header).__name__}, not an object")
-    metadata = header.pop("__metadata__", {})
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise _Refused("__metadata__ must map names to strings")
-    data_size = st.st_size - 8 - length
-    entries = {name: _safetensors_entry(name, entry, data_size) for name, entry in header.items()}
-    at = 0  # the tensors must tile the data exactly (as the safetensors package checks): no overlap, no gap
-    for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
-        if begin != at:
-            raise _Refused(f"entry {name!r} starts at byte {begin} of the data, expected {at} (overlapping or "
-                           "missing data)")
-        at = end
-    if at != data_size:
-        raise _Refused(f"{data_size - at} bytes of data after the last tensor")
-    return entries, 8 + length
+        import safetensors.numpy
+    except ImportError:
+        raise ImportError(f"{op}: safetensors files need the safetensors package: pip install safetensors (or pip "
+                          'install "tinygrad_like[export]")') from None
+    return safetensors
+
+
+def _refuse_repeated_names(path: str | os.PathLike[str]) -> None:
+    """Refuse a header (already checked by the package) that gives a name twice in one JSON object."""
+    with open(path, "rb") as f:
+        length = int.from_bytes(f.read(8), "little")
+        if length > _MAX_SAFETENSORS_HEADER:
+            raise _Refused(f"a header of {length} bytes, more than the limit of {_MAX_SAFETENSORS_HEADER}")
+        text = f.read(length)
+    json.loads(text, object_pairs_hook=_object)
+
+
+@contextmanager
+def _open_safetensors(path: str | os.PathLike[str], op: str) -> Iterator[tuple[Any, dict[str, Header]]]:
+    """The file opened by the package, and the (shape, dtype) of every tensor from its header (no data read).
+    Errors as ``ValueError("{op}: {path} is not a readable safetensors file (...)")``; a MemoryError stays one."""
+    st = _safetensors(op)
+    # backend="pread": a file cut short while it is read is an error, where a memory map would crash (SIGBUS)
+    with _readable(path, "safetensors file", op, (OSError, ValueError, RecursionError, st.SafetensorError)), \
+            st.safe_open(path, framework="numpy", backend="pread") as f:
+        _refuse_repeated_names(path)
+        headers = {}
+        for name in f.keys():
+            entry = f.get_slice(name)
+            code = entry.get_dtype()
+            if code not in _SAFETENSORS_DTYPES:
+                raise _Refused(f"entry {name!r} has dtype {code!r}; readable: {', '.join(_SAFETENSORS_DTYPES)} "
+                               "(convert bfloat16 and float8 tensors to float32 in PyTorch first)")
+            headers[name] = (tuple(entry.get_shape()), _SAFETENSORS_DTYPES[code])
+        yield f, headers
 
 
 def safetensors_headers(path: str | os.PathLike[str], op: str = "load") -> dict[str, Header]:
-    """The (shape, dtype) of every tensor of a safetensors file, from its header alone (no data read), every
-    entry checked against the file (dtype, shape, offsets tiling the data). Errors as ``read_safetensors``'s."""
-    with _readable(path, "safetensors file", op), open(path, "rb") as f:
-        return {name: (shape, dtype) for name, (shape, dtype, _, _) in _safetensors_header(f, path)[0].items()}
+    """The (shape, dtype) of every tensor of a safetensors file, from its header alone (no data read), the file
+    checked by the safetensors package. Errors as ``read_safetensors``'s."""
+    with _open_safetensors(path, op) as (_, headers):
+        return headers
 
 
 def read_safetensors(path: str | os.PathLike[str], max_bytes: int = MAX_NPZ_BYTES,
                      keys: Collection[str] | None = None, op: str = "load") -> dict[str, np.ndarray]:
-    """The tensors of a safetensors file (only ``keys`` when given: the others are never read), as NumPy arrays,
-    without the safetensors package and without reading the file whole.
+    """The tensors of a safetensors file (only ``keys`` when given: the others are never read), as NumPy arrays
+    read by the safetensors package.
 
-    The header is read and checked first (every entry, the total of the chosen tensors against ``max_bytes``);
-    then each tensor is read into its own array in bounded chunks. ``FileNotFoundError`` for a missing file,
-    ``ValueError("{op}: {path} is not a readable safetensors file (...)")`` for anything else; a MemoryError stays
-    one.
+    Every name, dtype and shape comes from the header first, and the chosen tensors' total size is checked against
+    ``max_bytes``; only then is each tensor read, one at a time. ``ImportError`` without the package,
+    ``FileNotFoundError`` for a missing file, ``ValueError("{op}: {path} is not a readable safetensors file
+    (...)")`` for anything else; a MemoryError stays one.
     """
-    with _readable(path, "safetensors file", op), open(path, "rb") as f:
-        entries, start = _safetensors_header(f, path)
-        if keys is not None and (missing := [k for k in keys if k not in entries]):
-            raise _MissingArrays(missing, list(entries))
-        chosen = [name for name in entries if keys is None or name in keys]
-        total = sum(entries[name][3] - entries[name][2] for name in chosen)
+    with _open_safetensors(path, op) as (f, headers):
+        if keys is not None and (missing := [k for k in keys if k not in headers]):
+            raise _MissingArrays(missing, list(headers))
+        chosen = [name for name in headers if keys is None or name in keys]
+        total = sum(math.prod(shape) * dtype.itemsize for shape, dtype in map(headers.get, chosen))
         if total > max_bytes:
             raise _Refused(f"its tensors hold {total} bytes, more than the limit of {max_bytes} bytes (max_bytes)")
-        arrays = {}
-        for name in chosen:
-            shape, dtype, begin, end = entries[name]
-            array = np.empty(shape, dtype)
-            f.seek(start + begin)
-            view, done = memoryview(array.reshape(-1).view(np.uint8)), 0
-            while done < end - begin:
-                n = f.readinto(view[done:done + _CHUNK])
-                if not n:
-                    raise _Refused(f"entry {name!r} ends after {done} of its {end - begin} bytes (the file shrank)")
-                done += n
-            arrays[name] = array.astype(dtype.newbyteorder("="), copy=False)  # native order, as NumPy computes
-        return arrays
+        return {name: f.get_tensor(name) for name in chosen}
 
 
-def write_safetensors(f: BinaryIO, arrays: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:
-    """Write ``arrays`` to the open binary file ``f`` in the safetensors format, one array after another (no copy
-    of the whole file in memory). Dtypes: bool, (unsigned) ints of 8 to 64 bits, float16/32/64."""
-    header: dict[str, Any] = {"__metadata__": dict(metadata)} if metadata else {}
-    at = 0
+def write_safetensors(path: str | os.PathLike[str], arrays: dict[str, np.ndarray],
+                      metadata: dict[str, str] | None = None, op: str = "save") -> None:
+    """Write ``arrays`` to ``path`` in the safetensors format (by the safetensors package), atomically. Dtypes:
+    bool, (unsigned) ints of 8 to 64 bits, float16/32/64; any byte order and memory layout (written little-endian,
+    C order)."""
+    st = _safetensors(op)
     for name, a in arrays.items():
-        code = _SAFETENSORS_CODES.get(a.dtype.newbyteorder("<"))  # any byte order: written little-endian
-        if code is None:
-            raise TypeError(f"save_safetensors: {name} has dtype {a.dtype}, which safetensors files do not hold; "
-                            f"readable: {', '.join(_SAFETENSORS_DTYPES)}")
-        header[name] = {"dtype": code, "shape": list(a.shape), "data_offsets": [at, at + a.nbytes]}
-        at += a.nbytes
-    text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-(8 + len(text)) % 8)  # the data starts 8-byte aligned, as the safetensors package writes
-    f.write(len(text).to_bytes(8, "little") + text)
-    for a in arrays.values():
-        f.write(np.ascontiguousarray(a, a.dtype.newbyteorder("<")).reshape(-1).view(np.uint8).data)
+        if a.dtype.newbyteorder("=") not in _SAFETENSORS_DTYPES.values():
+            raise TypeError(f"{op}: {name} has dtype {a.dtype}, which is not a tensor of numbers a safetensors file "
+                            f"holds; written: {', '.join(_SAFETENSORS_DTYPES)}")
+    # the package writes an array's memory as it lies: C order, little-endian (np.asarray keeps 0-d arrays 0-d)
+    little = {name: np.asarray(a, a.dtype.newbyteorder("<"), order="C") for name, a in arrays.items()}
+    data = st.numpy.save(little, metadata=metadata)
+    with atomic_write(path) as f:
+        f.write(data)

@@ -1,8 +1,8 @@
 """Graduating to other engines: a network trained here, run by PyTorch or ONNX Runtime with the same numbers:
 ``to_torch``, ``torch_source``, ``save_safetensors`` / ``load_safetensors`` (no pickle), ``to_onnx`` (each rule
 says its ONNX mapping); ``compare_with_torch``, which runs a model here and in PyTorch side by side and names the
-first module where they part. torch, onnx and onnxruntime (the ``export`` extra) are imported when a function needs
-one; safetensors files are read and written here, without their package. See docs/export.md.
+first module where they part. torch, onnx, onnxruntime and safetensors (the ``export`` extra) are imported when a
+function needs one. See docs/export.md.
 """
 
 from __future__ import annotations
@@ -232,15 +232,13 @@ def to_torch(module: nn.Module) -> Any:
 
 
 def save_safetensors(module: nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``module``'s ``state_dict`` (parameters and buffers) to ``path`` in the safetensors format,
-    atomically, under its names, which are PyTorch's for the structures ``torch_source`` describes; one tensor
-    after another, without a copy of the whole file in memory (no package needed; ``safetensors.torch.load_file``
-    reads it)."""
+    """Write ``module``'s ``state_dict`` (parameters and buffers) to ``path`` in the safetensors format (by the
+    safetensors package), atomically, under its names, which are PyTorch's for the structures ``torch_source``
+    describes (``safetensors.torch.load_file`` reads it)."""
     if not str(path):
         raise ValueError("save_safetensors: empty path")
     path = Path(path)
-    with atomic_write(path) as f:
-        write_safetensors(f, module.state_dict(), metadata={"format": "pt"})
+    write_safetensors(path, module.state_dict(), metadata={"format": "pt"}, op="save_safetensors")
     return path
 
 
@@ -248,11 +246,11 @@ def load_safetensors(module: nn.Module, path: str | os.PathLike) -> nn.Module:
     """Load parameters saved by ``save_safetensors`` (or by PyTorch under the same names) into ``module``.
 
     The file is untrusted input, checked before any data is read: its header (names, dtypes, shapes, offsets)
-    must describe a well-formed file, and exactly ``module``'s parameters and buffers with their shapes and
-    dtypes; every missing, unexpected (a tensor stored under two names too) or mismatched entry is reported at
-    once, as ``load_state_dict`` reports them. Only then are the tensors read, one at a time, never more than
-    the module's own size. Any refusal is a ``ValueError`` naming the file and the entry, and leaves the module
-    as it was.
+    must describe a well-formed file (the safetensors package checks it; a name given twice is refused here), and
+    exactly ``module``'s parameters and buffers with their shapes and dtypes; every missing, unexpected (a tensor
+    stored under two names too) or mismatched entry is reported at once, as ``load_state_dict`` reports them.
+    Only then are the tensors read, one at a time, never more than the module's own size. Any refusal is a
+    ``ValueError`` naming the file and the entry, and leaves the module as it was.
     """
     path = Path(path)
     state = module._state_tensors()

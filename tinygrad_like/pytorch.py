@@ -355,25 +355,25 @@ def _is_safetensors(path: str | os.PathLike) -> builtins.bool:
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:
-    """Save a state dict (names -> Tensors or arrays): as safetensors when ``path`` ends in ``.safetensors``,
-    else as NumPy's ``.npz`` whatever the name (``model.pt`` too), atomically. Nothing is pickled, so only state
-    dicts are saved, not whole models or optimizers' Python objects."""
+    """Save a state dict (names -> Tensors or arrays): as safetensors when ``path`` ends in ``.safetensors`` (this
+    needs the safetensors package), else as NumPy's ``.npz`` whatever the name (``model.pt`` too), atomically.
+    Nothing is pickled, so only state dicts are saved, not whole models or optimizers' Python objects."""
     if not isinstance(obj, dict) or not builtins.all(isinstance(k, str) for k in obj):
         raise TypeError(f"save: expects a dict of names to Tensors (a state_dict), got {type(obj).__name__}; "
                         "nothing else is saved (no pickle)")
-    arrays = {k: np.ascontiguousarray(v.data if isinstance(v, Tensor) else v) for k, v in obj.items()}
+    arrays = {k: np.asarray(v.data if isinstance(v, Tensor) else v) for k, v in obj.items()}  # 0-d stays 0-d
+    if _is_safetensors(path):
+        write_safetensors(path, arrays)
+        return
     with atomic_write(path) as f:
-        if _is_safetensors(path):
-            write_safetensors(f, arrays)
-        else:
-            np.savez(f, **arrays)
+        np.savez(f, **arrays)
 
 
 def load(path: str | os.PathLike, map_location: Any = None, weights_only: builtins.bool = True) -> dict[str, Tensor]:
-    """A state dict saved by ``save`` (or ``Module.save``, or a safetensors file), read without pickle and with
-    every size checked before it is allocated (at most ``MAX_NPZ_BYTES`` of arrays): a crafted file is a
-    ``ValueError`` naming the entry, never code run. Numeric and boolean arrays only; a module description saved
-    beside the weights (``nn.CONFIG_KEY``) is not state and is left out."""
+    """A state dict saved by ``save`` (or ``Module.save``, or a safetensors file: this needs the safetensors
+    package), read without pickle and with every size checked before it is allocated (at most ``MAX_NPZ_BYTES``
+    of arrays): a crafted file is a ``ValueError`` naming the entry, never code run. Numeric and boolean arrays
+    only; a module description saved beside the weights (``nn.CONFIG_KEY``) is not state and is left out."""
     if map_location is not None:
         _cpu_only(map_location, "load")
     arrays = read_safetensors(path) if _is_safetensors(path) else read_npz(path)
