@@ -237,6 +237,14 @@ class Matmul(Function):
         return gx, gy
 
 
+def _rows_times(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """x @ m for a matrix m, x's leading axes taken as one axis of rows where that is a view: one matrix product
+    rather than one per leading index (which is what matmul does with a stack of small matrices)."""
+    if type(x) is np.ndarray and x.ndim > 2 and m.ndim == 2 and x.flags.c_contiguous:  # (Tensors: create_graph)
+        return (x.reshape(-1, x.shape[-1]) @ m).reshape(*x.shape[:-1], m.shape[-1])
+    return x @ m
+
+
 class Linear(Function):
     """z = x @ w.T + b, with w of shape (out, in) as in PyTorch;
     dz/dx = g @ w,  dz/dw = g.T @ x (summed over the samples),  dz/db = g summed over the samples.
@@ -256,11 +264,10 @@ class Linear(Function):
         return g.node("Add", [y, ins[2]]) if len(ins) == 3 else y
 
     def forward(self, x, w, b=None):
-        try:
-            out = x @ w.T
-        except ValueError:
+        if x.ndim < 1 or x.shape[-1] != w.shape[-1]:
             raise ValueError(f"linear: input of shape {x.shape} does not fit a weight of shape {w.shape} "
-                             f"({x.shape[-1] if x.ndim else 'a 0-d input'} != {w.shape[-1]} in_features)") from None
+                             f"({x.shape[-1] if x.ndim else 'a 0-d input'} != {w.shape[-1]} in_features)")
+        out = _rows_times(x, w.T)
         if b is not None:
             if np.result_type(out, b) == out.dtype:
                 out += b  # in place: the product is a fresh array
@@ -273,7 +280,7 @@ class Linear(Function):
         need_x, need_w, *need_b = self.needs_grad
         samples = math.prod(grad.shape[:-1])  # every leading axis holds samples (spelled out: sizes may be 0)
         rows = grad.reshape(samples, grad.shape[-1])
-        gx = grad @ self.w if need_x else None
+        gx = _rows_times(grad, self.w) if need_x else None
         gw = None
         if need_w:
             x_rows = self.x.reshape(samples, self.x.shape[-1])
