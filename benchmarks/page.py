@@ -33,6 +33,14 @@ matrix products alone. `--threads N` sets NumPy's and PyTorch's BLAS threads, `-
 A profile of our epoch shows the matrix products as its largest part, and the rest spread thin (the bias sums,
 the sigmoids' `exp`, the update, Python per op); with two BLAS threads the products shrink and the rest does
 not.""",
+    "learners": """\
+Each workload is written once and run on both libraries (the same names), PyTorch's initial weights copied into
+ours, dropout 0; a step is zero_grad, forward, loss, backward and the optimizer's step on one fixed batch, and the
+script stops if the first step's losses disagree. Peak memory: each library in a fresh process, one step taken,
+freed memory handed back (`gc.collect`, `malloc_trim`), the peak resident set reset (`/proc/self/clear_refs`);
+the figure is how far the peak rose during a second step, the same yardstick for both (tracemalloc's peak for ours
+as a check). The LSTM and GPT steps are many small ops (a 50-step recurrence; 4 layers of 4 separate heads), where
+the time per op in Python, not arithmetic, sets the pace.""",
     "chain": """\
 Python's garbage collector scans the growing graph during a long forward pass. For one huge graph,
 `gc.disable()` (or `gc.freeze()`) around the forward is the user's call to make; the backward already pauses the
@@ -51,7 +59,10 @@ column-major, so `W.T` is the row-major matrix BLAS multiplies fastest and the w
 weight's layout (state_dict, files and export still see PyTorch's (out, in) shape); float32 kept float32
 everywhere; leaf gradients handed over without a copy when nothing else holds them; a backward walk that orders
 and runs in one pass (a max-heap on creation order, a node pushed when its first gradient arrives, no recursion)
-and releases saved arrays as it goes; the softmax family's max over many short rows taken column by column;
+and releases saved arrays as it goes; gradients the walk allocates added into in place, a slice's gradient added
+into its source's buffer (so backpropagation through T time steps sliced from one array is O(T), not O(T^2));
+`linear` on a stack of rows as one matrix product; erf (for GELU) a vectorised polynomial, not a loop per
+element; the softmax family's max over many short rows taken column by column;
 NumPy's error state switched by C callables. The blog's unfused graph is still what `blog.blog_loss`,
 `blog.compare_gradients` and `blog.blog_graph` use."""
 

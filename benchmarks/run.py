@@ -2,7 +2,7 @@
 
     python benchmarks/run.py [--only NAME ...] [--quick] [--json FILE] [--page docs/performance.md]
 
-NAME is a script's name without ``bench_`` and ``.py`` (ops, chain, conv, epoch, hvp, hardening, html,
+NAME is a script's name without ``bench_`` and ``.py`` (learners, ops, chain, conv, epoch, hvp, hardening, html,
 blog_speed); all of them by default. Each benchmark runs in its own process (``python benchmarks/bench_NAME.py
 [--quick] --json TEMP``), so its thread settings apply before NumPy loads and one failure does not stop the
 others: a benchmark that fails is recorded with its error. ``--quick`` gives every script its small sizes (a
@@ -27,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-BENCHMARKS = ("ops", "chain", "conv", "epoch", "hvp", "hardening", "html", "blog_speed")  # the page's order
+BENCHMARKS = ("learners", "ops", "chain", "conv", "epoch", "hvp", "hardening", "html", "blog_speed")  # the page's order
 
 
 def version(package: str) -> str | None:

@@ -261,6 +261,7 @@ class Function:
     onnx: Any = None  # ONNX: an op type taking the same inputs, or a function (graph, fn, input names, output)
     derivative: str | None = None  # check_gradients' words for its local derivative (z: its input)
     linear = False  # linear in its differentiable inputs: skipping its "derivative" is a scale or shape mistake
+    scatters = False  # its input's gradient is the output's, placed at ``part()`` of the input (getitem)
     constants: tuple[str, ...] = ()  # saved values the backward only compares: kept as arrays in a graph of it
     released: ReleasedGraph
 
@@ -296,6 +297,11 @@ class Function:
     def label(self) -> str:
         """Short text for drawings and error messages; rules with parameters show them."""
         return self.name
+
+    def part(self) -> Any:
+        """For a rule that ``scatters``: the index at which the output's gradient lands in its input's gradient,
+        hitting each element at most once; None when it cannot be said (the rule's backward runs instead)."""
+        return None
 
     @classmethod
     def apply(cls, *inputs: Any, **params: Any) -> Any:
@@ -840,6 +846,9 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
     special = graph or wanted is not None or visit is not None  # backward() pays one test per node and input
     check = _get_mode() & ANOMALY
     pop, get, push = grads.pop, grads.get, heappush
+    # Gradients the walk allocated itself (sums, a slice's gradient placed in zeros) are held by nobody else, so
+    # later contributions are added into them in place: a sequence cut into T slices costs O(T), not O(T^2).
+    owned: set = set()
     while heap:
         node = heappop(heap)[1]
         grad = pop(node)
@@ -854,6 +863,10 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
             raise _modified_error(ctx, "output", node)
         if node._retains_grad and not special:
             node._accumulate(grad)
+        if ctx.scatters and not special and not check and _scatter_into(ctx, grad, grads, owned, heap, leaves):
+            if not retain_graph:
+                node._ctx = ctx.released
+            continue
         local = _graph_gradients(ctx, node, grad, useful) if graph else ctx.backward(grad)
         if type(local) is not tuple and not isinstance(local, (tuple, list)) or len(local) < len(ctx.inputs):
             raise _gradient_count_error(ctx, local)
@@ -882,7 +895,12 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
                 g = g.cast(data.dtype) if graph else g.astype(data.dtype)
             previous = get(t)
             if previous is not None:
-                grads[t] = previous + g
+                if t in owned:
+                    previous += g
+                else:
+                    grads[t] = total = previous + g
+                    if type(total) is np.ndarray:  # (a sum of two 0-d arrays is a NumPy scalar)
+                        owned.add(t)
             else:
                 grads[t] = g
                 t_ctx = t._ctx
@@ -900,6 +918,31 @@ def _walk(seeds: Sequence[tuple[Any, Any]], retain_graph: bool, graph: bool, wan
         if t not in found and t in grads:
             found[t] = grads[t]
     return found
+
+
+def _scatter_into(ctx: Function, grad: np.ndarray, grads: dict, owned: set, heap: list, leaves: list) -> bool:
+    """A first-order walk's step for a rule that ``scatters`` (getitem): add ``grad`` into its input's gradient at
+    ``ctx.part()``, allocating zeros of the input's shape only for the first contribution. False (nothing done)
+    where the rule's own backward must run: an index that may repeat elements, or an input changed since."""
+    t = ctx.inputs[0]
+    index = ctx.part() if ctx.needs_grad[0] else None
+    if index is None or t._version > ctx.seq or t._data.dtype != grad.dtype:
+        return False
+    previous = grads.get(t)
+    if previous is None:
+        grads[t] = previous = np.zeros(t._data.shape, grad.dtype)
+        owned.add(t)
+        if t._ctx is None:
+            leaves.append(t)
+        elif type(t._ctx) is not ReleasedGraph:
+            heappush(heap, (-t._ctx.seq, t))
+        else:
+            raise _released_error(t)
+    elif t not in owned:
+        grads[t] = previous = previous.copy()
+        owned.add(t)
+    previous[index] += grad
+    return True
 
 
 def _leading_to(order: list[Any], wanted: set) -> tuple[set, set]:
