@@ -228,6 +228,15 @@ def test_one_pass_leaves_the_gradients_as_they_were_and_without_a_target_judges_
     assert [f.kind for f in custom.findings] == [f.kind for f in doctor.diagnose(model, x, y).findings]
 
 
+def test_one_pass_leaves_batch_normalisations_running_statistics_as_they_were() -> None:
+    model = nn.Sequential(nn.Linear(20, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 4))
+    x, y = teacher_data()
+    before = {name: value.copy() for name, value in model.state_dict().items()}
+    doctor.diagnose(model, x, y)
+    for name, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+
+
 def test_the_diagnosis_prints_each_finding_with_its_place_numbers_and_fix() -> None:
     model = mlp(20, 32, 4, activation=nn.Tanh, gain=8.0)
     diagnosis = doctor.diagnose(model, *teacher_data())

@@ -47,6 +47,7 @@ import numpy as np
 
 from .nn import Module
 from .nn import functional as F
+from .nn.summary import buffers_kept
 from .tensors import Tensor
 from .viz.recorder import ModuleStats, StepRecord, TrainingRecorder
 
@@ -131,10 +132,11 @@ def diagnose(model: Module | TrainingRecorder, x: Any = None, target: Any = None
 
 
 def _one_pass(model: Module, x: Tensor, target: Any, loss_fn: Callable[..., Tensor] | None) -> list[StepRecord]:
-    """One recorded step of ``model`` on ``x``; the parameters' gradients are put back as they were."""
+    """One recorded step of ``model`` on ``x``; the parameters' gradients and the buffers (batch normalisation's
+    running statistics) are put back as they were: looking at a model does not train it."""
     params = model.parameters()
     kept = [p.grad for p in params]
-    with TrainingRecorder(model) as rec:
+    with buffers_kept(model), TrainingRecorder(model) as rec:
         try:
             for p in params:
                 p.grad = None
