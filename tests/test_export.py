@@ -189,3 +189,12 @@ def test_a_mean_over_the_batch_is_refused_not_baked_into_the_model(tmp_path):
     x = RNG.standard_normal((4, 2)).astype(np.float32)
     with pytest.raises(NotImplementedError, match="depends on the input"):
         export.to_onnx(lambda t: t - t.mean(axis=0), x, tmp_path / "model.onnx")
+
+
+def test_a_forward_that_fixes_the_batch_size_is_exported_at_the_examples_sizes(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    x = RNG.standard_normal((4, 3)).astype(np.float32)
+    path = export.to_onnx(lambda t: t.reshape(2, 6) * 2, x, tmp_path / "model.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [d for d in session.get_inputs()[0].shape] == [4, 3]
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], x.reshape(2, 6) * 2)

@@ -293,9 +293,13 @@ def to_onnx(module_or_fn: nn.Module | Callable[..., Any], example_input: Any, pa
             raise TypeError(f"to_onnx: the example input must be a float or integer tensor, got {x.dtype}")
     traced, outs = _trace(module_or_fn, [x.data for x in examples])
     # Traced again with one more sample: the sizes that change are the ones that follow the batch (free in the
-    # model); a forward whose ops change with the batch (an RNN unrolled over axis 0) is exported at fixed sizes
-    _, outs_more = _trace(module_or_fn, [np.concatenate([x.data, x.data[:1]]) if x.ndim else x.data
-                                         for x in examples])
+    # model); a forward whose ops change with the batch (an RNN unrolled over axis 0), or that cannot take another
+    # batch size (a reshape to fixed sizes), is exported at the example's sizes
+    try:
+        _, outs_more = _trace(module_or_fn, [np.concatenate([x.data, x.data[:1]]) if x.ndim else x.data
+                                             for x in examples])
+    except (ValueError, TypeError, IndexError, RuntimeError):
+        outs_more = []
     names = ({id(t): name for name, t in [*module_or_fn.named_parameters(), *module_or_fn.named_buffers()]}
              if isinstance(module_or_fn, nn.Module) else {})
     order, order_more = _recorded(outs), _recorded(outs_more)
