@@ -1,5 +1,5 @@
 """Helpers shared by the test files (imported, not collected): input domains and leaves, PyTorch as an oracle,
-central differences, small datasets on disk, child processes and directory listings."""
+central differences, small models, small datasets on disk, child processes and directory listings."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_like import Tensor, data
+from tinygrad_like import Tensor, autograd, data, nn
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -74,6 +74,12 @@ probabilities = Domain("probabilities", lambda rng, shape: rng.dirichlet(np.ones
 between_minus_two_and_two = uniform(-2.0, 2.0)
 
 
+def gaussian(*shape: int, seed: int | np.random.Generator = 1) -> np.ndarray:
+    """Standard normal float64 values of ``shape``: the same ones for the same int ``seed``; from a Generator,
+    the next ones it draws."""
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
 def leaf(shape: tuple[int, ...], seed: int = 0, domain: Domain = between_minus_two_and_two, dtype=np.float64) -> Tensor:
     """A leaf requiring grad with values drawn from ``domain`` (float64 unless asked)."""
     values = domain(*shape)(np.random.default_rng(seed))
@@ -106,6 +112,75 @@ def compare_with_torch(torch, ours_fn, theirs_fn, arrays, dtype, rtol=None, seed
     return ours
 
 
+def flat(out) -> list:
+    """The tensors of a result, ours or PyTorch's, nested tuples flattened ((output, (h_n, c_n)) -> [output, h_n,
+    c_n]), None left out."""
+    if isinstance(out, (tuple, list)):
+        return [t for item in out for t in flat(item)]
+    return [] if out is None else [out]
+
+
+def agree_with_torch(torch, outs: list, touts: list, wrt: list, twrt: list, *, second_order: bool = True,
+                     seed: int = 0, rtol: float = 1e-10, atol: float | None = None, second_tol: float | None = None,
+                     labels: list[str] | None = None) -> None:
+    """Our outputs ``outs`` of the leaves ``wrt`` and PyTorch's ``touts`` of ``twrt`` (holding the same values)
+    agree: every output (shape, float64, values); the gradients of every leaf under random upstream gradients on
+    all outputs; and, with ``second_order``, the gradients of sum_i (grad_i . v_i) for random v_i (double
+    backward), a second derivative that reaches no leaf counting as zeros. Tolerances: ``rtol`` and ``atol``
+    (default ``rtol``), and ``second_tol`` (relative and absolute) for the second order (default: the first's)."""
+    atol = rtol if atol is None else atol
+    second_rtol, second_atol = (rtol, atol) if second_tol is None else (second_tol, second_tol)
+    labels = [f"leaf {i}" for i in range(len(wrt))] if labels is None else labels
+    assert len(outs) == len(touts)
+    for i, (o, t) in enumerate(zip(outs, touts)):
+        assert o.shape == tuple(t.shape) and o.dtype == np.float64, (i, o.shape, o.dtype, tuple(t.shape))
+        np.testing.assert_allclose(o.data, t.detach().numpy(), rtol=rtol, atol=atol, err_msg=f"output {i}")
+    rng = np.random.default_rng(seed)
+    ups = [rng.standard_normal(o.shape) for o in outs]
+    grads = autograd.grad(outs, wrt, ups, create_graph=second_order)
+    tgrads = torch.autograd.grad(touts, twrt, [torch.tensor(u) for u in ups], create_graph=second_order)
+    for what, g, t in zip(labels, grads, tgrads):
+        np.testing.assert_allclose(g.data, t.detach().numpy(), rtol=rtol, atol=atol, err_msg=f"gradient of {what}")
+    if not second_order:
+        return
+    vs = [rng.standard_normal(g.shape) for g in grads]
+    total = sum(((g * v).sum() for g, v in zip(grads, vs)), Tensor(0.0))
+    ttotal = sum((t * torch.tensor(v)).sum() for t, v in zip(tgrads, vs))
+    # a gradient that does not depend on the leaves (L1's sign) has no graph: its derivatives are 0
+    seconds = autograd.grad(total, wrt, allow_unused=True) if total.requires_grad else [None] * len(wrt)
+    tseconds = torch.autograd.grad(ttotal, twrt, allow_unused=True)
+    for what, w, g, t in zip(labels, wrt, seconds, tseconds):
+        # None where nothing of second order reaches a tensor (a relu's second derivative is 0): zeros
+        g, t = np.zeros(w.shape) if g is None else g.data, np.zeros(w.shape) if t is None else t.numpy(force=True)
+        np.testing.assert_allclose(g, t, rtol=second_rtol, atol=second_atol, err_msg=f"second order: {what}")
+
+
+def twins(torch, name: str, *args, **kwargs) -> tuple[nn.Module, object]:
+    """Our layer ``nn.<name>`` and PyTorch's, built with the same arguments in float64, PyTorch's weights copied
+    into ours (which checks that the state_dict keys, their order and shapes are PyTorch's)."""
+    theirs = getattr(torch.nn, name)(*args, **kwargs, dtype=torch.float64)
+    ours = getattr(nn, name)(*args, **kwargs, dtype=np.float64)
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
+        (k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    return ours, theirs
+
+
+def check_against_torch(torch, ours, theirs, arrays, call=lambda m, *xs: m(*xs), second_order=False, seed=0):
+    """Run ``call(module, *inputs)`` on both modules with the same float64 ``arrays`` as inputs requiring grad;
+    their parameter names agree, and so do every output and the gradients of the inputs and of every parameter
+    (``agree_with_torch``: rtol = atol = 1e-10, 1e-9 at second order). Returns our outputs, flattened."""
+    xs = [Tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    outs, touts = flat(call(ours, *xs)), flat(call(theirs, *ts))
+    names = [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_parameters()] == names
+    agree_with_torch(torch, outs, touts, xs + ours.parameters(), ts + list(theirs.parameters()),
+                     second_order=second_order, seed=seed, rtol=1e-10, second_tol=1e-9,
+                     labels=[f"input {i}" for i in range(len(xs))] + names)
+    return outs
+
+
 def central_differences(f: Callable[[], float], array: np.ndarray, eps: float = 1e-6) -> np.ndarray:
     """d f() / d array by central differences, one entry at a time (``array`` is changed in place and restored)."""
     grad = np.zeros_like(array, dtype=np.float64)
@@ -118,6 +193,18 @@ def central_differences(f: Callable[[], float], array: np.ndarray, eps: float = 
         array.flat[j] = old
         grad.flat[j] = (up - down) / (2 * eps)
     return grad
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Small models
+# ----------------------------------------------------------------------------------------------------------
+
+
+def makemore_mlp(padding_idx: int | None = None) -> nn.Sequential:
+    """makemore's MLP (float32): three letters of 27 embedded in 10 dimensions each, flattened, a Linear without
+    bias to 16, batch normalisation, tanh, and a Linear to 27 logits."""
+    return nn.Sequential(nn.Embedding(27, 10, padding_idx=padding_idx), nn.Flatten(), nn.Linear(30, 16, bias=False),
+                         nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 27))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -176,6 +263,15 @@ def run_python(*args: str, cwd: Path | None = None, timeout: float = 300, **env:
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONPATH": path, **env})
+
+
+def run_example(script: str, *args: str, cwd: Path, timeout: float = 300, **env: str) -> str:
+    """The output of examples/<script>, run as a learner runs it (one BLAS thread unless ``env`` says: two
+    threads fighting other jobs for two cores are many times slower); it must exit 0."""
+    result = run_python(str(EXAMPLES / script), *args, cwd=cwd, timeout=timeout,
+                        **{"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **env})
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 def listing(directory: Path) -> list[str]:

@@ -1,4 +1,4 @@
-"""check_gradients on learners' real code (issue 22): a true zero gradient, a small constant in the loss, per-sample
+"""check_gradients on learners' real code: a true zero gradient, a small constant in the loss, per-sample
 loops, one mistake with one cause, ``square``, embeddings with repeated indices, the user's line for Module forwards;
 then learner-style backprops (Nielsen's per-sample loop, Backprop Ninja's batch norm and embedding, a conv by
 im2col with np.pad, dropout with a mask, an L2 term), each correct and with one classic mistake, against PyTorch.
@@ -20,11 +20,6 @@ def causes(report):
 
 def sigmoid(z):
     return 1 / (1 + np.exp(-z))  # the textbooks' own: a composite of four NumPy calls
-
-
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
 
 
 def tensors(torch, arrays):

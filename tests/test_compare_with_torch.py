@@ -5,6 +5,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from helpers import makemore_mlp
 from test_summary import GPT, CausalSelfAttention, SelfAttention
 
 import tinygrad_like as tg
@@ -16,11 +17,6 @@ torch = pytest.importorskip("torch")
 RNG = np.random.default_rng(0)
 
 
-def makemore() -> nn.Sequential:
-    return nn.Sequential(nn.Embedding(27, 10), nn.Flatten(), nn.Linear(30, 16, bias=False), nn.BatchNorm1d(16),
-                         nn.Tanh(), nn.Linear(16, 27))
-
-
 def cnn() -> nn.Sequential:
     return nn.Sequential(OrderedDict([
         ("conv", nn.Conv2d(2, 4, 3, padding=1)), ("norm", nn.BatchNorm2d(4)), ("act", nn.ReLU(inplace=True)),
@@ -28,7 +24,7 @@ def cnn() -> nn.Sequential:
 
 
 def test_a_correct_makemore_mlp_agrees_in_every_module():
-    model = makemore().double()
+    model = makemore_mlp().double()
     x = RNG.integers(0, 27, (16, 3))
     running = model[3].running_mean.data.copy()
     diff = export.compare_with_torch(model, x)
@@ -51,7 +47,7 @@ def test_a_correct_makemore_mlp_agrees_in_every_module():
 
 
 def test_in_float32_they_agree_within_the_default_rtol():
-    diff = export.compare_with_torch(makemore(), RNG.integers(0, 27, (16, 3)))
+    diff = export.compare_with_torch(makemore_mlp(), RNG.integers(0, 27, (16, 3)))
     assert diff.ok and max(row.output for row in diff.rows) < 1e-5
 
 
@@ -68,7 +64,7 @@ def test_a_small_cnn_agrees_under_a_loss_with_dropout_switched_off_for_the_run()
 
 
 def test_a_layer_with_a_wrong_forward_is_named():
-    model = makemore().double()
+    model = makemore_mlp().double()
     x = RNG.integers(0, 27, (16, 3))
     model[4].forward = lambda h: h.tanh() * 1.001  # a learner's tanh, slightly off
     diff = export.compare_with_torch(model, x)
@@ -288,7 +284,7 @@ def test_refusals():
     with pytest.raises(TypeError, match="compare_with_torch: expected an nn.Module, got function"):
         export.compare_with_torch(lambda x: x, np.ones(2))
     with pytest.raises(ValueError, match="compare_with_torch: a target needs a loss_fn"):
-        export.compare_with_torch(makemore(), RNG.integers(0, 27, (4, 3)), target=np.zeros(4))
+        export.compare_with_torch(makemore_mlp(), RNG.integers(0, 27, (4, 3)), target=np.zeros(4))
 
 
 def test_relative_difference_is_the_largest_difference_over_the_scale():

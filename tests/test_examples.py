@@ -8,14 +8,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from helpers import EXAMPLES, listing, needs_dot, run_python, write_learnable_idx
-
-
-def run_example(script: str, *args: str, cwd, timeout: float = 300, **env: str) -> str:
-    """The script's output; it must exit 0."""
-    result = run_python(str(EXAMPLES / script), *args, cwd=cwd, timeout=timeout, **env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+from helpers import EXAMPLES, listing, needs_dot, run_example, run_python, write_learnable_idx
 
 
 def test_compare_gradients_finds_the_blogs_bug_and_the_fix(tmp_path):

@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
+from helpers import flat, makemore_mlp
 
 from tinygrad_like import Tensor, export, nn
 from tinygrad_like.nn import functional as F
@@ -16,11 +17,6 @@ ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
 
 RNG = np.random.default_rng(0)
-
-
-def makemore() -> nn.Sequential:
-    return nn.Sequential(nn.Embedding(27, 10, padding_idx=0), nn.Flatten(), nn.Linear(30, 16, bias=False),
-                         nn.BatchNorm1d(16), nn.Tanh(), nn.Linear(16, 27))
 
 
 def sequence_model() -> nn.Sequential:
@@ -38,7 +34,7 @@ def image_model() -> nn.Sequential:
 
 
 MODELS = {
-    "makemore": (makemore, lambda n: RNG.integers(0, 27, (n, 3))),
+    "makemore": (lambda: makemore_mlp(padding_idx=0), lambda n: RNG.integers(0, 27, (n, 3))),
     "sequence": (sequence_model, lambda n: RNG.standard_normal((n, 3, 8))),
     "image": (image_model, lambda n: RNG.standard_normal((n, 2, 6, 6))),
 }
@@ -73,7 +69,8 @@ def test_torch_source_writes_the_constructor_arguments_and_names():
            "track_running_stats=True))" in source
     assert "nn.AvgPool2d(kernel_size=2, stride=2, padding=1, ceil_mode=False, count_include_pad=False, " \
            "divisor_override=None)" in source
-    assert "nn.Embedding(num_embeddings=27, embedding_dim=10, padding_idx=0)" in export.torch_source(makemore())
+    assert "nn.Embedding(num_embeddings=27, embedding_dim=10, padding_idx=0)" in \
+        export.torch_source(makemore_mlp(padding_idx=0))
     assert "nn.LayerNorm(normalized_shape=(8,), eps=1e-05, elementwise_affine=True, bias=True)" in \
         export.torch_source(sequence_model())
 
@@ -88,17 +85,17 @@ def test_module_lists_and_dicts_go_to_pytorch_with_their_names():
 
 
 def test_safetensors_carry_the_running_statistics_both_ways(tmp_path):
-    model = makemore()
+    model = makemore_mlp(padding_idx=0)
     model(Tensor(RNG.integers(0, 27, (8, 3))))
     path = export.save_safetensors(model, tmp_path / "makemore.safetensors")
-    theirs = export.to_torch(makemore())  # other weights, then the file's
+    theirs = export.to_torch(makemore_mlp(padding_idx=0))  # other weights, then the file's
     theirs.load_state_dict(safetensors_torch.load_file(str(path)), strict=True)
     assert int(theirs[3].num_batches_tracked) == 1
     np.testing.assert_array_equal(theirs[3].running_var.numpy(), model[3].running_var.data)
     with torch.no_grad():
         theirs[3].running_mean.add_(1)
     safetensors_torch.save_file(theirs.state_dict(), str(tmp_path / "back.safetensors"))
-    back = export.load_safetensors(makemore(), tmp_path / "back.safetensors")
+    back = export.load_safetensors(makemore_mlp(padding_idx=0), tmp_path / "back.safetensors")
     np.testing.assert_allclose(back[3].running_mean.data, model[3].running_mean.data + 1, rtol=1e-6)
     np.testing.assert_array_equal(back[0].weight.data, model[0].weight.data)
 
@@ -118,7 +115,7 @@ def test_onnx_runtime_runs_them_in_evaluation_for_any_batch(name, tmp_path):
 
 
 def test_an_embedding_is_an_onnx_gather_of_its_named_weight(tmp_path):
-    model = makemore()
+    model = makemore_mlp(padding_idx=0)
     path = export.to_onnx(model, RNG.integers(0, 27, (2, 3)), tmp_path / "makemore.onnx")
     graph = onnx.load(str(path)).graph
     assert graph.node[0].op_type == "Gather" and list(graph.node[0].input) == ["0.weight", "input"]
@@ -173,13 +170,9 @@ SEQUENCE_LAYERS = {  # layer, its inputs for a batch of n (batch first where the
 }
 
 
-def flat(result):
+def arrays(result) -> list[np.ndarray]:
     """The arrays of a (nested tuple) result, ours or PyTorch's, None left out."""
-    if result is None:
-        return []
-    if isinstance(result, (tuple, list)):
-        return [a for item in result for a in flat(item)]
-    return [result.data if isinstance(result, Tensor) else result.detach().numpy()]
+    return [t.data if isinstance(t, Tensor) else t.detach().numpy() for t in flat(result)]
 
 
 @pytest.mark.parametrize("name", sorted(SEQUENCE_LAYERS))
@@ -189,11 +182,11 @@ def test_recurrent_and_attention_layers_go_to_pytorch_and_safetensors_with_our_n
     theirs = export.to_torch(layer)
     assert list(theirs.state_dict()) == list(layer.state_dict())
     xs = inputs(3)
-    for ours_out, out in zip(flat(layer(*map(Tensor, xs))), flat(theirs(*map(torch.from_numpy, xs)))):
+    for ours_out, out in zip(arrays(layer(*map(Tensor, xs))), arrays(theirs(*map(torch.from_numpy, xs)))):
         np.testing.assert_allclose(out, ours_out, rtol=1e-10, atol=1e-12)
     export.save_safetensors(layer, tmp_path / "layer.safetensors")
     again = export.load_safetensors(make().double(), tmp_path / "layer.safetensors")
-    for a, b in zip(flat(again(*map(Tensor, xs))), flat(layer(*map(Tensor, xs)))):
+    for a, b in zip(arrays(again(*map(Tensor, xs))), arrays(layer(*map(Tensor, xs)))):
         np.testing.assert_array_equal(a, b)
 
 
@@ -206,7 +199,7 @@ def test_onnx_runtime_runs_recurrent_and_attention_layers_for_any_batch(name, tm
     names = [i.name for i in session.get_inputs()]
     for n in (2, 5):  # the traced batch and another
         xs = [x.astype(np.float32) for x in inputs(n)]
-        ours = flat(layer(*map(Tensor, xs)))
+        ours = arrays(layer(*map(Tensor, xs)))
         theirs = session.run(None, dict(zip(names, xs)))
         assert len(theirs) == len(ours)
         for a, b in zip(theirs, ours):

@@ -19,7 +19,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import EXAMPLES, PNG_MAGIC, listing, run_python
+from helpers import EXAMPLES, PNG_MAGIC, listing, run_example, run_python
 
 import tinygrad_like
 
@@ -56,14 +56,6 @@ def one_thread(torch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def run_example(script: str, *args: str, cwd, timeout: float = 300, **env: str) -> str:
-    """The script's output (run as a learner runs it, one BLAS thread); it must exit 0."""
-    result = run_python(str(EXAMPLES / script), *args, cwd=cwd, timeout=timeout, OPENBLAS_NUM_THREADS="1",
-                        OMP_NUM_THREADS="1", **env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def numbers(text: str) -> list[float]:

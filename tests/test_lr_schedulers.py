@@ -175,6 +175,9 @@ def test_schedulers_refuse_bad_arguments():
     opt = optim.SGD([Tensor([1.0], requires_grad=True)], lr=0.1)
     s = optim.lr_scheduler
     cases = [
+        (lambda: s.StepLR(opt, 0), ValueError, "StepLR: step_size must be a positive int, got 0"),
+        (lambda: s.CosineAnnealingLR(opt, 2.5), ValueError, "CosineAnnealingLR: T_max must be a positive int, got 2.5"),
+        (lambda: s.StepLR([opt], 1), TypeError, "StepLR: expects an optimizer, got list"),
         (lambda: s.LambdaLR(opt, [lambda e: 1.0, lambda e: 2.0]), ValueError,
          "LambdaLR: lr_lambda has 2 values, the optimizer 1 parameter groups"),
         (lambda: s.LambdaLR(opt, 0.5), TypeError, "LambdaLR: lr_lambda 0 is a float, not a function of the epoch"),

@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from test_nn_recurrent import check_against_torch, normal, twins
+from helpers import check_against_torch, gaussian, twins
 
 import tinygrad_like
 from tinygrad_like import Tensor, autograd, manual_seed, nn, no_grad
@@ -46,7 +46,7 @@ def sdpa_twins(torch, **kwargs):
                                                                                               **kwargs)))
 
 
-QKV = [normal(2, 3, 4, 8, seed=1), normal(2, 3, 5, 8, seed=2), normal(2, 3, 5, 6, seed=3)]
+QKV = [gaussian(2, 3, 4, 8, seed=1), gaussian(2, 3, 5, 8, seed=2), gaussian(2, 3, 5, 6, seed=3)]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -73,7 +73,7 @@ def test_a_boolean_mask_says_which_keys_take_part(torch):
 
 
 def test_a_float_mask_is_added_and_gets_its_gradient(torch):
-    mask = normal(3, 4, 5, seed=5)  # broadcast over the batch
+    mask = gaussian(3, 4, 5, seed=5)  # broadcast over the batch
     mask[1, 2, :2] = -math.inf
     check_against_torch(torch, *sdpa_twins(torch), [*QKV, mask], second_order=True)
 
@@ -91,7 +91,7 @@ def test_a_query_that_may_attend_to_nothing_gets_zeros_and_no_gradient_as_in_pyt
 
 
 def test_grouped_query_attention_shares_key_and_value_heads(torch):
-    q, k, v = normal(2, 4, 3, 8), normal(2, 2, 5, 8, seed=2), normal(2, 2, 5, 6, seed=3)
+    q, k, v = gaussian(2, 4, 3, 8), gaussian(2, 2, 5, 8, seed=2), gaussian(2, 2, 5, 6, seed=3)
     check_against_torch(torch, *sdpa_twins(torch, enable_gqa=True), [q, k, v])
 
 
@@ -116,7 +116,7 @@ def test_sdpa_refusals_are_pytorchs():
     with pytest.raises(ValueError, match="must all be at least 2-D"):
         F.scaled_dot_product_attention(q[0, 0, 0], k[0, 0, 0], v[0, 0, 0])
     with pytest.raises(ValueError, match="with enable_gqa the number of heads of key"):
-        F.scaled_dot_product_attention(q, Tensor(normal(2, 2, 5, 8)), Tensor(normal(2, 2, 5, 6)), enable_gqa=True)
+        F.scaled_dot_product_attention(q, Tensor(gaussian(2, 2, 5, 8)), Tensor(gaussian(2, 2, 5, 6)), enable_gqa=True)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def mha_inputs(kwargs, batch=2, length=4, source=6):
 
     def shaped(n, features, seed):
         dims = [*lead, n] if kwargs.get("batch_first") else [n, *lead]
-        return normal(*dims, features, seed=seed)
+        return gaussian(*dims, features, seed=seed)
 
     return [shaped(length, 8, 1), shaped(source, kwargs.get("kdim", 8), 2), shaped(source, kwargs.get("vdim", 8), 3)]
 

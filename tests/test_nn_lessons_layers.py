@@ -5,10 +5,12 @@ random upstream gradient, and on second derivatives (the gradient of (grad . v) 
 and shapes are PyTorch's. Last, makemore's lecture code runs unchanged on both libraries with the same numbers.
 Containers and the Module API: test_nn_containers.py; export of these layers: test_export_lessons.py."""
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+from helpers import agree_with_torch, gaussian
 
 import tinygrad_like
 from tinygrad_like import Tensor, autograd, nn
@@ -27,24 +29,9 @@ def agree(torch, ours_fn: Callable, theirs_fn: Callable, ours_leaves: list, thei
           second_order: bool = True, seed: int = 0) -> None:
     """ours_fn() and theirs_fn() (the same computation on leaves holding the same values) agree on the output, on
     the gradients of every leaf under a random upstream gradient, and (``second_order``) on the gradients of
-    sum_i (grad_i . v_i) for random v_i, i.e. double backward."""
-    rng = np.random.default_rng(seed)
-    out, tout = ours_fn(), theirs_fn()
-    close(out, tout, "output")
-    upstream = rng.standard_normal(out.shape)
-    grads = autograd.grad(out, ours_leaves, Tensor(upstream), create_graph=second_order)
-    tgrads = torch.autograd.grad(tout, theirs_leaves, torch.tensor(upstream), create_graph=second_order)
-    for i, (g, tg) in enumerate(zip(grads, tgrads)):
-        close(g, tg, f"gradient of leaf {i}")
-    if not second_order:
-        return
-    vs = [rng.standard_normal(g.shape) for g in grads]
-    total = sum((g * Tensor(v)).sum() for g, v in zip(grads, vs))
-    ttotal = sum((tg * torch.tensor(v)).sum() for tg, v in zip(tgrads, vs))
-    second = autograd.grad(total, ours_leaves, allow_unused=True)
-    tsecond = torch.autograd.grad(ttotal, theirs_leaves, allow_unused=True)
-    for i, (g, tg) in enumerate(zip(second, tsecond)):
-        close(g, tg, f"second derivative for leaf {i}")
+    sum_i (grad_i . v_i) for random v_i, i.e. double backward (``agree_with_torch``)."""
+    agree_with_torch(torch, [ours_fn()], [theirs_fn()], ours_leaves, theirs_leaves, second_order=second_order,
+                     seed=seed, rtol=RTOL)
 
 
 def same_weights(torch, ours: nn.Module, theirs) -> None:
@@ -68,11 +55,7 @@ def layer_agrees(torch, ours: nn.Module, theirs, x: np.ndarray, second_order: bo
     agree(torch, lambda: ours(xo), lambda: theirs(xt), leaves, tleaves, second_order)
 
 
-RNG = np.random.default_rng(7)
-
-
-def normal(*shape: int) -> np.ndarray:
-    return RNG.standard_normal(shape)
+normal = functools.partial(gaussian, seed=np.random.default_rng(7))  # one stream: each call draws on
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pytest
+from helpers import agree_with_torch
 
 import tinygrad_like
-from tinygrad_like import Tensor, autograd, toposort
+from tinygrad_like import Tensor, toposort
 from tinygrad_like import nn as tnn
 from tinygrad_like.nn import functional as F
 
@@ -19,30 +20,13 @@ TOL = {"rtol": 1e-10, "atol": 1e-12}
 def check(torch, ours, theirs, arrays, grads=None, seed=0):
     """``ours`` on Tensors and ``theirs`` on torch tensors made of ``arrays`` (float64 ones require grad unless
     ``grads`` says which do): the values, the first-order gradients under a random upstream gradient, and the
-    second-order ones (the gradient of sum(grad * v), v random) agree."""
-    rng = np.random.default_rng(seed)
+    second-order ones (the gradient of sum(grad * v), v random) agree (``agree_with_torch``). Returns our output."""
     grads = [a.dtype.kind == "f" for a in arrays] if grads is None else grads
     ours_in = [Tensor(a, requires_grad=g) for a, g in zip(arrays, grads)]
     theirs_in = [torch.tensor(a, requires_grad=g) for a, g in zip(arrays, grads)]
-    out, expected = ours(*ours_in), theirs(*theirs_in)
-    assert out.shape == tuple(expected.shape) and out.dtype == np.float64
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), **TOL)
-    wrt = [t for t, g in zip(ours_in, grads) if g]
-    wrt_torch = [t for t, g in zip(theirs_in, grads) if g]
-    upstream = rng.standard_normal(out.shape)
-    first = autograd.grad(out, wrt, Tensor(upstream), create_graph=True)
-    first_torch = torch.autograd.grad(expected, wrt_torch, torch.tensor(upstream), create_graph=True)
-    for g, e in zip(first, first_torch):
-        np.testing.assert_allclose(g.data, e.detach().numpy(), **TOL)
-    vs = [rng.standard_normal(t.shape) for t in wrt]
-    dot, dot_torch = (sum((g * v).sum() for g, v in zip(first, vs)),
-                      sum((e * torch.tensor(v)).sum() for e, v in zip(first_torch, vs)))
-    # a gradient that does not depend on the inputs (L1's sign) has no graph here: its derivative is 0
-    second = autograd.grad(dot, wrt, allow_unused=True) if dot.requires_grad else [None] * len(wrt)
-    second_torch = torch.autograd.grad(dot_torch, wrt_torch, allow_unused=True)
-    for g, e, t in zip(second, second_torch, wrt):
-        np.testing.assert_allclose(np.zeros(t.shape) if g is None else g.data,
-                                   np.zeros(t.shape) if e is None else e.numpy(force=True), **TOL)
+    out = ours(*ours_in)
+    agree_with_torch(torch, [out], [theirs(*theirs_in)], [t for t, g in zip(ours_in, grads) if g],
+                     [t for t, g in zip(theirs_in, grads) if g], seed=seed, **TOL)
     return out
 
 

@@ -10,74 +10,10 @@ import warnings
 
 import numpy as np
 import pytest
+from helpers import check_against_torch, flat, gaussian, twins
 
-from tinygrad_like import Tensor, autograd, manual_seed, nn, no_grad, optim
+from tinygrad_like import Tensor, manual_seed, nn, no_grad, optim
 from tinygrad_like.nn import functional as F
-
-RTOL = 1e-10
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The oracle: the same module in both libraries, the same weights, the same inputs
-# ----------------------------------------------------------------------------------------------------------
-
-
-def twins(torch, name, *args, **kwargs):
-    """Our layer and PyTorch's, built with the same arguments in float64, PyTorch's weights copied into ours
-    (which checks that the state_dict keys, their order and shapes are PyTorch's)."""
-    theirs = getattr(torch.nn, name)(*args, **kwargs, dtype=torch.float64)
-    ours = getattr(nn, name)(*args, **kwargs, dtype=np.float64)
-    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [
-        (k, tuple(v.shape)) for k, v in theirs.state_dict().items()]
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
-    return ours, theirs
-
-
-def flat(out):
-    """The tensors of a layer's output, nested pairs flattened ((output, (h_n, c_n)) -> [output, h_n, c_n]),
-    None left out."""
-    if isinstance(out, (tuple, list)):
-        return [t for item in out for t in flat(item)]
-    return [] if out is None else [out]
-
-
-def check_against_torch(torch, ours, theirs, arrays, call=lambda m, *xs: m(*xs), second_order=False, seed=0):
-    """Run ``call(module, *inputs)`` on both with the same float64 ``arrays``; compare every output, then the
-    gradients of the inputs and of every parameter under random upstream gradients on all outputs and, with
-    ``second_order``, the gradients of (those gradients . random v) again (double backward)."""
-    xs = [Tensor(a, requires_grad=True) for a in arrays]
-    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
-    outs, touts = flat(call(ours, *xs)), flat(call(theirs, *ts))
-    assert len(outs) == len(touts)
-    for o, t in zip(outs, touts):
-        assert o.shape == tuple(t.shape) and o.dtype == np.float64
-        np.testing.assert_allclose(o.data, t.detach().numpy(), rtol=RTOL, atol=RTOL)
-    names = [n for n, _ in theirs.named_parameters()]
-    assert [n for n, _ in ours.named_parameters()] == names
-    wrt, twrt = xs + ours.parameters(), ts + list(theirs.parameters())
-    rng = np.random.default_rng(seed)
-    ups = [rng.standard_normal(o.shape) for o in outs]
-    grads = autograd.grad(outs, wrt, ups, create_graph=second_order)
-    tgrads = torch.autograd.grad(touts, twrt, [torch.tensor(u) for u in ups], create_graph=second_order)
-    labels = [f"input {i}" for i in range(len(xs))] + names
-    for what, g, t in zip(labels, grads, tgrads):
-        np.testing.assert_allclose(g.data, t.detach().numpy(), rtol=RTOL, atol=RTOL, err_msg=what)
-    if second_order:
-        vs = [rng.standard_normal(g.shape) for g in grads]
-        total = sum(((g * v).sum() for g, v in zip(grads, vs)), Tensor(0.0))
-        ttotal = sum((t * torch.tensor(v)).sum() for t, v in zip(tgrads, vs))
-        seconds = autograd.grad(total, wrt, allow_unused=True)
-        tseconds = torch.autograd.grad(ttotal, twrt, allow_unused=True)
-        for what, w, g, t in zip(labels, wrt, seconds, tseconds):
-            # None where nothing of second order reaches a tensor (a relu's second derivative is 0): zeros
-            g, t = np.zeros(w.shape) if g is None else g.data, np.zeros(w.shape) if t is None else t.numpy()
-            np.testing.assert_allclose(g, t, rtol=1e-9, atol=1e-9, err_msg=f"second order: {what}")
-    return outs
-
-
-def normal(*shape, seed=1):
-    return np.random.default_rng(seed).standard_normal(shape)
-
 
 # ----------------------------------------------------------------------------------------------------------
 # Cells
@@ -92,7 +28,7 @@ CELLS = [("RNNCell", {}), ("RNNCell", {"nonlinearity": "relu"}), ("LSTMCell", {}
 def test_a_cell_step_and_its_gradients_of_two_orders_are_pytorchs(torch, name, kwargs, batched):
     ours, theirs = twins(torch, name, 3, 4, **kwargs)
     lead = (2,) if batched else ()
-    x, h, c = normal(*lead, 3, seed=1), normal(*lead, 4, seed=2), normal(*lead, 4, seed=3)
+    x, h, c = gaussian(*lead, 3, seed=1), gaussian(*lead, 4, seed=2), gaussian(*lead, 4, seed=3)
     if name == "LSTMCell":
         check_against_torch(torch, ours, theirs, [x, h, c], lambda m, x, h, c: m(x, (h, c)), second_order=True)
     else:
@@ -102,13 +38,13 @@ def test_a_cell_step_and_its_gradients_of_two_orders_are_pytorchs(torch, name, k
 @pytest.mark.parametrize("name", ["RNNCell", "LSTMCell", "GRUCell"])
 def test_a_cell_without_a_state_starts_from_zeros(torch, name):
     ours, theirs = twins(torch, name, 3, 4)
-    check_against_torch(torch, ours, theirs, [normal(5, 3)])
-    check_against_torch(torch, ours, theirs, [normal(3)])  # unbatched
+    check_against_torch(torch, ours, theirs, [gaussian(5, 3)])
+    check_against_torch(torch, ours, theirs, [gaussian(3)])  # unbatched
 
 
 def test_the_cells_compute_the_documented_gate_formulas():
     cell = nn.GRUCell(2, 3, dtype=np.float64)
-    x, h = normal(4, 2), normal(4, 3, seed=2)
+    x, h = gaussian(4, 2), gaussian(4, 3, seed=2)
     gi = x @ cell.weight_ih.data.T + cell.bias_ih.data
     gh = h @ cell.weight_hh.data.T + cell.bias_hh.data
     sig = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
@@ -142,8 +78,8 @@ def initial_state(name, kwargs, batch):
     """Random (h_0,) or (h_0, c_0) arrays for a layer built with ``kwargs`` (input 3, hidden 5)."""
     count = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
     lead = (count, batch) if batch else (count,)
-    h = normal(*lead, kwargs.get("proj_size") or 5, seed=2)
-    return [h, normal(*lead, 5, seed=3)] if name == "LSTM" else [h]
+    h = gaussian(*lead, kwargs.get("proj_size") or 5, seed=2)
+    return [h, gaussian(*lead, 5, seed=3)] if name == "LSTM" else [h]
 
 
 def with_state(name):
@@ -153,7 +89,7 @@ def with_state(name):
 @pytest.mark.parametrize("name, kwargs", LAYERS)
 def test_a_layer_over_a_batch_gives_pytorchs_outputs_states_and_gradients(torch, name, kwargs):
     ours, theirs = twins(torch, name, 3, 5, **kwargs)
-    x = normal(2, 4, 3) if kwargs.get("batch_first") else normal(4, 2, 3)
+    x = gaussian(2, 4, 3) if kwargs.get("batch_first") else gaussian(4, 2, 3)
     check_against_torch(torch, ours, theirs, [x, *initial_state(name, kwargs, 2)], with_state(name))
     check_against_torch(torch, ours, theirs, [x])  # no state: zeros
 
@@ -161,15 +97,15 @@ def test_a_layer_over_a_batch_gives_pytorchs_outputs_states_and_gradients(torch,
 @pytest.mark.parametrize("name, kwargs", LAYERS[::2])
 def test_an_unbatched_sequence_gives_pytorchs_outputs_states_and_gradients(torch, name, kwargs):
     ours, theirs = twins(torch, name, 3, 5, **kwargs)
-    check_against_torch(torch, ours, theirs, [normal(4, 3), *initial_state(name, kwargs, None)], with_state(name))
-    outs = check_against_torch(torch, ours, theirs, [normal(4, 3)])
+    check_against_torch(torch, ours, theirs, [gaussian(4, 3), *initial_state(name, kwargs, None)], with_state(name))
+    outs = check_against_torch(torch, ours, theirs, [gaussian(4, 3)])
     assert outs[0].shape == (4, (kwargs.get("proj_size") or 5) * (1 + kwargs.get("bidirectional", False)))
 
 
 @pytest.mark.parametrize("name", ["LSTM", "GRU"])
 def test_a_layer_has_pytorchs_second_order_gradients(torch, name):
     ours, theirs = twins(torch, name, 3, 5, num_layers=2)
-    check_against_torch(torch, ours, theirs, [normal(3, 2, 3), *initial_state(name, {"num_layers": 2}, 2)],
+    check_against_torch(torch, ours, theirs, [gaussian(3, 2, 3), *initial_state(name, {"num_layers": 2}, 2)],
                         with_state(name), second_order=True)
 
 
@@ -184,7 +120,7 @@ def test_output_holds_the_last_layers_states_and_h_n_every_layers_last(torch):
 def test_dropout_acts_between_layers_in_training_only(torch):
     manual_seed(0)
     ours, theirs = twins(torch, "GRU", 3, 5, num_layers=2, dropout=0.5)
-    x = Tensor(normal(4, 2, 3))
+    x = Tensor(gaussian(4, 2, 3))
     assert not np.array_equal(ours(x)[0].data, ours(x)[0].data)  # a new mask each call
     theirs.eval()
     assert ours.eval() is ours
@@ -221,7 +157,7 @@ def test_save_and_load_rebuild_the_layer_and_its_numbers(tmp_path, name, kwargs)
     layer = getattr(nn, name)(3, 5, **kwargs)
     loaded = nn.Module.load(layer.save(tmp_path / "layer.npz"))
     assert type(loaded) is type(layer) and loaded.config() == layer.config()
-    x = Tensor(normal(4, 3).astype(np.float32))
+    x = Tensor(gaussian(4, 3).astype(np.float32))
     with no_grad():
         np.testing.assert_array_equal(flat(loaded(x))[0].data, flat(layer(x))[0].data)
 
@@ -356,7 +292,7 @@ def test_a_hand_written_loop_over_lstmcell_equals_the_lstm_layer():
         lstm = nn.LSTM(3, 4, dtype=np.float64)
         cell = nn.LSTMCell(3, 4, dtype=np.float64)
         cell.load_state_dict({k[:-3]: v for k, v in lstm.state_dict().items()})
-        x = Tensor(normal(6, 2, 3))
+        x = Tensor(gaussian(6, 2, 3))
         h = c = Tensor.zeros(2, 4, dtype=np.float64)
         steps = []
         for x_t in x:

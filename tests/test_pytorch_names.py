@@ -8,11 +8,6 @@ import tinygrad_like as tg
 from tinygrad_like import pytorch
 
 
-@pytest.fixture(scope="module")
-def torch():
-    return pytest.importorskip("torch")
-
-
 def dtype_name(t):
     return str(t.dtype).removeprefix("torch.")
 
