@@ -267,7 +267,7 @@ def run_python(*args: str, cwd: Path | None = None, timeout: float = 300, **env:
 
 def run_example(script: str, *args: str, cwd: Path, timeout: float = 300, **env: str) -> str:
     """The output of examples/<script>, run as a learner runs it (one BLAS thread unless ``env`` says: two
-    threads fighting other jobs for two cores are many times slower); it must exit 0."""
+    threads competing with other processes for two cores are many times slower); it must exit 0."""
     result = run_python(str(EXAMPLES / script), *args, cwd=cwd, timeout=timeout,
                         **{"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", **env})
     assert result.returncode == 0, result.stderr
