@@ -51,7 +51,8 @@ def both(name: str):
 
 @pytest.fixture
 def one_thread(torch):
-    """PyTorch on one thread for the test (two threads competing with other processes for two cores are many times slower)."""
+    """PyTorch on one thread for the test (two threads competing with other processes for two cores are many times
+    slower)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
