@@ -21,7 +21,7 @@ import pytest
 
 import tinygrad_like as tg
 from tinygrad_like import Tensor, _files, export, nn
-from tinygrad_like.nn import _config
+from tinygrad_like.nn import config as _config
 
 ROOT = Path(tg.__file__).parent
 RNG = np.random.default_rng(0)
@@ -511,7 +511,7 @@ ALLOWED = {  # (file, function, call) -> why it is safe
 CODE_CALLS = {"exec", "eval", "compile", "__import__", "import_module", "execfile", "runpy"}
 UNSAFE_MODULES = {"pickle", "cPickle", "dill", "marshal", "shelve", "joblib", "cloudpickle"}
 # The functions a file's content passes through: no attribute is looked up by a name computed there.
-FILE_PATHS = {("_files.py", None), ("nn/_config.py", None), ("nn/module.py", "Module.load"),
+FILE_PATHS = {("_files.py", None), ("nn/config.py", None), ("nn/module.py", "Module.load"),
               ("nn/module.py", "Module.save"), ("nn/module.py", "Module.load_state_dict"),
               ("nn/module.py", "state_problems"), ("export.py", "torch_source"), ("export.py", "_layer_source"),
               ("export.py", "_literal"), ("export.py", "_dtype_literal"), ("export.py", "_check_source"),

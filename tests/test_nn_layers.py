@@ -238,7 +238,7 @@ def test_conv2d_layer_saves_and_loads(tmp_path):
 
 @pytest.mark.parametrize("call, exc, pattern", [
     (lambda: nn.Conv2d(1, 2, 0), ValueError, "Conv2d: kernel_size must be at least 1, got 0"),
-    (lambda: nn.Conv2d(0, 2, 3), ValueError, "Conv2d: in_channels and out_channels must be positive"),
+    (lambda: nn.Conv2d(0, 2, 3), ValueError, "Conv2d: in_channels must be at least 1, got 0"),
     (lambda: nn.MaxPool2d(2, stride=0), ValueError, "MaxPool2d: stride must be at least 1, got 0"),
     (lambda: nn.Conv2d(3, 2, 3)(Tensor.ones(1, 1, 5, 5)), ValueError, r"conv2d: input of shape \(1, 1, 5, 5\) has 1"),
 ])

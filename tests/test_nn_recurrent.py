@@ -204,13 +204,13 @@ def test_bad_constructor_arguments_are_refused_by_name():
         nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="LSTM: proj_size has to be smaller than hidden_size"):
         nn.LSTM(3, 4, proj_size=4)
-    with pytest.raises(ValueError, match="GRU: hidden_size must be greater than zero"):
+    with pytest.raises(ValueError, match="GRU: hidden_size must be at least 1, got 0"):
         nn.GRU(3, 0)
-    with pytest.raises(TypeError, match="LSTMCell: input_size should be of type int, got: float"):
+    with pytest.raises(TypeError, match="LSTMCell: input_size must be an int, got 3.0"):
         nn.LSTMCell(3.0, 4)
-    with pytest.raises(TypeError, match="RNN: bias should be of type bool, got: str"):
+    with pytest.raises(TypeError, match="RNN: bias must be a bool, got 'yes'"):
         nn.RNN(3, 4, bias="yes")
-    with pytest.raises(ValueError, match="GRU: dropout should be a number in range"):
+    with pytest.raises(ValueError, match=r"GRU: dropout must be a probability in \[0, 1\], got 1.5"):
         nn.GRU(3, 4, 2, dropout=1.5)
     with pytest.raises(RuntimeError, match="device 'cuda' is not available"):
         nn.LSTM(3, 4, device="cuda")

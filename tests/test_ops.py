@@ -1003,7 +1003,7 @@ def test_dropout_matches_pytorchs_scaling_statistics(torch):
 
 @pytest.mark.parametrize("p", [-0.1, 1.5, "0.5", None, True])
 def test_dropout_refuses_p_outside_zero_one(p):
-    with pytest.raises(ValueError, match=r"dropout: p must be a probability in \[0, 1\], got .* \(input shape \(3,"):
+    with pytest.raises(ValueError, match=r"dropout: p must be a probability in \[0, 1\], got "):
         Tensor.ones(3).dropout(p)
     with pytest.raises(ValueError, match=r"Dropout: p must be a probability in \[0, 1\]"):
         nn.Dropout(p)

@@ -23,8 +23,8 @@ import numpy as np
 from . import nn
 from ._files import atomic_write, read_safetensors, safetensors_headers, write_safetensors
 from .engine import enable_grad, grad, rules, seen_by, toposort
-from .nn._config import LAYERS, check_key, checked_args
-from .nn.module import state_problems
+from .nn.config import LAYERS, check_key, checked_args
+from .nn.module import output_tensors, state_problems
 from .nn.summary import ModuleCall, buffers_kept, recorded_calls
 from .tensors import Tensor
 
@@ -53,7 +53,7 @@ _TENSOR_METHODS = {"sigmoid": "nn.Sigmoid()", "relu": "nn.ReLU()", "tanh": "nn.T
 
 def _literal(value: Any, where: str) -> str:
     """Python source for a constructor argument already checked against its layer's documented type (see
-    nn/_config.py), written from its type alone: None, bools, ints, floats, names (strings such as 'tanh' or
+    nn/config.py), written from its type alone: None, bools, ints, floats, names (strings such as 'tanh' or
     'zeros'), and tuples of them."""
     if value is None or isinstance(value, (bool, int, np.integer)):
         return repr(value if value is None or isinstance(value, bool) else int(value))
@@ -329,7 +329,7 @@ def _trace(module_or_fn: Any, arrays: list[np.ndarray]) -> tuple[list[Tensor], l
     finally:
         if was_training:
             module_or_fn.train()
-    outs = _tensors_in(result)
+    outs = output_tensors(result)
     if not outs:
         raise TypeError(f"to_onnx: the forward must return a Tensor or tuples of Tensors, got {type(result).__name__}")
     return traced, outs
@@ -364,16 +364,6 @@ def _free_axes(order: list[Tensor], order_more: list[Tensor], params: dict[int, 
                 "by a comparison, which the graph does not record), so the exported model would be wrong on "
                 "other inputs")
     return free
-
-
-def _tensors_in(result: Any) -> list[Tensor]:
-    """The Tensors of a forward's result, in order: itself, or those in (nested) tuples and lists; None skipped."""
-    if isinstance(result, Tensor):
-        return [result]
-    if isinstance(result, (tuple, list)):
-        return [t for item in result if item is not None for t in _tensors_in(item)] if all(
-            item is None or isinstance(item, (Tensor, tuple, list)) for item in result) else []
-    return []
 
 
 class _OnnxGraph:
@@ -591,16 +581,6 @@ def relative_difference(ours: list[Any], theirs: list[Any]) -> float | None:
     return difference / scale if scale > 0 else 0.0
 
 
-def _flat_tensors(value: Any, kinds: tuple[type, ...]) -> list[Any]:
-    """The arrays or tensors (of ``kinds``) in a call's arguments or result, in order, through tuples, lists and
-    dicts (keyword arguments)."""
-    if isinstance(value, kinds):
-        return [value]
-    if isinstance(value, dict):
-        value = list(value.values())
-    return [t for item in value for t in _flat_tensors(item, kinds)] if isinstance(value, (tuple, list)) else []
-
-
 @dataclass
 class _Side:
     """One library's run: per (module path, call number) the call's (inputs, outputs) tensors, the gradients by
@@ -642,7 +622,7 @@ def _our_run(model: nn.Module, inputs: list[Any], target: Any, loss_fn: Callable
     PyTorch's backward starts from the same ones."""
     with recorded_calls(model) as calls, enable_grad():
         out = model(*inputs)
-        outs = [t for t in _flat_tensors(out, (Tensor,)) if t.requires_grad and t.dtype.kind == "f"]
+        outs = [t for t in output_tensors(out) if t.requires_grad and t.dtype.kind == "f"]
         if loss_fn is None:
             rng = np.random.default_rng(_PROJECTION_SEED)
             seeds = [rng.standard_normal(t.shape).astype(t.dtype) for t in outs]
@@ -650,8 +630,8 @@ def _our_run(model: nn.Module, inputs: list[Any], target: Any, loss_fn: Callable
             loss = loss_fn(out) if target is None else loss_fn(out, target)
             found = grad(loss, outs, retain_graph=True, allow_unused=True) if outs else ()
             seeds = [np.zeros(t.shape, t.dtype) if g is None else g.data for t, g in zip(outs, found)]
-    recorded = {(c.path, c.number): (_flat_tensors((c.args, c.kwargs), (Tensor, np.ndarray)),
-                                     _flat_tensors(c.output, (Tensor, np.ndarray))) for c in calls}
+    recorded = {(c.path, c.number): (output_tensors((c.args, c.kwargs), (Tensor, np.ndarray)),
+                                     output_tensors(c.output, (Tensor, np.ndarray))) for c in calls}
     side = _gradients(recorded, dict(model.named_parameters()),
                       lambda t: isinstance(t, Tensor) and t.requires_grad and t.dtype.kind == "f",
                       lambda wanted: grad(outs, wanted, seeds, allow_unused=True) if outs else [None] * len(wanted),
@@ -668,7 +648,7 @@ def _their_run(torch: Any, twin: Any, inputs: list[Any], seeds: list[np.ndarray]
     def recorder(path: str) -> Callable[..., None]:
         def hook(module: Any, args: tuple, kwargs: dict, output: Any) -> None:
             counts[path] = counts.get(path, 0) + 1
-            calls[(path, counts[path])] = (_flat_tensors((args, kwargs), kinds), _flat_tensors(output, kinds))
+            calls[(path, counts[path])] = (output_tensors((args, kwargs), kinds), output_tensors(output, kinds))
         return hook
 
     handles = [module.register_forward_hook(recorder(path), with_kwargs=True) for path, module in twin.named_modules()]
@@ -678,7 +658,7 @@ def _their_run(torch: Any, twin: Any, inputs: list[Any], seeds: list[np.ndarray]
     finally:
         for handle in handles:
             handle.remove()
-    outs = [t for t in _flat_tensors(out, kinds) if t.requires_grad and t.dtype.is_floating_point]
+    outs = [t for t in output_tensors(out, kinds) if t.requires_grad and t.dtype.is_floating_point]
     same = len(outs) == len(seeds)  # else the outputs differ, which the forward's comparison says
 
     def backward(wanted: list[Any]) -> list[Any]:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from . import tensors
+from ._checks import check_device
 from ._files import CONFIG_KEY, atomic_write, read_npz, read_safetensors, write_safetensors
 from .engine import enable_grad, is_grad_enabled, no_grad
 from .tensors import Tensor
@@ -43,7 +44,7 @@ class device:  # noqa: N801 - PyTorch's name
     """``device("cpu")``; any other device is refused by name (this library computes with NumPy on the CPU)."""
 
     def __init__(self, kind: str | device = "cpu") -> None:
-        self.type = _cpu_only(kind, "device")
+        self.type = check_device(kind, "device")
 
     def __repr__(self) -> str:
         return "device(type='cpu')"
@@ -52,14 +53,6 @@ class device:  # noqa: N801 - PyTorch's name
         return isinstance(other, device) or other == "cpu"
 
     __hash__ = object.__hash__
-
-
-def _cpu_only(kind: Any, op: str) -> str:
-    name = kind.type if isinstance(kind, device) else str(kind)
-    if name.split(":")[0] != "cpu":
-        raise RuntimeError(f"{op}: device {name!r} is not available: tinygrad_like computes with NumPy on the CPU; "
-                           "use 'cpu' (or leave the device out)")
-    return "cpu"
 
 
 class cuda:  # noqa: N801 - PyTorch's module name
@@ -76,7 +69,7 @@ class cuda:  # noqa: N801 - PyTorch's module name
 
 def set_default_device(kind: Any) -> None:
     """Only ``"cpu"`` (the one device there is) is accepted."""
-    _cpu_only(kind, "set_default_device")
+    check_device(kind, "set_default_device")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -89,7 +82,7 @@ class Generator:
     ``rand``, ``randint``, ``randperm``, ``multinomial``. (The numbers are NumPy's, not PyTorch's.)"""
 
     def __init__(self, device: Any = "cpu") -> None:
-        _cpu_only(device, "Generator")
+        check_device(device, "Generator")
         self.numpy = np.random.default_rng()
 
     def manual_seed(self, seed: builtins.int) -> Generator:
@@ -115,11 +108,8 @@ def _shape(size: tuple, op: str) -> tuple[builtins.int, ...]:
 
 
 def _made(data: np.ndarray, dtype: Any, requires_grad: builtins.bool, device: Any, op: str) -> Tensor:
-    if device is not None:
-        _cpu_only(device, op)
-    if dtype is not None:
-        data = data.astype(tensors._dtype_arg(dtype, op), copy=False)
-    return Tensor(data, requires_grad=requires_grad)
+    dtype = tensors.device_and_dtype(op, device=device, dtype=dtype)
+    return Tensor(data if dtype is None else data.astype(dtype, copy=False), requires_grad=requires_grad)
 
 
 def randn(*size: Any, generator: Generator | None = None, dtype: Any = None, requires_grad: builtins.bool = False,
@@ -188,7 +178,7 @@ def tensor(data: Any, dtype: Any = None, requires_grad: builtins.bool = False, d
     """A new Tensor with a copy of ``data``, with PyTorch's dtypes: Python floats give float32, Python ints int64,
     bools bool; NumPy arrays keep theirs."""
     if device is not None:
-        _cpu_only(device, "tensor")
+        check_device(device, "tensor")
     values = data.data if isinstance(data, Tensor) else data
     if isinstance(values, (np.ndarray, np.generic)):
         values = np.array(values, copy=True)  # a copy, as PyTorch's tensor()
@@ -375,7 +365,7 @@ def load(path: str | os.PathLike, map_location: Any = None, weights_only: builti
     of arrays): a crafted file is a ``ValueError`` naming the entry, never code run. Numeric and boolean arrays
     only; a module description saved beside the weights (``nn.CONFIG_KEY``) is not state and is left out."""
     if map_location is not None:
-        _cpu_only(map_location, "load")
+        check_device(map_location, "load")
     arrays = read_safetensors(path) if _is_safetensors(path) else read_npz(path)
     arrays.pop(CONFIG_KEY, None)
     for name, a in arrays.items():

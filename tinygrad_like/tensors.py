@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import engine, numpy_protocol, ops
+from ._checks import check_device, check_probability
 from .engine import Function, ReleasedGraph, backward, is_grad_enabled, quiet
 
 __all__ = ["Size", "Tensor", "default_generator", "numpy_meaning", "reduce_loss"]
@@ -47,6 +48,25 @@ def _dtype_arg(dtype: Any, op: str) -> np.dtype:
     if dt.kind not in _ALLOWED_KINDS:
         raise TypeError(f"{op}: unsupported dtype {dt} (use a float, int or bool dtype)")
     return dt
+
+
+def device_and_dtype(op: str, *args: Any, device: Any = None, dtype: Any = None, **flags: Any) -> np.dtype | None:
+    """The dtype that PyTorch's device and dtype arguments name (those of ``to``, and a layer's ``device=`` and
+    ``dtype=``): ``dtype``, or among ``args`` a dtype or a Tensor standing for its dtype; None when none is given.
+    A device (``device``, or a string such as 'cpu:0' or a ``device`` among ``args``) must be the CPU
+    (``check_device``, naming ``op``). Bools among ``args`` and the ``flags`` (``non_blocking=``, ``copy=``:
+    nothing to wait for or copy here) say nothing."""
+    if device is not None:
+        check_device(device, op)
+    dtype = None if dtype is None else _dtype_arg(dtype, op)
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, (np.dtype, type)):
+            dtype = _dtype_arg(arg, op)
+        elif not isinstance(arg, (bool, np.bool_)):
+            check_device(arg, op)
+    return dtype
 
 
 def _to_array(data: Any, dtype: Any = None, copy: bool = True) -> np.ndarray:
@@ -540,16 +560,9 @@ class Tensor:
         return self.cast(other.dtype)
 
     def to(self, *args: Any, **kwargs: Any) -> Tensor:
-        """``to(dtype)``, ``to(other)`` (its dtype) or ``to("cpu")`` / ``to(device)`` (the one device: no copy)."""
-        dtype = kwargs.pop("dtype", None)
-        for arg in (*args, *kwargs.values()):
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, (np.dtype, type)) and not isinstance(arg, str):
-                dtype = arg
-            elif str(getattr(arg, "type", arg)).split(":")[0] != "cpu":
-                raise RuntimeError(f"to: device {arg!r} is not available: tinygrad_like computes with NumPy on the "
-                                   "CPU; use 'cpu'")
+        """``to(dtype)``, ``to(other)`` (its dtype) or ``to("cpu")`` / ``to(device)`` (the one device: no copy),
+        also as keywords; ``non_blocking=`` and ``copy=`` change nothing here (see ``device_and_dtype``)."""
+        dtype = device_and_dtype("to", *args, **kwargs)
         return self if dtype is None else self.cast(dtype)
 
     def cpu(self) -> Tensor:
@@ -1083,8 +1096,7 @@ class Tensor:
         unchanged (as PyTorch's ``F.dropout``); the identity when ``training`` is False or ``p == 0``, zeros for
         ``p == 1``. The mask comes from the generator ``Tensor.manual_seed`` seeds; ``nn.Dropout`` passes its
         module's ``training`` flag."""
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p <= 1:
-            raise ValueError(f"dropout: p must be a probability in [0, 1], got {p!r} (input shape {self.shape})")
+        check_probability(p, "p", "dropout")
         if not training or p == 0:
             return self
         dtype = self.dtype if self.dtype.kind == "f" else np.dtype(np.float32)

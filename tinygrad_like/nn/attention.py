@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import no_grad
 from ..tensors import Tensor
 from . import functional as F
 from . import init
+from .args import check_flag, check_int, check_probability, dtype_config, factory_dtype, parameter_dtype
 from .layers import Linear
 from .module import Module
-from .recurrent import check_flag, check_probability, check_size, dtype_config, factory_dtype, parameter_dtype
 
 __all__ = ["MultiheadAttention", "scaled_dot_product_attention"]
 
@@ -127,16 +126,16 @@ class MultiheadAttention(Module):
                  vdim: int | None = None, batch_first: bool = False, *, device: Any = None,
                  dtype: Any = None) -> None:
         owner = "MultiheadAttention"
-        self.embed_dim = check_size(embed_dim, "embed_dim", owner)
-        self.num_heads = check_size(num_heads, "num_heads", owner)
+        self.embed_dim = check_int(embed_dim, "embed_dim", owner)
+        self.num_heads = check_int(num_heads, "num_heads", owner)
         if embed_dim % num_heads:
             raise ValueError(f"{owner}: embed_dim must be divisible by num_heads, got {embed_dim} and {num_heads}")
         self.dropout = check_probability(dropout, "dropout", owner)
         self.bias = check_flag(bias, "bias", owner)
         self.add_bias_kv = check_flag(add_bias_kv, "add_bias_kv", owner)
         self.add_zero_attn = check_flag(add_zero_attn, "add_zero_attn", owner)
-        self.kdim = embed_dim if kdim is None else check_size(kdim, "kdim", owner)
-        self.vdim = embed_dim if vdim is None else check_size(vdim, "vdim", owner)
+        self.kdim = embed_dim if kdim is None else check_int(kdim, "kdim", owner)
+        self.vdim = embed_dim if vdim is None else check_int(vdim, "vdim", owner)
         self.batch_first = check_flag(batch_first, "batch_first", owner)
         self.head_dim, dtype = embed_dim // num_heads, factory_dtype(dtype, device, owner)
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
@@ -157,12 +156,9 @@ class MultiheadAttention(Module):
             self.bias_k, self.bias_v = (init.normal_(Tensor.zeros(1, 1, embed_dim, dtype=dtype,
                                                                   requires_grad=True), 0.0, math.sqrt(1 / embed_dim))
                                         for _ in range(2))
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias)
-        with no_grad():
-            for p in self.out_proj.parameters():
-                p.data = p.data.astype(dtype)
-            if bias:
-                init.zeros_(self.out_proj.bias)
+        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, dtype=dtype)
+        if bias:
+            init.zeros_(self.out_proj.bias)
 
     def _projections(self) -> list[tuple[Tensor, Tensor | None]]:
         """(weight, bias) of the q, k and v projections."""
@@ -290,4 +286,4 @@ class MultiheadAttention(Module):
         """The constructor arguments, saved with the weights."""
         return {"embed_dim": self.embed_dim, "num_heads": self.num_heads, "dropout": self.dropout, "bias": self.bias,
                 "add_bias_kv": self.add_bias_kv, "add_zero_attn": self.add_zero_attn, "kdim": self.kdim,
-                "vdim": self.vdim, "batch_first": self.batch_first, **dtype_config(parameter_dtype(self))}
+                "vdim": self.vdim, "batch_first": self.batch_first, **dtype_config(self)}

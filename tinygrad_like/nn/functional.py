@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import ops
+from .._checks import is_int
 from ..engine import no_grad
 from ..tensors import Tensor, reduce_loss, refuse_probabilities
 
@@ -529,7 +530,7 @@ def _single(value: int | Sequence[int], what: str) -> int:
     """An int or a one-element sequence of one, for conv1d's arguments."""
     if isinstance(value, (tuple, list)) and len(value) == 1:
         value = value[0]
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"conv1d: {what} must be an int or a 1-tuple of one, got {value!r}")
     return int(value)
 

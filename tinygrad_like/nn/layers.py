@@ -17,24 +17,9 @@ from ..ops import int_pair
 from ..tensors import Tensor, default_generator
 from . import functional as F
 from . import init
+from .args import check_int, check_probability, check_real, dtype_config, factory_dtype
 from .functional import _not_supported
 from .module import Module, Parameter
-
-
-def check_count(value: Any, what: str, op: str, minimum: int = 1) -> int:
-    """``value`` as an int of at least ``minimum``, or an error naming ``op`` (layer sizes from code or files)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{op}: {what} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{op}: {what} must be at least {minimum}, got {value}")
-    return int(value)
-
-
-def check_real(value: Any, what: str, op: str) -> float:
-    """``value`` as a float (an int or float, not a bool), or a TypeError naming ``op``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{op}: {what} must be a number, got {value!r}")
-    return float(value)
 
 
 def _as_json(value: Any) -> Any:
@@ -63,20 +48,18 @@ class Linear(Module):
     ``rng`` or else from the generator ``Tensor.manual_seed`` seeds.
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
-                 rng: np.random.Generator | None = None) -> None:
-        rng = rng or default_generator()
-        if min(in_features, out_features) < 0:
-            raise ValueError(f"Linear: in_features and out_features must be 0 or more, got {in_features} and "
-                             f"{out_features}")
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, device: Any = None,
+                 dtype: Any = None, *, rng: np.random.Generator | None = None) -> None:
+        rng, dtype = rng or default_generator(), factory_dtype(dtype, device, "Linear")
+        in_features = check_int(in_features, "in_features", "Linear", 0)
+        out_features = check_int(out_features, "out_features", "Linear", 0)
         bound = 1 / math.sqrt(in_features) if in_features else 0.0  # as PyTorch: no inputs, a zero bound
         self.in_features, self.out_features = in_features, out_features
         # (out, in) as PyTorch, held column-major: weight.T is then a row-major (in, out) matrix, the layout
         # BLAS multiplies fastest here (x @ W: 10-40% faster than x @ W.T at an MLP's shapes). Replacing the
         # values (load_state_dict, assign) keeps the layout.
-        self.weight = Parameter(np.asfortranarray(rng.uniform(-bound, bound, (out_features, in_features)),
-                                                  np.float32))
-        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(np.float32)) if bias else None
+        self.weight = Parameter(np.asfortranarray(rng.uniform(-bound, bound, (out_features, in_features)), dtype))
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype)) if bias else None
 
     def copy_(self, weight: Any, bias: Any = None) -> Linear:
         """Copy ``weight`` (out, in) and ``bias`` (out,) into the parameters, in place (their memory and layout
@@ -96,20 +79,21 @@ class Linear(Module):
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
-        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None}
+        return {"in_features": self.in_features, "out_features": self.out_features, "bias": self.bias is not None,
+                **dtype_config(self)}
 
 
 def _conv_parameters(in_channels: int, out_channels: int, kernel_size: tuple[int, ...], bias: bool,
-                     rng: np.random.Generator | None) -> tuple[Parameter, Parameter | None]:
+                     rng: np.random.Generator | None, dtype: np.dtype) -> tuple[Parameter, Parameter | None]:
     """A convolution's weight (out_channels, in_channels, *kernel_size) and bias, initialised as PyTorch's:
     ``kaiming_uniform_(weight, a=sqrt(5))`` and the bias from U(-b, b), both with b = 1/sqrt(fan_in),
     fan_in = in_channels * prod(kernel_size)."""
-    weight = init.kaiming_uniform_(Parameter(np.zeros((out_channels, in_channels, *kernel_size), np.float32)),
+    weight = init.kaiming_uniform_(Parameter(np.zeros((out_channels, in_channels, *kernel_size), dtype)),
                                    a=math.sqrt(5), generator=rng)
     if not bias:
         return weight, None
     bound = 1 / math.sqrt(in_channels * math.prod(kernel_size))
-    return weight, init.uniform_(Parameter(np.zeros(out_channels, np.float32)), -bound, bound, generator=rng)
+    return weight, init.uniform_(Parameter(np.zeros(out_channels, dtype)), -bound, bound, generator=rng)
 
 
 class Conv1d(Module):
@@ -121,19 +105,20 @@ class Conv1d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
                  stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *,
-                 rng: np.random.Generator | None = None) -> None:
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device: Any = None,
+                 dtype: Any = None, *, rng: np.random.Generator | None = None) -> None:
+        dtype = factory_dtype(dtype, device, "Conv1d")
         _not_supported("Conv1d", dilation=(F._single(dilation, "dilation"), 1), groups=(groups, 1))
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"Conv1d: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got "
                              f"{padding_mode!r}")
-        self.in_channels = check_count(in_channels, "in_channels", "Conv1d")
-        self.out_channels = check_count(out_channels, "out_channels", "Conv1d")
-        self.kernel_size = (check_count(F._single(kernel_size, "kernel_size"), "kernel_size", "Conv1d"),)
-        self.stride = (check_count(F._single(stride, "stride"), "stride", "Conv1d"),)
-        self.padding = (check_count(F._single(padding, "padding"), "padding", "Conv1d", 0),)
+        self.in_channels = check_int(in_channels, "in_channels", "Conv1d")
+        self.out_channels = check_int(out_channels, "out_channels", "Conv1d")
+        self.kernel_size = (check_int(F._single(kernel_size, "kernel_size"), "kernel_size", "Conv1d"),)
+        self.stride = (check_int(F._single(stride, "stride"), "stride", "Conv1d"),)
+        self.padding = (check_int(F._single(padding, "padding"), "padding", "Conv1d", 0),)
         self.padding_mode = padding_mode
-        self.weight, self.bias = _conv_parameters(in_channels, out_channels, self.kernel_size, bias, rng)
+        self.weight, self.bias = _conv_parameters(in_channels, out_channels, self.kernel_size, bias, rng, dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         if self.padding_mode == "zeros":
@@ -151,7 +136,7 @@ class Conv1d(Module):
         """The constructor arguments, saved with the weights."""
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
-                "bias": self.bias is not None, "padding_mode": self.padding_mode}
+                "bias": self.bias is not None, "padding_mode": self.padding_mode, **dtype_config(self)}
 
 
 class Conv2d(Module):
@@ -165,19 +150,18 @@ class Conv2d(Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | Sequence[int],
                  stride: int | Sequence[int] = 1, padding: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *,
-                 rng: np.random.Generator | None = None) -> None:
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros", device: Any = None,
+                 dtype: Any = None, *, rng: np.random.Generator | None = None) -> None:
+        dtype = factory_dtype(dtype, device, "Conv2d")
         _not_supported("Conv2d", dilation=(int_pair(dilation, "dilation", "Conv2d", 1), (1, 1)), groups=(groups, 1))
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"Conv2d: padding_mode must be 'zeros', 'reflect', 'replicate' or 'circular', got "
                              f"{padding_mode!r}")
         self.kernel_size = int_pair(kernel_size, "kernel_size", "Conv2d", 1)
         self.stride, self.padding = int_pair(stride, "stride", "Conv2d", 1), int_pair(padding, "padding", "Conv2d", 0)
-        if min(in_channels, out_channels) < 1:
-            raise ValueError(f"Conv2d: in_channels and out_channels must be positive, got {in_channels} and "
-                             f"{out_channels}")
-        self.in_channels, self.out_channels, self.padding_mode = in_channels, out_channels, padding_mode
-        self.weight, self.bias = _conv_parameters(in_channels, out_channels, self.kernel_size, bias, rng)
+        self.in_channels = check_int(in_channels, "in_channels", "Conv2d")
+        self.out_channels, self.padding_mode = check_int(out_channels, "out_channels", "Conv2d"), padding_mode
+        self.weight, self.bias = _conv_parameters(in_channels, out_channels, self.kernel_size, bias, rng, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.padding_mode == "zeros":
@@ -195,7 +179,7 @@ class Conv2d(Module):
         """The constructor arguments, saved with the weights."""
         return {"in_channels": self.in_channels, "out_channels": self.out_channels,
                 "kernel_size": list(self.kernel_size), "stride": list(self.stride), "padding": list(self.padding),
-                "bias": self.bias is not None, "padding_mode": self.padding_mode}
+                "bias": self.bias is not None, "padding_mode": self.padding_mode, **dtype_config(self)}
 
 
 class MaxPool2d(Module):
@@ -240,9 +224,7 @@ class Dropout(Module):
     others by 1 / (1 - p); after ``module.eval()``, the identity. As PyTorch's ``nn.Dropout``."""
 
     def __init__(self, p: float = 0.5) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
-        self.p = p
+        self.p = check_probability(p, "p", "Dropout")
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
@@ -392,20 +374,21 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None,
                  max_norm: float | None = None, norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                 sparse: bool = False, _weight: Any = None, _freeze: bool = False, *,
-                 rng: np.random.Generator | None = None) -> None:
+                 sparse: bool = False, _weight: Any = None, _freeze: bool = False, device: Any = None,
+                 dtype: Any = None, *, rng: np.random.Generator | None = None) -> None:
+        dtype = factory_dtype(dtype, device, "Embedding")
         _not_supported("Embedding", max_norm=(max_norm, None), scale_grad_by_freq=(scale_grad_by_freq, False))
-        self.num_embeddings = check_count(num_embeddings, "num_embeddings", "Embedding", 0)
-        self.embedding_dim = check_count(embedding_dim, "embedding_dim", "Embedding", 0)
+        self.num_embeddings = check_int(num_embeddings, "num_embeddings", "Embedding", 0)
+        self.embedding_dim = check_int(embedding_dim, "embedding_dim", "Embedding", 0)
         if padding_idx is not None:
-            check_count(padding_idx, "padding_idx", "Embedding", -num_embeddings)
+            check_int(padding_idx, "padding_idx", "Embedding", -num_embeddings)
             if padding_idx >= num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} is out of range for {num_embeddings} "
                                  "embeddings")
             padding_idx = int(padding_idx) % num_embeddings
         self.padding_idx, self.sparse = padding_idx, bool(sparse)
         if _weight is None:
-            self.weight = init.normal_(Parameter(np.zeros((num_embeddings, embedding_dim), np.float32)),
+            self.weight = init.normal_(Parameter(np.zeros((num_embeddings, embedding_dim), dtype)),
                                        generator=rng)
             if padding_idx is not None:
                 with no_grad():
@@ -438,7 +421,7 @@ class Embedding(Module):
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
         return {"num_embeddings": self.num_embeddings, "embedding_dim": self.embedding_dim,
-                "padding_idx": self.padding_idx}
+                "padding_idx": self.padding_idx, **dtype_config(self)}
 
 
 class AvgPool2d(_Arguments):
@@ -455,7 +438,7 @@ class AvgPool2d(_Arguments):
         if any(2 * p > k for p, k in zip(int_pair(padding, "padding", "AvgPool2d", 0), kernel)):
             raise ValueError(f"AvgPool2d: padding {padding!r} must be at most half of kernel_size {kernel_size!r}")
         if divisor_override is not None:
-            check_count(divisor_override, "divisor_override", "AvgPool2d")
+            check_int(divisor_override, "divisor_override", "AvgPool2d")
         self.kernel_size, self.stride, self.padding = kernel_size, kernel_size if stride is None else stride, padding
         self.ceil_mode, self.count_include_pad = bool(ceil_mode), bool(count_include_pad)
         self.divisor_override = divisor_override
@@ -477,7 +460,7 @@ class AdaptiveAvgPool2d(_Arguments):
             raise ValueError(f"AdaptiveAvgPool2d: output_size must be an int or a pair, got {output_size!r}")
         for size in sizes:
             if size is not None:
-                check_count(size, "output_size", "AdaptiveAvgPool2d")
+                check_int(size, "output_size", "AdaptiveAvgPool2d")
         self.output_size = output_size
 
     def forward(self, input: Tensor) -> Tensor:
@@ -752,4 +735,4 @@ class MLP(Module):
 
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
-        return {"layers": self.sizes, "activation": self.activation, "dtype": str(self.layers[0].weight.dtype)}
+        return {"layers": self.sizes, "activation": self.activation, **dtype_config(self)}

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._files import CONFIG_KEY, Header, atomic_write, npz_headers, parse_config, read_npz
 from ..engine import no_grad
-from ..tensors import Tensor
+from ..tensors import Tensor, device_and_dtype
 
 MAX_CONFIG_CHARS = 1 << 20  # of a saved description
 _MAX_PROBLEMS = 20  # listed in a mismatch error, then a count
@@ -73,11 +73,14 @@ def _class_key(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _tensors(out: Any) -> list[Tensor]:
-    """The Tensors of a forward's result: itself, or those in (nested) tuples and lists."""
-    if isinstance(out, Tensor):
+def output_tensors(out: Any, kinds: tuple[type, ...] = (Tensor,)) -> list[Any]:
+    """The tensors (instances of ``kinds``) of a forward's result or a call's arguments, in order: itself, or
+    those in (nested) tuples, lists and dicts (keyword arguments); anything else (None, numbers) is skipped."""
+    if isinstance(out, kinds):
         return [out]
-    return [t for item in out for t in _tensors(item)] if isinstance(out, (tuple, list)) else []
+    if isinstance(out, dict):
+        out = list(out.values())
+    return [t for item in out for t in output_tensors(item, kinds)] if isinstance(out, (tuple, list)) else []
 
 
 _PATH_KEY = "_tinygrad_like_module_path"  # on an exception: [modules it left, innermost first; message; note]
@@ -159,7 +162,7 @@ class Module:
         call). Code that computes a module's output without calling it (e.g. an unfused version of a layer) can
         call this itself.
         """
-        outputs = [t for t in _tensors(out) if t.grad_fn is not None and not any(a is t for a in inputs)]
+        outputs = [t for t in output_tensors(out) if t.grad_fn is not None and not any(a is t for a in inputs)]
         if outputs:  # a module that returns its input made nothing
             call = (self, tuple(a for a in inputs if isinstance(a, Tensor)))
             for t in outputs:
@@ -345,17 +348,7 @@ class Module:
         """``to(dtype)``, ``to(tensor)`` (its dtype), ``to("cpu")`` / ``to(device)``, also as ``device=``,
         ``dtype=`` keywords: floating-point parameters and buffers (and their gradients) are cast to the dtype,
         in place; the one device is the CPU, any other is refused by name. Returns self."""
-        dtype = None
-        for arg in (*args, *kwargs.values()):
-            if isinstance(arg, Tensor):
-                dtype = arg.dtype
-            elif isinstance(arg, (np.dtype, type)):
-                dtype = np.dtype(arg)
-            elif isinstance(arg, bool):  # non_blocking=, copy=: nothing to wait for or copy here
-                continue
-            elif str(getattr(arg, "type", arg)).split(":")[0] != "cpu":
-                raise RuntimeError(f"to: device {str(getattr(arg, 'type', arg))!r} is not available: tinygrad_like "
-                                   "computes with NumPy on the CPU; use 'cpu'")
+        dtype = device_and_dtype("to", *args, **kwargs)
         if dtype is not None:
             if dtype.kind != "f":
                 raise TypeError(f"to: nn.Module.to only accepts floating point dtypes, got {dtype}")
@@ -417,14 +410,14 @@ class Module:
                 p.assign(state[name])
 
     def _description(self) -> dict[str, Any] | None:
-        """``{"class": ..., "args": config()}``, or None when ``config()`` is None (see ``_config.describe``)."""
+        """``{"class": ..., "args": config()}``, or None when ``config()`` is None (see ``config.describe``)."""
         config = self.config()
         return None if config is None else {"class": _class_key(type(self)), "args": config}
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the parameters (and, for the layers of ``nn`` and containers of them, the constructor arguments
         that ``Module.load`` rebuilds the module from) to an ``.npz`` file, atomically."""
-        from ._config import describe  # here: _config imports the layers, which import this module
+        from .config import describe  # here: config imports the layers, which import this module
 
         if not str(path):
             raise ValueError("save: empty path; give a file name such as model.npz")
@@ -449,7 +442,7 @@ class Module:
         dtypes (from their headers) must be those the arguments imply; only then are the arrays read and the
         module built. Anything else is a ``ValueError`` naming the entry.
         """
-        from ._config import plan  # here: _config imports the layers, which import this module
+        from .config import plan  # here: config imports the layers, which import this module
 
         headers = npz_headers(path)
         if CONFIG_KEY not in headers:

@@ -12,7 +12,6 @@ order come from the engine.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from ..tensors import Tensor
 from . import functional as F
 from . import init
+from .args import check_flag, check_int, check_probability, dtype_config, factory_dtype
 from .module import Module
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "RNN", "RNNCell"]
@@ -30,58 +30,8 @@ _MODES = {"tanh": "RNN_TANH", "relu": "RNN_RELU"}
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Constructor arguments (checked as PyTorch does, and strictly: a saved config is untrusted input)
+# Parameters and inputs (the constructor arguments are checked by the helpers of args.py)
 # ----------------------------------------------------------------------------------------------------------
-
-
-def check_size(value: Any, name: str, owner: str, minimum: int = 1) -> int:
-    """``value`` if it is an int (not a bool) of at least ``minimum``, else a TypeError / ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} should be of type int, got: {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{owner}: {name} must be {'greater than zero' if minimum == 1 else f'at least {minimum}'}"
-                         f", got {value}")
-    return int(value)
-
-
-def check_flag(value: Any, name: str, owner: str) -> bool:
-    """``value`` if it is a bool, else a TypeError naming it."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{owner}: {name} should be of type bool, got: {type(value).__name__}")
-    return bool(value)
-
-
-def check_probability(value: Any, name: str, owner: str) -> float:
-    """``value`` as a float if it is a number in [0, 1] (not a bool), else a ValueError naming it."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
-        raise ValueError(f"{owner}: {name} should be a number in range [0, 1] representing the probability of an "
-                         f"element being zeroed, got {value!r}")
-    return float(value)
-
-
-def parameter_dtype(module: Module) -> np.dtype:
-    """The dtype of ``module``'s parameters (they share one; ``module.to(dtype)`` changes it)."""
-    return next(p for _, p in module.named_parameters()).dtype
-
-
-def factory_dtype(dtype: Any, device: Any, owner: str) -> np.dtype:
-    """The parameters' dtype (float32 unless ``dtype`` names a floating type); ``device`` must be the CPU."""
-    name = str(getattr(device, "type", device))  # a string or a ``device`` (its ``type``)
-    if device is not None and name.split(":")[0] != "cpu":
-        raise RuntimeError(f"{owner}: device {name!r} is not available: tinygrad_like computes with NumPy on the "
-                           "CPU; use 'cpu' (or leave the device out)")
-    try:
-        dt = np.dtype(np.float32 if dtype is None else dtype)
-    except TypeError:
-        raise TypeError(f"{owner}: unknown dtype {dtype!r}") from None
-    if dt.kind != "f":
-        raise TypeError(f"{owner}: parameters must have a floating dtype, got {dt}")
-    return dt
-
-
-def dtype_config(dtype: np.dtype) -> dict[str, str]:
-    """``{"dtype": name}`` for a dtype other than the default float32 (so a saved float64 layer loads as one)."""
-    return {} if dtype == np.float32 else {"dtype": dtype.name}
 
 
 def _parameter(shape: tuple[int, ...], bound: float, dtype: np.dtype) -> Tensor:
@@ -143,8 +93,8 @@ class _CellBase(Module):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool, mode: str, device: Any, dtype: Any) -> None:
         owner = type(self).__name__
-        self.input_size = check_size(input_size, "input_size", owner)
-        self.hidden_size = check_size(hidden_size, "hidden_size", owner)
+        self.input_size = check_int(input_size, "input_size", owner)
+        self.hidden_size = check_int(hidden_size, "hidden_size", owner)
         self.bias = check_flag(bias, "bias", owner)
         self._mode, dtype = mode, factory_dtype(dtype, device, owner)
         rows, bound = _GATES[mode] * hidden_size, 1 / math.sqrt(hidden_size)
@@ -193,7 +143,7 @@ class _CellBase(Module):
     def config(self) -> dict[str, Any]:
         """The constructor arguments, saved with the weights."""
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "bias": self.bias,
-                **dtype_config(parameter_dtype(self))}
+                **dtype_config(self)}
 
 
 class RNNCell(_CellBase):
@@ -270,14 +220,14 @@ class _RNNBase(Module):
                  batch_first: bool, dropout: float, bidirectional: bool, proj_size: int, device: Any,
                  dtype: Any) -> None:
         owner = type(self).__name__
-        self.input_size = check_size(input_size, "input_size", owner)
-        self.hidden_size = check_size(hidden_size, "hidden_size", owner)
-        self.num_layers = check_size(num_layers, "num_layers", owner)
+        self.input_size = check_int(input_size, "input_size", owner)
+        self.hidden_size = check_int(hidden_size, "hidden_size", owner)
+        self.num_layers = check_int(num_layers, "num_layers", owner)
         self.bias = check_flag(bias, "bias", owner)
         self.batch_first = check_flag(batch_first, "batch_first", owner)
         self.dropout = check_probability(dropout, "dropout", owner)
         self.bidirectional = check_flag(bidirectional, "bidirectional", owner)
-        self.proj_size = check_size(proj_size, "proj_size", owner, minimum=0)
+        self.proj_size = check_int(proj_size, "proj_size", owner, minimum=0)
         if self.proj_size >= hidden_size:
             raise ValueError(f"{owner}: proj_size has to be smaller than hidden_size, got {proj_size} and "
                              f"{hidden_size}")
@@ -384,7 +334,7 @@ class _RNNBase(Module):
         """The constructor arguments, saved with the weights."""
         return {"input_size": self.input_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
                 "bias": self.bias, "batch_first": self.batch_first, "dropout": self.dropout,
-                "bidirectional": self.bidirectional, **dtype_config(parameter_dtype(self))}
+                "bidirectional": self.bidirectional, **dtype_config(self)}
 
 
 class RNN(_RNNBase):

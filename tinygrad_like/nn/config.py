@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import is_int, is_number
 from .._files import Header
 from .attention import MultiheadAttention
 from .layers import (
@@ -68,14 +69,10 @@ def _short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
 def integer(low: int, high: int) -> Check:
     """An int (not a bool) in [low, high]."""
     def check(value: Any) -> int:
-        if not _is_int(value):
+        if not is_int(value):
             raise ValueError(f"must be an int, got {_short(value)}")
         if not low <= value <= high:
             raise ValueError(f"must be an int from {low} to {high}, got {value}")
@@ -86,7 +83,7 @@ def integer(low: int, high: int) -> Check:
 def real(low: float = -math.inf, high: float = math.inf) -> Check:
     """A finite number (an int or float, not a bool) in [low, high], as a float."""
     def check(value: Any) -> float:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if not is_number(value):
             raise ValueError(f"must be a number, got {_short(value)}")
         if not (math.isfinite(value) and low <= value <= high):
             raise ValueError(f"must be a finite number from {low} to {high}, got {value}")
@@ -156,40 +153,40 @@ def _as_tuple(value: int | tuple[int, ...], n: int = 1) -> tuple[int, ...]:
 
 def _linear(a: dict[str, Any]) -> dict[str, Header]:
     out = a["out_features"]
-    return _state(np.float32, weight=(out, a["in_features"]), bias=(out,) if a["bias"] else None)
+    return _state(_dtype(a), weight=(out, a["in_features"]), bias=(out,) if a["bias"] else None)
 
 
 def _conv(n: int) -> Callable[[dict[str, Any]], dict[str, Header]]:
     def state(a: dict[str, Any]) -> dict[str, Header]:
         out = a["out_channels"]
-        return _state(np.float32, weight=(out, a["in_channels"], *_as_tuple(a["kernel_size"], n)),
+        return _state(_dtype(a), weight=(out, a["in_channels"], *_as_tuple(a["kernel_size"], n)),
                       bias=(out,) if a["bias"] else None)
     return state
 
 
 def _embedding(a: dict[str, Any]) -> dict[str, Header]:
-    return _state(np.float32, weight=(a["num_embeddings"], a["embedding_dim"]))
+    return _state(_dtype(a), weight=(a["num_embeddings"], a["embedding_dim"]))
 
 
 def _batch_norm(a: dict[str, Any]) -> dict[str, Header]:
     c, affine, tracked = (a["num_features"],), a["affine"], a["track_running_stats"]
-    return {**_state(np.float32, weight=c if affine else None, bias=c if affine and a["bias"] else None,
+    return {**_state(_dtype(a), weight=c if affine else None, bias=c if affine and a["bias"] else None,
                      running_mean=c if tracked else None, running_var=c if tracked else None),
             **_state(np.int64, num_batches_tracked=() if tracked else None)}
 
 
 def _layer_norm(a: dict[str, Any]) -> dict[str, Header]:
     shape, affine = _as_tuple(a["normalized_shape"]), a["elementwise_affine"]
-    return _state(np.float32, weight=shape if affine else None, bias=shape if affine and a["bias"] else None)
+    return _state(_dtype(a), weight=shape if affine else None, bias=shape if affine and a["bias"] else None)
 
 
 def _group_norm(a: dict[str, Any]) -> dict[str, Header]:
     c, affine = (a["num_channels"],), a["affine"]
-    return _state(np.float32, weight=c if affine else None, bias=c if affine and a["bias"] else None)
+    return _state(_dtype(a), weight=c if affine else None, bias=c if affine and a["bias"] else None)
 
 
 def _rms_norm(a: dict[str, Any]) -> dict[str, Header]:
-    return _state(np.float32, weight=_as_tuple(a["normalized_shape"]) if a["elementwise_affine"] else None)
+    return _state(_dtype(a), weight=_as_tuple(a["normalized_shape"]) if a["elementwise_affine"] else None)
 
 
 def _cell(gates: int) -> Callable[[dict[str, Any]], dict[str, Header]]:
@@ -251,17 +248,17 @@ _RECURRENT = {"input_size": SIZE, "hidden_size": SIZE, "bias": flag, "dtype": DT
 _SEQUENCE = {**_RECURRENT, "num_layers": integer(1, MAX_LAYERS), "batch_first": flag, "dropout": PROBABILITY,
              "bidirectional": flag}
 _BATCH_NORM = Layer({"num_features": SIZE, "eps": real(), "momentum": optional(real()), "affine": flag,
-                     "track_running_stats": flag, "bias": flag}, _batch_norm)
+                     "track_running_stats": flag, "bias": flag, "dtype": DTYPE}, _batch_norm)
 _PADDING_MODE = choice("zeros", "reflect", "replicate", "circular")
 _CONTAINER = Layer({"modules": lambda value: value})  # checked entry by entry in ``_children``
 
 LAYERS: dict[type[Module], Layer] = {
-    Linear: Layer({"in_features": SIZE0, "out_features": SIZE0, "bias": flag}, _linear),
+    Linear: Layer({"in_features": SIZE0, "out_features": SIZE0, "bias": flag, "dtype": DTYPE}, _linear),
     Conv1d: Layer({"in_channels": SIZE, "out_channels": SIZE, "kernel_size": several(SIZE, range(1, 2)),
                    "stride": several(SIZE, range(1, 2)), "padding": several(SIZE0, range(1, 2)), "bias": flag,
-                   "padding_mode": _PADDING_MODE}, _conv(1)),
+                   "padding_mode": _PADDING_MODE, "dtype": DTYPE}, _conv(1)),
     Conv2d: Layer({"in_channels": SIZE, "out_channels": SIZE, "kernel_size": PAIR, "stride": PAIR,
-                   "padding": PAIR0, "bias": flag, "padding_mode": _PADDING_MODE}, _conv(2)),
+                   "padding": PAIR0, "bias": flag, "padding_mode": _PADDING_MODE, "dtype": DTYPE}, _conv(2)),
     MaxPool2d: Layer({"kernel_size": PAIR, "stride": optional(PAIR)}),
     AvgPool2d: Layer({"kernel_size": PAIR, "stride": optional(PAIR), "padding": PAIR0, "ceil_mode": flag,
                       "count_include_pad": flag, "divisor_override": optional(SIZE)}),
@@ -279,14 +276,16 @@ LAYERS: dict[type[Module], Layer] = {
     ELU: Layer({"alpha": real(), "inplace": flag}),
     Softmax: Layer({"dim": DIM}),
     LogSoftmax: Layer({"dim": DIM}),
-    Embedding: Layer({"num_embeddings": SIZE0, "embedding_dim": SIZE0, "padding_idx": optional(INDEX)}, _embedding),
+    Embedding: Layer({"num_embeddings": SIZE0, "embedding_dim": SIZE0, "padding_idx": optional(INDEX),
+                      "dtype": DTYPE}, _embedding),
     BatchNorm1d: _BATCH_NORM,
     BatchNorm2d: _BATCH_NORM,
-    LayerNorm: Layer({"normalized_shape": SHAPE, "eps": real(), "elementwise_affine": flag, "bias": flag},
-                     _layer_norm),
-    GroupNorm: Layer({"num_groups": SIZE, "num_channels": SIZE, "eps": real(), "affine": flag, "bias": flag},
-                     _group_norm),
-    RMSNorm: Layer({"normalized_shape": SHAPE, "eps": optional(real()), "elementwise_affine": flag}, _rms_norm),
+    LayerNorm: Layer({"normalized_shape": SHAPE, "eps": real(), "elementwise_affine": flag, "bias": flag,
+                      "dtype": DTYPE}, _layer_norm),
+    GroupNorm: Layer({"num_groups": SIZE, "num_channels": SIZE, "eps": real(), "affine": flag, "bias": flag,
+                      "dtype": DTYPE}, _group_norm),
+    RMSNorm: Layer({"normalized_shape": SHAPE, "eps": optional(real()), "elementwise_affine": flag, "dtype": DTYPE},
+                   _rms_norm),
     RNNCell: Layer({**_RECURRENT, "nonlinearity": choice("tanh", "relu")}, _cell(1)),
     LSTMCell: Layer(_RECURRENT, _cell(4)),
     GRUCell: Layer(_RECURRENT, _cell(3)),
