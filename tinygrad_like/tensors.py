@@ -1290,6 +1290,9 @@ def reduce_loss(losses: Tensor, reduction: str, op: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
+_VALUE_SLOTS = tuple(s for s in Tensor.__slots__ if s != "__weakref__")  # what makes a Tensor (copied whole)
+
+
 class ExtremeValues(Tensor):
     """What ``max(dim)`` / ``min(dim)`` return: the values Tensor itself (tinygrad's meaning, so arithmetic on it
     works), carrying ``.values`` (itself) and ``.indices`` as PyTorch's named pair does."""
@@ -1300,7 +1303,7 @@ class ExtremeValues(Tensor):
     def _carrying(values: Tensor, indices: Tensor) -> ExtremeValues:
         """``values`` (just made by a rule) as an ExtremeValues holding ``indices``: the same graph node."""
         out = object.__new__(ExtremeValues)
-        for slot in Tensor.__slots__[:-1]:  # all but __weakref__
+        for slot in _VALUE_SLOTS:
             setattr(out, slot, getattr(values, slot))
         out.indices = indices
         return out
