@@ -108,6 +108,13 @@ def _cross_entropy(target: str, reduction: str) -> Op:
               normal(3, 4), probabilities(3, 4))
 
 
+def _torch_lstm_step(T, gx, h, c, w):
+    """The lstm_step rule in PyTorch's ops: gates i, f, g, o of gx + h W^T, then [h', c']."""
+    i, f, g, o = (gx + h @ w.T).chunk(4, -1)
+    c_new = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return T.cat([o.sigmoid() * c_new.tanh(), c_new], -1)
+
+
 _ROWS = [
     # ------------------------------------------------------------------ arithmetic, broadcasting
     Op("add", lambda a, b: a + b, lambda T, a, b: a + b, normal(3, 4), normal(4), numpy=np.add, inf_and_nan=True,
@@ -301,6 +308,11 @@ _ROWS = [
        linear=True),
     Op("max_pool2d_overlapping", lambda x: x.max_pool2d(3, stride=1),
        lambda T, x: T.nn.functional.max_pool2d(x, 3, stride=1), normal(1, 2, 5, 5), linear=True),
+    # ------------------------------------------------------------------ recurrent
+    Op("lstm_step", _rule("lstm_step"), _torch_lstm_step,
+       normal(2, 12), normal(2, 3), normal(2, 3), normal(12, 3)),
+    Op("lstm_step_batched_projected", _rule("lstm_step"), _torch_lstm_step,
+       normal(2, 2, 8), normal(2, 2, 3), normal(2, 2, 2), normal(8, 3)),  # h's size (3) is not H (2)
 ]
 
 OPS: dict[str, Op] = {op.name: op for op in _ROWS}

@@ -1517,6 +1517,67 @@ class MaxPool2d(Function):
 
 
 # ----------------------------------------------------------------------------------------------------------
+# Recurrent layers: one fused LSTM time step
+# ----------------------------------------------------------------------------------------------------------
+
+
+class LSTMStep(Function):
+    """One LSTM time step, fused: from the input's part of the gates ``gx`` (x W_ih^T + b_ih + b_hh, blocks i, f,
+    g, o of size H), the state h, c and the weight W_hh (4H, h's size):
+        a = gx + h W_hh^T,  i, f, o = sigmoid(a_i, a_f, a_o),  g = tanh(a_g),
+        c' = f * c + i * g,  h' = o * tanh(c'),  z = [h', c'] (one output: the two joined along the last axis).
+    With G_h, G_c the halves of the gradient: dc' = G_c + G_h * o * (1 - tanh(c')^2),
+        da = [dc' g, dc' c, dc' i, G_h tanh(c')] * [i (1 - i), f (1 - f), 1 - g^2, o (1 - o)],
+        dz/dgx = da,  dz/dh = da W_hh,  dz/dc = dc' f,  dz/dW_hh = da^T h.
+
+    Fused for speed: one node per time step instead of about twelve small ones (the engine's cost per op dominates
+    at LSTM sizes). The backward reads the gate activations it saved, so with create_graph the forward is re-run on
+    Tensors and second derivatives come from the engine.
+    """
+
+    __slots__ = ("h", "c", "w_hh", "act", "tc")
+    name = "lstm_step"
+
+    def forward(self, gx, h, c, w_hh):
+        size = c.shape[-1]
+        if w_hh.ndim != 2 or w_hh.shape != (4 * size, h.shape[-1]) or gx.shape[-1] != 4 * size:
+            raise ValueError(f"lstm_step: gates of shape {gx.shape}, h {h.shape}, c {c.shape} and W_hh {w_hh.shape} "
+                             f"do not fit: expected gates (..., 4 * {size}) and W_hh (4 * {size}, {h.shape[-1]})")
+        a = gx + h @ w_hh.T
+        s = Sigmoid.on(a)  # all four blocks in one call (fewer, larger NumPy calls), then g's block replaced
+        act = np.concatenate([s[..., :2 * size], np.tanh(a[..., 2 * size:3 * size]), s[..., 3 * size:]], axis=-1)
+        i, f, g, o = (act[..., k * size:(k + 1) * size] for k in range(4))
+        c_new = f * c + i * g
+        tc = np.tanh(c_new)
+        self.h, self.c, self.w_hh, self.act, self.tc = h, c, w_hh, act, tc
+        return np.concatenate([o * tc, c_new], axis=-1)
+
+    def backward(self, grad):
+        size, act, tc = self.c.shape[-1], self.act, self.tc
+        i, f, g, o = (act[..., k * size:(k + 1) * size] for k in range(4))
+        g_h, g_c = grad[..., :size], grad[..., size:]
+        dc = g_c + g_h * o * (1 - tc * tc)
+        # each activation's slope from its value, all blocks at once: s (1 - s) for a sigmoid, (1 - t)(1 + t) for g
+        plus = np.zeros(4 * size, dtype=act.dtype)
+        plus[2 * size:3 * size] = 1
+        da = np.concatenate([dc * g, dc * self.c, dc * i, g_h * tc], axis=-1) * ((1 - act) * (act + plus))
+        need_gx, need_h, need_c, need_w = self.needs_grad
+        return (da if need_gx else None, da @ self.w_hh if need_h else None, dc * f if need_c else None,
+                np.swapaxes(da, -1, -2) @ self.h if need_w else None)
+
+    def onnx(self, g, ins, out):
+        """The same computation from MatMul, Add, Slice, Sigmoid, Tanh, Mul and Concat nodes."""
+        size, last = self.inputs[2].shape[-1], out.ndim - 1
+        a = g.node("Add", [ins[0], g.node("MatMul", [ins[1], g.node("Transpose", [ins[3]], perm=[1, 0])])])
+        i, f, gate, o = (g.node("Slice", [a, g.constant([k * size]), g.constant([(k + 1) * size]), g.constant([last])])
+                         for k in range(4))
+        i, f, gate, o = g.node("Sigmoid", [i]), g.node("Sigmoid", [f]), g.node("Tanh", [gate]), g.node("Sigmoid", [o])
+        c_new = g.node("Add", [g.node("Mul", [f, ins[2]]), g.node("Mul", [i, gate])])
+        h_new = g.node("Mul", [o, g.node("Tanh", [c_new])])
+        return g.node("Concat", [h_new, c_new], axis=last)
+
+
+# ----------------------------------------------------------------------------------------------------------
 # NumPy's other differentiable functions: elementwise, scans and products over axes, linear algebra. NumPy code
 # on Tensors reaches them through ``implements``; composites (stacking, splitting, flipping, einsum, norms ...)
 # are built from the rules above in numpy_protocol.py. Each backward works on arrays and on Tensors.

@@ -5,8 +5,9 @@ when ``bidirectional``).
 Names, arguments, parameter names and shapes (``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0``, ``bias_hh_l0``,
 ``weight_hr_l0`` for an LSTM's projection, ``..._reverse`` for the backward direction), gate orders and the
 initialisation U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) are PyTorch's, so weights copy across unchanged.
-Everything is composed of Tensor operations (linear, sigmoid, tanh, slicing, stack, cat), so gradients of every
-order come from the engine.
+Everything is composed of Tensor operations (linear, sigmoid, tanh, slicing, stack, cat) and, for an LSTM step
+without projection, the fused rule ``lstm_step`` (one node per time step rather than about twelve), so gradients
+of every order come from the engine.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ops import LSTMStep
 from ..tensors import Tensor
 from . import functional as F
 from . import init
@@ -50,9 +52,20 @@ def _check_input_dtype(x: Tensor, weight: Tensor, owner: str) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def _input_gates(mode: str, x: Tensor, w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+                 w_hr: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """(gx, b_hh) for ``_step``: the input's part of the gates gx = x W_ih^T + b_ih for every time step in one
+    product, and the bias b_hh the steps add. An LSTM without projection takes b_hh into gx once, (x W_ih^T + b_ih
+    + b_hh, None), so that each of its steps is the one fused rule."""
+    if mode == "LSTM" and w_hr is None and b_hh is not None:
+        return F.linear(x, w_ih, b_ih + b_hh), None
+    return F.linear(x, w_ih, b_ih), b_hh
+
+
 def _step(mode: str, gx: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
           w_hr: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
-    """The new state (h', c') from the input's part of the gates ``gx = x W_ih^T + b_ih`` and the state (h, c).
+    """The new state (h', c') from the input's part of the gates ``gx`` and the bias ``b_hh`` that
+    ``_input_gates`` gave, and the state (h, c).
 
     RNN:  h' = act(gx + h W_hh^T + b_hh), act tanh or relu.
     LSTM (gate blocks i, f, g, o):  c' = sigmoid(f) * c + sigmoid(i) * tanh(g),  h' = sigmoid(o) * tanh(c'),
@@ -60,6 +73,10 @@ def _step(mode: str, gx: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh
     GRU (blocks r, z, n):  r, z = sigmoid(gx_r + gh_r), sigmoid(gx_z + gh_z),  n = tanh(gx_n + r * gh_n),
           h' = (1 - z) * n + z * h, where gh = h W_hh^T + b_hh (so r multiplies b_hn too, as in PyTorch).
     """
+    if mode == "LSTM" and w_hr is None and b_hh is None:  # b_hh, if any, is in gx: the fused rule, then [h', c']
+        hc = LSTMStep.apply(gx, h, c, w_hh)
+        size = c.shape[-1]
+        return hc[..., :size], hc[..., size:]
     gh = F.linear(h, w_hh, b_hh)
     if mode == "RNN_TANH":
         return (gx + gh).tanh(), None
@@ -125,8 +142,8 @@ class _CellBase(Module):
                     raise ValueError(f"{owner}: hx{f'[{i}]' if states > 1 else ''} of shape "
                                      f"{h.shape if batched else h.shape[1:]} does not fit the input of shape "
                                      f"{input.shape}: expected {expected if batched else expected[1:]}")
-        h, c = _step(self._mode, F.linear(x, self.weight_ih, self.bias_ih), hx[0], hx[-1] if states > 1 else None,
-                     self.weight_hh, self.bias_hh)
+        gx, b_hh = _input_gates(self._mode, x, self.weight_ih, self.bias_ih, self.bias_hh)
+        h, c = _step(self._mode, gx, hx[0], hx[-1] if states > 1 else None, self.weight_hh, b_hh)
         new = (h,) if c is None else (h, c)
         return new if batched else tuple(s.squeeze(0) for s in new)
 
@@ -306,7 +323,7 @@ class _RNNBase(Module):
             outputs = []
             for direction, suffix in enumerate(self._suffixes(layer)):
                 w_ih, b_ih, w_hh, b_hh, w_hr = self._weights(suffix)
-                gx = F.linear(x, w_ih, b_ih)  # the input's part of the gates, every time step in one product
+                gx, b_hh = _input_gates(self._mode, x, w_ih, b_ih, b_hh, w_hr)
                 index = layer * self._directions + direction
                 h, c = states[0][index], states[1][index] if len(states) > 1 else None
                 hs: list[Tensor] = [h] * len(gx)
