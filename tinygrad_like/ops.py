@@ -1321,6 +1321,26 @@ def _col2im(cols: np.ndarray, out: np.ndarray, stride: tuple[int, int]) -> np.nd
     return out
 
 
+def _conv_input_grad(w_flat: np.ndarray, grad: np.ndarray, shape: tuple[int, ...],
+                     kernel: tuple[int, int]) -> np.ndarray:
+    """dz/dx (``shape``, N C Hp Wp) of a stride-1 convolution with weight matrix ``w_flat`` (out, C kh kw), on
+    arrays: col2im(W^T g) with g's rows widened to Wp by zero columns, so the patches of kernel offset (i, j) land
+    at flat offset i Wp + j of each image and are added with one shifted add over whole images (long inner
+    loops; the generic col2im runs Wo-long ones). The zero columns spill into the next row: they add nothing."""
+    n, o, ho, wo = grad.shape
+    _, c, hp, wp = shape
+    kh, kw = kernel
+    g = np.zeros((o, n, ho, wp), dtype=grad.dtype)
+    g[..., :wo] = grad.transpose(1, 0, 2, 3)
+    patches = (w_flat.T @ g.reshape(o, -1)).reshape(c, kh, kw, n, ho * wp)
+    out = np.zeros((c, n, (hp + 1) * wp), dtype=patches.dtype)  # a spare row for the last offsets' zero columns
+    for i in range(kh):
+        for j in range(kw):
+            start = i * wp + j
+            out[:, :, start:start + ho * wp] += patches[:, i, j]
+    return out[:, :, :hp * wp].reshape(c, n, hp, wp).transpose(1, 0, 2, 3)
+
+
 def _check_images(x: np.ndarray, op: str) -> None:
     if x.ndim != 4:
         raise ValueError(f"{op}: expects input of shape (N, C, H, W), got shape {x.shape}")
@@ -1450,8 +1470,11 @@ class Conv2d(Function):
         if need_x:
             _, c, kh, kw = self.w_shape
             w_flat = self.w.reshape(o, -1)
-            patches = Permute.on((w_flat.T @ g).reshape(c, kh, kw, n, ho, wo), order=(1, 2, 3, 0, 4, 5))
-            padded = Col2im.on(patches, shape=self.padded, stride=self.stride)
+            if self.stride == (1, 1) and isinstance(grad, np.ndarray):  # a first-order backward: the fast way
+                padded = _conv_input_grad(w_flat, grad, self.padded, (kh, kw))
+            else:
+                patches = Permute.on((w_flat.T @ g).reshape(c, kh, kw, n, ho, wo), order=(1, 2, 3, 0, 4, 5))
+                padded = Col2im.on(patches, shape=self.padded, stride=self.stride)
             (ph, pw), (h, w) = self.padding, self.in_shape
             gx = padded[:, :, ph:ph + h, pw:pw + w]
         if need_w:
