@@ -1518,22 +1518,37 @@ class MaxPool2d(Function):
         return out
 
     def backward(self, grad):
-        return (Col2im.on(grad * self._winners(), shape=self.x.shape, stride=self.stride),)
+        if not isinstance(grad, np.ndarray):  # with create_graph: a formula the engine can differentiate
+            winners = np.empty(self.kernel + self.out.shape, dtype=bool)
+            for i, j, hit in self._hits():
+                winners[i, j] = hit
+            return (Col2im.on(grad * winners, shape=self.x.shape, stride=self.stride),)
+        # on arrays: each offset's share written straight where it was read, no (kh, kw, ...) temporaries
+        gx = np.zeros(self.x.shape, dtype=grad.dtype)
+        (sh, sw), (ho, wo) = self.stride, self.out.shape[2:]
+        apart = self.stride[0] >= self.kernel[0] and self.stride[1] >= self.kernel[1]  # windows do not overlap
+        for i, j, hit in self._hits():
+            dest = gx[:, :, i:i + sh * ho:sh, j:j + sw * wo:sw]
+            if apart:
+                np.multiply(grad, hit, out=dest)
+            else:
+                dest += grad * hit
+        return (gx,)
 
-    def _winners(self) -> np.ndarray:
-        """(kh, kw, N, C, Ho, Wo): True at the kernel offset where each window's maximum is (the first one)."""
+    def _hits(self):
+        """(i, j, hit) for each kernel offset, hit (N, C, Ho, Wo) True where the window's maximum is at (i, j)
+        (the first offset holding it). ``hit`` is one buffer, overwritten from one offset to the next."""
         win, out = _windows(self.x, self.kernel, self.stride), self.out
         nan = out.dtype.kind == "f" and np.isnan(out).any()
         unclaimed = np.ones(out.shape, dtype=bool)  # windows whose maximum has not been found yet
-        winners = np.empty(self.kernel + out.shape, dtype=bool)
+        hit = np.empty(out.shape, dtype=bool)
         for i, j in np.ndindex(*self.kernel):
-            hit = win[..., i, j] == out
+            np.equal(win[..., i, j], out, out=hit)
             if nan:
                 hit |= np.isnan(win[..., i, j])
             hit &= unclaimed
             unclaimed ^= hit
-            winners[i, j] = hit
-        return winners
+            yield i, j, hit
 
     def label(self):
         return f"max_pool2d(kernel_size={self.kernel}, stride={self.stride})"
