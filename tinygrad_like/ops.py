@@ -1324,20 +1324,24 @@ def _col2im(cols: np.ndarray, out: np.ndarray, stride: tuple[int, int]) -> np.nd
 def _conv_input_grad(w_flat: np.ndarray, grad: np.ndarray, shape: tuple[int, ...],
                      kernel: tuple[int, int]) -> np.ndarray:
     """dz/dx (``shape``, N C Hp Wp) of a stride-1 convolution with weight matrix ``w_flat`` (out, C kh kw), on
-    arrays: col2im(W^T g) with g's rows widened to Wp by zero columns, so the patches of kernel offset (i, j) land
-    at flat offset i Wp + j of each image and are added with one shifted add over whole images (long inner
-    loops; the generic col2im runs Wo-long ones). The zero columns spill into the next row: they add nothing."""
+    arrays: col2im(W^T g) with g's rows widened to Wp by zero columns, so the patches of kernel offset (i, j),
+    W[:, :, i, j]^T g, land at flat offset i Wp + j of each image and are added with one shifted add over whole
+    images (long inner loops; the generic col2im runs Wo-long ones). The zero columns spill into the next row:
+    they add nothing. One offset at a time, so no (C kh kw, N Ho Wp) matrix is ever held."""
     n, o, ho, wo = grad.shape
     _, c, hp, wp = shape
     kh, kw = kernel
     g = np.zeros((o, n, ho, wp), dtype=grad.dtype)
     g[..., :wo] = grad.transpose(1, 0, 2, 3)
-    patches = (w_flat.T @ g.reshape(o, -1)).reshape(c, kh, kw, n, ho * wp)
-    out = np.zeros((c, n, (hp + 1) * wp), dtype=patches.dtype)  # a spare row for the last offsets' zero columns
+    w4, g = w_flat.reshape(o, c, kh, kw), g.reshape(o, -1)
+    dtype = np.result_type(w_flat, g)
+    part = np.empty((c, n, ho * wp), dtype=dtype)  # one offset's patches at a time: a small buffer, reused
+    out = np.zeros((c, n, (hp + 1) * wp), dtype=dtype)  # a spare row for the last offsets' zero columns
     for i in range(kh):
         for j in range(kw):
+            np.matmul(w4[:, :, i, j].T, g, out=part.reshape(c, -1))
             start = i * wp + j
-            out[:, :, start:start + ho * wp] += patches[:, i, j]
+            out[:, :, start:start + ho * wp] += part
     return out[:, :, :hp * wp].reshape(c, n, hp, wp).transpose(1, 0, 2, 3)
 
 
